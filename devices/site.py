@@ -1,0 +1,154 @@
+"""Pydantic models for a site file: the broker, the buses, and the device instances placed on them.
+
+A site is the one YAML file an installation edits. It is validated as a whole (with the profiles it
+references) before the gateway or the simulators open a socket; see ``devices.loader``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Device ids that would collide with BCC's own topics under the base topic (iot_gateway.topics).
+RESERVED_IDS = frozenset({"bridge", "reports", "recorder", "portal", "console"})
+
+Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TlsSettings(Frozen):
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+
+class MqttSettings(Frozen):
+    """Broker connection. Secrets never live in the site file: see docs/configuration.md."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    base_topic: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")] = "bcc"
+    client_id: str | None = None
+    username: str | None = None
+    # Path of a file holding the password; BCC_MQTT_PASSWORD overrides it.
+    password_file: str | None = None
+    protocol: Literal["3.1.1", "5"] = "5"
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    tls: TlsSettings | None = None
+    reconnect_min_s: Annotated[float, Field(gt=0)] = 0.2
+    reconnect_max_s: Annotated[float, Field(gt=0)] = 30.0
+    discovery_prefix: str = "homeassistant"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError(f"broker URL {url!r}: no host")
+        try:
+            _ = parts.port
+        except ValueError as err:
+            raise ValueError(f"broker URL {url!r}: bad port") from err
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme in ("mqtts", "ssl") else 1883)
+
+    @property
+    def uses_tls(self) -> bool:
+        return urlsplit(self.url).scheme in ("mqtts", "ssl") or self.tls is not None
+
+
+class GatewaySettings(Frozen):
+    """Gateway behaviour shared by all devices (docs/configuration.md lists every key)."""
+
+    name: Ident = "gateway"
+    command_deadline_ms: Annotated[int, Field(ge=50, le=60000)] = 2000
+    command_ttl_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    offline_after_failures: Annotated[int, Field(ge=1, le=100)] = 3
+    heartbeat_s: Annotated[float, Field(gt=0)] = 60.0
+    breaker_max_backoff_s: Annotated[float, Field(gt=0)] = 30.0
+    readback_delay_ms: Annotated[int, Field(ge=0, le=5000)] = 0
+    max_payload_bytes: Annotated[int, Field(ge=64, le=1_048_576)] = 16_384
+    transaction_memory: Annotated[int, Field(ge=16)] = 1024
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+
+
+class TcpBus(Frozen):
+    name: Ident
+    type: Literal["tcp"]
+    host: str
+    port: Annotated[int, Field(ge=0, le=65535)] = 502
+    # Frame format on the TCP connection: plain Modbus TCP, or RTU frames tunnelled over TCP.
+    framer: Literal["socket", "rtu"] = "socket"
+    timeout_ms: Annotated[int, Field(ge=10, le=60000)] = 1000
+    reconnect_max_s: Annotated[float, Field(gt=0)] = 30.0
+
+
+class RtuBus(Frozen):
+    name: Ident
+    type: Literal["rtu"]
+    port: str
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    timeout_ms: Annotated[int, Field(ge=10, le=60000)] = 1000
+    reconnect_max_s: Annotated[float, Field(gt=0)] = 30.0
+
+    @property
+    def frame_gap_s(self) -> float:
+        """Silence required between RTU frames: 3.5 character times, at least 1.75 ms above 19200 baud."""
+        char_bits = 1 + self.bytesize + (0 if self.parity == "N" else 1) + self.stopbits
+        return max(3.5 * char_bits / self.baudrate, 0.00175)
+
+
+Bus = Annotated[TcpBus | RtuBus, Field(discriminator="type")]
+
+
+class DeviceInstance(Frozen):
+    id: Ident
+    name: str
+    profile: Ident
+    bus: Ident
+    unit: Annotated[int, Field(ge=0, le=247)]
+    area: str | None = None
+    # Per-group poll interval overrides: {"default": 1.0, "slow": 30}.
+    poll_s: dict[str, Annotated[float, Field(gt=0, le=86400)]] = Field(default_factory=dict)
+
+
+class Site(Frozen):
+    site: Ident
+    label: str = ""
+    mqtt: MqttSettings = MqttSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    buses: tuple[Bus, ...] = ()
+    devices: tuple[DeviceInstance, ...] = ()
+    # Sections owned by other services (recorder, portal) are validated by those services.
+    influxdb: dict[str, object] | None = None
+    portal: dict[str, object] | None = None
+
+    def bus(self, name: str) -> TcpBus | RtuBus:
+        for b in self.buses:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    def device(self, device_id: str) -> DeviceInstance:
+        for d in self.devices:
+            if d.id == device_id:
+                return d
+        raise KeyError(device_id)

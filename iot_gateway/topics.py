@@ -1,0 +1,86 @@
+"""Every MQTT topic BCC uses, built in one place (documented as a table in docs/mqtt.md).
+
+Layout follows Zigbee2MQTT: ``<base>/<device>`` retained JSON state, ``<base>/<device>/set`` commands,
+``<base>/<device>/availability``, and ``<base>/bridge/state`` as the gateway's last will.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devices.site import RESERVED_IDS
+
+__all__ = ["OFFLINE", "ONLINE", "RESERVED_IDS", "Topics"]
+
+ONLINE = "online"
+OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic builder for one base topic (``mqtt.base_topic`` in the site file)."""
+
+    base: str = "bcc"
+    discovery_prefix: str = "homeassistant"
+
+    # --- gateway bridge -------------------------------------------------------------------
+    @property
+    def bridge_state(self) -> str:
+        """Retained ``online``/``offline``; ``offline`` is the gateway's last will."""
+        return f"{self.base}/bridge/state"
+
+    @property
+    def bridge_health(self) -> str:
+        """Retained JSON counters of the gateway (polls, errors, commands)."""
+        return f"{self.base}/bridge/health"
+
+    # --- devices ----------------------------------------------------------------------------
+    def state(self, device: str) -> str:
+        """Retained JSON state of one device, as the device reported it."""
+        return f"{self.base}/{device}"
+
+    def availability(self, device: str) -> str:
+        """Retained ``online``/``offline`` of one device."""
+        return f"{self.base}/{device}/availability"
+
+    def set(self, device: str) -> str:
+        """Commands to one device (JSON, absolute values, optional ``transaction``)."""
+        return f"{self.base}/{device}/set"
+
+    def response(self, device: str) -> str:
+        """Result of each command, echoing its ``transaction`` (not retained)."""
+        return f"{self.base}/{device}/response"
+
+    @property
+    def all_set(self) -> str:
+        return f"{self.base}/+/set"
+
+    @property
+    def all_state(self) -> str:
+        return f"{self.base}/+"
+
+    def device_of_set(self, topic: str) -> str | None:
+        """Device id of a ``<base>/<device>/set`` topic, or None when the topic is not one."""
+        prefix = self.base + "/"
+        if not topic.startswith(prefix) or not topic.endswith("/set"):
+            return None
+        device = topic[len(prefix) : -len("/set")]
+        return device if device and "/" not in device else None
+
+    # --- citizen reports (published by the portal) ---------------------------------------
+    @property
+    def report_events(self) -> str:
+        return f"{self.base}/reports/events"
+
+    @property
+    def report_backlog(self) -> str:
+        return f"{self.base}/reports/backlog"
+
+    # --- Home Assistant ---------------------------------------------------------------------
+    def discovery(self, node_id: str) -> str:
+        """Device-based discovery config (retained; empty payload removes the device)."""
+        return f"{self.discovery_prefix}/device/{node_id}/config"
+
+    @property
+    def ha_status(self) -> str:
+        return f"{self.discovery_prefix}/status"
