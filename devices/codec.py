@@ -88,10 +88,12 @@ def to_raw(point: Point, value: object) -> int | float:
     if point.enum is not None:
         if not isinstance(value, str):
             raise CodecError(f"{point.key}: expected one of {sorted(point.enum.values())}")
-        for raw, name in point.enum.items():
+        for code, name in point.enum.items():
             if name == value:
-                return raw
-        raise CodecError(f"{point.key}: unknown value {value!r}; expected one of {sorted(point.enum.values())}")
+                return code
+        raise CodecError(
+            f"{point.key}: unknown value {value!r}; expected one of {sorted(point.enum.values())}"
+        )
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CodecError(f"{point.key}: expected a number in {point.unit}")
     if not math.isfinite(value):
@@ -100,7 +102,7 @@ def to_raw(point: Point, value: object) -> int | float:
         raise CodecError(f"{point.key}: {value} is below the minimum {point.minimum}")
     if point.maximum is not None and value > point.maximum:
         raise CodecError(f"{point.key}: {value} is above the maximum {point.maximum}")
-    raw = (value - point.offset) / point.scale
+    raw: float = (value - point.offset) / point.scale
     if point.type.is_float:
         return float(raw)
     rounded = round(raw)
@@ -122,7 +124,7 @@ def parse_bool(point: Point, value: object) -> bool:
         return value
     if isinstance(value, str) and value.upper() in (ON, OFF):
         return value.upper() == ON
-    raise CodecError(f"{point.key}: expected \"ON\" or \"OFF\"")
+    raise CodecError(f'{point.key}: expected "ON" or "OFF"')
 
 
 def bool_text(value: bool) -> str:

@@ -137,10 +137,10 @@ def check_site(site: Site, profiles: Mapping[str, DeviceProfile], where: str) ->
         if dev.bus not in bus_names:
             problems.append(f"{tag}: unknown bus {dev.bus!r}")
             continue
-        key = (dev.bus, dev.unit)
-        if key in units:
-            problems.append(f"{tag}: unit id {dev.unit} on bus {dev.bus} already used by {units[key]}")
-        units[key] = dev.id
+        unit_key = (dev.bus, dev.unit)
+        if unit_key in units:
+            problems.append(f"{tag}: unit id {dev.unit} on bus {dev.bus} already used by {units[unit_key]}")
+        units[unit_key] = dev.id
         bus = site.bus(dev.bus)
         if bus.type == "rtu" and dev.unit == 0:
             problems.append(f"{tag}: unit id 0 is the RTU broadcast address")

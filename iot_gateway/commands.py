@@ -1,0 +1,168 @@
+"""Parse and validate commands from MQTT, before anything touches a device.
+
+A command is a JSON object of point keys to absolute values, with an optional ``transaction`` id and
+an optional ``ts`` (ISO-8601 or epoch seconds) that the TTL check uses. Anything wrong makes the whole
+command ``rejected``: nothing is written for a partly valid command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from devices.codec import CodecError, encode_registers, parse_bool
+from devices.models import DeviceProfile, Point
+
+RESERVED_KEYS = frozenset({"transaction", "ts"})
+# Clocks of command senders may run a little ahead of ours.
+MAX_FUTURE_SKEW_S = 5.0
+
+
+class Status(StrEnum):
+    OK = "ok"
+    FAILED_READBACK = "failed_readback"
+    TIMEOUT = "timeout"
+    REJECTED = "rejected"
+    STALE = "stale"
+    DEVICE_UNAVAILABLE = "device_unavailable"
+
+
+@dataclass(frozen=True)
+class Write:
+    """One validated write: a coil value or the registers to store."""
+
+    point: Point
+    value: Any  # the requested engineering value, in the form state uses ("ON", "split_4", 21.5)
+    coil: bool | None = None
+    registers: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Command:
+    device: str
+    transaction: str | None
+    writes: tuple[Write, ...]
+
+
+class CommandRejected(Exception):
+    """The payload is not a valid command; ``transaction`` is echoed when it could be read."""
+
+    def __init__(self, message: str, transaction: str | None = None, status: Status = Status.REJECTED):
+        super().__init__(message)
+        self.transaction = transaction
+        self.status = status
+
+
+def _transaction(data: dict[str, Any]) -> str | None:
+    tx = data.get("transaction")
+    if tx is None:
+        return None
+    if isinstance(tx, bool) or not isinstance(tx, str | int) or len(str(tx)) > 128:
+        raise CommandRejected("transaction must be a string or integer of at most 128 characters")
+    return str(tx)
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("boolean")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            raise ValueError("timestamp without timezone")
+        return dt.timestamp()
+    raise ValueError("not a timestamp")
+
+
+def parse_command(
+    device: str, profile: DeviceProfile, payload: bytes, *, max_bytes: int, now: float, ttl_s: float
+) -> Command:
+    """Validate a command payload against the device profile. ``now`` is epoch seconds."""
+    if len(payload) > max_bytes:
+        raise CommandRejected(f"payload of {len(payload)} bytes exceeds the limit of {max_bytes}")
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as err:
+        raise CommandRejected(f"payload is not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise CommandRejected("payload must be a JSON object of point keys to values")
+    tx = _transaction(data)
+    if "ts" in data:
+        try:
+            sent = _timestamp(data["ts"])
+        except (ValueError, OverflowError) as err:
+            raise CommandRejected("ts must be ISO-8601 with timezone or epoch seconds", tx) from err
+        if now - sent > ttl_s:
+            raise CommandRejected(f"command is {now - sent:.1f} s old (TTL {ttl_s} s)", tx, Status.STALE)
+        if sent - now > MAX_FUTURE_SKEW_S:
+            raise CommandRejected("ts lies in the future; check the sender's clock", tx)
+    requested = {k: v for k, v in data.items() if k not in RESERVED_KEYS}
+    if not requested:
+        raise CommandRejected("no point to set", tx)
+    problems: list[str] = []
+    writes: list[Write] = []
+    for key, value in requested.items():
+        try:
+            point = profile.point(key)
+        except KeyError:
+            problems.append(f"unknown point {key!r}")
+            continue
+        if not point.writable:
+            problems.append(f"point {key!r} is read-only")
+            continue
+        try:
+            if point.table.is_bit:
+                on = parse_bool(point, value)
+                writes.append(Write(point, "ON" if on else "OFF", coil=on))
+            else:
+                writes.append(Write(point, value, registers=tuple(encode_registers(point, value))))
+        except CodecError as err:
+            problems.append(str(err))
+    if problems:
+        raise CommandRejected("; ".join(problems), tx)
+    return Command(device=device, transaction=tx, writes=tuple(writes))
+
+
+def response_payload(
+    device: str,
+    transaction: str | None,
+    status: Status,
+    error: str | None = None,
+    state: dict[str, Any] | None = None,
+) -> bytes:
+    body: dict[str, Any] = {"device": device, "transaction": transaction, "status": status.value}
+    if error:
+        body["error"] = error
+    if state is not None:
+        body["state"] = state
+    body["ts"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return orjson.dumps(body)
+
+
+@dataclass
+class TransactionLog:
+    """Remembers recent transaction ids so a repeated id executes once and gets the same answer."""
+
+    capacity: int = 1024
+    _entries: OrderedDict[tuple[str, str], asyncio.Future[bytes]] = field(default_factory=OrderedDict)
+
+    def claim(self, device: str, transaction: str) -> tuple[bool, asyncio.Future[bytes]]:
+        """Return (first_time, future of the response payload)."""
+        key = (device, transaction)
+        fut = self._entries.get(key)
+        if fut is not None:
+            self._entries.move_to_end(key)
+            return False, fut
+        fut = asyncio.get_running_loop().create_future()
+        self._entries[key] = fut
+        while len(self._entries) > self.capacity:
+            # Forgetting an id only ends deduplication for it; a caller awaiting it still gets its answer.
+            self._entries.popitem(last=False)
+        return True, fut

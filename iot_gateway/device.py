@@ -1,0 +1,248 @@
+"""One device on a bus: its poll loops, its breaker and availability, its state, and its commands.
+
+State published is always what the device reported (a poll or the read-back after a write), never a
+requested value. A device that fails ``offline_after_failures`` times in a row goes offline and its
+breaker opens: it is then probed with capped exponential backoff so it costs its neighbours nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+
+from devices.codec import bool_text, decode_registers
+from devices.models import DeviceProfile, Point
+from devices.site import DeviceInstance, GatewaySettings
+from iot_gateway.commands import Command, Status
+from iot_gateway.errors import BusDisconnected, BusError, DeviceException
+from iot_gateway.hub import PRIORITY_COMMAND, PRIORITY_POLL, BusHub
+from iot_gateway.metrics import GatewayMetrics
+from iot_gateway.planner import ReadBlock, plan_reads
+from iot_gateway.topics import OFFLINE, ONLINE, Topics
+
+log = structlog.get_logger(__name__)
+
+Publish = Callable[[str, bytes, bool], Awaitable[None]]
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def decode_block(block: ReadBlock, raw: Sequence[int]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in block.points:
+        offset = p.address - block.start
+        if block.table.is_bit:
+            out[p.key] = bool_text(bool(raw[offset]))
+        else:
+            value = decode_registers(p, raw[offset : offset + p.register_count])
+            out[p.key] = bool_text(value) if isinstance(value, bool) else value
+    return out
+
+
+def changed(point: Point, old: Any, new: Any) -> bool:
+    if old is None:
+        return True
+    if point.is_numeric and isinstance(old, int | float) and isinstance(new, int | float):
+        return abs(new - old) > point.deadband if point.deadband else new != old
+    return bool(old != new)
+
+
+def same_value(point: Point, requested: Any, reported: Any) -> bool:
+    """Read-back comparison: numbers match within half a step of the register's resolution."""
+    if point.is_numeric and isinstance(requested, int | float) and isinstance(reported, int | float):
+        tolerance = abs(point.scale) / 2 if not point.type.is_float else 1e-6 * max(1.0, abs(requested))
+        return abs(requested - reported) <= tolerance
+    return bool(requested == reported)
+
+
+class DeviceRunner:
+    def __init__(
+        self,
+        instance: DeviceInstance,
+        profile: DeviceProfile,
+        hub: BusHub,
+        settings: GatewaySettings,
+        topics: Topics,
+        publish: Publish,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self.instance = instance
+        self.id = instance.id
+        self.profile = profile
+        self.hub = hub
+        self.settings = settings
+        self.topics = topics
+        self._publish = publish
+        self.metrics = metrics
+        self.values: dict[str, Any] = {}
+        self.value_ts = 0.0
+        self._published: dict[str, Any] = {}
+        self._last_publish = 0.0
+        self.available: bool | None = None
+        self.failures = 0
+        self._breaker_until = 0.0
+        self._backoff_s = 0.0
+        self.groups: dict[str, tuple[float, list[ReadBlock]]] = {}
+        for name, group in profile.poll_groups.items():
+            pts = [p for p in profile.points if p.group == name]
+            if pts:
+                interval = instance.poll_s.get(name, group.interval_s)
+                self.groups[name] = (interval, plan_reads(profile, pts))
+        self._publish_lock = asyncio.Lock()
+
+    # --- breaker --------------------------------------------------------------------------
+    @property
+    def breaker_open(self) -> bool:
+        return self.failures >= self.settings.offline_after_failures
+
+    def _may_poll(self, now: float) -> bool:
+        return not self.breaker_open or now >= self._breaker_until
+
+    async def _record_success(self) -> None:
+        if self.breaker_open:
+            log.info("device_recovered", device=self.id, after_failures=self.failures)
+        self.failures = 0
+        self._backoff_s = 0.0
+        self.metrics.breaker_open.labels(self.id).set(0)
+        if self.available is not True:
+            self.available = True
+            await self._publish(self.topics.availability(self.id), ONLINE.encode(), True)
+
+    async def _record_failure(self, err: BusError, interval: float) -> None:
+        self.failures += 1
+        kind = type(err).__name__
+        self.metrics.request_errors.labels(self.id, kind).inc()
+        if self.failures < self.settings.offline_after_failures:
+            return
+        loop_now = asyncio.get_running_loop().time()
+        base = max(interval, 0.5)
+        self._backoff_s = min(self.settings.breaker_max_backoff_s, (self._backoff_s * 2) or base)
+        self._breaker_until = loop_now + self._backoff_s * random.uniform(0.8, 1.0)
+        self.metrics.breaker_open.labels(self.id).set(1)
+        if self.available is not False:
+            log.warning("device_offline", device=self.id, failures=self.failures, error=str(err))
+            self.available = False
+            await self._publish(self.topics.availability(self.id), OFFLINE.encode(), True)
+
+    # --- polling --------------------------------------------------------------------------
+    async def read_blocks(self, blocks: Sequence[ReadBlock], priority: int) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for block in blocks:
+            raw = await self.hub.read(block.table, block.start, block.count, self.instance.unit, priority)
+            values.update(decode_block(block, raw))
+        return values
+
+    async def poll_once(self, group: str) -> bool:
+        interval, blocks = self.groups[group]
+        loop = asyncio.get_running_loop()
+        if not self._may_poll(loop.time()):
+            return False
+        started = loop.time()
+        try:
+            values = await self.read_blocks(blocks, PRIORITY_POLL)
+        except BusError as err:
+            await self._record_failure(err, interval)
+            return False
+        self.metrics.poll_latency.observe(loop.time() - started)
+        await self._record_success()
+        await self.update(values, time.time())
+        return True
+
+    async def run_group(self, group: str, offset_s: float) -> None:
+        """Poll one group at its interval, starting ``offset_s`` into the first period."""
+        interval, _ = self.groups[group]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + offset_s
+        while True:
+            delay = deadline - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.metrics.poll_jitter.observe(max(0.0, loop.time() - deadline))
+            await self.poll_once(group)
+            deadline += interval
+            now = loop.time()
+            if now > deadline:  # overran: skip the missed slots rather than bursting to catch up
+                missed = int((now - deadline) // interval) + 1
+                self.metrics.missed_deadlines.labels(self.id).inc(missed)
+                deadline += missed * interval
+
+    def start(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
+        tasks = []
+        for group, (interval, _) in self.groups.items():
+            # Spread devices over the interval by a stable hash: no thundering herd on start.
+            offset = (zlib.crc32(f"{self.id}/{group}".encode()) % 1000) / 1000 * interval
+            tasks.append(tg.create_task(self.run_group(group, offset), name=f"poll:{self.id}:{group}"))
+        return tasks
+
+    # --- publishing -----------------------------------------------------------------------
+    async def update(self, values: dict[str, Any], ts: float) -> None:
+        """Merge device-reported values; publish when a point moved past its deadband or on heartbeat."""
+        self.values.update(values)
+        self.value_ts = ts
+        due = ts - self._last_publish >= self.settings.heartbeat_s
+        if due or any(changed(self.profile.point(k), self._published.get(k), v) for k, v in values.items()):
+            await self.publish_state()
+
+    def state_payload(self) -> bytes:
+        body = dict(self.values)
+        body["ts"] = iso(self.value_ts)
+        return orjson.dumps(body)
+
+    async def publish_state(self) -> None:
+        if not self.values:
+            return
+        async with self._publish_lock:
+            self._published = dict(self.values)
+            self._last_publish = self.value_ts
+            await self._publish(self.topics.state(self.id), self.state_payload(), True)
+
+    async def republish(self) -> None:
+        """After a broker reconnect: retained availability and last known state again."""
+        if self.available is not None:
+            await self._publish(
+                self.topics.availability(self.id), (ONLINE if self.available else OFFLINE).encode(), True
+            )
+        if self.values:
+            await self.publish_state()
+
+    # --- commands -------------------------------------------------------------------------
+    async def execute(self, cmd: Command) -> tuple[Status, str | None, dict[str, Any] | None]:
+        """Write, then read back every written point. Returns (status, error, read-back state)."""
+        if self.breaker_open or self.available is False:
+            return Status.DEVICE_UNAVAILABLE, "device is offline", None
+        unit = self.instance.unit
+        try:
+            for w in cmd.writes:
+                if w.coil is not None:
+                    await self.hub.write_coil(w.point.address, w.coil, unit)
+                else:
+                    await self.hub.write_registers(w.point.address, w.registers, unit)
+            if self.settings.readback_delay_ms:
+                await asyncio.sleep(self.settings.readback_delay_ms / 1000)
+            blocks = plan_reads(self.profile, [w.point for w in cmd.writes], max_gap=0)
+            readback = await self.read_blocks(blocks, PRIORITY_COMMAND)
+        except DeviceException as err:
+            return Status.REJECTED, f"device refused: {err}", None
+        except BusDisconnected as err:
+            return Status.DEVICE_UNAVAILABLE, str(err), None
+        except BusError as err:
+            return Status.TIMEOUT, str(err), None
+        await self.update(readback, time.time())
+        wrong = [
+            f"{w.point.key}: requested {w.value!r}, device reports {readback[w.point.key]!r}"
+            for w in cmd.writes
+            if not same_value(w.point, w.value, readback[w.point.key])
+        ]
+        if wrong:
+            return Status.FAILED_READBACK, "; ".join(wrong), readback
+        return Status.OK, None, readback

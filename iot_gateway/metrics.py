@@ -1,0 +1,45 @@
+"""Prometheus metrics of one gateway instance (its own registry, so several can share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.poll_latency = Histogram(
+            "bcc_gateway_poll_latency_seconds",
+            "Time to read all blocks of one poll group",
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.poll_jitter = Histogram(
+            "bcc_gateway_poll_start_jitter_seconds",
+            "Delay of a poll start past its deadline",
+            registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+        )
+        self.missed_deadlines = Counter(
+            "bcc_gateway_missed_deadlines",
+            "Poll slots skipped because a poll overran",
+            ["device"],
+            registry=r,
+        )
+        self.request_errors = Counter(
+            "bcc_gateway_request_errors", "Failed Modbus requests", ["device", "kind"], registry=r
+        )
+        self.breaker_open = Gauge(
+            "bcc_gateway_breaker_open", "1 while the device's breaker is open", ["device"], registry=r
+        )
+        self.commands = Counter("bcc_gateway_commands", "Command results", ["status"], registry=r)
+        self.retained_commands_ignored = Counter(
+            "bcc_gateway_retained_commands_ignored",
+            "Retained messages on command topics, ignored",
+            registry=r,
+        )
+        self.mqtt_reconnects = Counter("bcc_gateway_mqtt_connects", "MQTT (re)connections", registry=r)
+        self.queue_depth = Gauge(
+            "bcc_gateway_bus_queue_depth", "Requests waiting per bus", ["bus"], registry=r
+        )

@@ -1,0 +1,132 @@
+"""The gateway's MQTT connection: one long-lived task that connects, reconnects and dispatches.
+
+The session is clean on every connect, so no command queued while the gateway was away is replayed
+into a device (no ghost switching after a restart). ``offline`` on ``bridge/state`` is the last will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import aiomqtt
+import structlog
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from devices.site import MqttSettings
+from iot_gateway.metrics import GatewayMetrics
+from iot_gateway.topics import OFFLINE, Topics
+
+log = structlog.get_logger(__name__)
+
+OnConnect = Callable[["MqttLink"], Awaitable[None]]
+OnMessage = Callable[[aiomqtt.Message], Coroutine[Any, Any, None]]
+PUBLISH_TIMEOUT_S = 5.0
+
+
+def client_kwargs(settings: MqttSettings, client_id: str, password: str | None) -> dict[str, object]:
+    """Arguments for ``aiomqtt.Client`` from the site's MQTT settings (shared with tools and tests)."""
+    v5 = settings.protocol == "5"
+    kwargs: dict[str, object] = {
+        "hostname": settings.host,
+        "port": settings.port,
+        "identifier": client_id,
+        "username": settings.username,
+        "password": password,
+        "keepalive": settings.keepalive_s,
+        "protocol": aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+    }
+    if v5:
+        kwargs["clean_start"] = True
+    else:
+        kwargs["clean_session"] = True
+    if settings.uses_tls:
+        tls = settings.tls
+        kwargs["tls_params"] = aiomqtt.TLSParameters(
+            ca_certs=tls.ca_file if tls else None,
+            certfile=tls.cert_file if tls else None,
+            keyfile=tls.key_file if tls else None,
+        )
+        if tls and tls.insecure:
+            kwargs["tls_insecure"] = True
+    return kwargs
+
+
+class MqttLink:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        topics: Topics,
+        client_id: str,
+        password: str | None,
+        on_connect: OnConnect,
+        on_message: OnMessage,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.client_id = client_id
+        self._password = password
+        self._on_connect = on_connect
+        self._on_message = on_message
+        self._metrics = metrics
+        self._client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+
+    def _make_client(self) -> aiomqtt.Client:
+        will = aiomqtt.Will(self.topics.bridge_state, OFFLINE, qos=1, retain=True)
+        kwargs = client_kwargs(self.settings, self.client_id, self._password)
+        return aiomqtt.Client(will=will, **kwargs)  # type: ignore[arg-type]
+
+    async def publish(self, topic: str, payload: bytes | str, retain: bool, qos: int = 1) -> bool:
+        """Publish if connected, else drop and return False (retained state is re-sent on reconnect)."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT_S)
+        except aiomqtt.MqttError as err:
+            log.debug("mqtt_publish_failed", topic=topic, error=str(err))
+            return False
+        return True
+
+    async def subscribe(self, topic: str) -> None:
+        assert self._client is not None
+        if self.settings.protocol == "5":
+            # retain_handling=0: retained commands are still delivered so the gateway can count and
+            # ignore them; the retain flag on delivery tells them apart.
+            await self._client.subscribe(topic, options=SubscribeOptions(qos=1, noLocal=True))
+        else:
+            await self._client.subscribe(topic, qos=1)
+
+    async def run(self) -> None:
+        """Connect forever with capped, jittered exponential backoff."""
+        failures = 0
+        while True:
+            client = self._make_client()
+            try:
+                async with client:
+                    self._client = client
+                    failures = 0
+                    self._metrics.mqtt_reconnects.inc()
+                    log.info("mqtt_connected", host=self.settings.host, port=self.settings.port)
+                    await self._on_connect(self)
+                    self.connected.set()
+                    async with asyncio.TaskGroup() as tg:
+                        async for message in client.messages:
+                            tg.create_task(self._on_message(message))
+            except aiomqtt.MqttError as err:
+                failures += 1
+                if failures == 1:
+                    log.warning("mqtt_disconnected", error=str(err))
+            finally:
+                self._client = None
+                self.connected.clear()
+            delay = min(self.settings.reconnect_max_s, self.settings.reconnect_min_s * 2 ** min(failures, 16))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def close(self, final_state: str = OFFLINE) -> None:
+        """Graceful stop: say offline ourselves (the will covers crashes)."""
+        await self.publish(self.topics.bridge_state, final_state, retain=True)

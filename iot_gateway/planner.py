@@ -1,0 +1,52 @@
+"""Plan block reads: merge neighbouring points of one table into as few Modbus requests as allowed.
+
+A block never exceeds the protocol limits (125 registers, 2000 bits), never spans an address the
+profile marks unreadable, and never bridges a gap wider than ``max_gap`` unused addresses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from devices.models import MAX_READ_BITS, MAX_READ_REGISTERS, DeviceProfile, Point, Table
+
+
+@dataclass(frozen=True)
+class ReadBlock:
+    table: Table
+    start: int
+    count: int
+    points: tuple[Point, ...]
+
+    @property
+    def end(self) -> int:
+        return self.start + self.count
+
+
+def plan_reads(profile: DeviceProfile, points: Iterable[Point], max_gap: int = 16) -> list[ReadBlock]:
+    """Group ``points`` (all from ``profile``) into read blocks, in table then address order."""
+    by_table: dict[Table, list[Point]] = {}
+    for p in points:
+        by_table.setdefault(p.table, []).append(p)
+    blocks: list[ReadBlock] = []
+    for table in Table:
+        pts = sorted(by_table.get(table, []), key=lambda p: (p.address, p.key))
+        limit = MAX_READ_BITS if table.is_bit else MAX_READ_REGISTERS
+        current: list[Point] = []
+        start = end = 0
+        for p in pts:
+            if current:
+                new_end = max(end, p.end)
+                gap_ok = p.address - end <= max_gap
+                span_ok = new_end - start <= limit
+                clean = not any(profile.is_unreadable(table, a) for a in range(end, p.address))
+                if gap_ok and span_ok and clean:
+                    current.append(p)
+                    end = new_end
+                    continue
+                blocks.append(ReadBlock(table, start, end - start, tuple(current)))
+            current, start, end = [p], p.address, p.end
+        if current:
+            blocks.append(ReadBlock(table, start, end - start, tuple(current)))
+    return blocks
