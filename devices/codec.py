@@ -68,9 +68,9 @@ def decode_registers(point: Point, registers: Sequence[int]) -> Value:
         return point.enum.get(int(raw), f"unknown_{int(raw)}")
     if isinstance(raw, float) and not math.isfinite(raw):
         raise CodecError(f"{point.key}: device returned a non-finite float")
-    value = raw * point.scale + point.offset
     if point.scale == 1.0 and point.offset == 0.0 and not point.type.is_float:
-        return int(value)
+        return int(raw)  # exact, even for 64-bit integers that a float would round
+    value = raw * point.scale + point.offset
     if point.precision is not None:
         return round(float(value), point.precision)
     return float(value)

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from devices.models import DeviceProfile
-from devices.site import RESERVED_IDS, DeviceInstance, Site
+from devices.site import RESERVED_IDS, Bus, DeviceInstance, Site
 
+_BUS: TypeAdapter[Any] = TypeAdapter(Bus)
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROFILE_DIR = PACKAGE_DIR / "profiles"
 SITE_DIR = PACKAGE_DIR / "sites"
@@ -110,8 +111,10 @@ def load_profiles(dirs: Iterable[Path] = (PROFILE_DIR,)) -> dict[str, DeviceProf
     return profiles
 
 
-def check_site(site: Site, profiles: Mapping[str, DeviceProfile], where: str) -> list[str]:
-    """Cross-checks a site against itself and its profiles."""
+def check_site(
+    site: Site, profiles: Mapping[str, DeviceProfile], where: str, broken_buses: frozenset[str] = frozenset()
+) -> list[str]:
+    """Cross-checks a site against itself and its profiles (``broken_buses`` failed their own checks)."""
     problems: list[str] = []
     bus_names = [b.name for b in site.buses]
     for name in {n for n in bus_names if bus_names.count(n) > 1}:
@@ -135,7 +138,8 @@ def check_site(site: Site, profiles: Mapping[str, DeviceProfile], where: str) ->
         if prof is None:
             problems.append(f"{tag}: unknown profile {dev.profile!r} (known: {', '.join(sorted(profiles))})")
         if dev.bus not in bus_names:
-            problems.append(f"{tag}: unknown bus {dev.bus!r}")
+            if dev.bus not in broken_buses:
+                problems.append(f"{tag}: unknown bus {dev.bus!r}")
             continue
         unit_key = (dev.bus, dev.unit)
         if unit_key in units:
@@ -178,14 +182,39 @@ def load_site(path: Path | str, profile_dirs: Iterable[Path] = (PROFILE_DIR,)) -
             site = Site.model_validate(raw)
         except ValidationError as err:
             problems += format_validation(path, raw, err)
+            partial, broken = _partial_site(raw)
+            if partial is not None:
+                problems += check_site(partial, profiles, str(path), broken)
+        else:
+            problems += check_site(site, profiles, str(path))
     elif not problems:
         problems.append(f"{path}: empty site file")
-    if site is not None:
-        problems += check_site(site, profiles, str(path))
     if problems or site is None:
         raise ConfigError(problems)
     used = {d.profile for d in site.devices}
     return LoadedSite(site=site, profiles={k: v for k, v in profiles.items() if k in used}, path=path)
+
+
+def _partial_site(raw: Any) -> tuple[Site | None, frozenset[str]]:
+    """The valid parts of an invalid site, so cross-checks still run and every problem is reported."""
+    if not isinstance(raw, dict):
+        return None, frozenset()
+    buses: list[Any] = []
+    broken: set[str] = set()
+    for item in raw.get("buses") or []:
+        try:
+            buses.append(_BUS.validate_python(item))
+        except ValidationError:
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                broken.add(item["name"])
+    devices = []
+    for item in raw.get("devices") or []:
+        try:
+            devices.append(DeviceInstance.model_validate(item))
+        except ValidationError:
+            continue
+    site = Site.model_construct(site="partial", buses=tuple(buses), devices=tuple(devices))
+    return site, frozenset(broken)
 
 
 def site_from_dict(raw: dict[str, Any], profiles: Mapping[str, DeviceProfile]) -> LoadedSite:

@@ -1,0 +1,43 @@
+# One way to run every check. CI calls `make test` (see .ci/run).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTHON ?= python3
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+TYPED  := iot_gateway devices simulators bcc
+
+.PHONY: demo test lint format venv sysdeps sysdeps-demo bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+sysdeps-demo:
+	@scripts/sysdeps.sh demo
+
+sysdeps:
+	@scripts/sysdeps.sh test
+
+demo: sysdeps-demo venv
+	$(VENV)/bin/bcc demo
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(TYPED)
+
+test: sysdeps venv lint
+	$(VENV)/bin/pytest -q
+
+bench: sysdeps venv
+	$(VENV)/bin/bcc bench command --json
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,46 @@
+"""The ``bcc`` command line: one entry point with a subcommand for every service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import sys
+from collections.abc import Sequence
+
+from bcc import logs
+
+# subcommand -> (module with add_arguments/run, help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("bcc.demo", "run the demo room: simulators, broker and gateway"),
+    "gateway": ("iot_gateway.cli", "run the MQTT<->Modbus gateway (or --check-config)"),
+    "simulate": ("simulators.cli", "serve simulated Modbus devices for a site"),
+    "broker": ("bcc.broker", "Mosquitto tooling: password file and runtime config"),
+    "bench": ("bcc.bench", "benchmarks that print JSON with the raw ceiling measured alongside"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bcc", description="Binjai Command Center")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+    parser.add_argument("--log-format", choices=["json", "console"], default=None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(args.log_level, args.log_format)
+    result = importlib.import_module(args._module).run(args)
+    if inspect.iscoroutine(result):
+        result = asyncio.run(result)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""``bcc gateway``: run the MQTT<->Modbus gateway for a site, or check its configuration offline."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from devices.loader import DEMO_SITE, ConfigError
+from iot_gateway.config import load_gateway_config
+from iot_gateway.service import Gateway
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--site", default=str(DEMO_SITE), help="site YAML file (default: the demo room)")
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the site and secrets, print every problem, exit"
+    )
+
+
+def check(site: str) -> int:
+    try:
+        cfg = load_gateway_config(site)
+    except ConfigError as err:
+        print(f"configuration invalid ({len(err.problems)} problems):", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    print(f"configuration ok: {len(cfg.loaded.site.devices)} devices on {len(cfg.loaded.site.buses)} buses")
+    return 0
+
+
+async def serve(site: str) -> int:
+    try:
+        cfg = load_gateway_config(site)
+    except ConfigError:
+        return check(site)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await Gateway(cfg).run(stop)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.check_config:
+        return check(args.site)
+    return asyncio.run(serve(args.site))
