@@ -102,6 +102,8 @@ def to_raw(point: Point, value: object) -> int | float:
         raise CodecError(f"{point.key}: {value} is below the minimum {point.minimum}")
     if point.maximum is not None and value > point.maximum:
         raise CodecError(f"{point.key}: {value} is above the maximum {point.maximum}")
+    if isinstance(value, int) and point.scale == 1.0 and point.offset == 0.0 and not point.type.is_float:
+        return value  # exact for 64-bit integers
     raw: float = (value - point.offset) / point.scale
     if point.type.is_float:
         return float(raw)
