@@ -90,6 +90,7 @@ class DeviceRunner:
         self._last_publish = 0.0
         self.available: bool | None = None
         self.failures = 0
+        self.polls_ok = 0
         self._breaker_until = 0.0
         self._backoff_s = 0.0
         self.groups: dict[str, tuple[float, list[ReadBlock]]] = {}
@@ -154,6 +155,7 @@ class DeviceRunner:
             await self._record_failure(err, interval)
             return False
         self.metrics.poll_latency.observe(loop.time() - started)
+        self.polls_ok += 1
         await self._record_success()
         await self.update(values, time.time())
         return True

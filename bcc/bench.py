@@ -1,0 +1,176 @@
+"""``bcc bench``: benchmarks that print our figure next to the raw ceiling measured in the same run.
+
+``bcc bench command``: command round trip (MQTT set -> gateway -> Modbus write -> read-back -> MQTT
+response) while the demo site is polled, against the floor of one raw paho round trip through the same
+broker plus a raw pymodbus write and read against the same simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import yaml
+from pymodbus.client import AsyncModbusTcpClient
+
+from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
+from devices.loader import DEMO_SITE, load_site
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", required=True)
+    cmd = sub.add_parser("command", help="command round trip vs. raw MQTT + Modbus floor")
+    cmd.add_argument("--count", type=int, default=300, help="commands to time (default 300)")
+    cmd.add_argument("--json", action="store_true", help="print one JSON object only")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+
+
+class PahoRoundTrip:
+    """Raw paho client: publish and wait for our own message back through the broker."""
+
+    def __init__(self, host: str, port: int, user: str, password: str, topics: list[str]) -> None:
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.username_pw_set(user, password)
+        self.arrived = threading.Event()
+        self.last: bytes = b""
+        self.client.on_message = self._on_message
+        self.client.connect(host, port)
+        self.client.loop_start()
+        for t in topics:
+            self.client.subscribe(t, qos=1)
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self.last = msg.payload
+        self.arrived.set()
+
+    def request(self, topic: str, payload: bytes, timeout: float = 5.0) -> tuple[float, bytes]:
+        self.arrived.clear()
+        t0 = time.perf_counter()
+        self.client.publish(topic, payload, qos=1)
+        if not self.arrived.wait(timeout):
+            raise TimeoutError(topic)
+        return time.perf_counter() - t0, self.last
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+async def modbus_floor(host: str, port: int, unit: int, count: int) -> list[float]:
+    client = AsyncModbusTcpClient(host, port=port, timeout=2, retries=0)
+    await client.connect()
+    out = []
+    try:
+        for i in range(count):
+            t0 = time.perf_counter()
+            await client.write_coil(7, bool(i % 2), device_id=unit)
+            await client.read_coils(7, count=1, device_id=unit)
+            out.append(time.perf_counter() - t0)
+    finally:
+        client.close()
+    return out
+
+
+async def bench_command(count: int) -> dict[str, Any]:
+    loaded = load_site(DEMO_SITE)
+    secrets = generate_demo_secrets(ROLES)
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="bcc-bench-") as tmp:
+        broker = MosquittoProcess(Path(tmp) / "mosquitto", credentials=secrets)
+        await broker.start()
+        sims = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulators", "--site", str(DEMO_SITE), "--port", "0", "--no-physics",
+            stdout=asyncio.subprocess.PIPE, cwd=root,
+        )
+        gw: asyncio.subprocess.Process | None = None
+        try:
+            assert sims.stdout is not None
+            endpoints = json.loads(await asyncio.wait_for(sims.stdout.readline(), 30))["buses"]
+            raw = loaded.site.model_dump(mode="json", exclude_none=True)
+            for bus in raw["buses"]:
+                bus["port"] = endpoints[bus["name"]]["port"]
+            raw["mqtt"].update(url=broker.url, username="gateway")
+            site_file = Path(tmp) / "site.yaml"
+            site_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+            env = {**os.environ, "BCC_MQTT_PASSWORD": secrets["gateway"], "BCC_LOG_LEVEL": "WARNING"}
+            gw = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bcc", "gateway", "--site", str(site_file), cwd=root, env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )
+            rt = PahoRoundTrip(
+                broker.host, broker.port, "operator", secrets["operator"],
+                ["bcc/lights_a/response", "bcc/bridge/state", "bcc/lights_a/availability"],
+            )
+            try:
+                deadline = time.monotonic() + 20
+                while rt.last != b"online" and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)  # polling the paho thread's last message
+                cmd_rtts: list[float] = []
+                for i in range(count + 10):
+                    body = orjson.dumps({"relay_1": "ON" if i % 2 else "OFF", "transaction": f"b{i}"})
+                    dt, resp = await asyncio.to_thread(rt.request, "bcc/lights_a/set", body)
+                    assert orjson.loads(resp)["status"] == "ok", resp
+                    if i >= 10:  # warm-up
+                        cmd_rtts.append(dt)
+            finally:
+                rt.close()
+            # Floor, same run: raw paho round trip through the same broker + raw pymodbus write + read.
+            echo = PahoRoundTrip(broker.host, broker.port, "readonly", secrets["readonly"], [])
+            echo.close()
+            ping = PahoRoundTrip(broker.host, broker.port, "operator", secrets["operator"], ["bcc/bench/set"])
+            try:
+                ping_rtts = [(await asyncio.to_thread(ping.request, "bcc/bench/set", b"{}"))[0] for _ in range(count)]
+            finally:
+                ping.close()
+            ep = endpoints["room_rs485"]
+            mb = await modbus_floor(ep["host"], ep["port"], 1, count)
+        finally:
+            for proc in (gw, sims):
+                if proc is not None and proc.returncode is None:
+                    proc.terminate()
+                    await proc.wait()
+            await broker.stop()
+    floor = [a + b for a, b in zip(sorted(ping_rtts), sorted(mb), strict=False)]
+    return {
+        "benchmark": "command",
+        "count": count,
+        "p50_ms": pct(cmd_rtts, 0.50),
+        "p99_ms": pct(cmd_rtts, 0.99),
+        "mean_ms": round(statistics.fmean(cmd_rtts) * 1000, 3),
+        "floor_p50_ms": pct(floor, 0.50),
+        "floor_p99_ms": pct(floor, 0.99),
+        "mqtt_rtt_p50_ms": pct(ping_rtts, 0.50),
+        "modbus_write_read_p50_ms": pct(mb, 0.50),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bench == "command":
+        result = asyncio.run(bench_command(args.count))
+    else:  # pragma: no cover - argparse restricts choices
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:28} {value}")
+    return 0

@@ -1,0 +1,101 @@
+"""``bcc demo``: the command room on one machine: simulators, a broker and the gateway.
+
+Mosquitto runs with the project's own config and freshly generated credentials (or, when the binary is
+missing, an embedded amqtt broker, said so on screen). Every port is a free one, printed: these
+machines often already run a broker on 1883.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shlex
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bcc.broker import ROLES, EmbeddedBroker, MosquittoProcess, find_mosquitto, generate_demo_secrets
+from devices.loader import DEMO_SITE, ConfigError, load_site, site_from_dict
+from iot_gateway.config import GatewayConfig
+from iot_gateway.service import Gateway
+from simulators.site import start_site
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--site", default=str(DEMO_SITE), help="site file (default: the BCC room)")
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--workdir", type=Path, default=None, help="broker files (default: a temp dir)")
+    parser.add_argument("--embedded-broker", action="store_true", help="use amqtt even if mosquitto exists")
+
+
+def instructions(host: str, port: int, secrets: dict[str, str], base: str, mqtt5: bool) -> list[str]:
+    op = ["-h", host, "-p", str(port), "-u", "operator", "-P", secrets["operator"]]
+    ro = ["-h", host, "-p", str(port), "-u", "readonly", "-P", secrets["readonly"]]
+    v = ["-V", "mqttv5"] if mqtt5 else []
+    pub = ["mosquitto_pub", *v, *op, "-t", f"{base}/lights_a/set", "-m", '{"relay_1": "ON", "transaction": "demo-1"}']
+    sub = ["mosquitto_sub", *v, *ro, "-t", f"{base}/#", "-v"]
+    return [
+        "Watch everything:           " + shlex.join(sub),
+        "Switch light circuit 1 on:  " + shlex.join(pub),
+        "Set the wall to split 4:    "
+        + shlex.join(["mosquitto_pub", *v, *op, "-t", f"{base}/wall/set", "-m", '{"layout": "split_4"}']),
+    ]
+
+
+async def demo(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_site(args.site)
+    except ConfigError as err:
+        print("\n".join(err.problems))
+        return 2
+    secrets = generate_demo_secrets(ROLES)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bcc-demo-")))
+        broker: Any
+        if find_mosquitto() and not args.embedded_broker:
+            broker = MosquittoProcess(workdir / "mosquitto", credentials=secrets)
+            await broker.start()
+            kind, mqtt5 = "Mosquitto (project config, generated credentials)", True
+        else:
+            broker = EmbeddedBroker(credentials=secrets)
+            await broker.start(workdir / "amqtt")
+            kind, mqtt5 = "embedded amqtt broker (mosquitto not installed; MQTT 3.1.1 only)", False
+            print("NOTE: mosquitto is not installed; using an embedded amqtt broker instead.")
+        stack.push_async_callback(broker.stop)
+        sim = await start_site(loaded, port=0, physics=True)
+        stack.push_async_callback(sim.stop)
+        raw = sim.site_for_clients().site.model_dump(mode="json", exclude_none=True)
+        raw["mqtt"] = {**raw["mqtt"], "url": broker.url, "username": "gateway", "protocol": "5" if mqtt5 else "3.1.1"}
+        client_site = site_from_dict(raw, loaded.profiles)
+        cfg = GatewayConfig(loaded=client_site, mqtt=client_site.site.mqtt, password=secrets["gateway"])
+        gateway = Gateway(cfg)
+        gw_task = asyncio.create_task(gateway.run(stop))
+        await asyncio.wait_for(gateway.link.connected.wait(), 10)
+        base = cfg.mqtt.base_topic
+        print(f"BCC demo: site {loaded.site.site} with {len(loaded.site.devices)} devices")
+        print(f"  broker:     {kind} at {broker.url}")
+        for bus, ep in sim.endpoints.items():
+            where = f"{ep.get('host')}:{ep.get('port')}" if ep.get("type") == "tcp" else ep.get("port")
+            print(f"  simulator:  bus {bus} at {where}")
+        print(f"  gateway:    running, state under {base}/<device>")
+        print(f"  demo users: {', '.join(ROLES)} (passwords generated for this run, shown below)")
+        for line in instructions(broker.host, broker.port, secrets, base, mqtt5):
+            print("  " + line)
+        print("Press Ctrl-C to stop.", flush=True)
+        if args.duration is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.duration)
+            stop.set()
+        await gw_task
+    print("BCC demo stopped.")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(demo(args))

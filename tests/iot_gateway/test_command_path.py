@@ -1,0 +1,150 @@
+"""The command path end to end: real Mosquitto (project config), real simulators, in-process gateway."""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Any
+
+from bcc.broker import MosquittoProcess
+from simulators.site import SiteSimulator
+from tests.support.gateway import eventually, gateway_config, probe, running_gateway
+
+COIL_WRITES = (5, 15)
+
+
+def writes(sim: SiteSimulator, device: str) -> list[Any]:
+    return list(sim.device(device).writes)
+
+
+async def test_switch_relay_changes_coil_and_publishes_state(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
+    async with probe(mosquitto) as p, running_gateway(cfg):
+        await p.wait_for("bcc/lights_a", lambda s: s.get("relay_3") == "OFF")
+        assert await p.wait_for("bcc/lights_a/availability") == "online"
+        mark = p.mark()
+        await p.publish("bcc/lights_a/set", {"relay_3": "ON", "transaction": "t-1"})
+        resp = await p.wait_for("bcc/lights_a/response", since=mark)
+        assert resp["status"] == "ok", resp
+        assert resp["transaction"] == "t-1"
+        assert resp["state"] == {"relay_3": "ON"}
+        assert room_sim.device("lights_a").get_point("relay_3") is True
+        state = await p.wait_for("bcc/lights_a", lambda s: s.get("relay_3") == "ON", since=mark)
+        assert state["relay_2"] == "OFF"
+        assert state["ts"].endswith("Z")
+        assert [w.address for w in writes(room_sim, "lights_a")] == [2]
+
+
+async def test_layout_preset_change(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
+    async with probe(mosquitto) as p, running_gateway(cfg):
+        await p.wait_for("bcc/wall", lambda s: s.get("layout") == "wide")
+        mark = p.mark()
+        await p.publish("bcc/wall/set", {"layout": "split_4", "transaction": "lay"})
+        resp = await p.wait_for("bcc/wall/response", since=mark)
+        assert resp["status"] == "ok", resp
+        assert room_sim.device("wall").get_registers("holding_register", 0, 1) == [3]
+        await p.wait_for("bcc/wall", lambda s: s.get("layout") == "split_4", since=mark)
+
+
+async def test_meter_float32_decoded(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+    hi_lo = struct.pack(">f", 228.25)
+    regs = [int.from_bytes(hi_lo[:2], "big"), int.from_bytes(hi_lo[2:], "big")]
+    await room_sim.device("meter_main").set_registers("input_register", 0, regs)
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
+    async with probe(mosquitto) as p, running_gateway(cfg):
+        state = await p.wait_for("bcc/meter_main", lambda s: "voltage_l1" in s)
+        assert state["voltage_l1"] == 228.2  # precision 1 (round half to even of 228.25)
+
+
+async def test_stuck_relay_gives_failed_readback(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
+    room_sim.device("lights_b").set_fault("stuck")
+    async with probe(mosquitto) as p, running_gateway(cfg):
+        await p.wait_for("bcc/lights_b", lambda s: s.get("relay_1") == "OFF")
+        mark = p.mark()
+        await p.publish("bcc/lights_b/set", {"relay_1": "ON", "transaction": "stuck-1"})
+        resp = await p.wait_for("bcc/lights_b/response", since=mark)
+        assert resp["status"] == "failed_readback", resp
+        assert resp["state"] == {"relay_1": "OFF"}
+        assert len(writes(room_sim, "lights_b")) == 1  # the write was tried once
+        # The published state is the device's, never the requested value.
+        assert all(s.get("relay_1") == "OFF" for s in p.all("bcc/lights_b", since=mark))
+
+
+async def test_rejections_cause_no_write(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
+    bad: list[tuple[bytes | dict[str, Any], str]] = [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        ({"relay_9": "ON"}, "unknown point"),
+        ({"relay_1": "TOGGLE"}, "expected \"ON\" or \"OFF\""),
+        ({"relay_1": 1}, "expected \"ON\" or \"OFF\""),
+        ({"device_address": 7}, "read-only"),
+        ({"relay_1": "ON", "relay_2": "MAYBE"}, "relay_2"),  # partly valid: nothing is written
+        ({}, "no point"),
+        (b"x" * 1_000_000, "exceeds the limit"),
+    ]
+    async with probe(mosquitto) as p, running_gateway(cfg) as gw:
+        await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
+        for i, (payload, expected) in enumerate(bad):
+            mark = p.mark()
+            await p.publish("bcc/lights_a/set", payload)
+            resp = await p.wait_for("bcc/lights_a/response", since=mark)
+            assert resp["status"] == "rejected", (i, resp)
+            assert expected in resp["error"], (i, resp)
+        # Still alive and working after all that garbage.
+        mark = p.mark()
+        await p.publish("bcc/lights_a/set", {"relay_8": "ON"})
+        assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
+        assert [w.address for w in writes(room_sim, "lights_a")] == [7]
+        assert gw.metrics.commands.labels("rejected")._value.get() == len(bad)
+
+
+async def test_stale_and_future_commands(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto, command_ttl_s=5)
+    async with probe(mosquitto) as p, running_gateway(cfg):
+        await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
+        mark = p.mark()
+        await p.publish("bcc/lights_a/set", {"relay_1": "ON", "transaction": "old", "ts": time.time() - 60})
+        resp = await p.wait_for("bcc/lights_a/response", since=mark)
+        assert resp["status"] == "stale" and resp["transaction"] == "old"
+        mark = p.mark()
+        await p.publish("bcc/lights_a/set", {"relay_1": "ON", "ts": "2020-01-01T00:00:00Z"})
+        assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "stale"
+        mark = p.mark()
+        fresh = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        await p.publish("bcc/lights_a/set", {"relay_1": "ON", "ts": fresh})
+        assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
+        assert len(writes(room_sim, "lights_a")) == 1
+
+
+async def test_repeated_transaction_executes_once(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
+    async with probe(mosquitto) as p, running_gateway(cfg):
+        await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
+        mark = p.mark()
+        for _ in range(5):
+            await p.publish("bcc/lights_a/set", {"relay_5": "ON", "transaction": "same"})
+        await eventually(lambda: len(p.all("bcc/lights_a/response", since=mark)) == 5)
+        responses = p.all("bcc/lights_a/response", since=mark)
+        assert all(r == responses[0] for r in responses), responses
+        assert responses[0]["status"] == "ok"
+        assert len(writes(room_sim, "lights_a")) == 1
+
+
+async def test_retained_command_before_start_is_ignored(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
+    async with probe(mosquitto, subscribe=None) as planter:
+        await planter.publish("bcc/lights_a/set", {"relay_1": "ON"}, retain=True)
+    async with probe(mosquitto) as p, running_gateway(cfg) as gw:
+        await p.wait_for("bcc/lights_a", lambda s: s.get("relay_1") == "OFF")
+        await eventually(lambda: gw.metrics.retained_commands_ignored._value.get() == 1)
+        # A live command after it is executed normally: the retained one never was.
+        mark = p.mark()
+        await p.publish("bcc/lights_a/set", {"relay_2": "ON"})
+        assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
+        assert [w.address for w in writes(room_sim, "lights_a")] == [1]
+        assert p.all("bcc/lights_a/response") == p.all("bcc/lights_a/response", since=mark)

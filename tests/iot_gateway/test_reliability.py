@@ -1,0 +1,98 @@
+"""Failures the anchors' users report most: dead devices stalling a bus, ghost writes after restarts,
+and gateways that never come back after a broker restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bcc.broker import MosquittoProcess
+from simulators.site import SiteSimulator
+from tests.support.gateway import gateway_config, probe, running_gateway, site_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_dead_device_goes_offline_and_neighbours_keep_their_rate(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto, offline_after_failures=2)
+    async with probe(mosquitto) as p, running_gateway(cfg) as gw:
+        await p.wait_for("bcc/lights_b/availability", lambda v: v == "online")
+        room_sim.device("lights_b").set_fault("no_answer")
+        await p.wait_for("bcc/lights_b/availability", lambda v: v == "offline", timeout=10)
+        # Commands to the dead device are answered at once, without touching the bus.
+        mark = p.mark()
+        await p.publish("bcc/lights_b/set", {"relay_1": "ON", "transaction": "dead"})
+        resp = await p.wait_for("bcc/lights_b/response", since=mark)
+        assert resp["status"] == "device_unavailable"
+        # Its neighbour on the same bus keeps polling at 1 s while the breaker keeps lights_b quiet.
+        a = gw.devices["lights_a"]
+        before = a.polls_ok
+        await asyncio.sleep(4.0)  # the measurement window itself, not a readiness wait
+        assert a.polls_ok - before >= 3, a.polls_ok - before
+        assert gw.metrics.missed_deadlines.labels("lights_a")._value.get() == 0
+        room_sim.device("lights_b").set_fault("none")
+        await p.wait_for("bcc/lights_b/availability", lambda v: v == "online", since=mark, timeout=35)
+        assert room_sim.device("lights_b").writes == []
+
+
+@pytest.mark.slow
+async def test_restarts_never_write(room_sim: SiteSimulator, mosquitto: MosquittoProcess, tmp_path: Path) -> None:
+    """Ten restarts (SIGTERM and SIGKILL alternating) with relays in mixed states: zero writes."""
+    mixed = {"relay_1": True, "relay_2": False, "relay_3": True, "relay_8": True}
+    for key, value in mixed.items():
+        await room_sim.device("lights_a").set_point(key, value)
+    await room_sim.device("wall").set_point("layout", "split_3")
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(yaml.safe_dump(site_dict(room_sim.site_for_clients(), mosquitto)), encoding="utf-8")
+    env = {**os.environ, "BCC_MQTT_PASSWORD": mosquitto.password("gateway"), "BCC_LOG_FORMAT": "json"}
+    async with probe(mosquitto) as p:
+        for i in range(10):
+            mark = p.mark()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bcc", "gateway", "--site", str(site_file),
+                cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )
+            try:
+                await p.wait_for("bcc/bridge/state", lambda v: v == "online", since=mark, timeout=10)
+                state = await p.wait_for(
+                    "bcc/lights_a", lambda s: s.get("relay_1") == "ON", since=mark, timeout=5
+                )
+                assert state["relay_2"] == "OFF" and state["relay_8"] == "ON"
+                await p.wait_for("bcc/wall", lambda s: s.get("layout") == "split_3", since=mark, timeout=5)
+            finally:
+                proc.send_signal(signal.SIGTERM if i % 2 == 0 else signal.SIGKILL)
+                await asyncio.wait_for(proc.wait(), 10)
+            await p.wait_for("bcc/bridge/state", lambda v: v == "offline", since=mark, timeout=10)
+    for dev in ("lights_a", "lights_b", "env_front", "env_back", "meter_main", "wall"):
+        assert room_sim.device(dev).writes == [], dev
+    assert room_sim.device("lights_a").get_point("relay_1") is True
+
+
+@pytest.mark.slow
+async def test_broker_restart_reconnects_and_republishes(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
+    async with running_gateway(cfg) as gw:
+        async with probe(mosquitto) as p:
+            await p.wait_for("bcc/lights_a", lambda s: "relay_1" in s)
+        await mosquitto.restart()
+        async with probe(mosquitto) as p:
+            await p.wait_for("bcc/bridge/state", lambda v: v == "online", timeout=10)
+            await asyncio.wait_for(gw.link.connected.wait(), 10)
+            await room_sim.device("lights_a").set_point("relay_4", True)  # the device changes by itself
+            await p.wait_for("bcc/lights_a", lambda s: s.get("relay_4") == "ON", timeout=5)
+            mark = p.mark()
+            await p.publish("bcc/lights_a/set", {"relay_6": "ON", "transaction": "after"})
+            resp = await p.wait_for("bcc/lights_a/response", since=mark)
+            assert resp["status"] == "ok"
+        assert gw.metrics.mqtt_reconnects._value.get() >= 2
+        assert [w.address for w in room_sim.device("lights_a").writes] == [5]

@@ -1,0 +1,131 @@
+"""Helpers for gateway tests: a site pointed at the test broker and simulators, an in-process gateway,
+and an MQTT probe that waits for messages (never a blind sleep)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+import orjson
+
+from bcc.broker import MosquittoProcess
+from devices.loader import LoadedSite, site_from_dict
+from iot_gateway.config import GatewayConfig, resolve_mqtt
+from iot_gateway.service import Gateway
+
+
+def site_dict(loaded: LoadedSite, broker: MosquittoProcess, **gateway: Any) -> dict[str, Any]:
+    raw = loaded.site.model_dump(mode="json", exclude_none=True)
+    raw["mqtt"] = {**raw["mqtt"], "url": broker.url, "username": "gateway", "reconnect_max_s": 1.0}
+    raw["gateway"] = {**raw["gateway"], **gateway}
+    return raw
+
+
+def gateway_config(loaded: LoadedSite, broker: MosquittoProcess, **gateway: Any) -> GatewayConfig:
+    site = site_from_dict(site_dict(loaded, broker, **gateway), loaded.profiles)
+    mqtt, password, problems = resolve_mqtt(
+        site.site.mqtt, {"BCC_MQTT_PASSWORD": broker.password("gateway")}, "<test>"
+    )
+    assert not problems, problems
+    return GatewayConfig(loaded=site, mqtt=mqtt, password=password)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(config: GatewayConfig) -> AsyncIterator[Gateway]:
+    gw = Gateway(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        await asyncio.wait_for(gw.link.connected.wait(), 10)
+        yield gw
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+@dataclass
+class Probe:
+    """An MQTT client that records everything it receives and waits on predicates."""
+
+    client: aiomqtt.Client
+    messages: list[aiomqtt.Message] = field(default_factory=list)
+    _new: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def _pump(self) -> None:
+        async for msg in self.client.messages:
+            async with self._new:
+                self.messages.append(msg)
+                self._new.notify_all()
+
+    async def subscribe(self, topic: str) -> None:
+        await self.client.subscribe(topic, qos=1)
+
+    async def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
+        data = payload if isinstance(payload, bytes | str) else orjson.dumps(payload)
+        await self.client.publish(topic, data, qos=1, retain=retain)
+
+    async def wait_for(
+        self, topic: str, pred: Callable[[Any], bool] = lambda _: True, timeout: float = 5.0, since: int = 0
+    ) -> Any:
+        """First message on ``topic`` (index >= since) whose decoded payload satisfies ``pred``."""
+
+        def find() -> Any:
+            for msg in self.messages[since:]:
+                if str(msg.topic) == topic:
+                    value = decode(msg.payload)
+                    if pred(value):
+                        return value
+            return None
+
+        async with asyncio.timeout(timeout):
+            async with self._new:
+                while (found := find()) is None:
+                    await self._new.wait()
+                return found
+
+    def all(self, topic: str, since: int = 0) -> list[Any]:
+        return [decode(m.payload) for m in self.messages[since:] if str(m.topic) == topic]
+
+    def mark(self) -> int:
+        return len(self.messages)
+
+
+def decode(payload: Any) -> Any:
+    raw = bytes(payload or b"")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def probe(broker: MosquittoProcess, role: str = "portal", subscribe: str | None = "bcc/#") -> AsyncIterator[Probe]:
+    client = aiomqtt.Client(
+        broker.host, broker.port, username=role, password=broker.password(role),
+        identifier=f"probe-{role}-{time.monotonic_ns()}",
+    )
+    async with client:
+        p = Probe(client)
+        task = asyncio.create_task(p._pump())
+        try:
+            if subscribe:
+                await p.subscribe(subscribe)
+            yield p
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0, step: float = 0.02) -> None:
+    """Poll ``check`` until true; the step is the polling period of the check, not a readiness guess."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within %.1f s" % timeout)
+        await asyncio.sleep(step)
