@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import platform
+import socket
 import statistics
 import sys
 import tempfile
@@ -50,17 +51,23 @@ class PahoRoundTrip:
         self.client.username_pw_set(user, password)
         self.arrived = threading.Event()
         self.last: bytes = b""
+        self.expect = ""
         self.client.on_message = self._on_message
         self.client.connect(host, port)
+        sock = self.client.socket()
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the gateway does
         self.client.loop_start()
         for t in topics:
             self.client.subscribe(t, qos=1)
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self.last = msg.payload
-        self.arrived.set()
+        if msg.topic == self.expect:
+            self.arrived.set()
 
-    def request(self, topic: str, payload: bytes, timeout: float = 5.0) -> tuple[float, bytes]:
+    def request(self, topic: str, payload: bytes, reply: str, timeout: float = 5.0) -> tuple[float, bytes]:
+        self.expect = reply
         self.arrived.clear()
         t0 = time.perf_counter()
         self.client.publish(topic, payload, qos=1)
@@ -125,18 +132,26 @@ async def bench_command(count: int) -> dict[str, Any]:
                 cmd_rtts: list[float] = []
                 for i in range(count + 10):
                     body = orjson.dumps({"relay_1": "ON" if i % 2 else "OFF", "transaction": f"b{i}"})
-                    dt, resp = await asyncio.to_thread(rt.request, "bcc/lights_a/set", body)
+                    dt, resp = await asyncio.to_thread(
+                        rt.request, "bcc/lights_a/set", body, "bcc/lights_a/response"
+                    )
                     assert orjson.loads(resp)["status"] == "ok", resp
                     if i >= 10:  # warm-up
                         cmd_rtts.append(dt)
             finally:
                 rt.close()
             # Floor, same run: raw paho round trip through the same broker + raw pymodbus write + read.
-            echo = PahoRoundTrip(broker.host, broker.port, "readonly", secrets["readonly"], [])
-            echo.close()
-            ping = PahoRoundTrip(broker.host, broker.port, "operator", secrets["operator"], ["bcc/bench/set"])
+            # One raw paho hop = publish and receive our own message through the broker; a command
+            # crosses the broker twice (set in, response out), so a floor sample is two hops.
+            ping = PahoRoundTrip(
+                broker.host, broker.port, "homeassistant", secrets["homeassistant"], ["bcc/bench/set"]
+            )
             try:
-                ping_rtts = [(await asyncio.to_thread(ping.request, "bcc/bench/set", b"{}"))[0] for _ in range(count)]
+                ping_rtts = []
+                for _ in range(count):
+                    first, _ = await asyncio.to_thread(ping.request, "bcc/bench/set", b"{}", "bcc/bench/set")
+                    second, _ = await asyncio.to_thread(ping.request, "bcc/bench/set", b"{}", "bcc/bench/set")
+                    ping_rtts.append(first + second)
             finally:
                 ping.close()
             ep = endpoints["room_rs485"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -37,6 +38,8 @@ def client_kwargs(settings: MqttSettings, client_id: str, password: str | None) 
         "password": password,
         "keepalive": settings.keepalive_s,
         "protocol": aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        # paho leaves Nagle on: a QoS 1 publish then waits ~40 ms for delayed ACKs on loopback.
+        "socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
     }
     if v5:
         kwargs["clean_start"] = True
