@@ -25,10 +25,13 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion
 from pymodbus.client import AsyncModbusTcpClient
 
 from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from devices.loader import DEMO_SITE, load_site
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,11 +50,13 @@ class PahoRoundTrip:
     """Raw paho client: publish and wait for our own message back through the broker."""
 
     def __init__(self, host: str, port: int, user: str, password: str, topics: list[str]) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.client.username_pw_set(user, password)
         self.arrived = threading.Event()
         self.last: bytes = b""
         self.expect = ""
+        self.online: set[str] = set()
+        self.online_seen = threading.Event()
         self.client.on_message = self._on_message
         self.client.connect(host, port)
         sock = self.client.socket()
@@ -62,9 +67,19 @@ class PahoRoundTrip:
             self.client.subscribe(t, qos=1)
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self.last = msg.payload
+        self.last = bytes(msg.payload)
         if msg.topic == self.expect:
             self.arrived.set()
+        if msg.payload == b"online":
+            self.online.add(msg.topic)
+            self.online_seen.set()
+
+    def wait_online(self, topic: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while topic not in self.online:
+            if not self.online_seen.wait(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"{topic} never came online")
+            self.online_seen.clear()
 
     def request(self, topic: str, payload: bytes, reply: str, timeout: float = 5.0) -> tuple[float, bytes]:
         self.expect = reply
@@ -98,13 +113,20 @@ async def modbus_floor(host: str, port: int, unit: int, count: int) -> list[floa
 async def bench_command(count: int) -> dict[str, Any]:
     loaded = load_site(DEMO_SITE)
     secrets = generate_demo_secrets(ROLES)
-    root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="bcc-bench-") as tmp:
         broker = MosquittoProcess(Path(tmp) / "mosquitto", credentials=secrets)
         await broker.start()
         sims = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "simulators", "--site", str(DEMO_SITE), "--port", "0", "--no-physics",
-            stdout=asyncio.subprocess.PIPE, cwd=root,
+            sys.executable,
+            "-m",
+            "simulators",
+            "--site",
+            str(DEMO_SITE),
+            "--port",
+            "0",
+            "--no-physics",
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
         )
         gw: asyncio.subprocess.Process | None = None
         try:
@@ -118,17 +140,26 @@ async def bench_command(count: int) -> dict[str, Any]:
             site_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
             env = {**os.environ, "BCC_MQTT_PASSWORD": secrets["gateway"], "BCC_LOG_LEVEL": "WARNING"}
             gw = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bcc", "gateway", "--site", str(site_file), cwd=root, env=env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                sys.executable,
+                "-m",
+                "bcc",
+                "gateway",
+                "--site",
+                str(site_file),
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
             )
             rt = PahoRoundTrip(
-                broker.host, broker.port, "operator", secrets["operator"],
+                broker.host,
+                broker.port,
+                "operator",
+                secrets["operator"],
                 ["bcc/lights_a/response", "bcc/bridge/state", "bcc/lights_a/availability"],
             )
             try:
-                deadline = time.monotonic() + 20
-                while rt.last != b"online" and time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)  # polling the paho thread's last message
+                await asyncio.to_thread(rt.wait_online, "bcc/lights_a/availability", 20.0)
                 cmd_rtts: list[float] = []
                 for i in range(count + 10):
                     body = orjson.dumps({"relay_1": "ON" if i % 2 else "OFF", "transaction": f"b{i}"})

@@ -34,7 +34,15 @@ def instructions(host: str, port: int, secrets: dict[str, str], base: str, mqtt5
     op = ["-h", host, "-p", str(port), "-u", "operator", "-P", secrets["operator"]]
     ro = ["-h", host, "-p", str(port), "-u", "readonly", "-P", secrets["readonly"]]
     v = ["-V", "mqttv5"] if mqtt5 else []
-    pub = ["mosquitto_pub", *v, *op, "-t", f"{base}/lights_a/set", "-m", '{"relay_1": "ON", "transaction": "demo-1"}']
+    pub = [
+        "mosquitto_pub",
+        *v,
+        *op,
+        "-t",
+        f"{base}/lights_a/set",
+        "-m",
+        '{"relay_1": "ON", "transaction": "demo-1"}',
+    ]
     sub = ["mosquitto_sub", *v, *ro, "-t", f"{base}/#", "-v"]
     return [
         "Watch everything:           " + shlex.join(sub),
@@ -71,7 +79,12 @@ async def demo(args: argparse.Namespace) -> int:
         sim = await start_site(loaded, port=0, physics=True)
         stack.push_async_callback(sim.stop)
         raw = sim.site_for_clients().site.model_dump(mode="json", exclude_none=True)
-        raw["mqtt"] = {**raw["mqtt"], "url": broker.url, "username": "gateway", "protocol": "5" if mqtt5 else "3.1.1"}
+        raw["mqtt"] = {
+            **raw["mqtt"],
+            "url": broker.url,
+            "username": "gateway",
+            "protocol": "5" if mqtt5 else "3.1.1",
+        }
         client_site = site_from_dict(raw, loaded.profiles)
         cfg = GatewayConfig(loaded=client_site, mqtt=client_site.site.mqtt, password=secrets["gateway"])
         gateway = Gateway(cfg)

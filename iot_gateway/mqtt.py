@@ -77,6 +77,7 @@ class MqttLink:
         self._metrics = metrics
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     def _make_client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(self.topics.bridge_state, OFFLINE, qos=1, retain=True)
@@ -117,9 +118,12 @@ class MqttLink:
                     log.info("mqtt_connected", host=self.settings.host, port=self.settings.port)
                     await self._on_connect(self)
                     self.connected.set()
-                    async with asyncio.TaskGroup() as tg:
-                        async for message in client.messages:
-                            tg.create_task(self._on_message(message))
+                    # Handlers run concurrently (a slow command must not block the next message);
+                    # they never raise, and ones in flight finish even if the connection drops.
+                    async for message in client.messages:
+                        task = asyncio.create_task(self._on_message(message))
+                        self._handlers.add(task)
+                        task.add_done_callback(self._handlers.discard)
             except aiomqtt.MqttError as err:
                 failures += 1
                 if failures == 1:

@@ -13,6 +13,7 @@ declare -A need=(
 if [ "$mode" = test ]; then
   need[mbpoll]=mbpoll
   need[socat]=socat
+  need[openssl]=openssl
 fi
 missing=()
 for bin in "${!need[@]}"; do

@@ -124,7 +124,9 @@ class DeviceSim:
         point = self.profile.point(key)
         if point.table.is_bit:
             return self.memory.get_bits(point.table, point.address)[0]
-        return decode_registers(point, self.memory.get_registers(point.table, point.address, point.register_count))
+        return decode_registers(
+            point, self.memory.get_registers(point.table, point.address, point.register_count)
+        )
 
     def set_point(self, key: str, value: object) -> Applied:
         """Change the served value of ``key`` (any table). Raises CodecError for invalid values."""

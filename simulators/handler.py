@@ -10,13 +10,13 @@ Each request is served in its own task, so a "slow" device delays only its own a
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer import FramerType
-from pymodbus.logging import Log
 from pymodbus.pdu import ExceptionResponse
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
@@ -26,6 +26,8 @@ from pymodbus.transaction import TransactionManager
 from devices.models import Table
 from simulators.device import DeviceSim
 from simulators.memory import FC_TABLE, WRITE_FCS
+
+log = logging.getLogger(__name__)
 
 
 def write_request(pdu: Any) -> tuple[int, Sequence[int | bool]]:
@@ -47,11 +49,11 @@ class BusMixin:
     bcc_serial: bool
 
 
-class FaultyRequestHandler(ServerRequestHandler):  # type: ignore[misc]
+class FaultyRequestHandler(ServerRequestHandler):
     """Serves one client connection (TCP) or the serial line (RTU)."""
 
     def __init__(self, owner: Any, *args: Any) -> None:
-        super().__init__(owner, *args)
+        super().__init__(owner, *args)  # type: ignore[no-untyped-call]
         self.bus: BusMixin = owner
         self.pending: set[asyncio.Task[None]] = set()
 
@@ -67,7 +69,7 @@ class FaultyRequestHandler(ServerRequestHandler):  # type: ignore[misc]
                 device_id=exc.dev_id,
                 transaction=exc.transaction_id,
             )
-            self.server_send(response, addr)
+            self.server_send(response, addr)  # type: ignore[no-untyped-call]
             return len(data)
         if self.last_pdu:
             task = asyncio.get_running_loop().create_task(self.serve(self.last_pdu, self.last_addr))
@@ -84,7 +86,7 @@ class FaultyRequestHandler(ServerRequestHandler):  # type: ignore[misc]
         response.transaction_id = request.transaction_id
         response.dev_id = request.dev_id
         if self.transport:
-            self.server_send(response, addr)
+            self.server_send(response, addr)  # type: ignore[no-untyped-call]
 
     async def serve(self, pdu: Any, addr: tuple[Any, ...] | None) -> None:
         fc: int = pdu.function_code
@@ -121,8 +123,8 @@ class FaultyRequestHandler(ServerRequestHandler):  # type: ignore[misc]
                 snapshot = None  # outside the map: pymodbus answers exception 2 and nothing changes
         try:
             response = await pdu.datastore_update(self.server.context, pdu.dev_id)
-        except Exception as err:  # same net as pymodbus: a datastore bug becomes exception 4
-            Log.error("simulator datastore failed: {}", err)
+        except Exception:  # same net as pymodbus: a datastore bug becomes exception 4
+            log.exception("simulator datastore failed on %s", type(pdu).__name__)
             response = ExceptionResponse(fc, ExcCodes.DEVICE_FAILURE)
         if snapshot is not None and table is not None:
             dev.set_registers(table, write_address, snapshot)  # stuck: acknowledged, not applied
@@ -140,7 +142,7 @@ class FaultyRequestHandler(ServerRequestHandler):  # type: ignore[misc]
         return dev.refuse(fc, getattr(pdu, "address", 0), getattr(pdu, "count", 1))
 
 
-class BusTcpServer(ModbusTcpServer, BusMixin):  # type: ignore[misc]
+class BusTcpServer(ModbusTcpServer, BusMixin):
     """Modbus TCP (or RTU-over-TCP) server for one bus."""
 
     def __init__(self, devices: list[SimDevice], host: str, port: int, framer: FramerType) -> None:
@@ -153,18 +155,25 @@ class BusTcpServer(ModbusTcpServer, BusMixin):  # type: ignore[misc]
 
     @property
     def bound_port(self) -> int:
-        sockets = self.transport.sockets
+        sockets = cast(asyncio.Server, self.transport).sockets
         return int(sockets[0].getsockname()[1])
 
 
-class BusSerialServer(ModbusSerialServer, BusMixin):  # type: ignore[misc]
+class BusSerialServer(ModbusSerialServer, BusMixin):
     """Modbus RTU server on one end of a serial line (a pseudo-terminal in tests and demos)."""
 
-    def __init__(self, devices: list[SimDevice], port: str, baudrate: int, parity: str, stopbits: int,
-                 bytesize: int) -> None:
+    def __init__(
+        self, devices: list[SimDevice], port: str, baudrate: int, parity: str, stopbits: int, bytesize: int
+    ) -> None:
         super().__init__(
-            devices, framer=FramerType.RTU, port=port, baudrate=baudrate, parity=parity,
-            stopbits=stopbits, bytesize=bytesize, reconnect_delay=0.2,
+            devices,
+            framer=FramerType.RTU,
+            port=port,
+            baudrate=baudrate,
+            parity=parity,
+            stopbits=stopbits,
+            bytesize=bytesize,
+            reconnect_delay=0.2,
         )
         self.bcc_devices = {}
         self.bcc_serial = True

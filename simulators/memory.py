@@ -26,7 +26,12 @@ from devices.models import DeviceProfile, Table
 
 # SimDevice's tuple form lists the tables in this order; the runtime names them by letter.
 TABLE_ORDER = (Table.COIL, Table.DISCRETE_INPUT, Table.HOLDING_REGISTER, Table.INPUT_REGISTER)
-_BLOCK_ID = {Table.COIL: "c", Table.DISCRETE_INPUT: "d", Table.HOLDING_REGISTER: "h", Table.INPUT_REGISTER: "i"}
+_BLOCK_ID = {
+    Table.COIL: "c",
+    Table.DISCRETE_INPUT: "d",
+    Table.HOLDING_REGISTER: "h",
+    Table.INPUT_REGISTER: "i",
+}
 
 # Function code -> table it reads or writes.
 FC_TABLE: dict[int, Table] = {
@@ -68,7 +73,13 @@ def _register_block(profile: DeviceProfile, table: Table, span: int) -> list[Sim
     for a in range(1, span + 1):
         if a == span or readonly[a] != readonly[start]:
             blocks.append(
-                SimData(address=start, count=a - start, values=0, datatype=SimType.REGISTERS, readonly=readonly[start])
+                SimData(
+                    address=start,
+                    count=a - start,
+                    values=0,
+                    datatype=SimType.REGISTERS,
+                    readonly=readonly[start],
+                )
             )
             start = a
     return blocks
@@ -102,7 +113,9 @@ class Memory:
 
     def _check(self, table: Table, address: int, count: int) -> None:
         if count < 1 or address < 0 or address + count > self._span[table]:
-            raise IndexError(f"{table} {address}..{address + count - 1} is outside 0..{self._span[table] - 1}")
+            raise IndexError(
+                f"{table} {address}..{address + count - 1} is outside 0..{self._span[table] - 1}"
+            )
 
     def get_bits(self, table: Table, address: int, count: int = 1) -> list[bool]:
         self._check(table, address, count)

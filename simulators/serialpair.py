@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -23,9 +22,10 @@ class SerialPair:
     def __init__(self, name: str) -> None:
         self.name = name
         self._dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
         self.server_path = ""
         self.client_path = ""
+        self._stderr = ""
 
     async def start(self) -> None:
         socat = shutil.which("socat")
@@ -33,34 +33,36 @@ class SerialPair:
             raise RuntimeError("RTU buses need socat to make a pseudo-terminal pair (apt install socat)")
         self._dir = Path(tempfile.mkdtemp(prefix=f"bcc-{self.name}-"))
         server_link, client_link = self._dir / "server", self._dir / "client"
-        self._proc = subprocess.Popen(
-            [socat, "-d0", f"pty,raw,echo=0,link={server_link}", f"pty,raw,echo=0,link={client_link}"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        self._proc = await asyncio.create_subprocess_exec(
+            socat,
+            f"pty,raw,echo=0,link={server_link}",
+            f"pty,raw,echo=0,link={client_link}",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (server_link.exists() and client_link.exists()):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                self.stop()
+            if self._proc.returncode is not None or time.monotonic() > deadline:
+                await self.stop()
+                err = self._stderr
                 raise RuntimeError(f"socat did not create the pty pair for bus {self.name}: {err.strip()}")
             await asyncio.sleep(0.01)
-        self.server_path = os.path.realpath(server_link)
-        self.client_path = os.path.realpath(client_link)
+        self.server_path = await asyncio.to_thread(os.path.realpath, server_link)
+        self.client_path = await asyncio.to_thread(os.path.realpath, client_link)
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
-            if self._proc.stderr:
-                self._proc.stderr.close()
-            self._proc = None
+    async def stop(self) -> None:
+        """Stop socat (the ptys disappear with it) and remove the link directory. Idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.returncode is None:
+                proc.terminate()
+            try:
+                _, err = await asyncio.wait_for(proc.communicate(), timeout=2)
+            except TimeoutError:
+                proc.kill()
+                _, err = await proc.communicate()
+            self._stderr = err.decode(errors="replace").strip() if err else ""
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

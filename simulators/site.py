@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from typing import Any
+from typing import Any, cast
 
 from pymodbus.framer import FramerType
+from pymodbus.simulator.simcore import SimCore
 
 from devices.loader import LoadedSite, site_from_dict
 from devices.site import RtuBus, TcpBus
@@ -45,7 +46,8 @@ class SiteSimulator:
         try:
             return self.devices[device_id]
         except KeyError:
-            raise KeyError(f"no simulated device {device_id!r} (known: {', '.join(sorted(self.devices))})") from None
+            known = ", ".join(sorted(self.devices))
+            raise KeyError(f"no simulated device {device_id!r} (known: {known})") from None
 
     def site_for_clients(self) -> LoadedSite:
         """The site with every bus pointing at the simulator's bound port or pty (validated again)."""
@@ -64,7 +66,8 @@ class SiteSimulator:
     def _attach(self, server: BusTcpServer | BusSerialServer, bus_name: str) -> None:
         for inst in self._bus_devices(bus_name):
             profile = self.loaded.profile_of(inst)
-            memory = Memory(server.context.devices[inst.unit], profile)
+            runtime = cast(SimCore, server.context).devices[inst.unit]
+            memory = Memory(runtime, profile)
             dev = DeviceSim(inst, profile, memory)
             server.bcc_devices[inst.unit] = dev
             self.devices[inst.id] = dev
@@ -88,7 +91,12 @@ class SiteSimulator:
         self._pairs.append(pair)
         await pair.start()
         server = BusSerialServer(
-            self._sim_devices(bus.name), pair.server_path, bus.baudrate, bus.parity, bus.stopbits, bus.bytesize
+            self._sim_devices(bus.name),
+            pair.server_path,
+            bus.baudrate,
+            bus.parity,
+            bus.stopbits,
+            bus.bytesize,
         )
         self._attach(server, bus.name)
         try:
@@ -110,10 +118,10 @@ class SiteSimulator:
                 await self._physics_task
             self._physics_task = None
         for server in self._servers:
-            await server.shutdown()
+            await server.shutdown()  # type: ignore[no-untyped-call]
         self._servers.clear()
         for pair in self._pairs:
-            pair.stop()
+            await pair.stop()
         self._pairs.clear()
 
 

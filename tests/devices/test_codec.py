@@ -19,7 +19,12 @@ def regs(fmt: str, value: float) -> list[int]:
 
 
 def point(**kw: object) -> Point:
-    base: dict[str, object] = {"key": "p", "label": Label(id="p", en="p"), "table": Table.HOLDING_REGISTER, "address": 0}
+    base: dict[str, object] = {
+        "key": "p",
+        "label": Label(id="p", en="p"),
+        "table": Table.HOLDING_REGISTER,
+        "address": 0,
+    }
     base.update(kw)
     return Point.model_validate(base)
 

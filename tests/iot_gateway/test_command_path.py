@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import time
 from typing import Any
+
+import aiomqtt
 
 from bcc.broker import MosquittoProcess
 from simulators.site import SiteSimulator
@@ -17,7 +20,9 @@ def writes(sim: SiteSimulator, device: str) -> list[Any]:
     return list(sim.device(device).writes)
 
 
-async def test_switch_relay_changes_coil_and_publishes_state(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+async def test_switch_relay_changes_coil_and_publishes_state(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
     cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
     async with probe(mosquitto) as p, running_gateway(cfg):
         await p.wait_for("bcc/lights_a", lambda s: s.get("relay_3") == "OFF")
@@ -57,7 +62,9 @@ async def test_meter_float32_decoded(room_sim: SiteSimulator, mosquitto: Mosquit
         assert state["voltage_l1"] == 228.2  # precision 1 (round half to even of 228.25)
 
 
-async def test_stuck_relay_gives_failed_readback(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+async def test_stuck_relay_gives_failed_readback(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
     cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
     room_sim.device("lights_b").set_fault("stuck")
     async with probe(mosquitto) as p, running_gateway(cfg):
@@ -78,12 +85,12 @@ async def test_rejections_cause_no_write(room_sim: SiteSimulator, mosquitto: Mos
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "JSON object"),
         ({"relay_9": "ON"}, "unknown point"),
-        ({"relay_1": "TOGGLE"}, "expected \"ON\" or \"OFF\""),
-        ({"relay_1": 1}, "expected \"ON\" or \"OFF\""),
+        ({"relay_1": "TOGGLE"}, 'expected "ON" or "OFF"'),
+        ({"relay_1": 1}, 'expected "ON" or "OFF"'),
         ({"device_address": 7}, "read-only"),
         ({"relay_1": "ON", "relay_2": "MAYBE"}, "relay_2"),  # partly valid: nothing is written
         ({}, "no point"),
-        (b"x" * 1_000_000, "exceeds the limit"),
+        (b"x" * 200_000, "exceeds the limit"),  # above the gateway's 16 KB, below the broker's 256 KB
     ]
     async with probe(mosquitto) as p, running_gateway(cfg) as gw:
         await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
@@ -119,7 +126,9 @@ async def test_stale_and_future_commands(room_sim: SiteSimulator, mosquitto: Mos
         assert len(writes(room_sim, "lights_a")) == 1
 
 
-async def test_repeated_transaction_executes_once(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+async def test_repeated_transaction_executes_once(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
     cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
     async with probe(mosquitto) as p, running_gateway(cfg):
         await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
@@ -148,3 +157,21 @@ async def test_retained_command_before_start_is_ignored(
         assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
         assert [w.address for w in writes(room_sim, "lights_a")] == [1]
         assert p.all("bcc/lights_a/response") == p.all("bcc/lights_a/response", since=mark)
+
+
+async def test_one_megabyte_payload_is_stopped_at_the_broker(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
+    """mosquitto.conf caps packets at 256 KB: a 1 MB command never reaches the gateway."""
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
+    async with probe(mosquitto) as p, running_gateway(cfg):
+        await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
+        with contextlib.suppress(aiomqtt.MqttError):  # the broker drops the sender's connection
+            async with probe(mosquitto, subscribe=None) as sender:
+                await sender.publish("bcc/lights_a/set", b"{" + b" " * 1_000_000 + b"}")
+        mark = p.mark()
+        await p.publish("bcc/lights_a/set", {"relay_4": "ON", "transaction": "after-1mb"})
+        resp = await p.wait_for("bcc/lights_a/response", since=mark)
+        assert resp["status"] == "ok" and resp["transaction"] == "after-1mb"
+        assert p.all("bcc/lights_a/response") == [resp]
+        assert [w.address for w in writes(room_sim, "lights_a")] == [3]

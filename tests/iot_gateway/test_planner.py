@@ -43,8 +43,14 @@ def test_register_limit_125() -> None:
         "label": {"id": "t", "en": "t"},
         "source": "t",
         "points": [
-            {"key": f"r{i}", "label": {"id": "r", "en": "r"}, "table": "holding_register",
-             "address": i * 2, "type": "float32", "unit": "1"}
+            {
+                "key": f"r{i}",
+                "label": {"id": "r", "en": "r"},
+                "table": "holding_register",
+                "address": i * 2,
+                "type": "float32",
+                "unit": "1",
+            }
             for i in range(100)
         ],
     }

@@ -44,7 +44,9 @@ async def test_dead_device_goes_offline_and_neighbours_keep_their_rate(
 
 
 @pytest.mark.slow
-async def test_restarts_never_write(room_sim: SiteSimulator, mosquitto: MosquittoProcess, tmp_path: Path) -> None:
+async def test_restarts_never_write(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
     """Ten restarts (SIGTERM and SIGKILL alternating) with relays in mixed states: zero writes."""
     mixed = {"relay_1": True, "relay_2": False, "relay_3": True, "relay_8": True}
     for key, value in mixed.items():
@@ -57,8 +59,16 @@ async def test_restarts_never_write(room_sim: SiteSimulator, mosquitto: Mosquitt
         for i in range(10):
             mark = p.mark()
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bcc", "gateway", "--site", str(site_file),
-                cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                sys.executable,
+                "-m",
+                "bcc",
+                "gateway",
+                "--site",
+                str(site_file),
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
             )
             try:
                 await p.wait_for("bcc/bridge/state", lambda v: v == "online", since=mark, timeout=10)

@@ -104,9 +104,14 @@ def decode(payload: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def probe(broker: MosquittoProcess, role: str = "portal", subscribe: str | None = "bcc/#") -> AsyncIterator[Probe]:
+async def probe(
+    broker: MosquittoProcess, role: str = "portal", subscribe: str | None = "bcc/#"
+) -> AsyncIterator[Probe]:
     client = aiomqtt.Client(
-        broker.host, broker.port, username=role, password=broker.password(role),
+        broker.host,
+        broker.port,
+        username=role,
+        password=broker.password(role),
         identifier=f"probe-{role}-{time.monotonic_ns()}",
     )
     async with client:
@@ -118,7 +123,7 @@ async def probe(broker: MosquittoProcess, role: str = "portal", subscribe: str |
             yield p
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await task
 
 
@@ -127,5 +132,5 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0, step: floa
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met within %.1f s" % timeout)
+            raise AssertionError(f"condition not met within {timeout:.1f} s")
         await asyncio.sleep(step)
