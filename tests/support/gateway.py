@@ -19,15 +19,25 @@ from iot_gateway.config import GatewayConfig, resolve_mqtt
 from iot_gateway.service import Gateway
 
 
-def site_dict(loaded: LoadedSite, broker: MosquittoProcess, **gateway: Any) -> dict[str, Any]:
+def site_dict(
+    loaded: LoadedSite, broker: MosquittoProcess, mqtt: dict[str, Any] | None = None, **gateway: Any
+) -> dict[str, Any]:
     raw = loaded.site.model_dump(mode="json", exclude_none=True)
-    raw["mqtt"] = {**raw["mqtt"], "url": broker.url, "username": "gateway", "reconnect_max_s": 1.0}
+    raw["mqtt"] = {
+        **raw["mqtt"],
+        "url": broker.url,
+        "username": "gateway",
+        "reconnect_max_s": 1.0,
+        **(mqtt or {}),
+    }
     raw["gateway"] = {**raw["gateway"], **gateway}
     return raw
 
 
-def gateway_config(loaded: LoadedSite, broker: MosquittoProcess, **gateway: Any) -> GatewayConfig:
-    site = site_from_dict(site_dict(loaded, broker, **gateway), loaded.profiles)
+def gateway_config(
+    loaded: LoadedSite, broker: MosquittoProcess, mqtt: dict[str, Any] | None = None, **gateway: Any
+) -> GatewayConfig:
+    site = site_from_dict(site_dict(loaded, broker, mqtt, **gateway), loaded.profiles)
     mqtt, password, problems = resolve_mqtt(
         site.site.mqtt, {"BCC_MQTT_PASSWORD": broker.password("gateway")}, "<test>"
     )
