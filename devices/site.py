@@ -84,7 +84,9 @@ class GatewaySettings(Frozen):
     readback_delay_ms: Annotated[int, Field(ge=0, le=5000)] = 0
     max_payload_bytes: Annotated[int, Field(ge=64, le=1_048_576)] = 16_384
     transaction_memory: Annotated[int, Field(ge=16)] = 1024
+    # HTTP /metrics and /healthz; None disables it, 0 picks a free port (logged).
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 class TcpBus(Frozen):

@@ -8,6 +8,7 @@ breaker opens: it is then probed with capped exponential backoff so it costs its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import zlib
@@ -100,6 +101,8 @@ class DeviceRunner:
                 interval = instance.poll_s.get(name, group.interval_s)
                 self.groups[name] = (interval, plan_reads(profile, pts))
         self._publish_lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     # --- breaker --------------------------------------------------------------------------
     @property
@@ -165,10 +168,16 @@ class DeviceRunner:
         interval, _ = self.groups[group]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + offset_s
-        while True:
+        while not self._stop.is_set():
             delay = deadline - loop.time()
             if delay > 0:
-                await asyncio.sleep(delay)
+                # Wait on the stop event rather than sleep: stop() ends the loop at once. (Python 3.11's
+                # asyncio.wait_for, used inside pymodbus, can swallow a task cancellation.)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._stop.wait()
+                if self._stop.is_set():
+                    return
             self.metrics.poll_jitter.observe(max(0.0, loop.time() - deadline))
             await self.poll_once(group)
             deadline += interval
@@ -178,12 +187,19 @@ class DeviceRunner:
                 self.metrics.missed_deadlines.labels(self.id).inc(missed)
                 deadline += missed * interval
 
+    def stop(self) -> None:
+        """End the poll loops (they also get cancelled; the event covers a swallowed cancellation)."""
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+
     def start(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
         tasks = []
         for group, (interval, _) in self.groups.items():
             # Spread devices over the interval by a stable hash: no thundering herd on start.
             offset = (zlib.crc32(f"{self.id}/{group}".encode()) % 1000) / 1000 * interval
             tasks.append(tg.create_task(self.run_group(group, offset), name=f"poll:{self.id}:{group}"))
+        self._tasks = tasks
         return tasks
 
     # --- publishing -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ into a device (no ghost switching after a restart). ``offline`` on ``bridge/stat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
@@ -25,6 +26,7 @@ log = structlog.get_logger(__name__)
 OnConnect = Callable[["MqttLink"], Awaitable[None]]
 OnMessage = Callable[[aiomqtt.Message], Coroutine[Any, Any, None]]
 PUBLISH_TIMEOUT_S = 5.0
+DISCONNECT_TIMEOUT_S = 2.0
 
 
 def client_kwargs(settings: MqttSettings, client_id: str, password: str | None) -> dict[str, object]:
@@ -100,8 +102,8 @@ class MqttLink:
         assert self._client is not None
         if self.settings.protocol == "5":
             # retain_handling=0: retained commands are still delivered so the gateway can count and
-            # ignore them; the retain flag on delivery tells them apart.
-            await self._client.subscribe(topic, options=SubscribeOptions(qos=1, noLocal=True))
+            # ignore them (the retain flag tells them apart); noLocal off: the sync marker is our own.
+            await self._client.subscribe(topic, options=SubscribeOptions(qos=1))
         else:
             await self._client.subscribe(topic, qos=1)
 
@@ -110,20 +112,24 @@ class MqttLink:
         failures = 0
         while True:
             client = self._make_client()
+            entered = False
             try:
-                async with client:
-                    self._client = client
-                    failures = 0
-                    self._metrics.mqtt_reconnects.inc()
-                    log.info("mqtt_connected", host=self.settings.host, port=self.settings.port)
+                await client.__aenter__()
+                entered = True
+                self._client = client
+                failures = 0
+                self._metrics.mqtt_reconnects.inc()
+                log.info("mqtt_connected", host=self.settings.host, port=self.settings.port)
+                # Messages flow while on_connect runs: it waits for retained ones (inventory sync).
+                reader = asyncio.create_task(self._read(client))
+                try:
                     await self._on_connect(self)
                     self.connected.set()
-                    # Handlers run concurrently (a slow command must not block the next message);
-                    # they never raise, and ones in flight finish even if the connection drops.
-                    async for message in client.messages:
-                        task = asyncio.create_task(self._on_message(message))
-                        self._handlers.add(task)
-                        task.add_done_callback(self._handlers.discard)
+                    await reader
+                finally:
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                        await reader
             except aiomqtt.MqttError as err:
                 failures += 1
                 if failures == 1:
@@ -131,8 +137,31 @@ class MqttLink:
             finally:
                 self._client = None
                 self.connected.clear()
+                if entered:
+                    await self._disconnect(client)
             delay = min(self.settings.reconnect_max_s, self.settings.reconnect_min_s * 2 ** min(failures, 16))
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _disconnect(self, client: aiomqtt.Client) -> None:
+        """Leave the session; bounded, because aiomqtt 2.5 waits for the broker's close without a timeout."""
+        try:
+            async with asyncio.timeout(DISCONNECT_TIMEOUT_S):
+                await client.__aexit__(None, None, None)
+        except aiomqtt.MqttError:
+            pass
+        except TimeoutError:
+            log.warning("mqtt_disconnect_timeout", timeout_s=DISCONNECT_TIMEOUT_S)
+            pending = getattr(client, "_disconnected", None)
+            if isinstance(pending, asyncio.Future) and not pending.done():
+                pending.set_result(None)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        # Handlers run concurrently (a slow command must not block the next message); they never
+        # raise, and ones in flight finish even if the connection drops.
+        async for message in client.messages:
+            task = asyncio.create_task(self._on_message(message))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
 
     async def close(self, final_state: str = OFFLINE) -> None:
         """Graceful stop: say offline ourselves (the will covers crashes)."""

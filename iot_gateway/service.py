@@ -1,4 +1,9 @@
-"""The gateway service: hubs, device runners and the MQTT link, wired together in one TaskGroup."""
+"""The gateway service: hubs, device runners and the MQTT link, wired together in one TaskGroup.
+
+Also owns what spans devices: Home Assistant discovery (sent on connect, when Home Assistant comes
+online, and removed for devices that left the site), the retained device inventory that makes that
+removal possible across restarts, SIGHUP reloads, and the health endpoint.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,10 @@ import aiomqtt
 import orjson
 import structlog
 
+from devices.site import DeviceInstance
+from iot_gateway import discovery
 from iot_gateway.commands import (
+    Command,
     CommandRejected,
     Status,
     TransactionLog,
@@ -22,6 +30,7 @@ from iot_gateway.commands import (
 )
 from iot_gateway.config import GatewayConfig
 from iot_gateway.device import DeviceRunner
+from iot_gateway.health import HealthServer
 from iot_gateway.hub import BusHub
 from iot_gateway.metrics import GatewayMetrics
 from iot_gateway.mqtt import MqttLink
@@ -35,22 +44,16 @@ HEALTH_PERIOD_S = 10.0
 class Gateway:
     def __init__(self, config: GatewayConfig, client_id: str | None = None) -> None:
         self.config = config
-        site = config.loaded.site
-        self.settings = site.gateway
+        self.settings = config.loaded.site.gateway
+        self.site_id = config.loaded.site.site
         self.topics = Topics(config.mqtt.base_topic, config.mqtt.discovery_prefix)
         self.metrics = GatewayMetrics()
-        self.hubs = {b.name: BusHub(b) for b in site.buses}
+        self.hubs: dict[str, BusHub] = {}
         self.devices: dict[str, DeviceRunner] = {}
-        for inst in site.devices:
-            self.devices[inst.id] = DeviceRunner(
-                inst,
-                config.loaded.profile_of(inst),
-                self.hubs[inst.bus],
-                self.settings,
-                self.topics,
-                self._publish,
-                self.metrics,
-            )
+        self._tasks: dict[str, list[asyncio.Task[None]]] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        for inst in config.loaded.site.devices:
+            self._add_device(inst, config)
         cid = (
             client_id
             or config.mqtt.client_id
@@ -61,21 +64,101 @@ class Gateway:
         )
         self.transactions = TransactionLog(self.settings.transaction_memory)
         self.commands_seen = 0
+        self.health = HealthServer(self.metrics.registry, self.health_status)
+        self._inventory_seen: asyncio.Event = asyncio.Event()
+        self._previous_inventory: set[str] = set()
+
+    # --- devices --------------------------------------------------------------------------
+    def _hub_for(self, inst: DeviceInstance, config: GatewayConfig) -> BusHub:
+        bus = config.loaded.site.bus(inst.bus)
+        hub = self.hubs.get(bus.name)
+        if hub is None or hub.bus != bus:
+            hub = self.hubs[bus.name] = BusHub(bus)
+        return hub
+
+    def _add_device(self, inst: DeviceInstance, config: GatewayConfig) -> DeviceRunner:
+        runner = DeviceRunner(
+            inst,
+            config.loaded.profile_of(inst),
+            self._hub_for(inst, config),
+            self.settings,
+            self.topics,
+            self._publish,
+            self.metrics,
+        )
+        self.devices[inst.id] = runner
+        if self._tg is not None:
+            self._tasks[inst.id] = runner.start(self._tg)
+        return runner
+
+    async def _remove_device(self, device_id: str, forget: bool) -> None:
+        self._tasks.pop(device_id, None)
+        runner = self.devices.pop(device_id, None)
+        if runner is not None:
+            runner.stop()
+        if forget:  # clear retained topics so nobody sees a ghost device
+            for topic in (self.topics.state(device_id), self.topics.availability(device_id)):
+                await self._publish(topic, b"", True)
+            await self._publish(self.topics.discovery(discovery.node_id(self.site_id, device_id)), b"", True)
 
     async def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
         await self.link.publish(topic, payload, retain=retain)
 
+    async def publish_discovery(self) -> None:
+        for runner in self.devices.values():
+            body = discovery.payload(self.site_id, runner.instance, runner.profile, self.topics)
+            await self._publish(self.topics.discovery(discovery.node_id(self.site_id, runner.id)), body, True)
+
+    async def _publish_inventory(self) -> None:
+        body = orjson.dumps({"site": self.site_id, "devices": sorted(self.devices)})
+        await self._publish(self.topics.bridge_devices, body, True)
+
+    async def _sync_inventory(self, link: MqttLink) -> None:
+        """Learn which devices an earlier run announced, so ones that left the site are removed.
+
+        The retained inventory arrives right after SUBACK; our own marker, published after it, proves
+        that anything retained has already been delivered (per-session ordering).
+        """
+        self._inventory_seen.clear()
+        await link.subscribe(self.topics.bridge_devices)
+        await link.subscribe(self.topics.bridge_sync(link.client_id))
+        await link.publish(self.topics.bridge_sync(link.client_id), b"sync", retain=False)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._inventory_seen.wait(), 5)
+        for gone in sorted(self._previous_inventory - set(self.devices)):
+            log.info("device_removed_from_site", device=gone)
+            await self._remove_device(gone, forget=True)
+        self._previous_inventory = set()
+
+    # --- MQTT -----------------------------------------------------------------------------
     async def _on_connect(self, link: MqttLink) -> None:
         await link.publish(self.topics.bridge_state, ONLINE, retain=True)
+        await self._sync_inventory(link)
         await link.subscribe(self.topics.all_set)
+        await link.subscribe(self.topics.ha_status)
+        await self.publish_discovery()
+        await self._publish_inventory()
         for dev in self.devices.values():
             await dev.republish()
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
+        topic = str(message.topic)
+        payload = (
+            message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
+        )
         try:
-            await self.handle_command(str(message.topic), bytes(message.payload or b""), message.retain)
+            if topic == self.topics.ha_status:
+                if payload == b"online":  # Home Assistant restarted: it forgot non-retained state
+                    await self.publish_discovery()
+            elif topic == self.topics.bridge_devices:
+                with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
+                    self._previous_inventory = set(orjson.loads(payload).get("devices", []))
+            elif topic == self.topics.bridge_sync(self.link.client_id):
+                self._inventory_seen.set()
+            else:
+                await self.handle_command(topic, payload, message.retain)
         except Exception:  # one bad message must never stop the gateway
-            log.exception("command_handler_failed", topic=str(message.topic))
+            log.exception("message_handler_failed", topic=topic)
 
     async def _respond(self, device: str, payload: bytes, status: Status) -> None:
         self.metrics.commands.labels(status.value).inc()
@@ -107,9 +190,8 @@ class Gateway:
             )
         except CommandRejected as err:
             log.info("command_refused", device=device_id, status=err.status.value, error=str(err))
-            await self._respond(
-                device_id, response_payload(device_id, err.transaction, err.status, str(err)), err.status
-            )
+            body = response_payload(device_id, err.transaction, err.status, str(err))
+            await self._respond(device_id, body, err.status)
             return
         future: asyncio.Future[bytes] | None = None
         if cmd.transaction is not None:
@@ -128,7 +210,7 @@ class Gateway:
         await self._respond(device_id, body, status)
 
     async def _execute(
-        self, runner: DeviceRunner, cmd: Any
+        self, runner: DeviceRunner, cmd: Command
     ) -> tuple[Status, str | None, dict[str, Any] | None]:
         try:
             async with asyncio.timeout(self.settings.command_deadline_ms / 1000):
@@ -136,38 +218,90 @@ class Gateway:
         except TimeoutError:
             return Status.TIMEOUT, f"no confirmation within {self.settings.command_deadline_ms} ms", None
 
+    # --- reload -----------------------------------------------------------------------------
+    async def reload(self, new: GatewayConfig) -> dict[str, list[str]]:
+        """Apply a new site: start added devices, stop removed ones, keep unchanged ones polling.
+
+        A device counts as changed when its instance, profile or bus settings differ; it is restarted.
+        MQTT and gateway-wide settings need a restart (logged). Nothing is ever written to a device.
+        """
+        old_ids, new_ids = set(self.devices), {d.id for d in new.loaded.site.devices}
+        changed = []
+        for inst in new.loaded.site.devices:
+            cur = self.devices.get(inst.id)
+            if cur is None:
+                continue
+            same_bus = cur.hub.bus == new.loaded.site.bus(inst.bus)
+            if cur.instance != inst or cur.profile != new.loaded.profile_of(inst) or not same_bus:
+                changed.append(inst.id)
+        if new.mqtt != self.config.mqtt or new.loaded.site.gateway != self.settings:
+            log.warning("reload_needs_restart", reason="mqtt or gateway settings changed; not applied")
+        removed = sorted(old_ids - new_ids)
+        for device_id in removed:
+            await self._remove_device(device_id, forget=True)
+        for device_id in changed:
+            await self._remove_device(device_id, forget=False)
+        for inst in new.loaded.site.devices:
+            if inst.id not in self.devices:
+                self._add_device(inst, new)
+        used = {r.hub.name for r in self.devices.values()}
+        for name in [n for n in self.hubs if n not in used]:
+            await self.hubs.pop(name).close()
+        self.config = GatewayConfig(loaded=new.loaded, mqtt=self.config.mqtt, password=self.config.password)
+        await self.publish_discovery()
+        await self._publish_inventory()
+        result = {"added": sorted(new_ids - old_ids), "removed": removed, "changed": sorted(changed)}
+        log.info("site_reloaded", **result)
+        return result
+
+    # --- health -----------------------------------------------------------------------------
+    def health_status(self) -> tuple[bool, dict[str, object]]:
+        online = sum(1 for d in self.devices.values() if d.available)
+        mqtt_ok = self.link.connected.is_set()
+        detail: dict[str, object] = {
+            "status": "ok" if mqtt_ok else "mqtt_disconnected",
+            "mqtt_connected": mqtt_ok,
+            "devices": len(self.devices),
+            "devices_online": online,
+            "devices_offline": sorted(d.id for d in self.devices.values() if d.available is False),
+        }
+        return mqtt_ok, detail
+
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(HEALTH_PERIOD_S)
             for name, hub in self.hubs.items():
                 self.metrics.queue_depth.labels(name).set(hub.queue_depth)
-            body = {
-                "devices": len(self.devices),
-                "online": sum(1 for d in self.devices.values() if d.available),
-                "commands": self.commands_seen,
-                "ts": time.time(),
-            }
+            _, detail = self.health_status()
+            body = {**detail, "commands": self.commands_seen, "ts": time.time()}
             await self.link.publish(self.topics.bridge_health, orjson.dumps(body), retain=True)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set or the task is cancelled; then say ``offline`` and close the buses."""
-        log.info("gateway_starting", site=self.config.loaded.site.site, devices=len(self.devices))
+        log.info("gateway_starting", site=self.site_id, devices=len(self.devices))
         stop = stop or asyncio.Event()
+        if self.settings.metrics_port is not None:
+            port = await self.health.start(self.settings.metrics_host, self.settings.metrics_port)
+            log.info("health_endpoint", url=f"http://{self.settings.metrics_host}:{port}/metrics")
         try:
             async with asyncio.TaskGroup() as tg:
+                self._tg = tg
                 link_task = tg.create_task(self.link.run(), name="mqtt")
-                workers = [tg.create_task(self._health_loop(), name="health")]
+                health_task = tg.create_task(self._health_loop(), name="health")
                 for dev in self.devices.values():
-                    workers += dev.start(tg)
+                    self._tasks[dev.id] = dev.start(tg)
                 try:
                     await stop.wait()
                 finally:
-                    for task in workers:
-                        task.cancel()
+                    health_task.cancel()
+                    for dev in self.devices.values():
+                        dev.stop()
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(self.link.close(), 1.0)
                     link_task.cancel()
         finally:
+            self._tg = None
+            await self.health.close()
             for hub in self.hubs.values():
                 await hub.close()
             log.info("gateway_stopped")

@@ -30,6 +30,15 @@ class Topics:
         return f"{self.base}/bridge/state"
 
     @property
+    def bridge_devices(self) -> str:
+        """Retained JSON inventory of the devices the gateway serves (to clean up removed ones)."""
+        return f"{self.base}/bridge/devices"
+
+    def bridge_sync(self, client_id: str) -> str:
+        """Private marker topic: the gateway's own message here proves retained ones were delivered."""
+        return f"{self.base}/bridge/sync/{client_id}"
+
+    @property
     def bridge_health(self) -> str:
         """Retained JSON counters of the gateway (polls, errors, commands)."""
         return f"{self.base}/bridge/health"

@@ -58,17 +58,10 @@ async def test_restarts_never_write(
     async with probe(mosquitto) as p:
         for i in range(10):
             mark = p.mark()
+            log = (tmp_path / f"gateway-{i}.log").open("wb")
+            cmd = [sys.executable, "-m", "bcc", "gateway", "--site", str(site_file)]
             proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bcc",
-                "gateway",
-                "--site",
-                str(site_file),
-                cwd=ROOT,
-                env=env,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
+                *cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log
             )
             try:
                 await p.wait_for("bcc/bridge/state", lambda v: v == "online", since=mark, timeout=10)
@@ -79,7 +72,11 @@ async def test_restarts_never_write(
                 await p.wait_for("bcc/wall", lambda s: s.get("layout") == "split_3", since=mark, timeout=5)
             finally:
                 proc.send_signal(signal.SIGTERM if i % 2 == 0 else signal.SIGKILL)
-                await asyncio.wait_for(proc.wait(), 10)
+                try:
+                    await asyncio.wait_for(proc.wait(), 10)
+                finally:
+                    log.close()
+                    print((tmp_path / f"gateway-{i}.log").read_text()[-3000:])  # shown on failure
             await p.wait_for("bcc/bridge/state", lambda v: v == "offline", since=mark, timeout=10)
     for dev in ("lights_a", "lights_b", "env_front", "env_back", "meter_main", "wall"):
         assert room_sim.device(dev).writes == [], dev

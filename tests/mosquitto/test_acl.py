@@ -19,7 +19,7 @@ from iot_gateway.topics import Topics
 from tests.mosquitto.probe import V5, V311, Probe
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "mqtt.md"
-PLACEHOLDERS = {"<device>": "probe_dev", "<node>": "bcc_probe_dev"}
+PLACEHOLDERS = {"<device>": "probe_dev", "<node>": "bcc_probe_dev", "<client>": "probe_client"}
 NOT_AUTHORIZED = 0x87
 Table = dict[str, dict[str, frozenset[str]]]  # topic pattern -> role -> {"pub", "sub"}
 
@@ -54,6 +54,8 @@ def test_table_lists_every_role_and_every_topic() -> None:
     topics = {
         t.bridge_state,
         t.bridge_health,
+        t.bridge_devices,
+        t.bridge_sync("<client>"),
         t.state("<device>"),
         t.availability("<device>"),
         t.set("<device>"),
