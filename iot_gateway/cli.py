@@ -7,9 +7,13 @@ import asyncio
 import signal
 import sys
 
+import structlog
+
 from devices.loader import DEMO_SITE, ConfigError
 from iot_gateway.config import load_gateway_config
 from iot_gateway.service import Gateway
+
+log = structlog.get_logger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +44,35 @@ async def serve(site: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await Gateway(cfg).run(stop)
+    gateway = Gateway(cfg)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(reload(gateway, site))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    await gateway.run(stop)
     return 0
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: print every task's stack to stderr (diagnosing a stuck shutdown or poll loop)."""
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+
+
+async def reload(gateway: Gateway, site: str) -> None:
+    """SIGHUP: re-read the site; a broken file is reported and the running configuration kept."""
+    try:
+        new = load_gateway_config(site)
+    except ConfigError as err:
+        log.error("reload_refused", problems=err.problems)
+        return
+    await gateway.reload(new)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -111,7 +111,8 @@ class BusHub:
         if self._client is None:
             self._client = self._make_client()
         try:
-            ok = await asyncio.wait_for(self._client.connect(), timeout=max(self._timeout_s, 1.0))
+            async with asyncio.timeout(max(self._timeout_s, 1.0)):
+                ok = await self._client.connect()
         except (TimeoutError, OSError, ModbusException) as err:
             ok = False
             log.debug("bus_connect_error", bus=self.name, error=str(err))

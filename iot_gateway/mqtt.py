@@ -80,6 +80,7 @@ class MqttLink:
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
         self._handlers: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def _make_client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(self.topics.bridge_state, OFFLINE, qos=1, retain=True)
@@ -110,7 +111,7 @@ class MqttLink:
     async def run(self) -> None:
         """Connect forever with capped, jittered exponential backoff."""
         failures = 0
-        while True:
+        while not self._stopping:
             client = self._make_client()
             entered = False
             try:
@@ -141,6 +142,14 @@ class MqttLink:
                     await self._disconnect(client)
             delay = min(self.settings.reconnect_max_s, self.settings.reconnect_min_s * 2 ** min(failures, 16))
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def shutdown(self, task: asyncio.Task[None]) -> None:
+        """Stop the connection task, cancelling again if a cancellation gets lost on the way (pymodbus
+        and aiomqtt use asyncio.wait_for, which on Python 3.11 can swallow one)."""
+        self._stopping = True
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
 
     async def _disconnect(self, client: aiomqtt.Client) -> None:
         """Leave the session; bounded, because aiomqtt 2.5 waits for the broker's close without a timeout."""

@@ -123,8 +123,10 @@ class Gateway:
         await link.subscribe(self.topics.bridge_devices)
         await link.subscribe(self.topics.bridge_sync(link.client_id))
         await link.publish(self.topics.bridge_sync(link.client_id), b"sync", retain=False)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._inventory_seen.wait(), 5)
+            async with asyncio.timeout(5):
+                await self._inventory_seen.wait()
         for gone in sorted(self._previous_inventory - set(self.devices)):
             log.info("device_removed_from_site", device=gone)
             await self._remove_device(gone, forget=True)
@@ -297,8 +299,9 @@ class Gateway:
                     for dev in self.devices.values():
                         dev.stop()
                     with contextlib.suppress(Exception):
-                        await asyncio.wait_for(self.link.close(), 1.0)
-                    link_task.cancel()
+                        async with asyncio.timeout(1.0):
+                            await self.link.close()
+                    await self.link.shutdown(link_task)
         finally:
             self._tg = None
             await self.health.close()

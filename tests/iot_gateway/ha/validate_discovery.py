@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import voluptuous as vol
 from homeassistant import core
 from homeassistant.components.mqtt import discovery
-from homeassistant.core import HomeAssistant
 from homeassistant.components.mqtt.schemas import DEVICE_DISCOVERY_SCHEMA
+from homeassistant.core import HomeAssistant
 
 
 async def main(path: str, config_dir: str) -> int:
