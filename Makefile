@@ -5,7 +5,7 @@ PYTHON ?= python3
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 TYPED  := iot_gateway devices simulators bcc
 
-.PHONY: demo test lint format venv sysdeps sysdeps-demo bench clean
+.PHONY: demo test lint format venv sysdeps sysdeps-demo bench clean grafana-check
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,14 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(TYPED)
 
-test: sysdeps venv lint
+test: sysdeps venv lint grafana-check
 	$(VENV)/bin/pytest -q
+
+# Generated dashboards must match their generator (docs/grafana.md).
+grafana-check: venv
+	@tmp=$$(mktemp -d) && $(VENV)/bin/bcc grafana build --out $$tmp >/dev/null && \
+	  diff -ru grafana/dashboards $$tmp && rm -rf $$tmp || \
+	  { echo "grafana/dashboards drifted: run 'bcc grafana build'"; rm -rf $$tmp; exit 1; }
 
 bench: sysdeps venv
 	$(VENV)/bin/bcc bench command --json

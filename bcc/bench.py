@@ -39,6 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cmd = sub.add_parser("command", help="command round trip vs. raw MQTT + Modbus floor")
     cmd.add_argument("--count", type=int, default=300, help="commands to time (default 300)")
     cmd.add_argument("--json", action="store_true", help="print one JSON object only")
+    poll = sub.add_parser("poll", help="one gateway polling N synthetic devices vs. plain pymodbus ceiling")
+    poll.add_argument("--devices", type=int, default=500, help="Modbus TCP devices (default 500)")
+    poll.add_argument("--tags", type=int, default=30, help="registers per device (default 30)")
+    poll.add_argument("--interval", type=float, default=1.0, help="poll interval in s (default 1)")
+    poll.add_argument("--seconds", type=float, default=30.0, help="measurement window (default 30)")
+    poll.add_argument("--commands", type=int, default=200, help="commands timed during the window")
+    poll.add_argument("--json", action="store_true", help="print one JSON object only")
+    rec = sub.add_parser("recorder", help="MQTT -> recorder -> InfluxDB values/s vs. raw /write ceiling")
+    rec.add_argument("--devices", type=int, default=100, help="devices of 30 registers (default 100)")
+    rec.add_argument("--messages", type=int, default=40_000, help="state messages (default 40,000)")
+    rec.add_argument("--rate", type=float, default=6000.0, help="publish limit, messages/s (default 6000)")
+    rec.add_argument("--json", action="store_true", help="print one JSON object only")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -55,8 +67,13 @@ class PahoRoundTrip:
         self.arrived = threading.Event()
         self.last: bytes = b""
         self.expect = ""
+        self.reply = b""
         self.online: set[str] = set()
         self.online_seen = threading.Event()
+        self.states: set[str] = set()
+        self.states_wanted = 1 << 30
+        self.states_seen = threading.Event()
+        self.state_messages = 0
         self.client.on_message = self._on_message
         self.client.connect(host, port)
         sock = self.client.socket()
@@ -68,11 +85,25 @@ class PahoRoundTrip:
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self.last = bytes(msg.payload)
-        if msg.topic == self.expect:
+        if msg.topic == self.expect and not self.arrived.is_set():
+            self.reply = self.last
             self.arrived.set()
+        if msg.topic.count("/") == 1 and not msg.retain:
+            self.state_messages += 1
+            if len(self.states) < self.states_wanted:
+                self.states.add(msg.topic)
+                if len(self.states) >= self.states_wanted:
+                    self.states_seen.set()
         if msg.payload == b"online":
             self.online.add(msg.topic)
             self.online_seen.set()
+
+    def wait_states(self, devices: int, timeout: float) -> None:
+        """Block until ``devices`` distinct state topics have been published (live, not retained)."""
+        self.states_wanted = devices
+        if len(self.states) < devices and not self.states_seen.wait(timeout):
+            raise TimeoutError(f"only {len(self.states)} of {devices} devices published state")
+        self.state_messages = 0
 
     def wait_online(self, topic: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -88,7 +119,7 @@ class PahoRoundTrip:
         self.client.publish(topic, payload, qos=1)
         if not self.arrived.wait(timeout):
             raise TimeoutError(topic)
-        return time.perf_counter() - t0, self.last
+        return time.perf_counter() - t0, self.reply
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -212,6 +243,14 @@ async def bench_command(count: int) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     if args.bench == "command":
         result = asyncio.run(bench_command(args.count))
+    elif args.bench == "poll":
+        from bcc.bench_poll import bench_poll
+
+        result = asyncio.run(bench_poll(args.devices, args.tags, args.interval, args.seconds, args.commands))
+    elif args.bench == "recorder":
+        from iot_gateway.recorder.bench import bench_recorder
+
+        result = asyncio.run(bench_recorder(args.devices, args.messages, args.rate))
     else:  # pragma: no cover - argparse restricts choices
         return 2
     if args.json:

@@ -18,23 +18,30 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulators.cli", "serve simulated Modbus devices for a site"),
     "broker": ("bcc.broker", "Mosquitto tooling: password file and runtime config"),
     "bench": ("bcc.bench", "benchmarks that print JSON with the raw ceiling measured alongside"),
+    "recorder": ("iot_gateway.recorder.cli", "record MQTT state and report events into InfluxDB"),
+    "grafana": ("grafana.cli", "build the Grafana dashboards (JSON) from the profiles and the site"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser of the chosen subcommand only: other services' modules (and their
+    dependencies, e.g. the portal's web stack for ``bcc gateway``) are not imported."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in args if a in SUBCOMMANDS), None)
     parser = argparse.ArgumentParser(prog="bcc", description="Binjai Command Center")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
     parser.add_argument("--log-format", choices=["json", "console"], default=None)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(p)
+        if name == chosen:
+            importlib.import_module(module).add_arguments(p)
         p.set_defaults(_module=module)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     logs.configure(args.log_level, args.log_format)
     result = importlib.import_module(args._module).run(args)
     if inspect.iscoroutine(result):

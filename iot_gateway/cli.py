@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 import structlog
 
-from devices.loader import DEMO_SITE, ConfigError
+from devices.loader import DEMO_SITE, PROFILE_DIR, ConfigError
 from iot_gateway.config import load_gateway_config
 from iot_gateway.service import Gateway
 
@@ -19,13 +20,17 @@ log = structlog.get_logger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site", default=str(DEMO_SITE), help="site YAML file (default: the demo room)")
     parser.add_argument(
+        "--profiles", action="append", default=[], metavar="DIR",
+        help="extra folder of device profiles (repeatable); the shipped ones are always loaded",
+    )  # fmt: skip
+    parser.add_argument(
         "--check-config", action="store_true", help="validate the site and secrets, print every problem, exit"
     )
 
 
-def check(site: str) -> int:
+def check(site: str, extra: list[str]) -> int:
     try:
-        cfg = load_gateway_config(site)
+        cfg = load_gateway_config(site, profile_dirs=profile_dirs(extra))
     except ConfigError as err:
         print(f"configuration invalid ({len(err.problems)} problems):", file=sys.stderr)
         for problem in err.problems:
@@ -35,11 +40,11 @@ def check(site: str) -> int:
     return 0
 
 
-async def serve(site: str) -> int:
+async def serve(site: str, extra: list[str]) -> int:
     try:
-        cfg = load_gateway_config(site)
+        cfg = load_gateway_config(site, profile_dirs=profile_dirs(extra))
     except ConfigError:
-        return check(site)
+        return check(site, extra)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -48,7 +53,7 @@ async def serve(site: str) -> int:
     reloads: set[asyncio.Task[None]] = set()
 
     def on_hup() -> None:
-        task = loop.create_task(reload(gateway, site))
+        task = loop.create_task(reload(gateway, site, extra))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
@@ -58,6 +63,10 @@ async def serve(site: str) -> int:
     return 0
 
 
+def profile_dirs(extra: list[str]) -> list[Path]:
+    return [PROFILE_DIR, *(Path(d) for d in extra)]
+
+
 def dump_tasks() -> None:
     """SIGUSR1: print every task's stack to stderr (diagnosing a stuck shutdown or poll loop)."""
     for task in asyncio.all_tasks():
@@ -65,10 +74,10 @@ def dump_tasks() -> None:
         task.print_stack(file=sys.stderr)
 
 
-async def reload(gateway: Gateway, site: str) -> None:
+async def reload(gateway: Gateway, site: str, extra: list[str]) -> None:
     """SIGHUP: re-read the site; a broken file is reported and the running configuration kept."""
     try:
-        new = load_gateway_config(site)
+        new = load_gateway_config(site, profile_dirs=profile_dirs(extra))
     except ConfigError as err:
         log.error("reload_refused", problems=err.problems)
         return
@@ -77,5 +86,5 @@ async def reload(gateway: Gateway, site: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.check_config:
-        return check(args.site)
-    return asyncio.run(serve(args.site))
+        return check(args.site, args.profiles)
+    return asyncio.run(serve(args.site, args.profiles))

@@ -14,6 +14,8 @@ if [ "$mode" = test ]; then
   need[mbpoll]=mbpoll
   need[socat]=socat
   need[openssl]=openssl
+  need[influxd]=influxdb  # recorder tests: real InfluxDB 1.6.7 (tests/support/influx.py)
+  need[influx]=influxdb-client  # the InfluxQL shell (docs/influxdb.md)
 fi
 missing=()
 for bin in "${!need[@]}"; do

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from devices.loader import DEMO_SITE, ConfigError, load_site
+from simulators import synthetic
 from simulators.control import ControlServer
 from simulators.site import SimulatorError, start_site
 
@@ -34,16 +35,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--physics-period", type=float, default=0.5, help="seconds between physics steps")
     parser.add_argument("--seed", type=int, default=None, help="seed of the physics noise")
     parser.add_argument("--control-port", type=int, default=0, help="loopback HTTP control port (0 = free)")
+    parser.add_argument(
+        "--synthetic", type=int, default=None, metavar="N",
+        help="instead of --site: N synthetic devices, each on its own free port (scale runs)",
+    )  # fmt: skip
+    parser.add_argument("--tags", type=int, default=30, help="registers per synthetic device")
+    parser.add_argument(
+        "--churn", type=float, default=0.1, help="fraction of synthetic registers changed per s"
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
     """Start the simulators from parsed ``args``; return the process exit code."""
-    try:
-        loaded = load_site(args.site)
-    except ConfigError as err:
-        for problem in err.problems:
-            print(problem, file=sys.stderr)
-        return 2
+    if args.synthetic is not None:
+        loaded = synthetic.loaded_site(args.synthetic, args.tags)
+        args.port, args.port_base, args.no_physics = 0, None, True
+    else:
+        try:
+            loaded = load_site(args.site)
+        except ConfigError as err:
+            for problem in err.problems:
+                print(problem, file=sys.stderr)
+            return 2
     try:
         sim = await start_site(
             loaded,
@@ -65,7 +78,12 @@ async def run(args: argparse.Namespace) -> int:
     try:
         url = await control.start(port=args.control_port)
         print(json.dumps({"buses": sim.endpoints, "control": url}), flush=True)
-        await stop.wait()
+        if args.synthetic is not None and args.churn > 0:
+            churner = asyncio.create_task(synthetic.churn(sim, args.churn))
+            await stop.wait()
+            churner.cancel()
+        else:
+            await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

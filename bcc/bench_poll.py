@@ -1,0 +1,188 @@
+"""``bcc bench poll``: one gateway process polling N synthetic Modbus TCP devices x T tags.
+
+Everything runs as separate processes on this machine: Mosquitto, the simulators (``python -m
+simulators --synthetic N``), the gateway (``bcc gateway``). The gateway's own figures come from its
+/metrics endpoint and from psutil; the ceiling is plain pymodbus block reads against the same
+simulators in the same run. Optionally times commands while the gateway polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+import yaml
+from pymodbus.client import AsyncModbusTcpClient
+
+from bcc.bench import ROOT, PahoRoundTrip, pct
+from bcc.broker import ROLES, MosquittoProcess, free_port, generate_demo_secrets
+from simulators import synthetic
+
+
+def metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.match(r"^([a-z_]+)(\{[^}]*\})? ([0-9.e+\-]+|NaN)$", line)
+        if m:
+            key = m.group(1) + (m.group(2) or "")
+            out[key] = float(m.group(3))
+    return out
+
+
+def summed(m: dict[str, float], prefix: str) -> float:
+    return sum(v for k, v in m.items() if k.startswith(prefix))
+
+
+def jitter_p99_ms(before: dict[str, float], after: dict[str, float]) -> float:
+    """p99 of poll start jitter from the histogram delta (upper bound of the bucket holding p99)."""
+    name = "bcc_gateway_poll_start_jitter_seconds_bucket"
+    buckets = sorted(
+        (float(re.search(r'le="([^"]+)"', k).group(1)), after[k] - before.get(k, 0.0))  # type: ignore[union-attr]
+        for k in after
+        if k.startswith(name)
+    )
+    total = buckets[-1][1] if buckets else 0.0
+    for le, count in buckets:
+        if total and count >= 0.99 * total:
+            return le * 1000
+    return float("nan")
+
+
+async def ceiling(endpoints: dict[str, Any], tags: int, seconds: float, clients: int = 4) -> float:
+    """Plain pymodbus: ``clients`` concurrent loops reading T registers round-robin over all devices."""
+    ports = [ep["port"] for ep in endpoints.values()]
+    conns: dict[int, AsyncModbusTcpClient] = {}
+    for port in ports:
+        c = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+        await c.connect()
+        conns[port] = c
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def loop(offset: int) -> None:
+        nonlocal done
+        i = offset
+        while time.monotonic() < deadline:
+            await conns[ports[i % len(ports)]].read_holding_registers(0, count=tags, device_id=1)
+            done += 1
+            i += clients
+
+    await asyncio.gather(*(loop(k) for k in range(clients)))
+    for c in conns.values():
+        c.close()
+    return done * tags / seconds
+
+
+async def bench_poll(
+    devices: int, tags: int, interval: float, seconds: float, commands: int
+) -> dict[str, Any]:
+    secrets = generate_demo_secrets(ROLES)
+    with tempfile.TemporaryDirectory(prefix="bcc-bench-poll-") as tmp_s:
+        tmp = Path(tmp_s)
+        broker = MosquittoProcess(tmp / "mosquitto", credentials=secrets)
+        await broker.start()
+        sims = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulators", "--synthetic", str(devices), "--tags", str(tags),
+            stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+        )  # fmt: skip
+        gw: asyncio.subprocess.Process | None = None
+        try:
+            assert sims.stdout is not None
+            endpoints = json.loads(await asyncio.wait_for(sims.stdout.readline(), 120))["buses"]
+            (tmp / "profiles").mkdir()
+            (tmp / "profiles" / "synthetic.yaml").write_text(synthetic.profile_yaml(tags, interval))
+            site = synthetic.site_dict(devices, [endpoints[f"bus_{i:04d}"]["port"] for i in range(devices)])
+            metrics_port = free_port()
+            site["mqtt"] = {"url": broker.url, "username": "gateway"}
+            site["gateway"] = {"metrics_port": metrics_port, "heartbeat_s": 60}
+            (tmp / "site.yaml").write_text(yaml.safe_dump(site))
+            env = {**os.environ, "BCC_MQTT_PASSWORD": secrets["gateway"], "BCC_LOG_LEVEL": "WARNING"}
+            gw = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bcc", "gateway", "--site", str(tmp / "site.yaml"),
+                "--profiles", str(tmp / "profiles"), cwd=ROOT, env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            watcher = PahoRoundTrip(
+                broker.host, broker.port, "operator", secrets["operator"], ["bcc/+", "bcc/+/response"]
+            )
+            try:
+                # Warm-up: every device has published its state once.
+                await asyncio.to_thread(watcher.wait_states, devices, 60.0)
+                gproc, sproc = psutil.Process(gw.pid), psutil.Process(sims.pid)
+                m0, g0, s0, t0 = metrics(metrics_port), gproc.cpu_times(), sproc.cpu_times(), time.monotonic()
+                rss = 0.0
+                cmd_rtts: list[float] = []
+                end = t0 + seconds
+                i = 0
+                while time.monotonic() < end:
+                    rss = max(rss, gproc.memory_info().rss / 2**20)
+                    if i < commands:
+                        body = orjson.dumps({"tag_000": i % 1000, "transaction": f"c{i}"})
+                        dev = f"dev_{i % devices:04d}"
+                        dt, resp = await asyncio.to_thread(
+                            watcher.request, f"bcc/{dev}/set", body, f"bcc/{dev}/response"
+                        )
+                        assert orjson.loads(resp)["status"] == "ok", resp
+                        cmd_rtts.append(dt)
+                        i += 1
+                        await asyncio.sleep(0.05)
+                    else:
+                        await asyncio.sleep(0.5)
+                m1, g1, s1, t1 = metrics(metrics_port), gproc.cpu_times(), sproc.cpu_times(), time.monotonic()
+                published = watcher.state_messages
+            finally:
+                watcher.close()
+            gw.terminate()
+            await gw.wait()
+            roof = await ceiling(endpoints, tags, 5.0)
+        finally:
+            for proc in (gw, sims):
+                if proc is not None and proc.returncode is None:
+                    proc.terminate()
+                    await proc.wait()
+            await broker.stop()
+    elapsed = t1 - t0
+    polls = m1["bcc_gateway_poll_latency_seconds_count"] - m0["bcc_gateway_poll_latency_seconds_count"]
+    result: dict[str, Any] = {
+        "benchmark": "poll",
+        "devices": devices,
+        "tags": tags,
+        "interval_s": interval,
+        "seconds": round(elapsed, 1),
+        "expected_tags_per_s": round(devices * tags / interval),
+        "tags_per_s": round(polls * tags / elapsed),
+        "missed_deadlines": int(
+            summed(m1, "bcc_gateway_missed_deadlines") - summed(m0, "bcc_gateway_missed_deadlines")
+        ),
+        "request_errors": int(
+            summed(m1, "bcc_gateway_request_errors") - summed(m0, "bcc_gateway_request_errors")
+        ),
+        "poll_jitter_p99_ms": jitter_p99_ms(m0, m1),
+        "gateway_cpu_pct": round(100 * (sum(g1[:2]) - sum(g0[:2])) / elapsed, 1),
+        "gateway_rss_mb": round(rss, 1),
+        "simulators_cpu_pct": round(100 * (sum(s1[:2]) - sum(s0[:2])) / elapsed, 1),
+        "state_messages_per_s": round(published / max(elapsed, 1e-9)),
+        "ceiling_tags_per_s": round(roof),
+        "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
+    }
+    if cmd_rtts:
+        result |= {
+            "commands": len(cmd_rtts),
+            "command_p50_ms": pct(cmd_rtts, 0.5),
+            "command_p99_ms": pct(cmd_rtts, 0.99),
+        }
+    return result

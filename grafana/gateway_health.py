@@ -1,0 +1,134 @@
+""" "Gateway health" dashboard: gateway heartbeat, availability, command results and the recorder."""
+
+from __future__ import annotations
+
+from grafanalib.core import Dashboard, Stat, StateTimeline, Templating, TimeSeries
+
+from grafana.common import (
+    DS,
+    ONLINE_OFFLINE,
+    SCHEMA_VERSION,
+    SITE_FILTER,
+    Grid,
+    query_variable,
+    target,
+    unit_json,
+)
+
+RECORDER = '"raw"."recorder"'
+
+
+def build() -> Dashboard:
+    grid = Grid()
+    panels: list[object] = [
+        TimeSeries(
+            title="Devices online (gateway heartbeat)",
+            dataSource=DS,
+            targets=[
+                target(
+                    'SELECT last("online") AS "online", last("devices") AS "devices" '
+                    f'FROM "raw"."gateway_health" WHERE {SITE_FILTER} AND $timeFilter '
+                    "GROUP BY time($__interval) fill(previous)",
+                    0,
+                )
+            ],
+            gridPos=grid(12, 8),
+        ),
+        StateTimeline(
+            title="Gateway and device availability (failures)",
+            dataSource=DS,
+            targets=[
+                target(
+                    f'SELECT last("online") FROM "raw"."availability" WHERE {SITE_FILTER} AND $timeFilter '
+                    'GROUP BY time($__interval), "device" fill(previous)',
+                    0,
+                    alias="$tag_device",
+                )
+            ],
+            mappings=ONLINE_OFFLINE,
+            gridPos=grid(12, 8),
+        ),
+        TimeSeries(
+            title="Command results",
+            dataSource=DS,
+            targets=[
+                target(
+                    f'SELECT sum("count") FROM "raw"."command_response" WHERE {SITE_FILTER} AND $timeFilter '
+                    'GROUP BY time($__interval), "status" fill(0)',
+                    0,
+                    alias="$tag_status",
+                )
+            ],
+            drawStyle="bars",
+            fillOpacity=80,
+            gridPos=grid(12, 8),
+        ),
+        TimeSeries(
+            title="Recorder write rate (field values/s)",
+            dataSource=DS,
+            targets=[
+                target(
+                    f'SELECT non_negative_derivative(last("written"), 1s) FROM {RECORDER} '
+                    f'WHERE {SITE_FILTER} AND $timeFilter GROUP BY time($__interval), "instance" fill(none)',
+                    0,
+                    alias="$tag_instance",
+                )
+            ],
+            gridPos=grid(12, 8),
+        ),
+        TimeSeries(
+            title="Recorder spool depth (field values waiting)",
+            dataSource=DS,
+            targets=[
+                target(
+                    f'SELECT last("spool_depth") FROM {RECORDER} WHERE {SITE_FILTER} AND $timeFilter '
+                    'GROUP BY time($__interval), "instance" fill(previous)',
+                    0,
+                    alias="$tag_instance",
+                )
+            ],
+            gridPos=grid(12, 8),
+        ),
+        TimeSeries(
+            title="Recorder write latency",
+            dataSource=DS,
+            targets=[
+                target(
+                    f'SELECT mean("write_latency_ms") FROM {RECORDER} WHERE {SITE_FILTER} AND $timeFilter '
+                    'GROUP BY time($__interval), "instance" fill(none)',
+                    0,
+                    alias="$tag_instance",
+                )
+            ],
+            extraJson=unit_json("ms"),
+            gridPos=grid(12, 8),
+        ),
+        Stat(
+            title="Recorder losses",
+            description="Dropped (spool full, oldest first) and dead-lettered (refused by InfluxDB) values",
+            dataSource=DS,
+            targets=[
+                target(
+                    'SELECT last("dropped") AS "dropped", last("dead_lettered") AS "dead-lettered" '
+                    f"FROM {RECORDER} WHERE {SITE_FILTER} AND $timeFilter",
+                    0,
+                )
+            ],
+            gridPos=grid(12, 8),
+        ),
+    ]
+    return Dashboard(
+        title="Gateway health",
+        uid="bcc-gateway-health",
+        description="Gateway heartbeat, availability, command results and the recorder's own statistics",
+        tags=["bcc"],
+        timezone="browser",
+        refresh="10s",
+        schemaVersion=SCHEMA_VERSION,
+        templating=Templating(
+            list=[
+                query_variable("site", "Site", 'SHOW TAG VALUES FROM "raw"."availability" WITH KEY = "site"')
+            ]
+        ),
+        panels=panels,
+    ).auto_panel_ids()

@@ -1,0 +1,188 @@
+"""MQTT message -> line protocol: the measurement schema of docs/influxdb.md, in one place.
+
+Device state goes to one measurement per device profile (tags ``site``, ``device``; one field per point
+key): a profile fixes each key's kind, so a field never changes type. Booleans are integers 0/1 (so
+``mean()`` gives the fraction of time on), enumerations are strings, numbers are always floats.
+Every timestamp comes from the source (``ts`` in the payload), so a re-sent point overwrites itself.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from devices.loader import LoadedSite
+from devices.models import DeviceProfile
+from iot_gateway.recorder.lineproto import FieldValue, LineError, line, ts_to_ns
+from iot_gateway.topics import OFFLINE, ONLINE, Topics
+
+EVENTS = frozenset({"created", "verified", "dispatched", "responded", "closed", "reopened"})
+CATEGORIES = frozenset({"kesehatan", "perencanaan_pembangunan", "perizinan", "anggaran", "pengaduan_umum"})
+RESOLUTIONS = frozenset({"resolved_direct", "needs_budget", "rejected", "duplicate"})
+BOOL, ENUM, NUMBER = "bool", "enum", "number"
+# Citizen-report history is small and needed for years (closures per month): its own retention policy.
+REPORTS_RP = "reports"
+
+
+@dataclass
+class Record:
+    """What one MQTT message becomes: lines to spool, and/or a reason to dead-letter the message."""
+
+    lines: list[tuple[str, int]] = field(default_factory=list)  # (line, field values in it)
+    problem: str | None = None
+    rp: str = ""  # retention policy ("" = the database default, "raw")
+    # Payloads without a source timestamp (availability) are recorded only when they change.
+    dedupe_topic: str | None = None
+
+
+def nudge(ts_ns: int, *identity: object) -> int:
+    """Spread events of one tag set within the same millisecond (a point is measurement+tags+time).
+
+    The offset (0-999 ns) is derived from the event's identity, so a retry gets the same timestamp.
+    """
+    return ts_ns + zlib.crc32("|".join(str(x) for x in identity).encode()) % 1000
+
+
+class Schema:
+    def __init__(self, loaded: LoadedSite, topics: Topics) -> None:
+        self.site = loaded.site.site
+        self.topics = topics
+        self.devices: dict[str, DeviceProfile] = {d.id: loaded.profile_of(d) for d in loaded.site.devices}
+        self._prefix = topics.base + "/"
+        # Point key -> kind, per profile (a dict lookup per value on the hot path).
+        self._kinds: dict[str, dict[str, str]] = {
+            p.model: {
+                pt.key: BOOL if pt.is_bool else ENUM if pt.enum is not None else NUMBER for pt in p.points
+            }
+            for p in self.devices.values()
+        }
+
+    def convert(self, topic: str, payload: bytes, received_ns: int) -> Record:
+        """Map one message; never raises (a bad message becomes a dead-letter reason)."""
+        try:
+            return self._convert(topic, payload, received_ns)
+        except (LineError, orjson.JSONDecodeError, TypeError, ValueError, KeyError) as err:
+            return Record(problem=f"{type(err).__name__}: {err}")
+
+    def _convert(self, topic: str, payload: bytes, received_ns: int) -> Record:
+        t = self.topics
+        if topic == t.report_events:
+            return self._event(orjson.loads(payload))
+        if topic == t.report_backlog:
+            return self._backlog(orjson.loads(payload))
+        if topic == t.bridge_health:
+            return self._health(orjson.loads(payload))
+        if topic == t.bridge_state:
+            return self._availability("bridge", payload, received_ns, topic)
+        if not topic.startswith(self._prefix):
+            return Record(problem="topic outside the base topic")
+        rest = topic[len(self._prefix) :].split("/")
+        if len(rest) == 1:
+            return self._state(rest[0], orjson.loads(payload))
+        if len(rest) == 2 and rest[1] == "availability":
+            return self._availability(rest[0], payload, received_ns, topic)
+        if len(rest) == 2 and rest[1] == "response":
+            return self._response(rest[0], orjson.loads(payload))
+        return Record(problem="topic not recorded")
+
+    # ---- devices --------------------------------------------------------------------------------
+    def _state(self, device: str, body: Any) -> Record:
+        profile = self.devices.get(device)
+        if profile is None:
+            return Record(problem=f"unknown device {device!r} (not in the site file)")
+        if not isinstance(body, dict):
+            return Record(problem="state is not a JSON object")
+        ts = ts_to_ns(body.get("ts"))
+        kinds = self._kinds[profile.model]
+        fields: dict[str, FieldValue] = {}
+        bad: list[str] = []
+        for key, value in body.items():
+            kind = kinds.get(key)
+            if kind == NUMBER and isinstance(value, int | float) and not isinstance(value, bool):
+                fields[key] = float(value)
+            elif kind == BOOL and value in ("ON", "OFF", True, False):
+                fields[key] = 1 if value in ("ON", True) else 0
+            elif kind == ENUM and isinstance(value, str):
+                fields[key] = value
+            elif key == "ts" or (kind is not None and value is None):
+                continue  # None: the point could not be read in this poll
+            elif kind is None:
+                bad.append(f"{key}: not in profile {profile.model}")
+            else:
+                bad.append(f"{key}: unexpected value {value!r}")
+        rec = Record(problem="; ".join(bad) or None)
+        if fields:
+            tags = {"site": self.site, "device": device}
+            rec.lines.append((line(profile.model, tags, fields, ts), len(fields)))
+        return rec
+
+    def _availability(self, device: str, payload: bytes, received_ns: int, topic: str) -> Record:
+        text = payload.decode(errors="replace").strip()
+        if text not in (ONLINE, OFFLINE):
+            return Record(problem=f"availability {text!r} is not online/offline")
+        # No timestamp in the payload: the time of arrival, and only changes are recorded.
+        tags = {"site": self.site, "device": device}
+        lines = [(line("availability", tags, {"online": int(text == ONLINE)}, received_ns), 1)]
+        return Record(lines=lines, dedupe_topic=topic)
+
+    def _response(self, device: str, body: Any) -> Record:
+        status = str(body["status"])
+        transaction = body.get("transaction")
+        ts = nudge(ts_to_ns(body["ts"]), device, transaction, status)
+        fields: dict[str, FieldValue] = {"count": 1}
+        if transaction is not None:
+            fields["transaction"] = str(transaction)
+        tags = {"site": self.site, "device": device, "status": status}
+        return Record(lines=[(line("command_response", tags, fields, ts), len(fields))])
+
+    def _health(self, body: Any) -> Record:
+        fields: dict[str, FieldValue] = {
+            k: float(v)
+            for k, v in body.items()
+            if k != "ts" and isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        lines = [(line("gateway_health", {"site": self.site}, fields, ts_to_ns(body["ts"])), len(fields))]
+        return Record(lines=lines)
+
+    # ---- citizen reports (docs/influxdb.md, "Report events") ----------------------------------------
+    def _event(self, body: Any) -> Record:
+        event, category = body["event"], body["category"]
+        if event not in EVENTS or category not in CATEGORIES:
+            return Record(problem=f"unknown event {event!r} or category {category!r}")
+        resolution = body.get("resolution")
+        if resolution is not None and resolution not in RESOLUTIONS:
+            return Record(problem=f"unknown resolution {resolution!r}")
+        tags = {
+            "event": event,
+            "category": category,
+            "agency": body.get("agency") or None,
+            "kecamatan": body.get("kecamatan") or None,
+            "resolution": resolution,
+            "late": "true" if body.get("late") else "false",
+        }
+        fields: dict[str, FieldValue] = {"count": 1, "report": str(body["report"])}
+        duration = body.get("duration_s")
+        if isinstance(duration, int | float) and not isinstance(duration, bool):
+            fields["duration_s"] = float(duration)
+        ts = nudge(ts_to_ns(body["ts"]), body["report"], event)
+        return Record(lines=[(line("report_event", tags, fields, ts), len(fields))], rp=REPORTS_RP)
+
+    def _backlog(self, body: Any) -> Record:
+        ts = ts_to_ns(body["ts"])
+        lines = [
+            (line("report_backlog", {"status": str(s)}, {"open": int(n)}, ts), 1)
+            for s, n in body["open"].items()
+        ]
+        lines += [
+            (line("report_backlog_category", {"category": str(c)}, {"open": int(n)}, ts), 1)
+            for c, n in body.get("by_category", {}).items()
+        ]
+        overdue = {
+            "verification": int(body.get("overdue_verification", 0)),
+            "response": int(body.get("overdue_response", 0)),
+        }
+        lines.append((line("report_overdue", {}, overdue, ts), 2))
+        return Record(lines=lines, rp=REPORTS_RP)

@@ -1,0 +1,122 @@
+"""The spool -> InfluxDB writer: oldest first, batched by size and time, never dropping silently.
+
+Per response (docs/influxdb.md, "Failure handling"): 204 -> remove the batch; 413 -> split in halves,
+a single line still too large is dead-lettered; 400 -> the good lines are already stored, so halves are
+re-sent (re-writing a good line overwrites it with itself: source timestamps) until each bad line is
+isolated and dead-lettered; 5xx, timeouts, refused connections and other 4xx -> keep the batch, back off
+exponentially with jitter up to ``backoff_max_s``; 404 "database not found" -> create it (1.x).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from iot_gateway.recorder.config import InfluxSettings
+from iot_gateway.recorder.influx import InfluxClient, InfluxError, InfluxRejected
+from iot_gateway.recorder.metrics import RecorderMetrics
+from iot_gateway.recorder.spool import Batch, Spool
+
+log = structlog.get_logger(__name__)
+
+
+class Writer:
+    def __init__(
+        self,
+        spool: Spool,
+        client: InfluxClient,
+        settings: InfluxSettings,
+        metrics: RecorderMetrics,
+        ensure_schema: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.spool = spool
+        self.client = client
+        self.settings = settings
+        self.metrics = metrics
+        self.wake = asyncio.Event()
+        self._ensure_schema = ensure_schema
+        self.healthy = True
+        self.written = 0
+        self.batches = 0
+
+    async def run(self) -> None:
+        backoff = self.settings.backoff_min_s
+        while True:
+            await self._wait_for_batch()
+            batch = self.spool.peek(self.settings.batch_points)
+            if batch is None:
+                continue
+            try:
+                await self.deliver(batch)
+            except InfluxError as err:
+                self.spool.release()
+                self._set_health(False, err)
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(self.settings.backoff_max_s, backoff * 2)
+                if isinstance(err, InfluxRejected) and err.status == 404 and self._ensure_schema:
+                    with contextlib.suppress(InfluxError):
+                        await self._ensure_schema()
+                continue
+            self.spool.ack(batch)
+            self.batches += 1
+            self._set_health(True)
+            backoff = self.settings.backoff_min_s
+            self.metrics.spool_depth.set(self.spool.depth)
+            self.metrics.spool_rows.set(self.spool.rows)
+
+    def _set_health(self, up: bool, err: Exception | None = None) -> None:
+        self.metrics.influx_up.set(1 if up else 0)
+        if up != self.healthy:  # log a change of state once
+            if up:
+                log.info("influx_write_recovered", spool_points=self.spool.depth)
+            else:
+                log.warning("influx_write_failing", error=str(err), spool_points=self.spool.depth)
+        self.healthy = up
+
+    async def _wait_for_batch(self) -> None:
+        """Return when a full batch waits, or ``flush_interval_ms`` after the first point arrived."""
+        while self.spool.depth == 0:
+            self.wake.clear()
+            await self.wake.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.flush_interval_ms / 1000
+        while self.spool.depth < self.settings.batch_points:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), remaining)
+
+    async def deliver(self, batch: Batch) -> None:
+        await self._send(batch.lines, batch.counts, batch.rp)
+
+    async def _send(self, lines: list[bytes], counts: list[int], rp: str) -> None:
+        t0 = time.perf_counter()
+        try:
+            result = await self.client.write(b"\n".join(lines), rp or None)
+        except InfluxError as err:
+            self.metrics.write_errors.labels(type(err).__name__).inc()
+            raise
+        finally:
+            self.metrics.write_latency.observe(time.perf_counter() - t0)
+        if result.status < 300:
+            n = sum(counts)
+            self.written += n
+            self.metrics.written.inc(n)
+            return
+        self.metrics.write_errors.labels(str(result.status)).inc()
+        if len(lines) == 1:
+            reason = f"HTTP {result.status}: {result.error}"
+            self.spool.dead_letter(reason, counts[0], lines[0])
+            self.metrics.dead_lettered.inc(counts[0])
+            log.warning("line_dead_lettered", status=result.status, error=result.error[:300])
+            return
+        half = len(lines) // 2
+        await self._send(lines[:half], counts[:half], rp)
+        await self._send(lines[half:], counts[half:], rp)

@@ -1,0 +1,84 @@
+"""MQTT payloads -> line protocol, exactly as docs/influxdb.md describes (no servers needed)."""
+
+from __future__ import annotations
+
+import orjson
+
+from devices.loader import DEMO_SITE, load_site
+from iot_gateway.recorder.lineproto import escape_key, field, iso_to_ns, line, ts_to_ns
+from iot_gateway.recorder.schema import REPORTS_RP, Schema
+from iot_gateway.topics import Topics
+
+SCHEMA = Schema(load_site(DEMO_SITE), Topics())
+NS = 1_795_774_502_120_000_000  # 2026-11-27T10:15:02.120Z
+
+
+def test_line_protocol_escaping_and_types() -> None:
+    text = line("m x", {"b": "v,1", "a": "x=y", "empty": ""}, {"f k": 'say "hi"\n', "i": 3, "b": True}, 5)
+    assert text == r'm\ x,a=x\=y,b=v\,1 f\ k="say \"hi\"\n",i=3i,b=true 5'
+    assert field(float("nan")) is None and field(1.0) == "1.0" and escape_key("a\\") == "a_"
+    assert iso_to_ns("2026-11-27T10:15:02.120Z") == NS
+    assert ts_to_ns(1795774502.12) == NS
+
+
+def test_device_state_is_one_typed_line_per_message() -> None:
+    payload = {"relay_1": "ON", "relay_2": "OFF", "device_address": 1, "ts": "2026-11-27T10:15:02.120Z"}
+    rec = SCHEMA.convert("bcc/lights_a", orjson.dumps(payload), 0)
+    assert rec.problem is None
+    assert rec.lines == [
+        ("relay8,device=lights_a,site=bcc_room relay_1=1i,relay_2=0i,device_address=1.0 " + str(NS), 3)
+    ]
+    wall = SCHEMA.convert("bcc/wall", b'{"layout": "split_4", "ts": "2026-11-27T10:15:02.120Z"}', 0)
+    assert 'layout="split_4"' in wall.lines[0][0]
+
+
+def test_bad_values_are_dead_lettered_and_good_ones_kept() -> None:
+    rec = SCHEMA.convert(
+        "bcc/env_front", b'{"temperature": 21.5, "humidity": "wet", "x": 1, "ts": "2026-11-27T10:15:02Z"}', 0
+    )
+    assert rec.lines and "temperature=21.5" in rec.lines[0][0] and "humidity" not in rec.lines[0][0]
+    assert rec.problem is not None and "humidity" in rec.problem and "x: not in profile" in rec.problem
+    assert SCHEMA.convert("bcc/nosuch", b'{"ts": "2026-11-27T10:15:02Z"}', 0).problem
+    assert SCHEMA.convert("bcc/lights_a", b"not json", 0).problem
+    assert SCHEMA.convert("bcc/lights_a", b'{"relay_1": "ON"}', 0).problem  # no source timestamp
+
+
+def test_report_events_and_backlog() -> None:
+    event = {
+        "event": "closed", "report": "BJI-2026-000123", "category": "perizinan", "agency": "dpmptsp",
+        "kecamatan": "binjai_kota", "status": "closed", "resolution": "needs_budget", "duration_s": 3600,
+        "late": True, "ts": "2026-11-27T10:15:02.120Z",
+    }  # fmt: skip
+    rec = SCHEMA.convert("bcc/reports/events", orjson.dumps(event), 0)
+    ((text, n),) = rec.lines
+    assert rec.rp == REPORTS_RP and n == 3
+    assert text.startswith(
+        "report_event,agency=dpmptsp,category=perizinan,event=closed,kecamatan=binjai_kota,late=true,"
+        'resolution=needs_budget count=1i,report="BJI-2026-000123",duration_s=3600.0 '
+    )
+    ts = int(text.rsplit(" ", 1)[1])
+    assert 0 <= ts - NS < 1000  # nudged below the microsecond, the same on every retry
+    assert SCHEMA.convert("bcc/reports/events", orjson.dumps(event), 0).lines == rec.lines
+    backlog = {"ts": "2026-11-27T10:15:00Z", "open": {"new": 4, "verified": 2},
+               "by_category": {"anggaran": 6}, "overdue_verification": 1, "overdue_response": 0}  # fmt: skip
+    lines = [t for t, _ in SCHEMA.convert("bcc/reports/backlog", orjson.dumps(backlog), 0).lines]
+    assert lines[0].startswith("report_backlog,status=new open=4i ")
+    assert lines[2].startswith("report_backlog_category,category=anggaran open=6i ")
+    assert lines[3].startswith("report_overdue verification=1i,response=0i ")
+
+
+def test_availability_health_and_responses() -> None:
+    rec = SCHEMA.convert("bcc/lights_a/availability", b"offline", 42)
+    assert rec.lines == [("availability,device=lights_a,site=bcc_room online=0i 42", 1)]
+    assert rec.dedupe_topic == "bcc/lights_a/availability"
+    bridge = SCHEMA.convert("bcc/bridge/state", b"online", 43)
+    assert bridge.lines[0][0].startswith("availability,device=bridge,")
+    health = SCHEMA.convert(
+        "bcc/bridge/health", b'{"devices": 6, "online": 5, "commands": 9, "ts": 1795774502.12}', 0
+    )
+    assert health.lines[0][0] == f"gateway_health,site=bcc_room devices=6.0,online=5.0,commands=9.0 {NS}"
+    resp = {"device": "lights_a", "transaction": "t1", "status": "ok", "ts": "2026-11-27T10:15:02.120Z"}
+    text = SCHEMA.convert("bcc/lights_a/response", orjson.dumps(resp), 0).lines[0][0]
+    assert text.startswith(
+        'command_response,device=lights_a,site=bcc_room,status=ok count=1i,transaction="t1" '
+    )
