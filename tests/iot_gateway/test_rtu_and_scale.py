@@ -87,3 +87,26 @@ async def test_reduced_scale_run_has_no_missed_deadline(mosquitto: MosquittoProc
     finally:
         sims.terminate()
         await sims.wait()
+
+
+async def test_gateway_rtu_over_tcp(mosquitto: MosquittoProcess) -> None:
+    """RTU frames tunnelled over TCP (serial device servers in transparent mode): `framer: rtu`."""
+    profiles = load_profiles()
+    raw = {
+        "site": "rtu_tcp",
+        "buses": [{"name": "gw485", "type": "tcp", "host": "127.0.0.1", "port": 0, "framer": "rtu"}],
+        "devices": [{"id": "lights", "name": "Lampu", "profile": "relay8", "bus": "gw485", "unit": 3}],
+    }
+    sim = await start_site(site_from_dict(raw, {"relay8": profiles["relay8"]}), physics=False, port=0)
+    try:
+        cfg = gateway_config(sim.site_for_clients(), mosquitto)
+        assert cfg.loaded.site.bus("gw485").framer == "rtu"  # type: ignore[union-attr]
+        async with probe(mosquitto) as p, running_gateway(cfg):
+            await p.wait_for("bcc/lights", lambda s: s.get("relay_2") == "OFF")
+            mark = p.mark()
+            await p.publish("bcc/lights/set", {"relay_2": "ON", "transaction": "rtu-tcp"})
+            assert (await p.wait_for("bcc/lights/response", since=mark))["status"] == "ok"
+            await p.wait_for("bcc/lights", lambda s: s.get("relay_2") == "ON", since=mark)
+        assert sim.device("lights").get_point("relay_2") is True
+    finally:
+        await sim.stop()
