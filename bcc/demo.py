@@ -19,6 +19,7 @@ from typing import Any
 from bcc.broker import ROLES, EmbeddedBroker, MosquittoProcess, find_mosquitto, generate_demo_secrets
 from devices.loader import DEMO_SITE, ConfigError, load_site, site_from_dict
 from iot_gateway.config import GatewayConfig
+from iot_gateway.recorder.demo import start_demo_recorder
 from iot_gateway.service import Gateway
 from simulators.site import start_site
 
@@ -90,6 +91,9 @@ async def demo(args: argparse.Namespace) -> int:
         gateway = Gateway(cfg)
         gw_task = asyncio.create_task(gateway.run(stop))
         await asyncio.wait_for(gateway.link.connected.wait(), 10)
+        recorder = await start_demo_recorder(client_site, cfg.mqtt, secrets["recorder"], workdir)
+        if recorder is not None:
+            stack.push_async_callback(recorder.stop)
         base = cfg.mqtt.base_topic
         print(f"BCC demo: site {loaded.site.site} with {len(loaded.site.devices)} devices")
         print(f"  broker:     {kind} at {broker.url}")
@@ -97,6 +101,11 @@ async def demo(args: argparse.Namespace) -> int:
             where = f"{ep.get('host')}:{ep.get('port')}" if ep.get("type") == "tcp" else ep.get("port")
             print(f"  simulator:  bus {bus} at {where}")
         print(f"  gateway:    running, state under {base}/<device>")
+        if recorder is not None:
+            for line in recorder.instructions():
+                print("  " + line)
+        else:
+            print("  recorder:   not started: influxd is not installed (apt-get install influxdb)")
         print(f"  demo users: {', '.join(ROLES)} (passwords generated for this run, shown below)")
         for line in instructions(broker.host, broker.port, secrets, base, mqtt5):
             print("  " + line)

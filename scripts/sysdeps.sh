@@ -9,12 +9,12 @@ declare -A need=(
   [mosquitto_passwd]=mosquitto
   [mosquitto_pub]=mosquitto-clients
   [mosquitto_sub]=mosquitto-clients
+  [influxd]=influxdb  # the demo's recorder target; the recorder tests' real InfluxDB 1.6.7
 )
 if [ "$mode" = test ]; then
   need[mbpoll]=mbpoll
   need[socat]=socat
   need[openssl]=openssl
-  need[influxd]=influxdb  # recorder tests: real InfluxDB 1.6.7 (tests/support/influx.py)
   need[influx]=influxdb-client  # the InfluxQL shell (docs/influxdb.md)
 fi
 missing=()

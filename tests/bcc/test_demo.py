@@ -26,6 +26,7 @@ async def test_demo_prints_working_client_lines_and_stops_on_ctrl_c() -> None:
         text = "\n".join(lines)
         assert "Mosquitto (project config, generated credentials)" in text
         assert ":1883" not in text  # never the default port: a free one
+        assert "InfluxDB:   http://127.0.0.1:" in text  # the recorder joined the demo
         watch = next(ln for ln in lines if ln.startswith("Watch everything:")).split(":", 1)[1].strip()
         switch = (
             next(ln for ln in lines if ln.startswith("Switch light circuit 1 on:")).split(":", 1)[1].strip()
