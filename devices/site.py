@@ -87,6 +87,8 @@ class GatewaySettings(Frozen):
     # HTTP /metrics and /healthz; None disables it, 0 picks a free port (logged).
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     metrics_host: str = "127.0.0.1"
+    # Period of the retained bcc/bridge/health message (counters for the Gateway health dashboard).
+    health_period_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
 class TcpBus(Frozen):

@@ -43,3 +43,17 @@ class GatewayMetrics:
         self.queue_depth = Gauge(
             "bcc_gateway_bus_queue_depth", "Requests waiting per bus", ["bus"], registry=r
         )
+
+    def totals(self) -> dict[str, float]:
+        """Counters summed over their labels, for the retained ``bridge/health`` message."""
+        out: dict[str, float] = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name.endswith(("_total", "_sum", "_count")) and not sample.name.endswith(
+                    "_created"
+                ):
+                    key = sample.name.removeprefix("bcc_gateway_")
+                    if sample.name.startswith("bcc_gateway_commands_total"):
+                        key = f"commands_{sample.labels.get('status', '')}"
+                    out[key] = out.get(key, 0.0) + sample.value
+        return out

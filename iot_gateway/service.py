@@ -38,8 +38,6 @@ from iot_gateway.topics import ONLINE, Topics
 
 log = structlog.get_logger(__name__)
 
-HEALTH_PERIOD_S = 10.0
-
 
 class Gateway:
     def __init__(self, config: GatewayConfig, client_id: str | None = None) -> None:
@@ -270,12 +268,31 @@ class Gateway:
         return mqtt_ok, detail
 
     async def _health_loop(self) -> None:
+        last: dict[str, float] = {}
         while True:
-            await asyncio.sleep(HEALTH_PERIOD_S)
+            await asyncio.sleep(self.settings.health_period_s)
+            depth = 0
             for name, hub in self.hubs.items():
                 self.metrics.queue_depth.labels(name).set(hub.queue_depth)
+                depth = max(depth, hub.queue_depth)
             _, detail = self.health_status()
-            body = {**detail, "commands": self.commands_seen, "ts": time.time()}
+            totals = self.metrics.totals()
+            polls = totals.get("poll_latency_seconds_count", 0.0) - last.get(
+                "poll_latency_seconds_count", 0.0
+            )
+            spent = totals.get("poll_latency_seconds_sum", 0.0) - last.get("poll_latency_seconds_sum", 0.0)
+            last = totals
+            body = {
+                **detail,
+                "commands": self.commands_seen,
+                "polls_per_s": round(polls / self.settings.health_period_s, 2),
+                "poll_latency_ms_mean": round(1000 * spent / polls, 3) if polls else None,
+                "request_errors_total": totals.get("request_errors_total", 0.0),
+                "missed_deadlines_total": totals.get("missed_deadlines_total", 0.0),
+                "max_queue_depth": depth,
+                **{k: v for k, v in totals.items() if k.startswith("commands_")},
+                "ts": time.time(),
+            }
             await self.link.publish(self.topics.bridge_health, orjson.dumps(body), retain=True)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

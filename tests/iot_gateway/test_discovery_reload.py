@@ -183,6 +183,16 @@ async def test_sighup_reload_and_cleanup_after_restart(
         assert dev.writes == [], dev.id
 
 
+async def test_bridge_health_counters(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto, health_period_s=0.5)
+    room_sim.device("env_back").set_fault("exception", code=4)
+    async with probe(mosquitto) as p, running_gateway(cfg):
+        health = await p.wait_for("bcc/bridge/health", lambda h: h.get("request_errors_total", 0) >= 1)
+        assert health["devices"] == 6 and health["mqtt_connected"] is True
+        assert health["polls_per_s"] > 0 and health["poll_latency_ms_mean"] > 0
+        assert health["max_queue_depth"] >= 0 and "missed_deadlines_total" in health
+
+
 async def test_metrics_and_healthz(room_sim: SiteSimulator, mosquitto: MosquittoProcess) -> None:
     cfg = gateway_config(room_sim.site_for_clients(), mosquitto, metrics_port=0)
     async with probe(mosquitto) as p, running_gateway(cfg) as gw:
