@@ -48,6 +48,9 @@ def _pack(point: Point, raw: int | float) -> list[int]:
 
 
 def _unpack(point: Point, registers: Sequence[int]) -> int | float:
+    if len(registers) == 1 and point.byte_order == "big":  # fast path: one big-endian register
+        r = registers[0] & 0xFFFF
+        return r - 0x10000 if point.type is DataType.INT16 and r & 0x8000 else r
     words = [int(r & 0xFFFF).to_bytes(2, "big") for r in registers]
     if point.byte_order == "little":
         words = [w[::-1] for w in words]

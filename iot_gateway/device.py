@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import structlog
 
-from devices.codec import bool_text, decode_registers
+from devices.codec import OFF, ON, bool_text, decode_registers
 from devices.models import DeviceProfile, Point
 from devices.site import DeviceInstance, GatewaySettings
 from iot_gateway.commands import Command, Status
@@ -40,13 +40,13 @@ def iso(ts: float) -> str:
 
 def decode_block(block: ReadBlock, raw: Sequence[int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for p in block.points:
-        offset = p.address - block.start
-        if block.table.is_bit:
-            out[p.key] = bool_text(bool(raw[offset]))
-        else:
-            value = decode_registers(p, raw[offset : offset + p.register_count])
-            out[p.key] = bool_text(value) if isinstance(value, bool) else value
+    if block.table.is_bit:
+        for key, offset, _, _ in block.layout:
+            out[key] = ON if raw[offset] else OFF
+        return out
+    for key, offset, count, point in block.layout:
+        value = decode_registers(point, raw[offset : offset + count])
+        out[key] = bool_text(value) if isinstance(value, bool) else value
     return out
 
 
@@ -101,6 +101,7 @@ class DeviceRunner:
                 interval = instance.poll_s.get(name, group.interval_s)
                 self.groups[name] = (interval, plan_reads(profile, pts))
         self._publish_lock = asyncio.Lock()
+        self._points = {p.key: p for p in profile.points}
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -208,7 +209,8 @@ class DeviceRunner:
         self.values.update(values)
         self.value_ts = ts
         due = ts - self._last_publish >= self.settings.heartbeat_s
-        if due or any(changed(self.profile.point(k), self._published.get(k), v) for k, v in values.items()):
+        points, published = self._points, self._published
+        if due or any(changed(points[k], published.get(k), v) for k, v in values.items()):
             await self.publish_state()
 
     def state_payload(self) -> bytes:
