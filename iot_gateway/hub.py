@@ -8,9 +8,11 @@ through a priority lock. RTU lines also get the 3.5-character silence between fr
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,6 +79,13 @@ class BusHub:
         self._next_connect = 0.0
         self._connect_failures = 0
         self._connected_logged: bool | None = None
+        # Last frames on a serial line: (monotonic time, sent?) - lets tests and SIGUSR1 dumps check
+        # the inter-frame silence and that only one transaction is on the line at a time.
+        self.frame_log: collections.deque[tuple[float, bool]] = collections.deque(maxlen=256)
+
+    def _trace(self, sending: bool, packet: bytes) -> bytes:
+        self.frame_log.append((time.monotonic(), sending))
+        return packet
 
     def _make_client(self) -> Any:
         # retries=0: the hub and the device breakers decide about retrying, not pymodbus;
@@ -89,6 +98,7 @@ class BusHub:
             )
         return AsyncModbusSerialClient(
             b.port,
+            trace_packet=self._trace,
             baudrate=b.baudrate,
             parity=b.parity,
             stopbits=b.stopbits,

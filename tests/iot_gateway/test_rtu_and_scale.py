@@ -48,6 +48,13 @@ async def test_gateway_on_an_rtu_line(mosquitto: MosquittoProcess) -> None:
             resp = await p.wait_for("bcc/lights/response", since=mark)
             assert resp["status"] == "ok", resp
             assert sim.device("lights").get_point("relay_5") is True
+            # One transaction at a time, with the 3.5-character silence before every request.
+            frames = list(gw.hubs["line1"].frame_log)
+            assert len(frames) >= 8
+            # (a reply may arrive in several chunks, but a request never follows a request)
+            assert not any(a[1] and b[1] for a, b in zip(frames, frames[1:], strict=False)), frames
+            gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:], strict=False) if not a[1] and b[1]]
+            assert gaps and min(gaps) >= hub_gap * 0.95, (min(gaps), hub_gap)
             # One dead unit on the line: the other keeps being polled.
             sim.device("lights").set_fault("no_answer")
             await p.wait_for("bcc/lights/availability", lambda v: v == "offline", since=mark, timeout=10)
