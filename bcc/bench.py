@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     poll.add_argument("--seconds", type=float, default=30.0, help="measurement window (default 30)")
     poll.add_argument("--commands", type=int, default=200, help="commands timed during the window")
     poll.add_argument("--json", action="store_true", help="print one JSON object only")
+    por = sub.add_parser("portal", help="report submissions and the staff queue vs. a trivial endpoint")
+    por.add_argument("--reports", type=int, default=100_000, help="reports in the database (default 100,000)")
+    por.add_argument("--submissions", type=int, default=400, help="submissions to time (default 400)")
+    por.add_argument("--database-url", default="", help="default: a temporary SQLite file")
+    por.add_argument("--json", action="store_true", help="print one JSON object only")
     rec = sub.add_parser("recorder", help="MQTT -> recorder -> InfluxDB values/s vs. raw /write ceiling")
     rec.add_argument("--devices", type=int, default=100, help="devices of 30 registers (default 100)")
     rec.add_argument("--messages", type=int, default=40_000, help="state messages (default 40,000)")
@@ -247,6 +252,10 @@ def run(args: argparse.Namespace) -> int:
         from bcc.bench_poll import bench_poll
 
         result = asyncio.run(bench_poll(args.devices, args.tags, args.interval, args.seconds, args.commands))
+    elif args.bench == "portal":
+        from portal.bench import run_bench
+
+        result = asyncio.run(run_bench(args.reports, args.submissions, db_url=args.database_url))
     elif args.bench == "recorder":
         from iot_gateway.recorder.bench import bench_recorder
 

@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulators.cli", "serve simulated Modbus devices for a site"),
     "broker": ("bcc.broker", "Mosquitto tooling: password file and runtime config"),
     "bench": ("bcc.bench", "benchmarks that print JSON with the raw ceiling measured alongside"),
+    "portal": ("portal.cli", "citizen portal: serve it, or apply its database migrations"),
+    "admin": ("portal.admin", "portal administration: create staff accounts"),
     "recorder": ("iot_gateway.recorder.cli", "record MQTT state and report events into InfluxDB"),
     "grafana": ("grafana.cli", "build the Grafana dashboards (JSON) from the profiles and the site"),
 }

@@ -21,6 +21,8 @@ from devices.loader import DEMO_SITE, ConfigError, load_site, site_from_dict
 from iot_gateway.config import GatewayConfig
 from iot_gateway.recorder.demo import start_demo_recorder
 from iot_gateway.service import Gateway
+from portal.config import MqttSettings as PortalMqtt
+from portal.demo import start_demo_portal
 from simulators.site import start_site
 
 
@@ -94,6 +96,11 @@ async def demo(args: argparse.Namespace) -> int:
         recorder = await start_demo_recorder(client_site, cfg.mqtt, secrets["recorder"], workdir)
         if recorder is not None:
             stack.push_async_callback(recorder.stop)
+        portal = await start_demo_portal(
+            workdir / "portal",
+            mqtt=PortalMqtt(host=broker.host, port=broker.port, password=secrets["portal"]),
+        )
+        stack.push_async_callback(portal.stop)
         base = cfg.mqtt.base_topic
         print(f"BCC demo: site {loaded.site.site} with {len(loaded.site.devices)} devices")
         print(f"  broker:     {kind} at {broker.url}")
@@ -106,6 +113,9 @@ async def demo(args: argparse.Namespace) -> int:
                 print("  " + line)
         else:
             print("  recorder:   not started: influxd is not installed (apt-get install influxdb)")
+        print(f"  portal:     {portal.url}  (citizen pages; staff login at {portal.url}/staf/login)")
+        for label, (user, password) in portal.logins.items():
+            print(f"              {label}: {user} / {password}")
         print(f"  demo users: {', '.join(ROLES)} (passwords generated for this run, shown below)")
         for line in instructions(broker.host, broker.port, secrets, base, mqtt5):
             print("  " + line)

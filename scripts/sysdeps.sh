@@ -16,6 +16,7 @@ if [ "$mode" = test ]; then
   need[socat]=socat
   need[openssl]=openssl
   need[influx]=influxdb-client  # the InfluxQL shell (docs/influxdb.md)
+  need[chromium]=chromium  # portal browser test (tests/portal/test_browser.py)
 fi
 missing=()
 for bin in "${!need[@]}"; do

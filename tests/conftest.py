@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.broker",
     "tests.support.simulators",
     "tests.support.influx",
+    "tests.support.portal",
 ]

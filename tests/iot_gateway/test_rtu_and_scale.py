@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -52,8 +53,8 @@ async def test_gateway_on_an_rtu_line(mosquitto: MosquittoProcess) -> None:
             frames = list(gw.hubs["line1"].frame_log)
             assert len(frames) >= 8
             # (a reply may arrive in several chunks, but a request never follows a request)
-            assert not any(a[1] and b[1] for a, b in zip(frames, frames[1:], strict=False)), frames
-            gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:], strict=False) if not a[1] and b[1]]
+            assert not any(a[1] and b[1] for a, b in itertools.pairwise(frames)), frames
+            gaps = [b[0] - a[0] for a, b in itertools.pairwise(frames) if not a[1] and b[1]]
             assert gaps and min(gaps) >= hub_gap * 0.95, (min(gaps), hub_gap)
             # One dead unit on the line: the other keeps being polled.
             sim.device("lights").set_fault("no_answer")

@@ -1,0 +1,80 @@
+"""``bcc admin create-user``: staff accounts from the command line (the site starts with two admins).
+
+The password comes from ``--password-file``, from a prompt, or is generated with ``--generate`` and
+printed once; it is never taken from the command line, where other users could read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from portal.config import DEFAULT_DB_URL
+from portal.db import make_engine, session_factory, upgrade
+from portal.errors import InvalidInput
+from portal.models import ROLES
+from portal.reference import load_reference
+from portal.services import users
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="admin_command", required=True)
+    p = sub.add_parser("create-user", help="create a staff account (admin, agency, operator, viewer)")
+    p.add_argument("--username", required=True)
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument(
+        "--agency", default=None, help="agency key, for --role agency (see portal/data/categories.yaml)"
+    )
+    p.add_argument("--display-name", default="")
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("BCC_PORTAL_DATABASE_URL", DEFAULT_DB_URL),
+        help="default: $BCC_PORTAL_DATABASE_URL or " + DEFAULT_DB_URL,
+    )
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--password-file", type=Path, help="read the password from this file (first line)")
+    source.add_argument("--generate", action="store_true", help="generate a password and print it once")
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_file:
+        return str(args.password_file.read_text(encoding="utf-8").splitlines()[0])
+    if args.generate:
+        return secrets.token_urlsafe(15)
+    if not sys.stdin.isatty():
+        raise SystemExit("no terminal for a password prompt: use --password-file or --generate")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat: "):
+        raise SystemExit("passwords differ")
+    return first
+
+
+def run(args: argparse.Namespace) -> int:
+    password = _password(args)
+    engine = make_engine(args.database_url)
+    try:
+        upgrade(engine)
+        with session_factory(engine)() as db:
+            users.create_user(
+                db,
+                load_reference(),
+                args.username,
+                args.role,
+                password,
+                datetime.now(UTC),
+                agency=args.agency,
+                display_name=args.display_name,
+            )
+    except InvalidInput as err:
+        for field, problem in err.errors.items():
+            print(f"{field}: {problem}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"created {args.role} {args.username}" + (f" with password {password}" if args.generate else ""))
+    return 0

@@ -1,0 +1,46 @@
+"""``bcc portal serve|migrate``: run the citizen portal with uvicorn, or apply its migrations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from portal.config import Settings, SettingsError
+from portal.db import make_engine, upgrade
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="portal_command", required=True)
+    serve = sub.add_parser(
+        "serve", help="migrate the database, then serve the portal (settings from BCC_PORTAL_*)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from the TLS proxy")
+    sub.add_parser("migrate", help="apply the database migrations and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as err:
+        print(err, file=sys.stderr)
+        return 2
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    if args.portal_command == "migrate":
+        return 0
+    from portal.main import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        proxy_headers=args.proxy_headers,
+        server_header=False,
+        log_level="info",
+    )
+    return 0

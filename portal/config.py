@@ -1,0 +1,111 @@
+"""Portal settings: one frozen model read from the environment (and secret files), validated at start-up.
+
+Every variable is ``BCC_PORTAL_<NAME>``; a secret may instead come from ``BCC_PORTAL_<NAME>_FILE``.
+There is no default secret key: a missing, short or placeholder key is refused (like the FastAPI
+template's settings). The table of variables is in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+DEFAULT_DB_URL = "sqlite:///var/portal/portal.db"
+_PLACEHOLDERS = {"changethis", "secret", "changeme", "password"}
+
+
+class SettingsError(Exception):
+    """The environment does not give a usable configuration; the message names every problem."""
+
+
+class MqttSettings(BaseModel):
+    """Broker connection of the ``portal`` role (docs/mqtt.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str = "portal"
+    password: SecretStr
+    base_topic: str = "bcc"
+    backlog_interval_s: float = Field(default=60.0, gt=0)
+
+
+class Settings(BaseModel):
+    """Everything the portal needs to run; build with :func:`Settings.from_env` or directly in tests."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    database_url: str = DEFAULT_DB_URL
+    secret_key: SecretStr
+    media_dir: Path = Path("var/portal/media")
+    cookie_secure: bool = True
+    max_photos: int = Field(default=3, ge=0, le=10)
+    max_photo_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    submissions_per_hour: int = Field(default=10, ge=1)
+    open311_api_keys: tuple[SecretStr, ...] = ()
+    jurisdiction_id: str = "binjaikota.go.id"
+    public_url: str = "http://127.0.0.1:8000"
+    trust_forwarded_for: bool = False
+    session_hours: float = Field(default=8.0, gt=0)
+    mqtt: MqttSettings | None = None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if len(raw) < 32 or raw.lower() in _PLACEHOLDERS:
+            raise ValueError("must be at least 32 random characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Request-body cap: every photo at its limit plus 256 KiB of text fields and multipart framing."""
+        return self.max_photos * self.max_photo_bytes + 256 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``BCC_PORTAL_*`` (and ``BCC_MQTT_PASSWORD_PORTAL`` for the broker); report all problems."""
+        env = os.environ if env is None else env
+        problems: list[str] = []
+
+        def get(name: str, secret: bool = False) -> str | None:
+            var = "BCC_PORTAL_" + name
+            if secret and not env.get(var) and env.get(var + "_FILE"):
+                try:
+                    return Path(env[var + "_FILE"]).read_text(encoding="utf-8").strip()
+                except OSError as err:
+                    problems.append(f"{var}_FILE: {err}")
+                    return None
+            return env.get(var) or None
+
+        data: dict[str, object] = {"secret_key": get("SECRET_KEY", secret=True) or ""}
+        for name, key in [
+            ("DATABASE_URL", "database_url"),
+            ("MEDIA_DIR", "media_dir"),
+            ("JURISDICTION_ID", "jurisdiction_id"),
+            ("PUBLIC_URL", "public_url"),
+            ("SUBMISSIONS_PER_HOUR", "submissions_per_hour"),
+            ("COOKIE_SECURE", "cookie_secure"),
+            ("TRUST_FORWARDED_FOR", "trust_forwarded_for"),
+        ]:
+            if (value := get(name)) is not None:
+                data[key] = value
+        if keys := get("OPEN311_API_KEYS", secret=True):
+            data["open311_api_keys"] = tuple(k.strip() for k in keys.split(",") if k.strip())
+        if host := get("MQTT_HOST"):
+            mqtt: dict[str, object] = {"host": host, "password": env.get("BCC_MQTT_PASSWORD_PORTAL", "")}
+            if port := get("MQTT_PORT"):
+                mqtt["port"] = port
+            data["mqtt"] = mqtt
+        try:
+            settings = cls.model_validate(data)
+        except ValidationError as err:
+            for e in err.errors():
+                loc = ".".join(str(p) for p in e["loc"]).upper()
+                problems.append(f"BCC_PORTAL_{loc}: {e['msg']}")
+            settings = None
+        if problems or settings is None:
+            raise SettingsError("portal settings: " + "; ".join(problems))
+        return settings

@@ -1,0 +1,179 @@
+"""User-facing texts in Bahasa Indonesia (default) and English; templates call ``t(key)``."""
+
+from __future__ import annotations
+
+from portal.reference import Lang
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # key: (Bahasa Indonesia, English)
+    "site_name": ("Lapor Binjai", "Lapor Binjai"),
+    "tagline": ("Layanan pengaduan warga Kota Binjai", "Citizen reports for the city of Binjai"),
+    "nav_report": ("Buat laporan", "Make a report"),
+    "nav_track": ("Lacak laporan", "Track a report"),
+    "nav_list": ("Daftar laporan", "Reports"),
+    "nav_staff": ("Petugas", "Staff"),
+    "lang_switch": ("English", "Bahasa Indonesia"),
+    "home_intro": (
+        "Sampaikan pengaduan, aspirasi atau pertanyaan Anda tanpa harus antre. Setiap laporan diverifikasi "
+        "dalam 3 hari kerja dan dijawab oleh dinas terkait dalam 5 hari kerja.",
+        "Send a complaint, proposal or question without queueing. Every report is verified within 3 working "
+        "days and answered by the responsible agency within 5 working days.",
+    ),
+    "form_title": ("Buat laporan", "Make a report"),
+    "f_category": ("Kategori", "Category"),
+    "f_title": ("Judul", "Title"),
+    "f_description": ("Isi laporan", "Description"),
+    "f_description_hint": (
+        "Ceritakan apa, di mana dan kapan. Maksimal 4.000 karakter.",
+        "What, where and when. At most 4,000 characters.",
+    ),
+    "f_kelurahan": ("Kelurahan", "Kelurahan (neighbourhood)"),
+    "f_address": ("Alamat atau patokan (opsional)", "Address or landmark (optional)"),
+    "f_point": ("Titik lokasi (opsional)", "Map point (optional)"),
+    "f_lat": ("Lintang (contoh 3.6001)", "Latitude (e.g. 3.6001)"),
+    "f_lon": ("Bujur (contoh 98.4854)", "Longitude (e.g. 98.4854)"),
+    "f_photos": (
+        "Foto (maksimal 3, JPEG/PNG/WebP, 5 MB per foto)",
+        "Photos (up to 3, JPEG/PNG/WebP, 5 MB each)",
+    ),
+    "f_privacy": ("Siapa yang boleh melihat?", "Who may see it?"),
+    "privacy_public": (
+        "Publik: laporan tampil di daftar publik tanpa nama dan kontak Anda",
+        "Public: listed publicly without your name or contact",
+    ),
+    "privacy_anonymous": (
+        "Anonim: nama Anda hanya terlihat oleh admin, tidak oleh dinas",
+        "Anonymous: only the admins see your name, not the agency",
+    ),
+    "privacy_confidential": (
+        "Rahasia: laporan tidak pernah tampil di publik",
+        "Confidential: the report is never shown publicly",
+    ),
+    "f_contact": ("Kontak (opsional, tidak pernah dipublikasikan)", "Contact (optional, never published)"),
+    "f_name": ("Nama", "Name"),
+    "f_phone": ("Nomor HP", "Phone"),
+    "f_email": ("Email", "E-mail"),
+    "f_website": ("Jangan diisi", "Leave empty"),
+    "btn_check_similar": ("Periksa laporan serupa", "Check similar reports"),
+    "btn_submit": ("Kirim laporan", "Send report"),
+    "similar_title": ("Laporan serupa yang sedang ditangani", "Similar reports being handled"),
+    "similar_none": ("Tidak ada laporan serupa.", "No similar reports."),
+    "submitted_title": ("Laporan terkirim", "Report sent"),
+    "submitted_code": ("Simpan kode pelacakan ini:", "Keep this tracking code:"),
+    "track_title": ("Lacak laporan", "Track a report"),
+    "f_code": ("Kode pelacakan", "Tracking code"),
+    "btn_track": ("Lacak", "Track"),
+    "status_title": ("Status laporan", "Report status"),
+    "history": ("Riwayat", "History"),
+    "add_info": ("Tambah informasi", "Add information"),
+    "btn_add_info": ("Kirim informasi", "Send information"),
+    "reopen": ("Buka kembali laporan", "Reopen the report"),
+    "reopen_hint": (
+        "Masalah belum selesai? Anda dapat membuka kembali dalam 14 hari.",
+        "Not solved? You can reopen within 14 days.",
+    ),
+    "f_reason": ("Alasan", "Reason"),
+    "btn_reopen": ("Buka kembali", "Reopen"),
+    "list_title": ("Laporan warga", "Citizen reports"),
+    "list_empty": ("Belum ada laporan.", "No reports yet."),
+    "all": ("Semua", "All"),
+    "btn_filter": ("Saring", "Filter"),
+    "status_submitted": ("Menunggu verifikasi", "Awaiting verification"),
+    "status_verified": ("Terverifikasi", "Verified"),
+    "status_dispatched": ("Diteruskan ke dinas", "Sent to the agency"),
+    "status_responded": ("Dijawab dinas", "Answered by the agency"),
+    "status_closed": ("Selesai", "Closed"),
+    "resolution_resolved_direct": ("Diselesaikan langsung oleh dinas", "Resolved directly by the agency"),
+    "resolution_needs_budget": (
+        "Memerlukan penganggaran (usulan anggaran)",
+        "Needs budgeting (budget proposal)",
+    ),
+    "resolution_rejected": ("Ditolak", "Rejected"),
+    "resolution_duplicate": ("Duplikat dari laporan lain", "Duplicate of another report"),
+    "entry_created": ("Laporan diterima", "Report received"),
+    "entry_verified": ("Laporan diverifikasi", "Report verified"),
+    "entry_dispatched": ("Diteruskan ke dinas", "Sent to the agency"),
+    "entry_responded": ("Jawaban dinas", "Agency's answer"),
+    "entry_closed": ("Laporan ditutup", "Report closed"),
+    "entry_reopened": ("Dibuka kembali oleh pelapor", "Reopened by the reporter"),
+    "entry_info": ("Informasi tambahan dari pelapor", "More information from the reporter"),
+    "actor_pelapor": ("Pelapor", "Reporter"),
+    "actor_admin": ("Admin BCC", "BCC admin"),
+    "errors_intro": ("Periksa kembali isian berikut:", "Please check these fields:"),
+    "err_category": ("Pilih kategori.", "Choose a category."),
+    "err_title_required": ("Judul wajib diisi.", "A title is required."),
+    "err_title_long": ("Judul maksimal 200 karakter.", "The title may have at most 200 characters."),
+    "err_description_required": ("Isi laporan wajib diisi.", "A description is required."),
+    "err_description_long": ("Isi laporan maksimal 4.000 karakter.", "At most 4,000 characters."),
+    "err_kelurahan": ("Pilih kelurahan di Kota Binjai.", "Choose a kelurahan of Binjai."),
+    "err_address_long": ("Alamat terlalu panjang.", "The address is too long."),
+    "err_point": (
+        "Titik lokasi harus angka di wilayah Binjai.",
+        "The map point must be numbers inside Binjai.",
+    ),
+    "err_privacy": ("Pilih siapa yang boleh melihat.", "Choose who may see the report."),
+    "err_name_long": ("Nama terlalu panjang.", "The name is too long."),
+    "err_phone": ("Nomor HP tidak valid.", "Invalid phone number."),
+    "err_email": ("Alamat email tidak valid.", "Invalid e-mail address."),
+    "err_info_required": ("Tulis informasi atau lampirkan foto.", "Write something or attach a photo."),
+    "err_reason_required": ("Alasan wajib diisi.", "A reason is required."),
+    "err_reply_required": ("Jawaban wajib diisi.", "A reply is required."),
+    "err_closed": ("Laporan sudah ditutup.", "The report is closed."),
+    "err_not_reopenable": (
+        "Hanya laporan yang diselesaikan langsung yang dapat dibuka kembali.",
+        "Only reports resolved directly can be reopened.",
+    ),
+    "err_reopen_window": (
+        "Batas 14 hari untuk membuka kembali sudah lewat.",
+        "The 14 days for reopening have passed.",
+    ),
+    "err_transition": (
+        "Langkah ini tidak sesuai status laporan.",
+        "This step does not fit the report's status.",
+    ),
+    "err_verify_first": ("Verifikasi laporan terlebih dahulu.", "Verify the report first."),
+    "err_resolution": ("Pilih alasan penutupan.", "Choose a closing reason."),
+    "err_duplicate_code": ("Kode laporan asli tidak ditemukan.", "The original report's code was not found."),
+    "err_agency": ("Dinas tidak dikenal.", "Unknown agency."),
+    "err_form": (
+        "Formulir tidak valid. Muat ulang halaman dan coba lagi.",
+        "Invalid form. Reload the page and try again.",
+    ),
+    "photo_empty": ("Foto kosong.", "The photo is empty."),
+    "photo_too_large": ("Foto terlalu besar (maksimal 5 MB).", "The photo is too large (at most 5 MB)."),
+    "photo_too_many": ("Maksimal 3 foto.", "At most 3 photos."),
+    "photo_bad_type": (
+        "Hanya foto JPEG, PNG atau WebP yang diterima.",
+        "Only JPEG, PNG or WebP photos are accepted.",
+    ),
+    "error_404": ("Halaman atau laporan tidak ditemukan.", "Page or report not found."),
+    "error_403": (
+        "Akses ditolak. Muat ulang halaman dan coba lagi.",
+        "Access denied. Reload the page and try again.",
+    ),
+    "error_413": (
+        "Kiriman terlalu besar (maksimal 3 foto @ 5 MB).",
+        "The upload is too large (at most 3 photos of 5 MB).",
+    ),
+    "error_429": (
+        "Terlalu banyak laporan dari alamat ini. Coba lagi nanti.",
+        "Too many reports from this address. Try again later.",
+    ),
+    "error_400": ("Permintaan tidak valid.", "Invalid request."),
+    "error_500": (
+        "Terjadi kesalahan. Laporan Anda tetap aman; coba lagi.",
+        "Something went wrong. Please try again.",
+    ),
+    "error_title": ("Maaf", "Sorry"),
+    "back_home": ("Kembali ke beranda", "Back to the home page"),
+    "photo": ("Foto", "Photo"),
+    "no_js_note": ("Halaman ini bekerja tanpa JavaScript.", "This page works without JavaScript."),
+}
+
+
+def translate(key: str, lang: Lang) -> str:
+    """The text of ``key`` in ``lang``; unknown keys are returned as they are (visible in tests)."""
+    pair = MESSAGES.get(key)
+    if pair is None:
+        return key
+    return pair[1] if lang == "en" else pair[0]

@@ -1,0 +1,146 @@
+"""SQLAlchemy 2 models of the portal: reports, their history and photos, staff users and sessions.
+
+The citizen's original text is written once (``Report.title``/``description``) and never updated; staff
+replies, citizen additions and every transition are rows of ``ReportEntry`` (who, when, what).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+Status = Literal["submitted", "verified", "dispatched", "responded", "closed"]
+STATUSES: tuple[Status, ...] = ("submitted", "verified", "dispatched", "responded", "closed")
+OPEN_STATUSES: tuple[Status, ...] = STATUSES[:-1]
+Resolution = Literal["resolved_direct", "needs_budget", "rejected", "duplicate"]
+RESOLUTIONS: tuple[Resolution, ...] = ("resolved_direct", "needs_budget", "rejected", "duplicate")
+Privacy = Literal["public", "anonymous", "confidential"]
+PRIVACIES: tuple[Privacy, ...] = ("public", "anonymous", "confidential")
+Role = Literal["admin", "agency", "operator", "viewer"]
+ROLES: tuple[Role, ...] = ("admin", "agency", "operator", "viewer")
+EntryKind = Literal["created", "verified", "dispatched", "responded", "closed", "reopened", "info"]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone: store naive UTC there)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    agency: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StaffSession(Base):
+    """Server-side session: the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "staff_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Report(Base):
+    __tablename__ = "reports"
+    __table_args__ = (
+        Index("ix_reports_status_created", "status", "created_at"),
+        Index("ix_reports_category_kelurahan", "category", "kelurahan"),
+        # The queue lists oldest first across several statuses: walk this index and stop after a page.
+        Index("ix_reports_created_at", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    category: Mapped[str] = mapped_column(String(32))
+    agency: Mapped[str | None] = mapped_column(String(32), index=True)
+    kecamatan: Mapped[str] = mapped_column(String(32))
+    kelurahan: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    address: Mapped[str] = mapped_column(String(300), default="")
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    privacy: Mapped[str] = mapped_column(String(16))
+    contact_name: Mapped[str] = mapped_column(String(120), default="")
+    contact_phone: Mapped[str] = mapped_column(String(40), default="")
+    contact_email: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[str] = mapped_column(String(16), default="web")
+    status: Mapped[str] = mapped_column(String(16))
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    verify_due: Mapped[datetime] = mapped_column(UTCDateTime)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    respond_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verify_late: Mapped[bool] = mapped_column(Boolean, default=False)
+    respond_late: Mapped[bool] = mapped_column(Boolean, default=False)
+    entries: Mapped[list[ReportEntry]] = relationship(
+        back_populates="report", order_by="ReportEntry.id", cascade="all, delete-orphan"
+    )
+    photos: Mapped[list[Photo]] = relationship(order_by="Photo.id", cascade="all, delete-orphan")
+    duplicate_of: Mapped[Report | None] = relationship(remote_side=[id])
+
+
+class ReportEntry(Base):
+    """One line of a report's history: a transition, a staff reply or a citizen's addition."""
+
+    __tablename__ = "report_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Who the citizen sees: an agency's name for replies, "pelapor" for the citizen, "admin" otherwise.
+    actor_label: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    report: Mapped[Report] = relationship(back_populates="entries")
+    actor: Mapped[User | None] = relationship()
+
+
+class Photo(Base):
+    """A re-encoded photo stored under a random name in ``Settings.media_dir``."""
+
+    __tablename__ = "photos"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(64), unique=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

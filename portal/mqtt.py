@@ -1,0 +1,102 @@
+"""Publishes report events and the backlog gauge to MQTT as the ``portal`` role (topics: docs/portal.md).
+
+paho runs its network loop in its own thread, so sync routes can publish directly; the backlog task runs
+on the app's event loop. Publishing never raises into a request: the SQL database is the source of truth
+and a broker outage only costs Grafana some events (logged once when the connection changes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.orm import Session, sessionmaker
+
+from iot_gateway.topics import Topics
+from portal.config import MqttSettings
+from portal.services.events import backlog
+
+log = structlog.get_logger(__name__)
+
+
+class MqttEventSink:
+    """The production :class:`~portal.services.events.EventSink`."""
+
+    def __init__(self, settings: MqttSettings, client_id: str = "bcc-portal") -> None:
+        self.settings = settings
+        self.topics = Topics(base=settings.base_topic)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.username_pw_set(settings.username, settings.password.get_secret_value())
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_queued_messages_set(10_000)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.connected = threading.Event()
+        self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not reason.is_failure:
+            self.connected.set()
+            log.info("portal_mqtt_connected", host=self.settings.host, port=self.settings.port)
+        else:
+            log.warning("portal_mqtt_refused", reason=str(reason))
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if self.connected.is_set():
+            log.warning("portal_mqtt_disconnected", reason=str(reason))
+        self.connected.clear()
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.connected.clear()  # a requested disconnect is not worth a warning
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _publish(self, topic: str, payload: dict[str, Any], retain: bool) -> None:
+        try:
+            self.client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=retain)
+        except Exception as err:  # a report must never fail because the broker is unreachable
+            log.warning("portal_mqtt_publish_failed", topic=topic, error=repr(err))
+
+    def report_event(self, payload: dict[str, Any]) -> None:
+        self._publish(self.topics.report_events, payload, retain=False)
+
+    def publish_backlog(self, payload: dict[str, Any]) -> None:
+        self._publish(self.topics.report_backlog, payload, retain=True)
+
+    def backlog_changed(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._changed.set)
+
+    async def run_backlog(self, sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+        """Publish the retained backlog now, every ``backlog_interval_s`` and soon after each change."""
+        while True:
+            try:
+                snapshot = await asyncio.to_thread(_snapshot, sessions, clock)
+                self.publish_backlog(snapshot)
+            except Exception as err:
+                log.warning("portal_backlog_failed", error=repr(err))
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=self.settings.backlog_interval_s)
+                await asyncio.sleep(0.2)  # coalesce a burst of transitions into one gauge
+            except TimeoutError:
+                pass
+
+
+def _snapshot(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> dict[str, Any]:
+    with sessions() as db:
+        return backlog(db, clock())

@@ -1,0 +1,94 @@
+"""The monthly evaluation asked for by the city council: per category and agency, for one month (WIB).
+
+Counts refer to the reports *received* in the month, with their state as of now.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from dataclasses import asdict, dataclass, fields
+from datetime import date, datetime, time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.models import Report
+from portal.reference import Reference
+from portal.services.deadlines import WIB
+
+
+@dataclass
+class Row:
+    category: str
+    agency: str
+    received: int = 0
+    verified: int = 0
+    verified_on_time: int = 0
+    resolved_direct: int = 0
+    needs_budget: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+    still_open: int = 0
+    median_hours_to_verify: float | None = None
+    median_hours_to_close: float | None = None
+    deadlines_missed: int = 0
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """UTC start and end of a ``YYYY-MM`` month in Binjai's time zone; ValueError when malformed."""
+    year, mon = (int(p) for p in month.split("-"))
+    start = datetime.combine(date(year, mon, 1), time(), WIB)
+    end = datetime.combine(date(year + mon // 12, mon % 12 + 1, 1), time(), WIB)
+    return start, end
+
+
+def _median_hours(values: list[float]) -> float | None:
+    return round(statistics.median(values) / 3600, 1) if values else None
+
+
+def evaluate(db: Session, ref: Reference, month: str) -> list[Row]:
+    start, end = month_bounds(month)
+    reports = db.scalars(select(Report).where(Report.created_at >= start, Report.created_at < end))
+    rows: dict[tuple[str, str], Row] = {}
+    verify_s: dict[tuple[str, str], list[float]] = {}
+    close_s: dict[tuple[str, str], list[float]] = {}
+    for r in reports:
+        agency = r.agency or (ref.categories[r.category].agency if r.category in ref.categories else "")
+        key = (r.category, agency)
+        row = rows.setdefault(key, Row(category=r.category, agency=agency))
+        row.received += 1
+        if r.verified_at is not None:
+            row.verified += 1
+            row.verified_on_time += not r.verify_late
+            verify_s.setdefault(key, []).append((r.verified_at - r.created_at).total_seconds())
+        if r.status == "closed" and r.closed_at is not None:
+            close_s.setdefault(key, []).append((r.closed_at - r.created_at).total_seconds())
+            if r.resolution in ("resolved_direct", "needs_budget", "rejected", "duplicate"):
+                setattr(row, r.resolution, getattr(row, r.resolution) + 1)
+        else:
+            row.still_open += 1
+        row.deadlines_missed += int(r.verify_late) + int(r.respond_late)
+    for key, row in rows.items():
+        row.median_hours_to_verify = _median_hours(verify_s.get(key, []))
+        row.median_hours_to_close = _median_hours(close_s.get(key, []))
+    return sorted(rows.values(), key=lambda row: (row.category, row.agency))
+
+
+def totals(rows: list[Row]) -> Row:
+    total = Row(category="*", agency="*")
+    for row in rows:
+        for f in fields(Row):
+            if f.type == "int":
+                setattr(total, f.name, getattr(total, f.name) + getattr(row, f.name))
+    return total
+
+
+def to_csv(rows: list[Row]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Row)], lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in asdict(row).items()})
+    return out.getvalue()

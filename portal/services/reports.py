@@ -1,0 +1,295 @@
+"""Citizen-side services: submit, track, add information, reopen, the public list and similar reports."""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from portal.errors import InvalidInput, NotFound, TransitionRefused
+from portal.models import OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
+from portal.reference import Reference
+from portal.services import deadlines
+from portal.services.events import EventSink, emit
+from portal.services.photos import PhotoRejected, clean_photo, store_photo
+
+# Crockford-like alphabet without 0/O/1/I/L: readable over the phone. 12 symbols = 60 random bits.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+MAX_DESCRIPTION = 4000
+MAX_TITLE = 200
+SIMILAR_RADIUS_M = 100.0
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
+# Binjai and its surroundings: a point outside this box is a typo, not a report location.
+BBOX = (3.45, 3.75, 98.40, 98.60)
+
+
+def new_code() -> str:
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(12))
+    return f"BJ-{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def normalize_code(text: str) -> str:
+    """Accept codes typed in lower case, with spaces or without dashes."""
+    raw = re.sub(r"[^0-9A-Za-z]", "", text).upper().removeprefix("BJ")
+    return f"BJ-{raw[:4]}-{raw[4:8]}-{raw[8:12]}" if len(raw) == 12 else ""
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """A submission as typed by the citizen (all strings, validated by :func:`validate`)."""
+
+    category: str = ""
+    title: str = ""
+    description: str = ""
+    kelurahan: str = ""
+    address: str = ""
+    lat: str = ""
+    lon: str = ""
+    privacy: str = "public"
+    contact_name: str = ""
+    contact_phone: str = ""
+    contact_email: str = ""
+
+
+def parse_point(lat: str, lon: str) -> tuple[float, float] | None:
+    """(lat, lon) inside Binjai's box, None when both are empty; ValueError otherwise."""
+    if not lat.strip() and not lon.strip():
+        return None
+    la, lo = float(lat.replace(",", ".")), float(lon.replace(",", "."))
+    if not (BBOX[0] <= la <= BBOX[1] and BBOX[2] <= lo <= BBOX[3]):
+        raise ValueError("outside Binjai")
+    return la, lo
+
+
+def validate(ref: Reference, inp: ReportInput) -> dict[str, str]:
+    """Field -> message key for every problem of ``inp`` (empty when it is acceptable)."""
+    errors: dict[str, str] = {}
+    if inp.category not in ref.categories:
+        errors["category"] = "err_category"
+    if not inp.title.strip():
+        errors["title"] = "err_title_required"
+    elif len(inp.title) > MAX_TITLE:
+        errors["title"] = "err_title_long"
+    if not inp.description.strip():
+        errors["description"] = "err_description_required"
+    elif len(inp.description) > MAX_DESCRIPTION:
+        errors["description"] = "err_description_long"
+    if ref.kecamatan_of(inp.kelurahan) is None:
+        errors["kelurahan"] = "err_kelurahan"
+    if len(inp.address) > 300:
+        errors["address"] = "err_address_long"
+    try:
+        parse_point(inp.lat, inp.lon)
+    except ValueError:
+        errors["lat"] = "err_point"
+    if inp.privacy not in PRIVACIES:
+        errors["privacy"] = "err_privacy"
+    if len(inp.contact_name) > 120:
+        errors["contact_name"] = "err_name_long"
+    if inp.contact_phone and not _PHONE.match(inp.contact_phone):
+        errors["contact_phone"] = "err_phone"
+    if inp.contact_email and not _EMAIL.match(inp.contact_email):
+        errors["contact_email"] = "err_email"
+    return errors
+
+
+def _store_photos(raws: Sequence[bytes], media_dir: Path, max_bytes: int, max_count: int) -> list[Photo]:
+    if len(raws) > max_count:
+        raise InvalidInput({"photos": "photo_too_many"})
+    try:
+        cleaned = [clean_photo(raw, max_bytes) for raw in raws]
+    except PhotoRejected as err:
+        raise InvalidInput({"photos": err.reason}) from err
+    return [
+        Photo(filename=store_photo(media_dir, c), width=c.width, height=c.height, size_bytes=len(c.data))
+        for c in cleaned
+    ]
+
+
+@dataclass(frozen=True)
+class PhotoPolicy:
+    media_dir: Path
+    max_bytes: int
+    max_count: int
+
+
+def create_report(
+    db: Session,
+    ref: Reference,
+    inp: ReportInput,
+    photos: Sequence[bytes],
+    policy: PhotoPolicy,
+    sink: EventSink,
+    now: datetime,
+    source: str = "web",
+) -> Report:
+    """Validate, store photos, insert the report with its first history entry, commit, emit ``created``."""
+    if errors := validate(ref, inp):
+        raise InvalidInput(errors)
+    point = parse_point(inp.lat, inp.lon)
+    kec = ref.kecamatan_of(inp.kelurahan)
+    assert kec is not None
+    stored = _store_photos(photos, policy.media_dir, policy.max_bytes, policy.max_count)
+    for photo in stored:
+        photo.created_at = now
+    report = Report(
+        code=new_code(),
+        category=inp.category,
+        agency=None,
+        kecamatan=kec.key,
+        kelurahan=inp.kelurahan,
+        title=inp.title.strip(),
+        description=inp.description.strip(),
+        address=inp.address.strip(),
+        lat=point[0] if point else None,
+        lon=point[1] if point else None,
+        privacy=inp.privacy,
+        contact_name=inp.contact_name.strip(),
+        contact_phone=inp.contact_phone.strip(),
+        contact_email=inp.contact_email.strip(),
+        source=source,
+        status="submitted",
+        created_at=now,
+        updated_at=now,
+        verify_due=deadlines.verify_due(now),
+        photos=stored,
+        entries=[ReportEntry(kind="created", at=now, actor_label="pelapor", body="")],
+    )
+    db.add(report)
+    try:
+        db.commit()
+    except Exception:
+        for photo in stored:
+            (policy.media_dir / photo.filename).unlink(missing_ok=True)
+        raise
+    emit(sink, "created", report, now)
+    return report
+
+
+def get_by_code(db: Session, code: str) -> Report:
+    """The report with this tracking code, with its history and photos (NotFound otherwise)."""
+    report = db.scalar(
+        select(Report)
+        .where(Report.code == normalize_code(code))
+        .options(selectinload(Report.entries), selectinload(Report.photos), selectinload(Report.duplicate_of))
+    )
+    if report is None:
+        raise NotFound(code)
+    return report
+
+
+def is_public(report: Report) -> bool:
+    """Listed publicly: verified by an admin, not confidential, not rejected."""
+    return (
+        report.privacy != "confidential" and report.status != "submitted" and report.resolution != "rejected"
+    )
+
+
+def public_filter() -> list[ColumnElement[bool]]:
+    return [
+        Report.privacy != "confidential",
+        Report.status != "submitted",
+        or_(Report.resolution.is_(None), Report.resolution != "rejected"),
+    ]
+
+
+def public_list(
+    db: Session, category: str = "", kelurahan: str = "", limit: int = 50, offset: int = 0
+) -> list[Report]:
+    query = select(Report).where(*public_filter()).options(selectinload(Report.photos))
+    if category:
+        query = query.where(Report.category == category)
+    if kelurahan:
+        query = query.where(Report.kelurahan == kelurahan)
+    return list(db.scalars(query.order_by(Report.created_at.desc()).limit(limit).offset(offset)))
+
+
+def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance in metres (haversine)."""
+    la1, lo1, la2, lo2 = map(math.radians, (*a, *b))
+    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(h))
+
+
+def similar(
+    db: Session, category: str, kelurahan: str, point: tuple[float, float] | None, limit: int = 5
+) -> list[Report]:
+    """Open public reports of the same category in the same kelurahan or within about 100 m."""
+    near = [Report.kelurahan == kelurahan]
+    if point:
+        d = 0.0015  # about 165 m in latitude at Binjai: a box around the circle, refined below
+        near.append(
+            Report.lat.between(point[0] - d, point[0] + d) & Report.lon.between(point[1] - d, point[1] + d)
+        )
+    rows = db.scalars(
+        select(Report)
+        .where(*public_filter(), Report.status.in_(OPEN_STATUSES), Report.category == category, or_(*near))
+        .order_by(Report.created_at.desc())
+        .limit(50)
+    )
+    found = [
+        r
+        for r in rows
+        if r.kelurahan == kelurahan
+        or (
+            point
+            and r.lat is not None
+            and r.lon is not None
+            and distance_m(point, (r.lat, r.lon)) <= SIMILAR_RADIUS_M
+        )
+    ]
+    return found[:limit]
+
+
+def add_info(
+    db: Session, code: str, text: str, photos: Sequence[bytes], policy: PhotoPolicy, now: datetime
+) -> Report:
+    """The citizen adds information (text and/or photos) to an open report; the original stays as it was."""
+    report = get_by_code(db, code)
+    if report.status == "closed":
+        raise TransitionRefused("err_closed")
+    if not text.strip() and not photos:
+        raise InvalidInput({"body": "err_info_required"})
+    if len(text) > MAX_DESCRIPTION:
+        raise InvalidInput({"body": "err_description_long"})
+    room = policy.max_count * 3 - len(report.photos)
+    stored = _store_photos(photos, policy.media_dir, policy.max_bytes, min(policy.max_count, max(room, 0)))
+    for photo in stored:
+        photo.created_at = now
+        report.photos.append(photo)
+    report.entries.append(ReportEntry(kind="info", at=now, actor_label="pelapor", body=text.strip()))
+    report.updated_at = now
+    db.commit()
+    return report
+
+
+def reopen(db: Session, code: str, reason: str, sink: EventSink, now: datetime) -> Report:
+    """Reopen a report closed as resolved within 14 days; it goes back to the agency with a new deadline."""
+    report = get_by_code(db, code)
+    if report.status != "closed" or report.resolution != "resolved_direct":
+        raise TransitionRefused("err_not_reopenable")
+    if report.closed_at is None or now - report.closed_at > deadlines.REOPEN_WINDOW:
+        raise TransitionRefused("err_reopen_window")
+    if not reason.strip():
+        raise InvalidInput({"reason": "err_reason_required"})
+    report.status = "dispatched" if report.agency else "verified"
+    report.resolution = None
+    report.closed_at = None
+    report.responded_at = None
+    report.dispatched_at = now
+    report.respond_due = deadlines.respond_due(now)
+    report.updated_at = now
+    report.entries.append(
+        ReportEntry(kind="reopened", at=now, actor_label="pelapor", body=reason.strip()[:MAX_DESCRIPTION])
+    )
+    db.commit()
+    emit(sink, "reopened", report, now)
+    return report

@@ -1,0 +1,121 @@
+"""Staff accounts and server-side sessions: argon2 password hashes (pwdlib), random session tokens.
+
+The session cookie holds a 256-bit random token; the database stores only its SHA-256, so a leaked
+database does not leak live sessions. Each session carries its own CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from portal.errors import InvalidInput
+from portal.models import ROLES, StaffSession, User
+from portal.reference import Reference
+
+MIN_PASSWORD_LEN = 12
+_USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{2,63}$")
+_hasher = PasswordHash((Argon2Hasher(),))
+# Verified when the username is unknown, so both paths cost one argon2 verification.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def create_user(
+    db: Session,
+    ref: Reference,
+    username: str,
+    role: str,
+    password: str,
+    now: datetime,
+    agency: str | None = None,
+    display_name: str = "",
+) -> User:
+    """Create an active account; every problem is reported at once as InvalidInput."""
+    errors: dict[str, str] = {}
+    if not _USERNAME.match(username):
+        errors["username"] = (
+            "3-64 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter"
+        )
+    elif db.scalar(select(User.id).where(User.username == username)) is not None:
+        errors["username"] = "already exists"
+    if role not in ROLES:
+        errors["role"] = f"one of {', '.join(ROLES)}"
+    if role == "agency" and agency not in ref.agencies:
+        errors["agency"] = f"agency officers need one of {', '.join(ref.agencies)}"
+    if role != "agency" and agency:
+        errors["agency"] = "only agency officers belong to an agency"
+    if len(password) < MIN_PASSWORD_LEN:
+        errors["password"] = f"at least {MIN_PASSWORD_LEN} characters"
+    if errors:
+        raise InvalidInput(errors)
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        password_hash=hash_password(password),
+        role=role,
+        agency=agency,
+        active=True,
+        created_at=now,
+    )
+    db.add(user)
+    db.commit()
+    return user
+
+
+def authenticate(db: Session, username: str, password: str) -> User | None:
+    user = db.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None or not user.active:
+        _hasher.verify(password, _DUMMY_HASH)
+        return None
+    valid, new_hash = _hasher.verify_and_update(password, user.password_hash)
+    if not valid:
+        return None
+    if new_hash:
+        user.password_hash = new_hash
+        db.commit()
+    return user
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(db: Session, user: User, now: datetime, hours: float) -> tuple[str, StaffSession]:
+    """A new session for ``user``; returns the cookie token (shown once) and the stored session."""
+    db.execute(delete(StaffSession).where(StaffSession.expires_at < now))
+    token = secrets.token_urlsafe(32)
+    session = StaffSession(
+        token_hash=_digest(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=now,
+        expires_at=now + timedelta(hours=hours),
+    )
+    db.add(session)
+    db.commit()
+    return token, session
+
+
+def load_session(db: Session, token: str, now: datetime) -> StaffSession | None:
+    if not token:
+        return None
+    session = db.get(StaffSession, _digest(token))
+    if session is None or session.expires_at < now or not session.user.active:
+        return None
+    return session
+
+
+def end_session(db: Session, token: str) -> None:
+    db.execute(delete(StaffSession).where(StaffSession.token_hash == _digest(token)))
+    db.commit()

@@ -1,0 +1,160 @@
+"""Request dependencies shared by all routes: DB session, settings, language, CSRF, current staff user."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from portal.config import Settings
+from portal.i18n import translate
+from portal.models import User
+from portal.reference import Lang, Reference
+from portal.services import users
+from portal.services.events import EventSink
+
+SESSION_COOKIE = "bcc_session"
+LANG_COOKIE = "lang"
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    factory: sessionmaker[Session] = request.app.state.sessions
+    with factory() as session:
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_reference(request: Request) -> Reference:
+    ref: Reference = request.app.state.reference
+    return ref
+
+
+def get_sink(request: Request) -> EventSink:
+    sink: EventSink = request.app.state.events
+    return sink
+
+
+def get_now(request: Request) -> datetime:
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+def get_lang(request: Request) -> Lang:
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE, "")
+    return "en" if chosen == "en" else "id"
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RefDep = Annotated[Reference, Depends(get_reference)]
+SinkDep = Annotated[EventSink, Depends(get_sink)]
+NowDep = Annotated[datetime, Depends(get_now)]
+LangDep = Annotated[Lang, Depends(get_lang)]
+
+
+# ---- CSRF --------------------------------------------------------------------------------------------
+def csrf_token(request: Request) -> str:
+    """The token forms must echo: the staff session's own token, else an HMAC of the ``bcc_csrf`` cookie."""
+    session = getattr(request.state, "staff_session", None)
+    if session is not None:
+        token: str = session.csrf_token
+        return token
+    settings = get_settings(request)
+    cookie = request.scope.get("state", {}).get("csrf_cookie", "")
+    return hmac.new(
+        settings.secret_key.get_secret_value().encode(), cookie.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def reject_nul(form: FormData) -> None:
+    """400 for a NUL character in any text field (PostgreSQL cannot store it; no person types it)."""
+    if any(isinstance(v, str) and "\x00" in v for _k, v in form.multi_items()):
+        raise HTTPException(400, "NUL byte in form")
+
+
+async def check_csrf(request: Request) -> None:
+    """403 unless the form's ``csrf_token`` matches (attached to every state-changing HTML route)."""
+    form = await request.form()
+    reject_nul(form)
+    sent = form.get("csrf_token")
+    if not isinstance(sent, str) or not request.cookies.get("bcc_csrf"):
+        raise HTTPException(403, "CSRF token missing")
+    load_staff_session(request)
+    if not hmac.compare_digest(sent, csrf_token(request)):
+        raise HTTPException(403, "CSRF token invalid")
+
+
+CsrfDep = Depends(check_csrf)
+
+
+# ---- staff sessions and roles ------------------------------------------------------------------------
+def load_staff_session(request: Request) -> User | None:
+    if hasattr(request.state, "staff_user"):
+        user: User | None = request.state.staff_user
+        return user
+    token = request.cookies.get(SESSION_COOKIE, "")
+    found = None
+    if token:
+        with request.app.state.sessions() as db:
+            found = users.load_session(db, token, get_now(request))
+    request.state.staff_session = found
+    user = found.user if found else None
+    request.state.staff_user = user
+    return user
+
+
+class LoginRequired(Exception):
+    """Anonymous request to a staff route: GET is redirected to the login page, others get 401."""
+
+
+class RoleGuard:
+    """Dependency allowing only the given roles; routes keep it in their dependant (tests introspect it)."""
+
+    def __init__(self, *roles: str) -> None:
+        self.roles = frozenset(roles)
+
+    def __call__(self, request: Request) -> User:
+        user = load_staff_session(request)
+        if user is None:
+            raise LoginRequired()
+        if user.role not in self.roles:
+            raise HTTPException(403, "Your role may not do this")
+        return user
+
+
+ALL_STAFF = ("admin", "agency", "operator", "viewer")
+StaffUser = Annotated[User, Depends(RoleGuard(*ALL_STAFF))]
+AdminUser = Annotated[User, Depends(RoleGuard("admin"))]
+ResponderUser = Annotated[User, Depends(RoleGuard("admin", "agency"))]
+EvaluationUser = Annotated[User, Depends(RoleGuard("admin", "operator", "viewer"))]
+
+
+# ---- templates -----------------------------------------------------------------------------------------
+def render(
+    request: Request, lang: Lang, name: str, context: dict[str, Any], status_code: int = 200
+) -> Response:
+    templates: Jinja2Templates = request.app.state.templates
+    base = {
+        "lang": lang,
+        "t": lambda key: translate(key, lang),
+        "csrf_token": csrf_token(request),
+        "ref": get_reference(request),
+        "staff": getattr(request.state, "staff_user", None),
+    }
+    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+    if request.query_params.get("lang") in ("id", "en"):
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True)
+    response.headers["Cache-Control"] = "no-store"
+    return response

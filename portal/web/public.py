@@ -1,0 +1,274 @@
+"""Public pages: home, the report form with similar-report suggestions, status by code, the public list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from starlette.responses import Response
+
+from portal.errors import InvalidInput, NotFound, TransitionRefused
+from portal.models import STATUSES, Report
+from portal.services import deadlines, reports
+from portal.services.photos import NAME_RE
+from portal.web.deps import CsrfDep, LangDep, NowDep, RefDep, SessionDep, SettingsDep, SinkDep, render
+
+router = APIRouter(default_response_class=HTMLResponse)
+PhotosField = Annotated[list[UploadFile], File(default_factory=list)]
+
+
+def client_ip(request: Request, trust_forwarded_for: bool) -> str:
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if trust_forwarded_for and forwarded:
+        return forwarded.split(",")[-1].strip()
+    return request.client.host if request.client else "unknown"
+
+
+def read_photos(files: list[UploadFile], max_bytes: int) -> list[bytes]:
+    """Raw bytes of the chosen files (an empty file input sends one nameless, empty part: skipped)."""
+    out = []
+    for f in files:
+        data = f.file.read(max_bytes + 1)
+        if f.filename or data:
+            out.append(data)
+    return out
+
+
+def policy(settings: SettingsDep) -> reports.PhotoPolicy:
+    return reports.PhotoPolicy(settings.media_dir, settings.max_photo_bytes, settings.max_photos)
+
+
+@router.get("/")
+def home(request: Request, lang: LangDep, ref: RefDep) -> Response:
+    return render(request, lang, "home.html", {"categories": list(ref.categories.values())})
+
+
+def _form_page(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    inp: reports.ReportInput,
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    similar: list[Report] = []
+    if inp.category and inp.kelurahan:
+        try:
+            point = reports.parse_point(inp.lat, inp.lon)
+        except ValueError:
+            point = None
+        similar = reports.similar(db, inp.category, inp.kelurahan, point)
+    return render(
+        request,
+        lang,
+        "report_form.html",
+        {"form": inp, "errors": errors, "similar": similar, "checked": bool(inp.category and inp.kelurahan)},
+        status,
+    )
+
+
+@router.get("/lapor")
+def report_form(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    category: str = "",
+    kelurahan: str = "",
+    title: str = "",
+    lat: str = "",
+    lon: str = "",
+) -> Response:
+    inp = reports.ReportInput(
+        category=category, kelurahan=kelurahan, title=title[:200], lat=lat[:20], lon=lon[:20]
+    )
+    return _form_page(request, lang, db, inp, {})
+
+
+@router.post("/lapor", dependencies=[CsrfDep])
+def submit_report(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    ref: RefDep,
+    settings: SettingsDep,
+    sink: SinkDep,
+    now: NowDep,
+    photos: PhotosField,
+    category: Annotated[str, Form()] = "",
+    title: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    kelurahan: Annotated[str, Form()] = "",
+    address: Annotated[str, Form()] = "",
+    lat: Annotated[str, Form()] = "",
+    lon: Annotated[str, Form()] = "",
+    privacy: Annotated[str, Form()] = "public",
+    contact_name: Annotated[str, Form()] = "",
+    contact_phone: Annotated[str, Form()] = "",
+    contact_email: Annotated[str, Form()] = "",
+    website: Annotated[str, Form()] = "",
+) -> Response:
+    inp = reports.ReportInput(
+        category,
+        title,
+        description,
+        kelurahan,
+        address,
+        lat,
+        lon,
+        privacy,
+        contact_name,
+        contact_phone,
+        contact_email,
+    )
+    if not request.app.state.submit_limiter.hit(client_ip(request, settings.trust_forwarded_for)):
+        raise HTTPException(429, "Too many submissions")
+    if website:  # the honeypot: people never see this field, naive bots fill it in
+        return _form_page(request, lang, db, inp, {"form": "err_form"}, 400)
+    try:
+        raws = read_photos(photos, settings.max_photo_bytes)
+        report = reports.create_report(db, ref, inp, raws, policy(settings), sink, now)
+    except InvalidInput as err:
+        return _form_page(request, lang, db, inp, err.errors, 400)
+    return RedirectResponse(f"/laporan/{report.code}?baru=1", status_code=303)
+
+
+@router.get("/lacak")
+def track(request: Request, lang: LangDep, kode: str = "") -> Response:
+    code = reports.normalize_code(kode)
+    if code:
+        return RedirectResponse(f"/laporan/{code}", status_code=303)
+    return render(
+        request, lang, "track.html", {"code": kode[:40], "not_found": bool(kode)}, 404 if kode else 200
+    )
+
+
+def _status_page(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    now: NowDep,
+    code: str,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    try:
+        report = reports.get_by_code(db, code)
+    except NotFound as err:
+        raise HTTPException(404, "No such report") from err
+    reopenable = (
+        report.status == "closed"
+        and report.resolution == "resolved_direct"
+        and report.closed_at is not None
+        and now - report.closed_at <= deadlines.REOPEN_WINDOW
+    )
+    context = {
+        "report": report,
+        "entries": report.entries,
+        "reopenable": reopenable,
+        "errors": errors or {},
+        "new": request.query_params.get("baru") == "1",
+    }
+    return render(request, lang, "status.html", context, status)
+
+
+@router.get("/laporan/{code}")
+def report_status(request: Request, lang: LangDep, db: SessionDep, now: NowDep, code: str) -> Response:
+    return _status_page(request, lang, db, now, code)
+
+
+@router.post("/laporan/{code}/info", dependencies=[CsrfDep])
+def add_info(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    code: str,
+    photos: PhotosField,
+    body: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        report = reports.add_info(
+            db, code, body, read_photos(photos, settings.max_photo_bytes), policy(settings), now
+        )
+    except NotFound as err:
+        raise HTTPException(404, "No such report") from err
+    except InvalidInput as err:
+        return _status_page(request, lang, db, now, code, err.errors, 400)
+    except TransitionRefused as err:
+        return _status_page(request, lang, db, now, code, {"body": str(err)}, 409)
+    return RedirectResponse(f"/laporan/{report.code}", status_code=303)
+
+
+@router.post("/laporan/{code}/buka", dependencies=[CsrfDep])
+def reopen(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    sink: SinkDep,
+    now: NowDep,
+    code: str,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        report = reports.reopen(db, code, reason, sink, now)
+    except NotFound as err:
+        raise HTTPException(404, "No such report") from err
+    except InvalidInput as err:
+        return _status_page(request, lang, db, now, code, err.errors, 400)
+    except TransitionRefused as err:
+        return _status_page(request, lang, db, now, code, {"reason": str(err)}, 409)
+    return RedirectResponse(f"/laporan/{report.code}", status_code=303)
+
+
+def map_points(rows: list[Report]) -> list[dict[str, object]]:
+    """SVG coordinates (400 x 600 box over Binjai, north up) of the reports that carry a map point."""
+    south, north, west, east = reports.BBOX
+    return [
+        {
+            "x": round((r.lon - west) / (east - west) * 400, 1),
+            "y": round((north - r.lat) / (north - south) * 600, 1),
+            "report": r,
+        }
+        for r in rows
+        if r.lat is not None and r.lon is not None
+    ]
+
+
+@router.get("/daftar")
+def public_list(
+    request: Request, lang: LangDep, db: SessionDep, category: str = "", kelurahan: str = "", page: int = 1
+) -> Response:
+    page = min(max(page, 1), 1000)
+    rows = reports.public_list(db, category, kelurahan, limit=50, offset=(page - 1) * 50)
+    context = {
+        "reports": rows,
+        "category": category,
+        "kelurahan": kelurahan,
+        "page": page,
+        "statuses": STATUSES,
+        "points": map_points(rows),
+    }
+    return render(request, lang, "list.html", context)
+
+
+@router.get("/foto/{name}")
+async def photo(request: Request, name: str, settings: SettingsDep) -> Response:
+    """Stored photos only, by their random name, as JPEG that browsers may not sniff or script."""
+    if not NAME_RE.match(name):
+        raise HTTPException(404, "No such photo")
+    path = settings.media_dir / name
+    if not await run_in_threadpool(path.is_file):
+        raise HTTPException(404, "No such photo")
+    return FileResponse(
+        path,
+        media_type="image/jpeg",
+        headers={
+            "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
+            "Cache-Control": "private, max-age=86400",
+            "Content-Disposition": f'inline; filename="{name}"',
+            "Cross-Origin-Resource-Policy": "same-origin",
+        },
+    )

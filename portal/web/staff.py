@@ -1,0 +1,290 @@
+"""Staff pages: login, the queue, one report with its actions, the monthly evaluation and its CSV."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.responses import Response
+
+from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
+from portal.models import RESOLUTIONS, STATUSES, User
+from portal.services import evaluation, users, workflow
+from portal.services.deadlines import WIB
+from portal.web.deps import (
+    SESSION_COOKIE,
+    AdminUser,
+    CsrfDep,
+    EvaluationUser,
+    LangDep,
+    NowDep,
+    RefDep,
+    ResponderUser,
+    SessionDep,
+    SettingsDep,
+    SinkDep,
+    StaffUser,
+    render,
+)
+from portal.web.public import client_ip
+
+router = APIRouter(prefix="/staf", default_response_class=HTMLResponse)
+# Database ids are 32-bit on every backend: larger numbers are a 422, not an overflow deep in the driver.
+ReportId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+
+
+@router.get("/masuk")
+def login_form(request: Request, lang: LangDep, next: str = "/staf") -> Response:
+    return render(request, lang, "staff/login.html", {"next": _safe_next(next), "failed": False})
+
+
+def _safe_next(target: str) -> str:
+    """Only local staff paths: no open redirect through ``next``."""
+    return target if target.startswith("/staf") and "//" not in target and "\\" not in target else "/staf"
+
+
+@router.post("/masuk", dependencies=[CsrfDep])
+def login(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/staf",
+) -> Response:
+    if not request.app.state.login_limiter.hit(client_ip(request, settings.trust_forwarded_for)):
+        raise HTTPException(429, "Too many login attempts")
+    user = users.authenticate(db, username, password[:1024])
+    if user is None:
+        return render(request, lang, "staff/login.html", {"next": _safe_next(next), "failed": True}, 401)
+    token, _session = users.start_session(db, user, now, settings.session_hours)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(settings.session_hours * 3600),
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+    return response
+
+
+@router.post("/keluar", dependencies=[CsrfDep])
+def logout(request: Request, db: SessionDep, user: StaffUser) -> Response:
+    users.end_session(db, request.cookies.get(SESSION_COOKIE, ""))
+    response = RedirectResponse("/staf/masuk", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("")
+def queue_page(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    now: NowDep,
+    user: StaffUser,
+    status: str = "open",
+    category: str = "",
+    agency: str = "",
+    kelurahan: str = "",
+    min_age_days: str = "",
+    overdue: str = "",
+    page: int = 1,
+) -> Response:
+    age = min(int(min_age_days), 36500) if min_age_days.isdigit() else None
+    flt = workflow.QueueFilter(status, category, agency, kelurahan, age, overdue == "1", page)
+    result = workflow.queue(db, user, flt, now)
+    rows = [(r, workflow.age_info(r, now)) for r in result.reports]
+    context = {"result": result, "rows": rows, "filter": flt, "statuses": STATUSES, "now": now}
+    return render(request, lang, "staff/queue.html", context)
+
+
+def _report_page(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    now: datetime,
+    user: User,
+    report_id: ReportId,
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    try:
+        report = workflow.get_for_staff(db, user, report_id)
+    except NotFound as err:
+        raise HTTPException(404, "No such report") from err
+    context = {
+        "report": report,
+        "age": workflow.age_info(report, now),
+        "show_contact": workflow.sees_contact(user, report),
+        "resolutions": RESOLUTIONS,
+        "error": error,
+        "user": user,
+    }
+    return render(request, lang, "staff/report.html", context, status)
+
+
+@router.get("/laporan/{report_id}")
+def report_page(
+    request: Request, lang: LangDep, db: SessionDep, now: NowDep, user: StaffUser, report_id: ReportId
+) -> Response:
+    return _report_page(request, lang, db, now, user, report_id)
+
+
+def _after(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    now: datetime,
+    user: User,
+    report_id: ReportId,
+    action: object,
+) -> Response:
+    try:
+        if callable(action):
+            action()
+    except NotFound as err:
+        raise HTTPException(404, "No such report") from err
+    except Forbidden as err:
+        raise HTTPException(403, "Your role may not do this") from err
+    except InvalidInput as err:
+        db.rollback()
+        return _report_page(request, lang, db, now, user, report_id, next(iter(err.errors.values())), 400)
+    except TransitionRefused as err:
+        db.rollback()
+        return _report_page(request, lang, db, now, user, report_id, str(err), 409)
+    return RedirectResponse(f"/staf/laporan/{report_id}", status_code=303)
+
+
+@router.post("/laporan/{report_id}/verifikasi", dependencies=[CsrfDep])
+def verify(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    sink: SinkDep,
+    now: NowDep,
+    user: AdminUser,
+    report_id: ReportId,
+) -> Response:
+    return _after(
+        request, lang, db, now, user, report_id, lambda: workflow.verify(db, user, report_id, sink, now)
+    )
+
+
+@router.post("/laporan/{report_id}/disposisi", dependencies=[CsrfDep])
+def dispatch(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    ref: RefDep,
+    sink: SinkDep,
+    now: NowDep,
+    user: AdminUser,
+    report_id: ReportId,
+    agency: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    return _after(
+        request,
+        lang,
+        db,
+        now,
+        user,
+        report_id,
+        lambda: workflow.dispatch(db, ref, user, report_id, agency, note, sink, now),
+    )
+
+
+@router.post("/laporan/{report_id}/tanggapan", dependencies=[CsrfDep])
+def respond(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    ref: RefDep,
+    sink: SinkDep,
+    now: NowDep,
+    user: ResponderUser,
+    report_id: ReportId,
+    body: Annotated[str, Form()] = "",
+) -> Response:
+    return _after(
+        request,
+        lang,
+        db,
+        now,
+        user,
+        report_id,
+        lambda: workflow.respond(db, ref, user, report_id, body, sink, now),
+    )
+
+
+@router.post("/laporan/{report_id}/tutup", dependencies=[CsrfDep])
+def close(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    sink: SinkDep,
+    now: NowDep,
+    user: AdminUser,
+    report_id: ReportId,
+    resolution: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    duplicate_code: Annotated[str, Form()] = "",
+) -> Response:
+    return _after(
+        request,
+        lang,
+        db,
+        now,
+        user,
+        report_id,
+        lambda: workflow.close(db, user, report_id, resolution, note, duplicate_code, sink, now),
+    )
+
+
+def _month(month: str, now: datetime) -> str:
+    try:
+        evaluation.month_bounds(month)
+    except ValueError:
+        return now.astimezone(WIB).strftime("%Y-%m")
+    return month
+
+
+@router.get("/evaluasi")
+def evaluation_page(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    ref: RefDep,
+    now: NowDep,
+    user: EvaluationUser,
+    month: str = "",
+) -> Response:
+    month = _month(month, now)
+    rows = evaluation.evaluate(db, ref, month)
+    peak = max([r.received for r in rows] or [1])
+    context = {"month": month, "rows": rows, "total": evaluation.totals(rows), "peak": max(peak, 1)}
+    return render(request, lang, "staff/evaluation.html", context)
+
+
+@router.get("/evaluasi.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def evaluation_csv(
+    db: SessionDep, ref: RefDep, now: NowDep, user: EvaluationUser, month: str = ""
+) -> Response:
+    month = _month(month, now)
+    body = evaluation.to_csv(evaluation.evaluate(db, ref, month))
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="evaluasi-{month}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -1,0 +1,89 @@
+"""``bcc admin create-user`` through the real command line entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bcc.cli import build_parser
+from portal.db import make_engine, session_factory
+from portal.services import users
+
+
+def main(argv: list[str]) -> int:
+    """``bcc`` without its logging set-up (which would bind structlog to pytest's captured stderr)."""
+    args = build_parser(argv).parse_args(argv)
+    result: int = __import__(args._module, fromlist=["run"]).run(args)
+    return result
+
+
+def test_create_user_with_generated_and_file_passwords(
+    portal_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "admin",
+                "create-user",
+                "--username",
+                "admin.satu",
+                "--role",
+                "admin",
+                "--generate",
+                "--database-url",
+                portal_db_url,
+            ]
+        )
+        == 0
+    )
+    password = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
+    (tmp_path / "pw").write_text("a-long-enough-password\n")
+    assert (
+        main(
+            [
+                "admin",
+                "create-user",
+                "--username",
+                "dinkes.1",
+                "--role",
+                "agency",
+                "--agency",
+                "dinkes",
+                "--password-file",
+                str(tmp_path / "pw"),
+                "--database-url",
+                portal_db_url,
+            ]
+        )
+        == 0
+    )
+    engine = make_engine(portal_db_url)
+    with session_factory(engine)() as db:
+        assert users.authenticate(db, "admin.satu", password) is not None
+        officer = users.authenticate(db, "dinkes.1", "a-long-enough-password")
+        assert officer is not None and officer.agency == "dinkes"
+        assert users.authenticate(db, "dinkes.1", "wrong") is None
+    engine.dispose()
+
+
+def test_bad_input_is_reported_field_by_field(
+    portal_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pw").write_text("short\n")
+    code = main(
+        [
+            "admin",
+            "create-user",
+            "--username",
+            "X",
+            "--role",
+            "agency",
+            "--password-file",
+            str(tmp_path / "pw"),
+            "--database-url",
+            portal_db_url,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "username:" in err and "agency:" in err and "password:" in err

@@ -1,0 +1,112 @@
+"""End to end in headless Chromium on a phone-sized screen, with axe-core on the public pages.
+
+A citizen submits a report with a photo, gets a code and sees the status; an admin logs in, verifies,
+dispatches and closes it. Screenshots go to ``artifacts/portal/`` (git-ignored), kept after the run.
+axe-core comes from npm (``var/node``, installed on first use) and may find no serious or critical issue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from portal.main import create_app
+from tests.portal.cdp import Page, chromium_page
+from tests.portal.conftest import LiveServer, add_user, jpeg, make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "portal"
+AXE_VERSION = "4.14.1"
+AXE = ROOT / "var" / "node" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_source() -> str:
+    if not AXE.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm not installed: needed once to fetch axe-core")
+        AXE.parents[2].mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--no-save", "--no-audit", "--no-fund", f"axe-core@{AXE_VERSION}"],
+            cwd=AXE.parents[2],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    return AXE.read_text(encoding="utf-8")
+
+
+async def serious_violations(page: Page, axe: str) -> list[str]:
+    if not await page.eval("typeof axe !== 'undefined'"):
+        await page.eval(axe + ";true")
+    found = await page.eval(
+        "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', ')))"
+    )
+    return list(found)
+
+
+async def test_citizen_and_admin_in_chromium(tmp_path: Path) -> None:
+    axe = await asyncio.to_thread(axe_source)
+    settings = make_settings(f"sqlite:///{tmp_path / 'portal.db'}", tmp_path)
+    from portal.db import make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    app = create_app(settings)
+    admin = add_user(app, "admin")
+    photo = tmp_path / "foto.jpg"
+    photo.write_bytes(jpeg(800, 600, gps=True))
+    with LiveServer(app) as server:
+        async with chromium_page(tmp_path / "profile") as page:
+            base = server.url
+            await page.goto(f"{base}/lapor")
+            await page.fill("#f-category", "perencanaan_pembangunan")
+            await page.fill("#f-kelurahan", "tangsi")
+            await page.fill("#f-title", "Drainase tersumbat")
+            await page.fill("#f-description", "Air meluap ke jalan setiap hujan.")
+            await page.fill("#f-lat", "3.6001")
+            await page.fill("#f-lon", "98.4854")
+            await page.eval("document.querySelector('input[name=privacy][value=anonymous]').checked = true")
+            await page.set_files("#f-photos", [photo])
+            await page.screenshot(ARTIFACTS / "01-form.png")
+            await page.click_and_wait("form.report > button[type=submit]:last-of-type")
+            assert "/laporan/BJ-" in await page.url()
+            code = await page.eval("document.querySelector('.code').textContent.trim()")
+            assert code.startswith("BJ-")
+            assert await page.eval("document.querySelectorAll('img[src^=\"/foto/\"]').length") == 1
+            await page.screenshot(ARTIFACTS / "02-submitted.png")
+            problems = {}
+            for path in ("/", "/lapor", f"/laporan/{code}", "/daftar", "/lacak", "/lapor?lang=en"):
+                await page.goto(base + path)
+                problems[path] = await serious_violations(page, axe)
+            assert problems == {p: [] for p in problems}
+            await page.goto(f"{base}/staf")
+            await page.fill("#username", admin.username)
+            await page.fill("#password", admin.password)
+            await page.click_and_wait("form button[type=submit]")
+            assert (await page.url()).endswith("/staf")
+            await page.screenshot(ARTIFACTS / "03-queue.png")
+            await page.click_and_wait("a[href^='/staf/laporan/']")
+            for step, selector in (
+                ("verify", "form[action$='/verifikasi'] button"),
+                ("dispatch", "form[action$='/disposisi'] button"),
+            ):
+                await page.click_and_wait(selector)
+                await page.screenshot(ARTIFACTS / f"04-{step}.png")
+            await page.fill("#resolution", "resolved_direct")
+            await page.click_and_wait("form[action$='/tutup'] button")
+            await page.screenshot(ARTIFACTS / "05-closed.png")
+            await page.goto(f"{base}/laporan/{code}?lang=id")
+            assert "Diselesaikan langsung" in await page.eval("document.body.innerText")
+            await page.screenshot(ARTIFACTS / "06-citizen-sees-closed.png")
+            await page.goto(f"{base}/daftar")
+            assert await page.eval("document.querySelectorAll('svg.map circle').length") == 1
+            assert await serious_violations(page, axe) == []
+            await page.screenshot(ARTIFACTS / "07-public-list-with-map.png")

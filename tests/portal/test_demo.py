@@ -1,0 +1,22 @@
+"""The demo helper seeds reports, serves the portal on a free port and hands out working logins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from portal.demo import start_demo_portal
+
+
+async def test_demo_portal_serves_seeded_reports(tmp_path: Path) -> None:
+    portal = await start_demo_portal(tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=portal.url) as client:
+            listed = await client.get("/open311/v2/requests.json")
+            assert listed.status_code == 200 and len(listed.json()) == 5  # not the confidential or unverified
+            assert (await client.get("/daftar")).status_code == 200
+        assert {"admin 1", "admin 2", "viewer"} <= set(portal.logins)
+        assert len({pw for _u, pw in portal.logins.values()}) == len(portal.logins)  # all generated
+    finally:
+        await portal.stop()

@@ -1,0 +1,184 @@
+"""Public pages: which template rendered with which context, and the citizen's whole journey."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.portal.conftest import FakeClock, csrf, jpeg, report_form, staff_client, submit
+
+
+def test_home_lists_categories_in_indonesian_by_default(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.template.name == "home.html"  # type: ignore[attr-defined]
+    assert r.context["lang"] == "id"  # type: ignore[attr-defined]
+    keys = [c.key for c in r.context["categories"]]  # type: ignore[attr-defined]
+    assert keys == ["kesehatan", "perencanaan_pembangunan", "perizinan", "anggaran", "pengaduan_umum"]
+    assert 'lang="id"' in r.text
+
+
+def test_english_is_chosen_by_query_and_kept_in_a_cookie(client: TestClient) -> None:
+    r = client.get("/lapor?lang=en")
+    assert r.context["lang"] == "en"  # type: ignore[attr-defined]
+    assert "Make a report" in r.text
+    assert client.get("/lapor").context["lang"] == "en"  # type: ignore[attr-defined]
+
+
+def test_form_page_has_every_field_and_no_script(client: TestClient) -> None:
+    r = client.get("/lapor")
+    assert r.template.name == "report_form.html"  # type: ignore[attr-defined]
+    for name in (
+        "category",
+        "title",
+        "description",
+        "kelurahan",
+        "lat",
+        "lon",
+        "photos",
+        "privacy",
+        "contact_name",
+        "contact_phone",
+        "contact_email",
+        "csrf_token",
+        "website",
+    ):
+        assert f'name="{name}"' in r.text, name
+    assert "<script" not in r.text
+
+
+def test_submit_redirects_to_status_page_with_code(client: TestClient) -> None:
+    code = submit(client, photos=[jpeg()])
+    assert code.startswith("BJ-") and len(code) == 17
+    r = client.get(f"/laporan/{code}?baru=1")
+    assert r.template.name == "status.html"  # type: ignore[attr-defined]
+    ctx = r.context  # type: ignore[attr-defined]
+    assert ctx["new"] is True and ctx["report"].code == code
+    assert [e.kind for e in ctx["entries"]] == ["created"]
+    assert len(ctx["report"].photos) == 1
+    assert "Siti" not in r.text and "081234567890" not in r.text  # contact never shown to the public
+    assert (
+        client.get(f"/lacak?kode={code.lower().replace('-', ' ')}", follow_redirects=False).headers[
+            "location"
+        ]
+        == f"/laporan/{code}"
+    )
+
+
+def test_validation_errors_are_listed_in_the_users_language(client: TestClient) -> None:
+    data = {
+        "csrf_token": csrf(client),
+        **report_form(
+            title="", kelurahan="atlantis", description="x" * 4001, contact_email="nope", lat="1", lon="2"
+        ),
+    }
+    r = client.post("/lapor", data=data)
+    assert r.status_code == 400
+    assert r.template.name == "report_form.html"  # type: ignore[attr-defined]
+    assert set(r.context["errors"]) == {"title", "kelurahan", "description", "contact_email", "lat"}  # type: ignore[attr-defined]
+    assert "Judul wajib diisi." in r.text
+    r = client.post("/lapor?lang=en", data={**data, "csrf_token": csrf(client)})
+    assert "A title is required." in r.text
+
+
+def test_honeypot_refuses_silently(client: TestClient) -> None:
+    r = client.post("/lapor", data={"csrf_token": csrf(client), **report_form(), "website": "http://spam"})
+    assert r.status_code == 400
+    assert r.context["errors"] == {"form": "err_form"}  # type: ignore[attr-defined]
+
+
+def test_add_information_keeps_the_original_text(client: TestClient) -> None:
+    code = submit(client)
+    r = client.post(
+        f"/laporan/{code}/info",
+        data={"csrf_token": csrf(client), "body": "Sudah 3 minggu."},
+        files=[("photos", ("x.png", jpeg(fmt="PNG"), "image/png"))],
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    ctx = client.get(f"/laporan/{code}").context  # type: ignore[attr-defined]
+    assert [e.kind for e in ctx["entries"]] == ["created", "info"]
+    assert ctx["report"].description == report_form()["description"]
+    assert len(ctx["report"].photos) == 1
+
+
+def test_public_list_hides_confidential_unverified_and_rejected(app: FastAPI, client: TestClient) -> None:
+    public = submit(client, title="Publik")
+    secret = submit(client, title="Rahasia", privacy="confidential")
+    unverified = submit(client, title="Belum")
+    admin = staff_client(app, "admin")
+    with app.state.sessions() as db:
+        from portal.services import reports
+
+        ids = {c: reports.get_by_code(db, c).id for c in (public, secret, unverified)}
+    for code in (public, secret):
+        admin.post(f"/staf/laporan/{ids[code]}/verifikasi", data={"csrf_token": csrf(admin, "/staf")})
+    r = client.get("/daftar")
+    assert r.template.name == "list.html"  # type: ignore[attr-defined]
+    assert [x.code for x in r.context["reports"]] == [public]  # type: ignore[attr-defined]
+    assert r.context["points"] == []  # no map point given  # type: ignore[attr-defined]
+    assert "Siti" not in r.text and "siti@example.id" not in r.text
+    admin.close()
+
+
+def test_similar_reports_same_kelurahan_or_within_100_m(app: FastAPI, client: TestClient) -> None:
+    near = submit(client, kelurahan="setia", lat="3.6000", lon="98.4850")
+    same_kel = submit(client, kelurahan="tangsi")
+    other_cat = submit(client, kelurahan="tangsi", category="kesehatan")
+    admin = staff_client(app, "admin")
+    with app.state.sessions() as db:
+        from portal.services import reports
+
+        for code in (near, same_kel, other_cat):
+            rid = reports.get_by_code(db, code).id
+            admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": csrf(admin, "/staf")})
+    r = client.get("/lapor?category=perencanaan_pembangunan&kelurahan=tangsi&lat=3.6005&lon=98.4852")
+    found = {x.code for x in r.context["similar"]}  # type: ignore[attr-defined]
+    assert found == {near, same_kel}
+    listed = client.get("/daftar").context["points"]  # type: ignore[attr-defined]
+    assert (
+        [p["report"].code for p in listed] == [near] and 0 < listed[0]["x"] < 400 and 0 < listed[0]["y"] < 600
+    )
+    far = client.get("/lapor?category=perencanaan_pembangunan&kelurahan=kartini&lat=3.62&lon=98.50")
+    assert far.context["similar"] == []  # type: ignore[attr-defined]
+    admin.close()
+
+
+def test_reopen_within_14_days_of_resolution(app: FastAPI, client: TestClient, clock: FakeClock) -> None:
+    code = submit(client)
+    admin = staff_client(app, "admin")
+    with app.state.sessions() as db:
+        from portal.services import reports
+
+        rid = reports.get_by_code(db, code).id
+    token = csrf(admin, "/staf")
+    admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
+    admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token, "agency": ""})
+    admin.post(f"/staf/laporan/{rid}/tutup", data={"csrf_token": token, "resolution": "resolved_direct"})
+    clock.advance(days=13)
+    assert client.get(f"/laporan/{code}").context["reopenable"] is True  # type: ignore[attr-defined]
+    r = client.post(
+        f"/laporan/{code}/buka",
+        data={"csrf_token": csrf(client), "reason": "Masih banjir."},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    ctx = client.get(f"/laporan/{code}").context  # type: ignore[attr-defined]
+    assert ctx["report"].status == "dispatched" and ctx["entries"][-1].kind == "reopened"
+    admin.close()
+    admin = staff_client(app, "admin")  # the first session expired during the 13 days
+    admin.post(
+        f"/staf/laporan/{rid}/tutup",
+        data={"csrf_token": csrf(admin, "/staf"), "resolution": "resolved_direct"},
+    )
+    clock.advance(days=15)
+    r = client.post(f"/laporan/{code}/buka", data={"csrf_token": csrf(client), "reason": "Lagi."})
+    assert r.status_code == 409
+    assert r.context["errors"] == {"reason": "err_reopen_window"}  # type: ignore[attr-defined]
+    admin.close()
+
+
+def test_unknown_code_is_404_page(client: TestClient) -> None:
+    r = client.get("/laporan/BJ-2222-3333-4444")
+    assert r.status_code == 404
+    assert r.template.name == "error.html"  # type: ignore[attr-defined]

@@ -1,0 +1,187 @@
+"""Staff pages: login, queue with deadline ages, verify -> dispatch -> respond -> close, evaluation + CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from portal.services import reports
+from tests.portal.conftest import FakeClock, add_user, csrf, login, staff_client, submit
+
+
+def _id(app: FastAPI, code: str) -> int:
+    with app.state.sessions() as db:
+        return reports.get_by_code(db, code).id
+
+
+def test_login_sets_a_hardened_session_cookie(app: FastAPI, client: TestClient) -> None:
+    who = add_user(app, "admin")
+    bad = client.post(
+        "/staf/masuk",
+        data={
+            "csrf_token": csrf(client, "/staf/masuk"),
+            "username": who.username,
+            "password": "wrong-password-123",
+        },
+    )
+    assert bad.status_code == 401 and bad.context["failed"] is True  # type: ignore[attr-defined]
+    r = client.post(
+        "/staf/masuk",
+        data={"csrf_token": csrf(client, "/staf/masuk"), "username": who.username, "password": who.password},
+        follow_redirects=False,
+    )
+    cookie = r.headers["set-cookie"]
+    assert "bcc_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert client.get("/staf").template.name == "staff/queue.html"  # type: ignore[attr-defined]
+    client.post("/staf/keluar", data={"csrf_token": csrf(client, "/staf")})
+    assert client.get("/staf", follow_redirects=False).status_code == 303
+
+
+def test_secure_cookie_flag_behind_tls(portal_db_url: str, tmp_path: object, clock: FakeClock) -> None:
+    from pathlib import Path
+
+    from portal.main import create_app
+    from tests.portal.conftest import make_settings
+
+    app = create_app(make_settings(portal_db_url, Path(str(tmp_path)), cookie_secure=True), clock=clock.now)
+    who = add_user(app, "viewer")
+    with TestClient(app, base_url="https://testserver") as c:
+        r = c.post(
+            "/staf/masuk",
+            data={"csrf_token": csrf(c, "/staf/masuk"), "username": who.username, "password": who.password},
+            follow_redirects=False,
+        )
+        assert "Secure" in r.headers["set-cookie"]
+
+
+def test_full_workflow_records_who_and_when(app: FastAPI, client: TestClient, clock: FakeClock) -> None:
+    code = submit(client)
+    rid = _id(app, code)
+    admin = staff_client(app, "admin")
+    officer = staff_client(app, "agency", agency="bappeda")
+    token = csrf(admin, "/staf")
+    queue = admin.get("/staf")
+    rows = queue.context["rows"]  # type: ignore[attr-defined]
+    assert [r.code for r, _ in rows] == [code] and rows[0][1]["overdue"] is False
+    # The agency sees nothing before dispatch.
+    assert officer.get("/staf").context["result"].total == 0  # type: ignore[attr-defined]
+    assert officer.get(f"/staf/laporan/{rid}").status_code == 404
+    clock.advance(hours=1)
+    admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
+    admin.post(
+        f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token, "agency": "", "note": "Mohon dicek"}
+    )
+    page = officer.get(f"/staf/laporan/{rid}")
+    assert page.context["report"].agency == "bappeda"  # type: ignore[attr-defined]
+    assert page.context["show_contact"] is True  # public report: the agency may contact the reporter  # type: ignore[attr-defined]
+    clock.advance(hours=2)
+    officer.post(
+        f"/staf/laporan/{rid}/tanggapan",
+        data={"csrf_token": csrf(officer, "/staf"), "body": "Akan dibersihkan."},
+    )
+    admin.post(
+        f"/staf/laporan/{rid}/tutup",
+        data={"csrf_token": token, "resolution": "needs_budget", "note": "Usulan 2027"},
+    )
+    report = admin.get(f"/staf/laporan/{rid}").context["report"]  # type: ignore[attr-defined]
+    assert report.status == "closed" and report.resolution == "needs_budget"
+    kinds = [(e.kind, e.actor.role if e.actor else None) for e in report.entries]
+    assert kinds == [
+        ("created", None),
+        ("verified", "admin"),
+        ("dispatched", "admin"),
+        ("responded", "agency"),
+        ("closed", "admin"),
+    ]
+    public = client.get(f"/laporan/{code}")
+    assert "Badan Perencanaan Pembangunan Daerah (Bappeda)" in public.text  # reply under the agency's name
+    assert "Akan dibersihkan." in public.text
+    admin.close()
+    officer.close()
+
+
+def test_anonymous_reporter_is_hidden_from_the_agency(app: FastAPI, client: TestClient) -> None:
+    rid = _id(app, submit(client, privacy="anonymous"))
+    admin = staff_client(app, "admin")
+    token = csrf(admin, "/staf")
+    assert admin.get(f"/staf/laporan/{rid}").context["show_contact"] is True  # type: ignore[attr-defined]
+    admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
+    admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token})
+    officer = staff_client(app, "agency", agency="bappeda")
+    page = officer.get(f"/staf/laporan/{rid}")
+    assert page.context["show_contact"] is False and "Siti" not in page.text  # type: ignore[attr-defined]
+    admin.close()
+    officer.close()
+
+
+def test_duplicate_links_the_original_and_bad_transitions_are_refused(
+    app: FastAPI, client: TestClient
+) -> None:
+    first, second = submit(client), submit(client)
+    admin = staff_client(app, "admin")
+    token = csrf(admin, "/staf")
+    r = admin.post(
+        f"/staf/laporan/{_id(app, second)}/tutup", data={"csrf_token": token, "resolution": "resolved_direct"}
+    )
+    assert r.status_code == 409 and r.context["error"] == "err_verify_first"  # type: ignore[attr-defined]
+    r = admin.post(
+        f"/staf/laporan/{_id(app, second)}/tutup",
+        data={"csrf_token": token, "resolution": "duplicate", "duplicate_code": "BJ-2222-2222-2222"},
+    )
+    assert r.status_code == 400
+    admin.post(
+        f"/staf/laporan/{_id(app, second)}/tutup",
+        data={"csrf_token": token, "resolution": "duplicate", "duplicate_code": first},
+    )
+    status = client.get(f"/laporan/{second}")
+    assert status.context["report"].duplicate_of.code == first  # type: ignore[attr-defined]
+    admin.close()
+
+
+def test_queue_shows_overdue_against_three_working_days(
+    app: FastAPI, client: TestClient, clock: FakeClock
+) -> None:
+    submit(client)  # Monday 09:00 WIB: verification due Thursday 23:59:59 WIB
+    viewer = add_user(app, "viewer")
+    clock.advance(days=3, hours=14)  # Thursday 23:00 WIB
+    login(client, viewer)
+    assert client.get("/staf?overdue=1").context["result"].total == 0  # type: ignore[attr-defined]
+    clock.advance(hours=2)
+    rows = client.get("/staf?overdue=1").context["rows"]  # type: ignore[attr-defined]
+    assert len(rows) == 1 and rows[0][1]["overdue"] is True
+
+
+def test_monthly_evaluation_and_csv(app: FastAPI, client: TestClient, clock: FakeClock) -> None:
+    codes = [submit(client), submit(client, category="kesehatan"), submit(client)]
+    admin = staff_client(app, "admin")
+    token = csrf(admin, "/staf")
+    for code, resolution in zip(codes, ("resolved_direct", "needs_budget", "rejected"), strict=True):
+        rid = _id(app, code)
+        admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
+        if resolution != "rejected":
+            admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token})
+        admin.post(f"/staf/laporan/{rid}/tutup", data={"csrf_token": token, "resolution": resolution})
+    submit(client)  # still open
+    page = admin.get("/staf/evaluasi?month=2026-11")
+    assert page.template.name == "staff/evaluation.html"  # type: ignore[attr-defined]
+    total = page.context["total"]  # type: ignore[attr-defined]
+    assert (total.received, total.resolved_direct, total.needs_budget, total.rejected, total.still_open) == (
+        4,
+        1,
+        1,
+        1,
+        1,
+    )
+    assert total.verified_on_time == 3
+    r = admin.get("/staf/evaluasi.csv?month=2026-11")
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert {(row["category"], row["agency"], row["received"]) for row in rows} == {
+        ("kesehatan", "dinkes", "1"),
+        ("perencanaan_pembangunan", "bappeda", "3"),
+    }
+    assert admin.get("/staf/evaluasi?month=2026-10").context["rows"] == []  # type: ignore[attr-defined]
+    admin.close()

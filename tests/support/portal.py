@@ -1,0 +1,70 @@
+"""Pytest plugin: portal databases on SQLite and on a real PostgreSQL (a throwaway database per run).
+
+``portal_db_url`` is parametrized over both backends, so every test using it runs twice. SQLite tests
+copy a migrated template file; PostgreSQL tests share one migrated database per run and start from
+empty tables. PostgreSQL is expected at ``BCC_TEST_POSTGRES`` (default: postgres@127.0.0.1:5432, trust).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from portal.db import make_engine, upgrade
+from portal.models import Base
+
+ADMIN_DSN = os.environ.get("BCC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test run, dropped at the end."""
+    name = "bcc_portal_test_" + secrets.token_hex(6)
+    try:
+        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as err:
+        pytest.fail(f"PostgreSQL not reachable at {ADMIN_DSN}: {err} (see docs/portal.md, Tests)")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("portal-template") / "portal.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def portal_db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """A migrated, empty portal database on each backend."""
+    if request.param == "sqlite":
+        target = tmp_path / "portal.db"
+        shutil.copy(sqlite_template, target)
+        yield f"sqlite:///{target}"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    yield url
