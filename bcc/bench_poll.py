@@ -97,7 +97,7 @@ async def bench_poll(
         await broker.start()
         sims = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "simulators", "--synthetic", str(devices), "--tags", str(tags),
-            stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, cwd=ROOT, limit=2**24,
         )  # fmt: skip
         gw: asyncio.subprocess.Process | None = None
         try:

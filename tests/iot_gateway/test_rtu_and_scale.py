@@ -74,7 +74,7 @@ async def test_reduced_scale_run_has_no_missed_deadline(mosquitto: MosquittoProc
     devices, tags = 100, 30
     sims = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simulators", "--synthetic", str(devices), "--tags", str(tags),
-        stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT, limit=2**24,
     )  # fmt: skip
     try:
         assert sims.stdout is not None
