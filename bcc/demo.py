@@ -113,7 +113,7 @@ async def demo(args: argparse.Namespace) -> int:
                 print("  " + line)
         else:
             print("  recorder:   not started: influxd is not installed (apt-get install influxdb)")
-        print(f"  portal:     {portal.url}  (citizen pages; staff login at {portal.url}/staf/login)")
+        print(f"  portal:     {portal.url}  (citizen pages; staff login at {portal.url}/staf/masuk)")
         for label, (user, password) in portal.logins.items():
             print(f"              {label}: {user} / {password}")
         print(f"  demo users: {', '.join(ROLES)} (passwords generated for this run, shown below)")
