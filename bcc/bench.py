@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     por.add_argument("--reports", type=int, default=100_000, help="reports in the database (default 100,000)")
     por.add_argument("--submissions", type=int, default=400, help="submissions to time (default 400)")
     por.add_argument("--database-url", default="", help="default: a temporary SQLite file")
+    por.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint (default 10)")
     por.add_argument("--json", action="store_true", help="print one JSON object only")
     rec = sub.add_parser("recorder", help="MQTT -> recorder -> InfluxDB values/s vs. raw /write ceiling")
     rec.add_argument("--devices", type=int, default=100, help="devices of 30 registers (default 100)")
@@ -255,7 +256,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.bench == "portal":
         from portal.bench import run_bench
 
-        result = asyncio.run(run_bench(args.reports, args.submissions, db_url=args.database_url))
+        result = asyncio.run(
+            run_bench(args.reports, args.submissions, db_url=args.database_url, seconds=args.seconds)
+        )
     elif args.bench == "recorder":
         from iot_gateway.recorder.bench import bench_recorder
 

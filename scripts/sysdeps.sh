@@ -15,6 +15,7 @@ if [ "$mode" = test ]; then
   need[mbpoll]=mbpoll
   need[socat]=socat
   need[openssl]=openssl
+  need[wrk]=wrk  # the portal benchmark's independent load generator (its smoke test runs in make test)
   need[influx]=influxdb-client  # the InfluxQL shell (docs/influxdb.md)
   need[chromium]=chromium  # portal browser test (tests/portal/test_browser.py)
 fi

@@ -1,0 +1,45 @@
+"""The benchmarks run end to end (small sizes): they must not rot between releases. Figures are not
+asserted beyond being measured; docs/performance.md records real runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench(*args: str) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bcc", "bench", *args, "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.slow
+def test_bench_command_reports_floor() -> None:
+    r = bench("command", "--count", "30")
+    assert {"p50_ms", "p99_ms", "floor_p50_ms", "floor_p99_ms"} <= set(r)
+    assert 0 < r["floor_p50_ms"] <= r["p99_ms"]  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_bench_poll_reports_ceiling() -> None:
+    r = bench("poll", "--devices", "20", "--seconds", "3", "--commands", "10")
+    assert r["missed_deadlines"] == 0 and r["request_errors"] == 0
+    assert r["tags_per_s"] > 0 and r["ceiling_tags_per_s"] > r["tags_per_s"]  # type: ignore[operator]
+    assert {"gateway_cpu_pct", "gateway_rss_mb", "command_p99_ms"} <= set(r)
+
+
+@pytest.mark.slow
+def test_bench_portal_reports_trivial_ceiling() -> None:
+    r = bench("portal", "--reports", "300", "--seconds", "2")
+    assert r["submit_per_s"] > 0 and r["trivial_per_s"] > r["submit_per_s"]  # type: ignore[operator]
+    assert {"submit_p99_ms", "queue_p99_ms", "reports"} <= set(r)
