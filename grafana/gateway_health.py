@@ -16,6 +16,25 @@ from grafana.common import (
 )
 
 RECORDER = '"raw"."recorder"'
+HEALTH = '"raw"."gateway_health"'
+
+
+def _health_series(title: str, select: str, unit: str | None = None, **kw: object) -> TimeSeries:
+    """A time series of ``bcc/bridge/health`` fields (the gateway publishes every health_period_s)."""
+    return TimeSeries(
+        title=title,
+        dataSource=DS,
+        targets=[
+            target(
+                f"SELECT {select} FROM {HEALTH} WHERE {SITE_FILTER} AND $timeFilter "
+                "GROUP BY time($__interval) fill(none)",
+                0,
+            )
+        ],
+        extraJson=unit_json(unit) if unit else {},
+        gridPos=kw.pop("gridPos"),
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def build() -> Dashboard:
@@ -26,8 +45,8 @@ def build() -> Dashboard:
             dataSource=DS,
             targets=[
                 target(
-                    'SELECT last("online") AS "online", last("devices") AS "devices" '
-                    f'FROM "raw"."gateway_health" WHERE {SITE_FILTER} AND $timeFilter '
+                    'SELECT last("devices_online") AS "online", last("devices") AS "devices" '
+                    f"FROM {HEALTH} WHERE {SITE_FILTER} AND $timeFilter "
                     "GROUP BY time($__interval) fill(previous)",
                     0,
                 )
@@ -48,8 +67,60 @@ def build() -> Dashboard:
             mappings=ONLINE_OFFLINE,
             gridPos=grid(12, 8),
         ),
+        _health_series(
+            "Modbus poll latency (mean per health period)",
+            'mean("poll_latency_ms_mean") AS "mean latency"',
+            "ms",
+            gridPos=grid(8, 8),
+        ),
+        _health_series(
+            "Modbus polls per second", 'mean("polls_per_s") AS "polls/s"', "reqps", gridPos=grid(8, 8)
+        ),
+        _health_series(
+            "Modbus request errors (per second)",
+            'non_negative_derivative(last("request_errors_total"), 1s) AS "errors/s"',
+            "short",
+            description="Rate of the gateway's request_errors_total (timeouts, exceptions, refusals)",
+            gridPos=grid(8, 8),
+        ),
+        _health_series(
+            "Missed poll deadlines (per minute)",
+            'non_negative_derivative(last("missed_deadlines_total"), 1m) AS "missed/min"',
+            "short",
+            description="Polls that started after their period had already elapsed (a bus is overloaded)",
+            gridPos=grid(8, 8),
+        ),
+        _health_series(
+            "Request queue depth (deepest bus)",
+            'max("max_queue_depth") AS "queue depth"',
+            "short",
+            gridPos=grid(8, 8),
+        ),
         TimeSeries(
-            title="Command results",
+            title="Command results by status (gateway counters)",
+            description="Commands finished per interval, from the gateway's commands_<status> totals",
+            dataSource=DS,
+            targets=[
+                target(
+                    f"SELECT non_negative_difference(last(/^commands_/)) FROM {HEALTH} "
+                    f"WHERE {SITE_FILTER} AND $timeFilter GROUP BY time($__interval) fill(none)",
+                    0,
+                )
+            ],
+            drawStyle="bars",
+            fillOpacity=80,
+            extraJson={
+                "transformations": [
+                    {
+                        "id": "renameByRegex",
+                        "options": {"regex": ".*commands_(.*)$", "renamePattern": "$1"},
+                    }
+                ]
+            },
+            gridPos=grid(8, 8),
+        ),
+        TimeSeries(
+            title="Command results (responses)",
             dataSource=DS,
             targets=[
                 target(
@@ -120,7 +191,9 @@ def build() -> Dashboard:
     return Dashboard(
         title="Gateway health",
         uid="bcc-gateway-health",
-        description="Gateway heartbeat, availability, command results and the recorder's own statistics",
+        description=(
+            "Gateway heartbeat, Modbus polling, availability, command results and the recorder's statistics"
+        ),
         tags=["bcc"],
         timezone="browser",
         refresh="10s",

@@ -128,7 +128,9 @@ def _metric(port: int, name: str) -> float:
     return 0.0
 
 
-async def bench_recorder(devices: int = 100, messages: int = 40_000, rate: float = 6000.0) -> dict[str, Any]:
+async def bench_recorder(
+    devices: int = 100, messages: int = 40_000, rate: float = 6000.0, receive_maximum: int | None = None
+) -> dict[str, Any]:
     secrets = generate_demo_secrets(ROLES)
     with tempfile.TemporaryDirectory(prefix="bcc-bench-rec-") as tmp_s:
         tmp = Path(tmp_s)
@@ -155,6 +157,7 @@ async def bench_recorder(devices: int = 100, messages: int = 40_000, rate: float
                 "metrics_port": metrics_port,
                 "backoff_max_s": 1.0,
                 "stats_interval_s": 3600,
+                **({"receive_maximum": receive_maximum} if receive_maximum else {}),
             },
         }
         if devices > 247:
@@ -169,7 +172,9 @@ async def bench_recorder(devices: int = 100, messages: int = 40_000, rate: float
             cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            return await _run(tmp, broker, influx, rec, metrics_port, secrets, devices, messages, rate)
+            result = await _run(tmp, broker, influx, rec, metrics_port, secrets, devices, messages, rate)
+            result["recorder_receive_maximum"] = receive_maximum or "not sent (broker: 20)"
+            return result
         finally:
             if rec.returncode is None:
                 rec.terminate()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -72,6 +73,8 @@ class Intake:
         if self.config.mqtt.protocol == "5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.config.influx.session_expiry_s
+            if self.config.influx.receive_maximum is not None:
+                props.ReceiveMaximum = self.config.influx.receive_maximum
             kwargs.update(clean_start=False, properties=props)
         else:
             kwargs["clean_session"] = False
@@ -121,7 +124,7 @@ class Intake:
             batch = [await anext(iterator)]
             while queue.qsize() and len(batch) < MAX_BATCH_MESSAGES:
                 batch.append(queue.get_nowait())
-            self.store(batch)
+            await self.store_durably(batch)
             paho = client._client
             for msg in batch:  # only now: the lines are durable
                 paho.ack(msg.mid, msg.qos)
@@ -135,31 +138,72 @@ class Intake:
             self._seen[topic] = last
         return self._seen[topic]
 
+    async def store_durably(self, messages: list[aiomqtt.Message]) -> None:
+        """Store a batch, retrying while the spool cannot be written (disk full, I/O error).
+
+        Meanwhile the batch is not acknowledged, so the broker keeps it and, once the in-flight window
+        is full, queues what follows for this persistent session (up to its ``max_queued_messages``):
+        nothing is lost while the disk is full unless the broker's queue overflows. The writer keeps
+        draining the spool into InfluxDB, which frees space; the error is logged once and counted in
+        ``bcc_recorder_spool_errors_total``; ``bcc_recorder_spool_ok`` is 0 until a commit succeeds.
+        """
+        delay = self.config.influx.backoff_min_s
+        failing = False
+        while True:
+            try:
+                self.store(messages)
+            except sqlite3.Error as err:
+                self.metrics.spool_errors.inc()
+                self.metrics.spool_ok.set(0)
+                if not failing:
+                    log.error(
+                        "spool_write_failed",
+                        error=str(err),
+                        spool=str(self.spool.path),
+                        messages_held=len(messages),
+                        note="messages stay unacknowledged at the broker; retrying",
+                    )
+                failing = True
+                self.spool.checkpoint()  # a WAL truncated back to 0 may be all the room needed
+                self.on_spooled()  # let the writer drain (and free space) meanwhile
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(self.config.influx.backoff_max_s, delay * 2)
+                continue
+            if failing:
+                log.info("spool_write_recovered", spool=str(self.spool.path))
+            self.metrics.spool_ok.set(1)
+            return
+
     def store(self, messages: list[aiomqtt.Message]) -> None:
-        """Convert and commit one batch of messages in one transaction."""
+        """Convert and commit one batch of messages in one transaction.
+
+        No state changes before the commit succeeded, so a failed commit can be retried with the same batch.
+        """
         rows: list[tuple[int, str, bytes]] = []
         dead: list[tuple[str, int, bytes]] = []
-        seen: list[tuple[str, bytes]] = []
+        seen: dict[str, bytes] = {}
         now_ns = time.time_ns()
         for msg in messages:
             topic = str(msg.topic)
             payload = bytes(msg.payload) if isinstance(msg.payload, bytes | bytearray) else b""
             record = self.schema.convert(topic, payload, now_ns)
-            self.metrics.messages.inc()
             if record.dedupe_topic is not None:
-                if self._seen_payload(record.dedupe_topic) == payload:
+                key = record.dedupe_topic
+                last = seen[key] if key in seen else self._seen_payload(key)
+                if last == payload:
                     continue  # availability unchanged (a retained copy after a reconnect)
-                self._seen[record.dedupe_topic] = payload
-                seen.append((record.dedupe_topic, payload))
+                seen[key] = payload
             if record.problem is not None:
                 dead.append((record.problem, 0, topic.encode() + b"\n" + payload))
-                self.metrics.dead_messages.inc()
             for text, n in record.lines:
                 rows.append((n, record.rp, text.encode()))
         points = sum(r[0] for r in rows)
-        dropped = self.spool.append(rows, dead, seen)
+        dropped = self.spool.append(rows, dead, seen.items())
+        self._seen.update(seen)
         self.messages += len(messages)
         self.received_points += points
+        self.metrics.messages.inc(len(messages))
+        self.metrics.dead_messages.inc(len(dead))
         self.metrics.received.inc(points)
         self.metrics.spooled.inc(points)
         if dropped:

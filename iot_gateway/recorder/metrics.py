@@ -40,5 +40,11 @@ class RecorderMetrics:
             "bcc_recorder_spool_depth_points", "Field values waiting in the spool", registry=r
         )
         self.spool_rows = Gauge("bcc_recorder_spool_depth_rows", "Rows waiting in the spool", registry=r)
+        self.spool_errors = Counter(
+            "bcc_recorder_spool_errors",
+            "Spool transactions that failed (disk full, I/O error); data stays at the broker or in the spool",
+            registry=r,
+        )
+        self.spool_ok = Gauge("bcc_recorder_spool_ok", "0 while the spool cannot be written", registry=r)
         self.influx_up = Gauge("bcc_recorder_influxdb_up", "1 while the last write succeeded", registry=r)
         self.mqtt_connects = Counter("bcc_recorder_mqtt_connects", "MQTT (re)connections", registry=r)

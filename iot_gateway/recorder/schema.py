@@ -139,11 +139,23 @@ class Schema:
         return Record(lines=[(line("command_response", tags, fields, ts), len(fields))])
 
     def _health(self, body: Any) -> Record:
-        fields: dict[str, FieldValue] = {
-            k: float(v)
-            for k, v in body.items()
-            if k != "ts" and isinstance(v, int | float) and not isinstance(v, bool)
-        }
+        """``bcc/bridge/health`` (iot_gateway/service.py ``_health_loop``): numbers as floats, booleans as
+        0i/1i, lists (``devices_offline``) as one comma-separated string, ``null`` absent; ``ts`` is epoch
+        seconds (a float), not ISO text."""
+        if not isinstance(body, dict):
+            return Record(problem="health is not a JSON object")
+        fields: dict[str, FieldValue] = {}
+        for key, value in body.items():
+            if key == "ts" or value is None:
+                continue
+            if isinstance(value, bool):
+                fields[key] = int(value)
+            elif isinstance(value, int | float):
+                fields[key] = float(value)
+            elif isinstance(value, str):
+                fields[key] = value
+            elif isinstance(value, list):
+                fields[key] = ",".join(str(v) for v in value)
         lines = [(line("gateway_health", {"site": self.site}, fields, ts_to_ns(body["ts"])), len(fields))]
         return Record(lines=lines)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ class Recorder:
             "spool_depth": self.spool.depth,
             "dropped": self.spool.counter("dropped"),
             "dead_lettered": self.spool.dead_points(),
+            "spool_errors": int(self.metrics.spool_errors._value.get()),
         }
 
     async def _stats_loop(self) -> None:
@@ -88,7 +90,10 @@ class Recorder:
             }
             last_sum, last_count = total_sum, total_count
             body = line("recorder", tags, fields, time.time_ns()).encode()
-            self.spool.append([(len(fields), "", body)])
+            try:
+                self.spool.append([(len(fields), "", body)])
+            except sqlite3.Error:
+                self.metrics.spool_errors.inc()  # disk full: this statistics point is skipped
             self.writer.wake.set()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

@@ -10,6 +10,8 @@ small indexed insert, range read or range delete (well under a millisecond for o
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -26,6 +28,8 @@ CREATE TABLE IF NOT EXISTS dead (
 CREATE TABLE IF NOT EXISTS seen (topic TEXT PRIMARY KEY, payload BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# Space kept free next to the spool for emptying it when the disk is full (see ``relieve``).
+RESERVE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,15 @@ class Batch:
 
 
 class Spool:
-    def __init__(self, path: Path | str, max_points: int, sync: str = "normal") -> None:
+    def __init__(
+        self, path: Path | str, max_points: int, sync: str = "normal", reserve_bytes: int = RESERVE_BYTES
+    ) -> None:
         self.path = Path(path)
         self.max_points = max_points
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.reserve_path = self.path.with_name(self.path.name + "-reserve")
+        self.reserve_bytes = reserve_bytes
+        self.restore_reserve()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a commit is in the WAL (OS page cache) when it returns, so it survives SIGKILL of
@@ -59,6 +68,34 @@ class Spool:
 
     def close(self) -> None:
         self._db.close()
+
+    # ---- a full disk -----------------------------------------------------------------------------
+    # Removing rows needs space too (WAL mode appends the changed pages to the WAL), so on a full disk
+    # the writer could not empty the spool even with InfluxDB back. A reserve file, allocated while
+    # there is room, is given up for the writer when that happens (``relieve``) and re-created once
+    # the spool is empty.
+    def restore_reserve(self) -> None:
+        if self.reserve_bytes <= 0 or self.reserve_path.exists():
+            return
+        try:
+            with self.reserve_path.open("wb") as f:
+                f.write(bytes(self.reserve_bytes))  # real blocks, not a sparse file
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            self.reserve_path.unlink(missing_ok=True)  # no room yet: try again later
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it (frees the WAL's space)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def relieve(self) -> bool:
+        """Disk full: free space for removing written rows. True if the reserve was given up."""
+        released = self.reserve_path.exists()
+        self.reserve_path.unlink(missing_ok=True)
+        self.checkpoint()
+        return released
 
     # ---- counters that survive restarts --------------------------------------------------------
     def counter(self, name: str) -> int:
@@ -99,19 +136,21 @@ class Spool:
                 list(seen),
             )
             added = sum(row[0] for row in rows)
-            dropped = self._enforce_bound(self.depth + added) if rows else 0
+            dropped, dropped_rows = self._enforce_bound(self.depth + added) if rows else (0, 0)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            self._rollback()
             raise
+        # Only after the commit: a failed transaction (disk full) leaves the counts as they were.
         self.depth += added - dropped
-        self.rows += len(rows)
+        self.rows += len(rows) - dropped_rows
         return dropped
 
-    def _enforce_bound(self, depth: int) -> int:
+    def _enforce_bound(self, depth: int) -> tuple[int, int]:
+        """Delete the oldest rows not in flight until ``depth`` fits; (points, rows) deleted."""
         excess = depth - self.max_points
         if excess <= 0:
-            return 0
+            return 0, 0
         cut, dropped, count = 0, 0, 0
         for row_id, n in self._db.execute(
             "SELECT id, n FROM spool WHERE id > ? ORDER BY id", (self.in_flight_last,)
@@ -122,8 +161,7 @@ class Spool:
         if cut:
             self._db.execute("DELETE FROM spool WHERE id > ? AND id <= ?", (self.in_flight_last, cut))
             self._bump("dropped", dropped)
-            self.rows -= count
-        return dropped
+        return dropped, count
 
     def seen(self, topic: str) -> bytes | None:
         row = self._db.execute("SELECT payload FROM seen WHERE topic = ?", (topic,)).fetchone()
@@ -149,29 +187,37 @@ class Spool:
         self.in_flight_last = last
         return Batch(first, last, points, lines, counts, batch_rp)
 
-    def ack(self, batch: Batch) -> None:
-        """Remove a written (or dead-lettered) batch."""
+    def ack(self, batch: Batch, dead: Iterable[tuple[str, int, bytes]] = ()) -> None:
+        """Remove a written batch, storing its dead letters (reason, values, line) in the same transaction."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
-        row = db.execute(
-            "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM spool WHERE id <= ?", (batch.last,)
-        ).fetchone()
-        db.execute("DELETE FROM spool WHERE id <= ?", (batch.last,))
-        db.execute("COMMIT")
+        try:
+            row = db.execute(
+                "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM spool WHERE id <= ?", (batch.last,)
+            ).fetchone()
+            db.execute("DELETE FROM spool WHERE id <= ?", (batch.last,))
+            now = time.time()
+            db.executemany(
+                "INSERT INTO dead(at, reason, n, body) VALUES (?, ?, ?, ?)",
+                [(now, reason, n, body) for reason, n, body in dead],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
         self.depth -= row[0]
         self.rows -= row[1]
         self.in_flight_last = 0
 
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back (SQLITE_FULL on COMMIT): ROLLBACK would then raise and hide
+        # the original error.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
     def release(self) -> None:
         """The batch in flight failed and stays in the spool (it may be dropped again if full)."""
         self.in_flight_last = 0
-
-    def dead_letter(self, reason: str, points: int, body: bytes) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.execute(
-            "INSERT INTO dead(at, reason, n, body) VALUES (?, ?, ?, ?)", (time.time(), reason, points, body)
-        )
-        self._db.execute("COMMIT")
 
     def dead_letters(self) -> list[tuple[str, int, bytes]]:
         query = "SELECT reason, n, body FROM dead ORDER BY id"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
@@ -41,6 +42,7 @@ class Writer:
         self.wake = asyncio.Event()
         self._ensure_schema = ensure_schema
         self.healthy = True
+        self._relieved = False
         self.written = 0
         self.batches = 0
 
@@ -52,7 +54,8 @@ class Writer:
             if batch is None:
                 continue
             try:
-                await self.deliver(batch)
+                written, dead = await self.deliver(batch)
+                self._remove(batch, dead)
             except InfluxError as err:
                 self.spool.release()
                 self._set_health(False, err)
@@ -62,12 +65,43 @@ class Writer:
                     with contextlib.suppress(InfluxError):
                         await self._ensure_schema()
                 continue
-            self.spool.ack(batch)
+            except sqlite3.Error as err:
+                # The spool's disk is full (the delete needs WAL space) or failing: the batch stays and
+                # is written again later, which overwrites it with itself (source timestamps).
+                self.spool.release()
+                self.metrics.spool_errors.inc()
+                log.error("spool_ack_failed", error=str(err), spool=str(self.spool.path))
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(self.settings.backoff_max_s, backoff * 2)
+                continue
+            # Counted once the batch left the spool: a batch retried after a failure partway through
+            # its halves is not counted twice.
+            self.written += written
+            self.metrics.written.inc(written)
+            dead_points = sum(n for _, n, _ in dead)
+            if dead_points:
+                self.metrics.dead_lettered.inc(dead_points)
             self.batches += 1
             self._set_health(True)
             backoff = self.settings.backoff_min_s
             self.metrics.spool_depth.set(self.spool.depth)
             self.metrics.spool_rows.set(self.spool.rows)
+
+    def _remove(self, batch: Batch, dead: list[tuple[str, int, bytes]]) -> None:
+        """Remove a written batch; on a full disk give up the spool's reserve and try once more."""
+        try:
+            self.spool.ack(batch, dead)
+        except sqlite3.Error as err:
+            self.metrics.spool_errors.inc()
+            released = self.spool.relieve()
+            log.warning("spool_full_using_reserve", error=str(err), reserve_released=released)
+            self.spool.ack(batch, dead)  # no await in between: the intake cannot take the space first
+            self._relieved = True
+        if self._relieved:
+            self.spool.checkpoint()  # keep the WAL small while space is short
+            if self.spool.depth == 0:
+                self.spool.restore_reserve()
+                self._relieved = False
 
     def _set_health(self, up: bool, err: Exception | None = None) -> None:
         self.metrics.influx_up.set(1 if up else 0)
@@ -93,10 +127,17 @@ class Writer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), remaining)
 
-    async def deliver(self, batch: Batch) -> None:
-        await self._send(batch.lines, batch.counts, batch.rp)
+    async def deliver(self, batch: Batch) -> tuple[int, list[tuple[str, int, bytes]]]:
+        """Write one batch: the field values InfluxDB accepted and the dead letters (reason, values,
+        line). Nothing is recorded here: the caller commits the dead letters with the removal of the
+        batch, so a batch that fails partway and is retried whole counts and dead-letters once."""
+        dead: list[tuple[str, int, bytes]] = []
+        n = await self._send(batch.lines, batch.counts, batch.rp, dead)
+        return n, dead
 
-    async def _send(self, lines: list[bytes], counts: list[int], rp: str) -> None:
+    async def _send(
+        self, lines: list[bytes], counts: list[int], rp: str, dead: list[tuple[str, int, bytes]]
+    ) -> int:
         t0 = time.perf_counter()
         try:
             result = await self.client.write(b"\n".join(lines), rp or None)
@@ -106,17 +147,12 @@ class Writer:
         finally:
             self.metrics.write_latency.observe(time.perf_counter() - t0)
         if result.status < 300:
-            n = sum(counts)
-            self.written += n
-            self.metrics.written.inc(n)
-            return
+            return sum(counts)
         self.metrics.write_errors.labels(str(result.status)).inc()
         if len(lines) == 1:
-            reason = f"HTTP {result.status}: {result.error}"
-            self.spool.dead_letter(reason, counts[0], lines[0])
-            self.metrics.dead_lettered.inc(counts[0])
+            dead.append((f"HTTP {result.status}: {result.error}", counts[0], lines[0]))
             log.warning("line_dead_lettered", status=result.status, error=result.error[:300])
-            return
+            return 0
         half = len(lines) // 2
-        await self._send(lines[:half], counts[:half], rp)
-        await self._send(lines[half:], counts[half:], rp)
+        first = await self._send(lines[:half], counts[:half], rp, dead)
+        return first + await self._send(lines[half:], counts[half:], rp, dead)

@@ -8,8 +8,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-
 from bcc.broker import MosquittoProcess
 from grafana.build import dashboards
 from iot_gateway.recorder.influxd import InfluxdProcess
@@ -37,7 +35,8 @@ async def test_every_panel_query_returns_a_series(
     loaded = room_sim.site_for_clients()
     rec_cfg = recorder_config(loaded, mosquitto, influxd, tmp_path, stats_interval_s=0.2)
     async with running_recorder(rec_cfg) as rec, probe(mosquitto) as portal:
-        async with running_gateway(gateway_config(loaded, mosquitto)):
+        # bridge/health every 0.2 s: the health panels (poll latency, errors, rates) need several points.
+        async with running_gateway(gateway_config(loaded, mosquitto, health_period_s=0.2)):
             for dev in loaded.site.devices:  # one state of every device, numbers included
                 await portal.wait_for(
                     f"bcc/{dev.id}", lambda v: isinstance(v, dict) and len(v) > 2, timeout=10
@@ -57,11 +56,13 @@ async def test_every_panel_query_returns_a_series(
             backlog = {"ts": _now(), "open": {"new": 3, "verified": 1}, "by_category": {"kesehatan": 4},
                        "overdue_verification": 1, "overdue_response": 0}  # fmt: skip
             await portal.publish("bcc/reports/backlog", backlog, retain=True)
-        # bridge/health comes every 10 s from the gateway; one message as it sends it keeps this test short.
-        gw_probe = probe(mosquitto, role="gateway", subscribe=None)
-        async with gw_probe as gw:
-            body = {"devices": 6, "online": 6, "commands": 1, "ts": time.time()}
-            await gw.publish("bcc/bridge/health", orjson.dumps(body), retain=True)
+            # Health that counts the command, then health spanning more than two 1 s intervals
+            # (rates are derivatives between intervals).
+            await portal.wait_for("bcc/bridge/health", lambda v: "commands_ok" in v, since=mark, timeout=5)
+            first = portal.mark()
+            await asyncio.sleep(2.2)  # the observation window for the 0.2 s health period
+            health = portal.all("bcc/bridge/health", since=first)
+            assert len(health) >= 5 and any(h.get("poll_latency_ms_mean") for h in health), health[-1:]
         await eventually(lambda: rec.intake.messages > 0 and bool(influxql(
             influxd.url, 'SELECT count("written") FROM "raw"."recorder"')), timeout=10)  # fmt: skip
         await asyncio.sleep(0.5)  # several 0.2 s recorder statistics (write-rate needs two)

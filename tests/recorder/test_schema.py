@@ -73,10 +73,26 @@ def test_availability_health_and_responses() -> None:
     assert rec.dedupe_topic == "bcc/lights_a/availability"
     bridge = SCHEMA.convert("bcc/bridge/state", b"online", 43)
     assert bridge.lines[0][0].startswith("availability,device=bridge,")
-    health = SCHEMA.convert(
-        "bcc/bridge/health", b'{"devices": 6, "online": 5, "commands": 9, "ts": 1795774502.12}', 0
+    # Exactly what the gateway's _health_loop publishes: ts is epoch seconds (a float), not ISO text.
+    body = {
+        "status": "ok", "mqtt_connected": True, "devices": 6, "devices_online": 5,
+        "devices_offline": ["env_front"], "commands": 9, "polls_per_s": 5.9,
+        "poll_latency_ms_mean": 1.234, "request_errors_total": 2.0, "missed_deadlines_total": 0.0,
+        "max_queue_depth": 1, "commands_ok": 8.0, "commands_timeout": 1.0, "ts": 1795774502.12,
+    }  # fmt: skip
+    health = SCHEMA.convert("bcc/bridge/health", orjson.dumps(body), 0)
+    assert health.problem is None
+    ((text, n),) = health.lines
+    assert text == (
+        'gateway_health,site=bcc_room status="ok",mqtt_connected=1i,devices=6.0,devices_online=5.0,'
+        'devices_offline="env_front",commands=9.0,polls_per_s=5.9,poll_latency_ms_mean=1.234,'
+        "request_errors_total=2.0,missed_deadlines_total=0.0,max_queue_depth=1.0,commands_ok=8.0,"
+        f"commands_timeout=1.0 {NS}"
     )
-    assert health.lines[0][0] == f"gateway_health,site=bcc_room devices=6.0,online=5.0,commands=9.0 {NS}"
+    assert n == 13
+    # No poll in the period: poll_latency_ms_mean is null and simply absent; a field keeps its type.
+    idle = SCHEMA.convert("bcc/bridge/health", b'{"devices": 0, "poll_latency_ms_mean": null, "ts": 1}', 0)
+    assert idle.lines == [("gateway_health,site=bcc_room devices=0.0 1000000000", 1)]
     resp = {"device": "lights_a", "transaction": "t1", "status": "ok", "ts": "2026-11-27T10:15:02.120Z"}
     text = SCHEMA.convert("bcc/lights_a/response", orjson.dumps(resp), 0).lines[0][0]
     assert text.startswith(

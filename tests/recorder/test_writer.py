@@ -14,6 +14,7 @@ from iot_gateway.recorder.provision import ensure_schema
 from iot_gateway.recorder.spool import Spool
 from iot_gateway.recorder.writer import Writer
 from tests.recorder.helpers import rows
+from tests.support.faultproxy import FaultProxy
 
 T = (time.time_ns() // 10**9 - 86400) * 10**9  # yesterday: inside the 90-day raw retention
 
@@ -108,3 +109,30 @@ async def test_influxdb_unreachable_keeps_everything(tmp_path: Path) -> None:
         task.cancel()
     assert writer.spool.depth == 20 and writer.spool.dead_points() == 0
     await writer.client.aclose()
+
+
+async def test_written_counts_a_split_batch_once_after_a_failure_partway(tmp_path: Path) -> None:
+    # 413 splits the batch; a 500 on a later half fails the whole batch, which is retried from the
+    # start: the halves written before the failure are written again (idempotent) but counted once.
+    server = InfluxdProcess(tmp_path / "influx", max_body_size=64 * 1024)
+    await server.start()
+    writes = 0
+
+    def decide(method: str, path: str) -> str:
+        nonlocal writes
+        if not path.startswith("/write"):
+            return "pass"
+        writes += 1
+        return "500" if writes == 6 else "pass"
+
+    try:
+        async with FaultProxy(server.url, decide) as proxy:
+            writer = await _writer(proxy.url, tmp_path, batch_points=10_000)
+            writer.spool.append([_line(i) for i in range(5000)])
+            await _run_until_empty(writer)
+            assert proxy.counts()["500"] == 1 and writer.metrics.write_errors.labels("413")._value.get() >= 2
+            assert writer.written == 10_000 and writer.metrics.written._value.get() == 10_000
+            assert rows(server.url, "relay8", "relay_1") == 5000
+            await writer.client.aclose()
+    finally:
+        await server.stop()
