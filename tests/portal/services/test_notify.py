@@ -1,0 +1,111 @@
+"""Reporter notifications by e-mail, through a real SMTP server (aiosmtpd) on a free loopback port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
+from tests.portal.conftest import FakeClock, csrf, staff_client, submit
+from tests.portal.web.test_staff import _id
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.arrived = threading.Condition()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd handler API
+        with self.arrived:
+            self.messages.append(message_from_bytes(envelope.content))
+            self.arrived.notify_all()
+        return "250 OK"
+
+    def wait(self, count: int, timeout: float = 10.0) -> list[Message]:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.messages) >= count, timeout), self.messages
+            return list(self.messages)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    box = Inbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+def attach(app: FastAPI, port: int, **smtp: Any) -> Notifier:
+    notifier = Notifier(
+        SmtpSettings(host="127.0.0.1", port=port, **smtp),
+        app.state.sessions,
+        "http://portal.test",
+        sleep=lambda s: None,
+    )
+    notifier.start()
+    app.state.events = NotifyingSink(app.state.events, notifier)
+    return notifier
+
+
+def test_reporter_is_told_each_step_and_nothing_else(
+    app: FastAPI, client: TestClient, clock: FakeClock, inbox: tuple[Inbox, int]
+) -> None:
+    box, port = inbox
+    notifier = attach(app, port)
+    try:
+        code = submit(client, contact_email="warga@example.id", description="Rahasia: nomor rumah 12")
+        first = box.wait(1)[0]
+        assert first["To"] == "warga@example.id" and code in first["Subject"]
+        body = first.get_payload()
+        assert isinstance(body, str) and f"http://portal.test/laporan/{code}" in body
+        assert "Rahasia" not in body  # the report's own text never travels by e-mail
+        admin = staff_client(app, "admin")
+        rid = _id(app, code)
+        token = csrf(admin, "/staf")
+        admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
+        admin.post(
+            f"/staf/laporan/{rid}/tutup", data={"csrf_token": token, "resolution": "needs_budget", "note": ""}
+        )
+        subjects = [m["Subject"] for m in box.wait(3)]
+        assert subjects == [
+            f"[{code}] Laporan diterima",
+            f"[{code}] Laporan diverifikasi",
+            f"[{code}] Laporan selesai",
+        ]
+        assert "usulan anggaran" in str(box.messages[2].get_payload())
+        # A report without an e-mail address gets nothing.
+        submit(client, contact_email="")
+        admin.close()
+    finally:
+        notifier.stop()
+    assert notifier.sent == 3 and notifier.failed == 0
+
+
+def test_smtp_down_is_retried_then_counted_never_breaks_the_report(app: FastAPI, client: TestClient) -> None:
+    notifier = attach(app, free_port(), attempts=3)  # nothing listens there
+    try:
+        code = submit(client, contact_email="warga@example.id")
+        assert client.get(f"/laporan/{code}").status_code == 200
+    finally:
+        notifier.stop()
+    assert notifier.sent == 0 and notifier.failed == 1
