@@ -1,4 +1,4 @@
-"""``bcc admin create-user``: staff accounts from the command line (the site starts with two admins).
+"""``bcc admin bootstrap`` (the site starts with two admins) and ``bcc admin create-user``.
 
 The password comes from ``--password-file``, from a prompt, or is generated with ``--generate`` and
 printed once; it is never taken from the command line, where other users could read it.
@@ -14,10 +14,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from portal.config import DEFAULT_DB_URL
 from portal.db import make_engine, session_factory, upgrade
 from portal.errors import InvalidInput
-from portal.models import ROLES
+from portal.models import ROLES, User
 from portal.reference import load_reference
 from portal.services import users
 
@@ -36,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("BCC_PORTAL_DATABASE_URL", DEFAULT_DB_URL),
         help="default: $BCC_PORTAL_DATABASE_URL or " + DEFAULT_DB_URL,
     )
+    boot = sub.add_parser(
+        "bootstrap", help="first start: create the two admins with generated passwords (written to --out)"
+    )
+    boot.add_argument("--out", type=Path, required=True, help="file for the logins (created with mode 0600)")
+    boot.add_argument("--database-url", default=os.environ.get("BCC_PORTAL_DATABASE_URL", DEFAULT_DB_URL))
     source = p.add_mutually_exclusive_group()
     source.add_argument("--password-file", type=Path, help="read the password from this file (first line)")
     source.add_argument("--generate", action="store_true", help="generate a password and print it once")
@@ -54,7 +61,39 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
+BOOTSTRAP_ADMINS = (("admin.satu", "Admin 1"), ("admin.dua", "Admin 2"))
+
+
+def bootstrap(database_url: str, out: Path) -> int:
+    """Create the site's two admins once; their generated passwords go to ``out`` only (0600)."""
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        with session_factory(engine)() as db:
+            existing = db.scalar(select(func.count()).select_from(User).where(User.role == "admin")) or 0
+            if existing:
+                print(f"the portal already has {existing} admin(s): nothing created")
+                return 0
+            if out.exists():
+                print(f"{out} exists: refusing to overwrite it", file=sys.stderr)
+                return 2
+            logins = {name: secrets.token_urlsafe(15) for name, _ in BOOTSTRAP_ADMINS}
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.writelines(f"{name} {password}\n" for name, password in logins.items())
+            ref, now = load_reference(), datetime.now(UTC)
+            for name, display in BOOTSTRAP_ADMINS:
+                users.create_user(db, ref, name, "admin", logins[name], now, display_name=display)
+    finally:
+        engine.dispose()
+    where = f"their passwords are in {out} (mode 0600): hand them over, then delete the file"
+    print(f"created admins {', '.join(logins)}; {where}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.admin_command == "bootstrap":
+        return bootstrap(args.database_url, args.out)
     password = _password(args)
     engine = make_engine(args.database_url)
     try:

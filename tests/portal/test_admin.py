@@ -87,3 +87,22 @@ def test_bad_input_is_reported_field_by_field(
     )
     err = capsys.readouterr().err
     assert code == 2 and "username:" in err and "agency:" in err and "password:" in err
+
+
+def test_bootstrap_creates_two_admins_once(portal_db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "logins.txt"
+    assert main(["admin", "bootstrap", "--out", str(out), "--database-url", portal_db_url]) == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+    logins = dict(line.split(" ", 1) for line in out.read_text().splitlines())
+    assert set(logins) == {"admin.satu", "admin.dua"} and logins["admin.satu"] != logins["admin.dua"]
+    engine = make_engine(portal_db_url)
+    with session_factory(engine)() as db:
+        for name, password in logins.items():
+            assert users.authenticate(db, name, password) is not None
+    engine.dispose()
+    # A second run creates nothing and leaves the file alone.
+    assert (
+        main(["admin", "bootstrap", "--out", str(tmp_path / "again.txt"), "--database-url", portal_db_url])
+        == 0
+    )
+    assert not (tmp_path / "again.txt").exists()
