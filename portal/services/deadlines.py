@@ -1,17 +1,36 @@
 """SP4N-LAPOR! deadlines in working days: verification within 3, the agency's response within 5.
 
-Working days are Monday to Friday in Binjai's time zone (WIB, UTC+7). National holidays are not yet
-subtracted (the list changes every year by joint ministerial decree; add it as data when the city has it).
+Working days are Monday to Friday in Binjai's time zone (WIB, UTC+7), minus the holidays listed in
+``portal/data/holidays.yaml`` (fixed-date national holidays shipped; the yearly decree's moveable
+holidays and collective leave are added there as data).
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from pathlib import Path
+
+import yaml
 
 WIB = timezone(timedelta(hours=7), "WIB")
 VERIFY_WORKING_DAYS = 3
 RESPOND_WORKING_DAYS = 5
 REOPEN_WINDOW = timedelta(days=14)
+
+
+HOLIDAYS_FILE = Path(__file__).resolve().parent.parent / "data" / "holidays.yaml"
+
+
+@functools.cache
+def holidays(path: Path = HOLIDAYS_FILE) -> frozenset[date]:
+    """The non-working days of the holiday file (YAML ``date: name``)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return frozenset(d if isinstance(d, date) else date.fromisoformat(str(d)) for d in data)
+
+
+def is_working_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in holidays()
 
 
 def add_working_days(start: datetime, days: int) -> datetime:
@@ -20,7 +39,7 @@ def add_working_days(start: datetime, days: int) -> datetime:
     left = days
     while left > 0:
         day += timedelta(days=1)
-        if day.weekday() < 5:
+        if is_working_day(day):
             left -= 1
     return datetime.combine(day, time(23, 59, 59), WIB).astimezone(UTC)
 

@@ -25,3 +25,15 @@ def test_response_deadline_is_five_working_days() -> None:
     assert respond_due(datetime(2026, 11, 2, 2, 0, tzinfo=UTC)) == datetime(
         2026, 11, 9, 16, 59, 59, tzinfo=UTC
     )
+
+
+def test_national_holidays_are_not_working_days() -> None:
+    # Thursday 24 Dec 2026, 10:00 WIB -> 25 Dec (Natal) and the weekend do not count: Mon 28, Tue 29,
+    # Wed 30 -> due Wednesday 30 Dec 23:59:59 WIB.
+    assert verify_due(datetime(2026, 12, 24, 3, 0, tzinfo=UTC)) == datetime(
+        2026, 12, 30, 16, 59, 59, tzinfo=UTC
+    )
+    # Independence day (Monday 17 Aug 2026) is skipped too.
+    assert verify_due(datetime(2026, 8, 14, 3, 0, tzinfo=UTC)) == datetime(
+        2026, 8, 20, 16, 59, 59, tzinfo=UTC
+    )
