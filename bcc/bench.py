@@ -52,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     por.add_argument("--database-url", default="", help="default: a temporary SQLite file")
     por.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint (default 10)")
     por.add_argument("--json", action="store_true", help="print one JSON object only")
+    con = sub.add_parser("console", help="simulator change -> operator console (SSE) vs. gateway publish")
+    con.add_argument("--count", type=int, default=200, help="value changes to time (default 200)")
+    con.add_argument("--poll-s", type=float, default=0.1, help="poll interval of the sensor (default 0.1)")
+    con.add_argument("--json", action="store_true", help="print one JSON object only")
     rec = sub.add_parser("recorder", help="MQTT -> recorder -> InfluxDB values/s vs. raw /write ceiling")
     rec.add_argument("--devices", type=int, default=100, help="devices of 30 registers (default 100)")
     rec.add_argument("--messages", type=int, default=40_000, help="state messages (default 40,000)")
@@ -259,6 +263,10 @@ def run(args: argparse.Namespace) -> int:
         result = asyncio.run(
             run_bench(args.reports, args.submissions, db_url=args.database_url, seconds=args.seconds)
         )
+    elif args.bench == "console":
+        from portal.bench_console import bench_console
+
+        result = asyncio.run(bench_console(args.count, args.poll_s))
     elif args.bench == "recorder":
         from iot_gateway.recorder.bench import bench_recorder
 

@@ -13,7 +13,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from devices.loader import DEMO_SITE
+
 DEFAULT_DB_URL = "sqlite:///var/portal/portal.db"
+# The room the operator console shows (devices and their profiles; ports do not matter to the portal).
+DEFAULT_SITE_FILE = DEMO_SITE
 _PLACEHOLDERS = {"changethis", "secret", "changeme", "password"}
 
 
@@ -31,6 +35,9 @@ class MqttSettings(BaseModel):
     password: SecretStr
     base_topic: str = "bcc"
     backlog_interval_s: float = Field(default=60.0, gt=0)
+    # The console marks a command ``timeout`` when the gateway has not answered within this time
+    # (the gateway itself answers every command within its command_deadline_ms, 2 s by default).
+    command_response_s: float = Field(default=5.0, gt=0)
 
 
 class Settings(BaseModel):
@@ -50,6 +57,12 @@ class Settings(BaseModel):
     trust_forwarded_for: bool = False
     session_hours: float = Field(default=8.0, gt=0)
     mqtt: MqttSettings | None = None
+    site_file: Path = DEFAULT_SITE_FILE
+    # Scenes and schedules of the console (data, see the file); schedules are checked every
+    # ``schedule_check_s`` and a due time is run only if the check comes within ``schedule_grace_s``.
+    scenes_file: Path = Path(__file__).resolve().parent / "data" / "scenes.yaml"
+    schedule_check_s: float = Field(default=15.0, gt=0)
+    schedule_grace_s: float = Field(default=300.0, gt=0)
 
     @field_validator("secret_key")
     @classmethod
@@ -89,6 +102,8 @@ class Settings(BaseModel):
             ("SUBMISSIONS_PER_HOUR", "submissions_per_hour"),
             ("COOKIE_SECURE", "cookie_secure"),
             ("TRUST_FORWARDED_FOR", "trust_forwarded_for"),
+            ("SITE_FILE", "site_file"),
+            ("SCENES_FILE", "scenes_file"),
         ]:
             if (value := get(name)) is not None:
                 data[key] = value

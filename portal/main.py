@@ -20,7 +20,9 @@ from portal.mqtt import MqttEventSink
 from portal.reference import load_reference
 from portal.services.deadlines import WIB
 from portal.services.events import NullSink
-from portal.web import errors, open311, public, staff
+from portal.services.room import LiveRoom, load_plan
+from portal.services.scenes import load_scenes, run_schedules
+from portal.web import console, errors, open311, public, staff
 from portal.web.middleware import BodyLimitMiddleware, CsrfCookieMiddleware, SecurityHeadersMiddleware
 from portal.web.ratelimit import RateLimiter
 
@@ -42,20 +44,42 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task: asyncio.Task[None] | None = None
+        schedules: asyncio.Task[None] | None = None
+        app.state.room.attach(asyncio.get_running_loop())
         if settings.mqtt is not None:
-            sink = MqttEventSink(settings.mqtt)
+            sink = MqttEventSink(settings.mqtt, room=app.state.room)
             sink.start()
             app.state.events = sink
+            app.state.commands = sink
             task = asyncio.create_task(sink.run_backlog(app.state.sessions, clock), name="portal-backlog")
+            schedules = asyncio.create_task(
+                run_schedules(
+                    app.state.scenes,
+                    app.state.room,
+                    sink,
+                    app.state.sessions,
+                    clock,
+                    settings.schedule_check_s,
+                    settings.schedule_grace_s,
+                ),
+                name="portal-schedules",
+            )
         try:
             yield
         finally:
+            for running in (schedules, *app.state.scene_tasks):
+                if running is None:
+                    continue
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
                 app.state.events.stop()
                 app.state.events = NullSink()
+                app.state.commands = None
             engine.dispose()
 
     app = FastAPI(
@@ -76,12 +100,22 @@ def create_app(
     app.state.sessions = session_factory(engine)
     app.state.clock = clock
     app.state.events = NullSink()
+    app.state.commands = None  # the MqttEventSink while connected: the console publishes commands with it
+    app.state.room = LiveRoom(
+        load_plan(settings.site_file),
+        app.state.sessions,
+        clock,
+        settings.mqtt.command_response_s if settings.mqtt else 5.0,
+    )
+    app.state.scenes = load_scenes(settings.scenes_file, app.state.room.plan)
+    app.state.scene_tasks = set()  # scene runs in progress (asyncio tasks), cancelled on shutdown
     app.state.templates = Jinja2Templates(env=env)
     app.state.submit_limiter = RateLimiter(settings.submissions_per_hour, 3600, monotonic)
     app.state.login_limiter = RateLimiter(20, 900, monotonic)
     app.include_router(public.router)
     app.include_router(staff.router)
     app.include_router(open311.router)
+    app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
     # Added last = outermost: the cap applies before anything else sees the body.

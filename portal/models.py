@@ -9,7 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -144,3 +155,42 @@ class Photo(Base):
     height: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CommandAudit(Base):
+    """One command sent from the operator console: who, what, when, its transaction and the result.
+
+    ``status`` is ``pending`` until the gateway's response arrives (then one of the statuses of
+    docs/mqtt.md), or ``timeout`` when no response came within ``MqttSettings.command_response_s``.
+    """
+
+    __tablename__ = "command_audit"
+    __table_args__ = (Index("ix_command_audit_at", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transaction: Mapped[str] = mapped_column(String(128), unique=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(200))
+    device: Mapped[str] = mapped_column(String(48), index=True)
+    command: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+    readback: Mapped[str] = mapped_column(Text, default="")
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ScheduleRun(Base):
+    """One due time of a schedule, claimed by exactly one portal worker (the unique key decides)."""
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (UniqueConstraint("schedule", "due_at", name="uq_schedule_runs_slot"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    scene: Mapped[str] = mapped_column(String(64))
+    worker: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[str] = mapped_column(String(24))  # running | ok | failed
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 import structlog
@@ -23,14 +24,22 @@ from iot_gateway.topics import Topics
 from portal.config import MqttSettings
 from portal.services.events import backlog
 
+if TYPE_CHECKING:
+    from portal.services.room import LiveRoom
+
 log = structlog.get_logger(__name__)
 
 
 class MqttEventSink:
     """The production :class:`~portal.services.events.EventSink`."""
 
-    def __init__(self, settings: MqttSettings, client_id: str = "bcc-portal") -> None:
+    def __init__(
+        self, settings: MqttSettings, client_id: str | None = None, room: LiveRoom | None = None
+    ) -> None:
+        # Unique per process: several portal workers share one broker, and the same id would kick the other.
+        client_id = client_id or f"bcc-portal-{secrets.token_hex(4)}"
         self.settings = settings
+        self.room = room
         self.topics = Topics(base=settings.base_topic)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.username_pw_set(settings.username, settings.password.get_secret_value())
@@ -38,6 +47,7 @@ class MqttEventSink:
         self.client.max_queued_messages_set(10_000)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
         self.connected = threading.Event()
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -45,6 +55,11 @@ class MqttEventSink:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if not reason.is_failure:
             self.connected.set()
+            if self.room is not None:  # the console's live view: retained state arrives at once
+                t = self.topics
+                client.subscribe(
+                    [(t.all_state, 1), (t.availability("+"), 1), (t.response("+"), 1), (t.bridge_state, 1)]
+                )
             log.info("portal_mqtt_connected", host=self.settings.host, port=self.settings.port)
         else:
             log.warning("portal_mqtt_refused", reason=str(reason))
@@ -53,6 +68,37 @@ class MqttEventSink:
         if self.connected.is_set():
             log.warning("portal_mqtt_disconnected", reason=str(reason))
         self.connected.clear()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        room = self.room
+        if room is None:
+            return
+        try:
+            text = msg.payload.decode("utf-8", errors="replace")
+            parts = msg.topic.removeprefix(self.topics.base + "/").split("/")
+            if msg.topic == self.topics.bridge_state:
+                room.on_bridge(text)
+            elif len(parts) == 1:
+                room.on_state(parts[0], json.loads(text) if text else None)
+            elif len(parts) == 2 and parts[1] == "availability":
+                room.on_availability(parts[0], text)
+            elif len(parts) == 2 and parts[1] == "response":
+                room.on_response(parts[0], json.loads(text))
+        except Exception as err:  # one bad message must never stop the client thread
+            log.warning("portal_mqtt_bad_message", topic=msg.topic, error=repr(err))
+
+    def publish_command(self, device: str, payload: dict[str, Any]) -> bool:
+        """Publish a command (never retained); False when the broker cannot take it now."""
+        if not self.connected.is_set():
+            return False
+        try:
+            info = self.client.publish(
+                self.topics.set(device), json.dumps(payload, separators=(",", ":")), qos=1, retain=False
+            )
+        except Exception as err:
+            log.warning("portal_mqtt_publish_failed", topic=self.topics.set(device), error=repr(err))
+            return False
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -98,7 +98,7 @@ def queue_page(
     overdue: str = "",
     page: int = 1,
 ) -> Response:
-    age = min(int(min_age_days), 36500) if min_age_days.isdigit() else None
+    age = min(int(min_age_days), 36500) if min_age_days.isascii() and min_age_days.isdigit() else None
     flt = workflow.QueueFilter(status, category, agency, kelurahan, age, overdue == "1", page)
     result = workflow.queue(db, user, flt, now)
     rows = [(r, workflow.age_info(r, now)) for r in result.reports]

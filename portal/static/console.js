@@ -1,0 +1,193 @@
+// Operator console: live values from /konsol/events (server-sent events) and controls sent in the
+// background. A control shows "pending" until the gateway's response arrives on the event stream;
+// nothing is shown as done before the device confirmed it. No framework, no third-party code.
+"use strict";
+(function () {
+  var TEXT = {
+    pending: "menunggu konfirmasi perangkat",
+    ok: "terkonfirmasi (dibaca ulang)",
+    failed_readback: "gagal: perangkat melaporkan nilai lain",
+    timeout: "gagal: waktu habis",
+    device_unavailable: "gagal: perangkat tidak tersedia",
+    rejected: "ditolak",
+    stale: "kedaluwarsa"
+  };
+  var AVAIL = { online: "tersedia", offline: "tidak tersedia" };
+  var outputs = {}; // transaction -> <output> element of the control that sent it
+
+  function all(sel) { return Array.prototype.slice.call(document.querySelectorAll(sel)); }
+
+  function ageText(ts) {
+    if (!ts) { return "\u2014"; }
+    var s = Math.max(0, (Date.now() - Date.parse(ts)) / 1000);
+    if (s < 60) { return Math.round(s) + " dtk"; }
+    if (s < 3600) { return Math.round(s / 60) + " mnt"; }
+    return (s / 3600).toFixed(1) + " jam";
+  }
+
+  function setState(device, state) {
+    all('.v[data-device="' + device + '"]').forEach(function (el) {
+      var p = el.getAttribute("data-point");
+      if (Object.prototype.hasOwnProperty.call(state, p)) {
+        var unit = el.getAttribute("data-unit");
+        el.textContent = String(state[p]) + (unit ? " " + unit : "");
+        el.setAttribute("data-value", String(state[p]));
+      }
+    });
+    if (!state.ts) { return; } // a command's read-back carries no time of its own
+    all('.age[data-age="' + device + '"]').forEach(function (el) {
+      el.setAttribute("data-ts", state.ts || "");
+      el.textContent = ageText(state.ts);
+    });
+  }
+
+  function setAvail(device, value) {
+    all('.avail[data-avail="' + device + '"]').forEach(function (el) {
+      el.className = "avail " + value;
+      el.textContent = AVAIL[value] || value;
+    });
+  }
+
+  function setBridge(value) {
+    var el = document.getElementById("bridge");
+    if (el) { el.className = "avail " + value; el.textContent = value; }
+  }
+
+  function resultText(status, error) { return (TEXT[status] || status) + (error ? ": " + error : ""); }
+
+  function commandRow(txn, action, status, error) {
+    var body = document.getElementById("commands");
+    if (!body) { return; }
+    var row = body.querySelector('tr[data-txn="' + txn + '"]');
+    if (!row) {
+      row = document.createElement("tr");
+      row.setAttribute("data-txn", txn);
+      ["", "", action, txn, ""].forEach(function (t) {
+        var td = document.createElement("td");
+        td.textContent = t;
+        row.appendChild(td);
+      });
+      row.children[0].textContent = new Date().toLocaleTimeString();
+      row.children[1].textContent = "anda";
+      body.insertBefore(row, body.firstChild);
+    }
+    var cell = row.children[4];
+    cell.className = "result " + status;
+    cell.textContent = resultText(status, error);
+  }
+
+  function onCommand(data) {
+    commandRow(data.transaction, data.device, data.status, data.error);
+    var out = outputs[data.transaction];
+    if (out) {
+      delete outputs[data.transaction];
+      out.className = "cmdstatus " + data.status;
+      out.textContent = resultText(data.status, data.error);
+    }
+    if (data.state && Object.keys(data.state).length) {
+      // The state topic already carried the read-back values; this only covers a missed state message.
+      setState(data.device, data.state);
+    }
+  }
+
+  function onScene(data) {
+    all('output.scenestatus[data-scene="' + data.scene + '"]').forEach(function (out) {
+      if (data.done) {
+        out.className = "scenestatus " + (data.ok ? "ok" : "failed");
+        out.textContent = (data.ok ? "berhasil" : "gagal") + " (" + data.steps.length + " langkah)";
+      } else {
+        out.className = "scenestatus pending";
+        out.textContent = "langkah " + data.step + "/" + data.of + ": " +
+          data.commands.map(function (c) { return c.device + " " + (TEXT[c.status] || c.status); }).join(", ");
+      }
+    });
+  }
+
+  function connect() {
+    var live = document.getElementById("live");
+    var es = new EventSource("/konsol/events");
+    es.addEventListener("open", function () { if (live) { live.textContent = "langsung"; } });
+    es.addEventListener("error", function () { if (live) { live.textContent = "terputus, menyambung ulang"; } });
+    es.addEventListener("snapshot", function (e) {
+      var snap = JSON.parse(e.data);
+      Object.keys(snap.states).forEach(function (d) { setState(d, snap.states[d]); });
+      Object.keys(snap.availability).forEach(function (d) { setAvail(d, snap.availability[d]); });
+      setBridge(snap.bridge);
+    });
+    es.addEventListener("state", function (e) { var d = JSON.parse(e.data); setState(d.device, d.state); });
+    es.addEventListener("availability", function (e) { var d = JSON.parse(e.data); setAvail(d.device, d.value); });
+    es.addEventListener("bridge", function (e) { setBridge(JSON.parse(e.data).value); });
+    es.addEventListener("command", function (e) { onCommand(JSON.parse(e.data)); });
+    es.addEventListener("scene", function (e) { onScene(JSON.parse(e.data)); });
+  }
+
+  function outputFor(form) {
+    var holder = form.closest("li") || form.parentElement;
+    return form.querySelector("output.cmdstatus") || (holder && holder.querySelector("output.cmdstatus"));
+  }
+
+  // Fallback when the event stream missed the result (reconnect, another worker's timeout): ask the audit.
+  function poll(txn, tries) {
+    if (!outputs[txn] || tries <= 0) { return; }
+    fetch("/konsol/perintah/" + encodeURIComponent(txn), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) {
+        if (s && s.status !== "pending") {
+          onCommand({ transaction: txn, device: s.device, status: s.status, error: s.error, state: {} });
+        } else {
+          setTimeout(function () { poll(txn, tries - 1); }, 2000);
+        }
+      })
+      .catch(function () { setTimeout(function () { poll(txn, tries - 1); }, 2000); });
+  }
+
+  function onSubmit(e) {
+    var form = e.target;
+    if (form.classList && form.classList.contains("scene")) { return onSceneSubmit(e); }
+    if (!form.classList || !form.classList.contains("cmd")) { return; }
+    e.preventDefault();
+    var out = outputFor(form);
+    if (out) { out.className = "cmdstatus pending"; out.textContent = TEXT.pending; }
+    // getAttribute: the form has an input named "action", which shadows form.action.
+    fetch(form.getAttribute("action"), {
+      method: "POST",
+      body: new URLSearchParams(new FormData(form)),
+      headers: { Accept: "application/json" },
+      credentials: "same-origin"
+    }).then(function (r) {
+      if (!r.ok) { throw new Error("HTTP " + r.status); }
+      return r.json();
+    }).then(function (data) {
+      data.commands.forEach(function (c) {
+        if (out) { outputs[c.transaction] = out; }
+        commandRow(c.transaction, c.action, "pending", "");
+        setTimeout(function () { poll(c.transaction, 10); }, 7000);
+      });
+    }).catch(function (err) {
+      if (out) { out.className = "cmdstatus rejected"; out.textContent = "tidak terkirim: " + err.message; }
+    });
+  }
+
+  function onSceneSubmit(e) {
+    var form = e.target;
+    e.preventDefault();
+    var out = form.parentElement.querySelector("output.scenestatus");
+    if (out) { out.className = "scenestatus pending"; out.textContent = "dimulai, menunggu langkah 1"; }
+    fetch(form.getAttribute("action"), {
+      method: "POST",
+      body: new URLSearchParams(new FormData(form)),
+      headers: { Accept: "application/json" },
+      credentials: "same-origin"
+    }).then(function (r) {
+      if (!r.ok) { throw new Error("HTTP " + r.status); }
+    }).catch(function (err) {
+      if (out) { out.className = "scenestatus failed"; out.textContent = "tidak terkirim: " + err.message; }
+    });
+  }
+
+  document.addEventListener("submit", onSubmit);
+  setInterval(function () {
+    all(".age[data-ts]").forEach(function (el) { el.textContent = ageText(el.getAttribute("data-ts")); });
+  }, 1000);
+  if (window.EventSource) { connect(); }
+})();

@@ -1,0 +1,278 @@
+"""The operator console (``/konsol``): the room live, its controls, and the command audit.
+
+Only the ``operator`` and ``admin`` roles reach any of it. The page renders completely without
+JavaScript; ``/static/console.js`` keeps it live from the server-sent events of ``/konsol/events``
+and sends the control forms in the background. A command is never shown as done before the gateway's
+response arrives on ``bcc/<device>/response`` (docs/mqtt.md): the POST only returns its transaction ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.responses import Response, StreamingResponse
+
+from portal.models import User
+from portal.services import audit, scenes
+from portal.services.room import (
+    RESULT_STATUSES,
+    CommandRefused,
+    LiveRoom,
+    age_seconds,
+    build_commands,
+    send,
+)
+from portal.services.scenes import SceneBook, run_scene
+from portal.web.deps import CsrfDep, LangDep, NowDep, RoleGuard, SessionDep, render
+
+router = APIRouter(prefix="/konsol", default_response_class=HTMLResponse)
+ConsoleUser = Annotated[User, Depends(RoleGuard("admin", "operator"))]
+KEEPALIVE_S = 15.0
+CSV_LIMIT = 100_000
+# The console is the one page with JavaScript: our own script, talking to our own origin only.
+CONSOLE_CSP = (
+    "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+STATUS_TEXT = {
+    "pending": "menunggu konfirmasi perangkat",
+    "ok": "terkonfirmasi (dibaca ulang)",
+    "failed_readback": "gagal: perangkat melaporkan nilai lain",
+    "timeout": "gagal: waktu habis",
+    "device_unavailable": "gagal: perangkat tidak tersedia",
+    "rejected": "ditolak",
+    "stale": "kedaluwarsa",
+}
+
+
+def get_room(request: Request) -> LiveRoom:
+    room: LiveRoom = request.app.state.room
+    return room
+
+
+RoomDep = Annotated[LiveRoom, Depends(get_room)]
+
+
+def _age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.0f} dtk"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} mnt"
+    return f"{seconds / 3600:.1f} jam"
+
+
+@router.get("")
+def console_page(
+    request: Request, lang: LangDep, db: SessionDep, room: RoomDep, user: ConsoleUser
+) -> Response:
+    snapshot = room.snapshot()
+    now = datetime.now(UTC)
+    ages = {d: _age_text(age_seconds(s, now)) for d, s in snapshot["states"].items()}
+    context = {
+        "plan": room.plan,
+        "scenes": request.app.state.scenes,
+        "scene_results": room.scene_results,
+        "schedule_runs": scenes.last_runs(db),
+        "snap": snapshot,
+        "ages": ages,
+        "recent": audit.recent(db),
+        "status_text": STATUS_TEXT,
+        "connected": request.app.state.commands is not None,
+    }
+    response = render(request, lang, "console/index.html", context)
+    response.headers["Content-Security-Policy"] = CONSOLE_CSP
+    return response
+
+
+@router.get("/state.json", response_class=JSONResponse)
+def state_json(room: RoomDep, user: ConsoleUser) -> JSONResponse:
+    return JSONResponse(room.snapshot(), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/events", include_in_schema=False)  # endless: no schema test may call it
+async def events(request: Request, room: RoomDep, user: ConsoleUser) -> StreamingResponse:
+    """Server-sent events: a ``snapshot`` first, then ``state``, ``availability``, ``bridge``, ``command``."""
+    queue = room.subscribe()
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            yield _sse("snapshot", room.snapshot())
+            while True:
+                try:
+                    kind, data = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                yield _sse(kind, data)
+        finally:
+            room.unsubscribe(queue)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@router.post(
+    "/perintah",
+    dependencies=[CsrfDep],
+    responses={202: {"content": {"application/json": {}}}, 303: {"description": "back to the console"}},
+)
+def command(
+    request: Request,
+    db: SessionDep,
+    now: NowDep,
+    room: RoomDep,
+    user: ConsoleUser,
+    action: Annotated[str, Form(max_length=32)] = "",
+    target: Annotated[str, Form(max_length=100)] = "",
+    value: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """Publish the command(s) of one control and return at once with their transaction ids (202)."""
+    try:
+        commands = build_commands(room.plan, action, target, value)
+    except CommandRefused as err:
+        raise HTTPException(400, str(err)) from err
+    sender = request.app.state.commands
+    sent: list[dict[str, str]] = []
+    for cmd in commands:
+        txn = send(room, sender, db, user, cmd, now)
+        sent.append({"transaction": txn, "device": cmd.device, "action": cmd.action})
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"commands": sent}, status_code=202)
+    return RedirectResponse("/konsol#perintah", status_code=303)
+
+
+@router.post(
+    "/adegan",
+    dependencies=[CsrfDep],
+    responses={202: {"content": {"application/json": {}}}, 303: {"description": "back to the console"}},
+)
+async def scene(
+    request: Request,
+    room: RoomDep,
+    user: ConsoleUser,
+    name: Annotated[str, Form(max_length=48)] = "",
+) -> Response:
+    """Start a scene in the background; its steps are reported on the event stream and in the audit."""
+    book: SceneBook = request.app.state.scenes
+    if name not in book.scenes:
+        raise HTTPException(400, "unknown scene")
+    tasks: set[asyncio.Task[Any]] = request.app.state.scene_tasks
+    run = run_scene(
+        room,
+        request.app.state.commands,
+        request.app.state.sessions,
+        request.app.state.clock,
+        name,
+        book.scenes[name],
+        user,
+    )
+    task = asyncio.create_task(run, name=f"scene-{name}")
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"scene": name, "steps": len(book.scenes[name].steps)}, status_code=202)
+    return RedirectResponse("/konsol#perintah", status_code=303)
+
+
+@router.get("/perintah/{transaction}", response_class=JSONResponse)
+def command_status(transaction: str, db: SessionDep, user: ConsoleUser) -> JSONResponse:
+    row = audit.get(db, transaction[:128])
+    if row is None:
+        raise HTTPException(404, "No such command")
+    return JSONResponse(
+        {
+            "transaction": row.transaction,
+            "device": row.device,
+            "action": row.action,
+            "status": row.status,
+            "error": row.error,
+            "readback": json.loads(row.readback) if row.readback else None,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _filter(
+    username: str, device: str, status: str, since: str, until: str, page: int = 1
+) -> audit.AuditFilter:
+    def day(text: str) -> datetime | None:
+        with contextlib.suppress(ValueError):
+            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        return None
+
+    end = day(until)
+    return audit.AuditFilter(
+        username=username[:64],
+        device=device[:48],
+        status=status if status in (*RESULT_STATUSES, "pending") else "",
+        since=day(since),
+        until=end + timedelta(days=1) if end else None,
+        page=max(1, min(page, 100_000)),
+    )
+
+
+@router.get("/audit")
+def audit_page(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    room: RoomDep,
+    user: ConsoleUser,
+    username: str = "",
+    device: str = "",
+    status: str = "",
+    since: str = "",
+    until: str = "",
+    page: int = 1,
+) -> Response:
+    flt = _filter(username, device, status, since, until, page)
+    rows, total = audit.query(db, flt)
+    context = {
+        "rows": rows,
+        "total": total,
+        "filter": flt,
+        "raw": {"username": username, "device": device, "status": status, "since": since, "until": until},
+        "devices": [d for d, _ in room.plan.devices],
+        "statuses": ("pending", *RESULT_STATUSES),
+        "status_text": STATUS_TEXT,
+        "pages": (total + audit.PAGE_SIZE - 1) // audit.PAGE_SIZE,
+    }
+    return render(request, lang, "console/audit.html", context)
+
+
+@router.get("/audit.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def audit_csv(
+    db: SessionDep,
+    user: ConsoleUser,
+    username: str = "",
+    device: str = "",
+    status: str = "",
+    since: str = "",
+    until: str = "",
+) -> Response:
+    rows, _total = audit.query(db, _filter(username, device, status, since, until), limit=CSV_LIMIT)
+    return Response(
+        audit.to_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="bcc-command-audit.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

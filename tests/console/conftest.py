@@ -1,0 +1,182 @@
+"""The console against the real stack: Mosquitto (project config), the demo room's simulators, the
+gateway in-process, and the portal under a real uvicorn with its MQTT client (role ``portal``).
+
+The HTTP client is asynchronous, so the gateway and the simulators (on the test's event loop) keep
+running while the test waits for the portal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bcc.broker import MosquittoProcess
+from portal.config import MqttSettings
+from portal.main import create_app
+from simulators.site import SiteSimulator
+from tests.portal.conftest import LiveServer, Login, add_user, make_settings
+from tests.support.gateway import gateway_config, running_gateway
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+async def login(client: httpx.AsyncClient, who: Login) -> None:
+    page = await client.get("/staf/masuk")
+    r = await client.post(
+        "/staf/masuk",
+        data={"csrf_token": csrf_of(page.text), "username": who.username, "password": who.password},
+    )
+    assert r.status_code == 303, r.text
+
+
+async def until(check: Callable[[], Any], timeout: float = 10.0, step: float = 0.05) -> Any:
+    """Await ``check()`` (sync or async) until truthy; returns its value (never a blind sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"condition not met within {timeout} s"
+        await asyncio.sleep(step)
+
+
+@dataclass
+class Console:
+    """A logged-in browser-less console client of a running portal."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+    csrf: str = ""
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    async def open(self) -> str:
+        page = await self.http.get("/konsol")
+        assert page.status_code == 200, page.status_code
+        self.csrf = csrf_of(page.text)
+        return page.text
+
+    async def send(self, action: str, target: str, value: str) -> list[dict[str, str]]:
+        r = await self.http.post(
+            "/konsol/perintah",
+            data={"csrf_token": self.csrf, "action": action, "target": target, "value": value},
+            headers={"Accept": "application/json"},
+        )
+        assert r.status_code == 202, (r.status_code, r.text)
+        commands: list[dict[str, str]] = r.json()["commands"]
+        return commands
+
+    async def status(self, txn: str) -> dict[str, Any]:
+        r = await self.http.get(f"/konsol/perintah/{txn}")
+        assert r.status_code == 200
+        result: dict[str, Any] = r.json()
+        return result
+
+    async def result(self, txn: str, timeout: float = 10.0) -> dict[str, Any]:
+        async def done() -> dict[str, Any] | None:
+            s = await self.status(txn)
+            return s if s["status"] != "pending" else None
+
+        found: dict[str, Any] = await until(done, timeout)
+        return found
+
+    async def state(self) -> dict[str, Any]:
+        snap: dict[str, Any] = (await self.http.get("/konsol/state.json")).json()
+        return snap
+
+    async def _pump(self) -> None:
+        async with self.http.stream("GET", "/konsol/events") as r:
+            assert r.status_code == 200
+            kind = ""
+            async for line in r.aiter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    self.events.append((kind, json.loads(line[6:])))
+
+    @contextlib.asynccontextmanager
+    async def listening(self) -> AsyncIterator[None]:
+        """Collect the server-sent events of /konsol/events into ``self.events`` while inside."""
+        task = asyncio.create_task(self._pump())
+        try:
+            await until(lambda: any(k == "snapshot" for k, _ in self.events), 5)
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@dataclass
+class Stack:
+    app: FastAPI
+    url: str
+    sim: SiteSimulator | None
+
+    @contextlib.asynccontextmanager
+    async def console(self, role: str = "operator") -> AsyncIterator[Console]:
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
+            who = add_user(self.app, role)
+            await login(http, who)
+            c = Console(self.app, http)
+            yield c
+
+
+def portal_app(
+    tmp_path: Path, sqlite_template: Path, broker: MosquittoProcess | None, **mqtt: Any
+) -> FastAPI:
+    db = tmp_path / "portal.db"
+    shutil.copy(sqlite_template, db)
+    settings: dict[str, Any] = {}
+    if broker is not None:
+        settings["mqtt"] = MqttSettings(
+            host=broker.host, port=broker.port, password=broker.password("portal"), **mqtt
+        )
+    return create_app(make_settings(f"sqlite:///{db}", tmp_path, **settings))
+
+
+@contextlib.asynccontextmanager
+async def portal_stack(
+    tmp_path: Path,
+    sqlite_template: Path,
+    broker: MosquittoProcess,
+    sim: SiteSimulator | None,
+    mqtt: dict[str, Any] | None = None,
+    **gateway: Any,
+) -> AsyncIterator[Stack]:
+    """Gateway (when ``sim`` is given) and portal, both connected to ``broker``."""
+    app = portal_app(tmp_path, sqlite_template, broker, **(mqtt or {}))
+    async with contextlib.AsyncExitStack() as stack:
+        if sim is not None:
+            await stack.enter_async_context(
+                running_gateway(gateway_config(sim.site_for_clients(), broker, **gateway))
+            )
+        server = stack.enter_context(LiveServer(app))
+        yield Stack(app, server.url, sim)
+
+
+@pytest.fixture
+async def stack(
+    tmp_path: Path, sqlite_template: Path, mosquitto: MosquittoProcess, room_sim: SiteSimulator
+) -> AsyncIterator[Stack]:
+    async with portal_stack(tmp_path, sqlite_template, mosquitto, room_sim, offline_after_failures=2) as s:
+        yield s
