@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import uvicorn
@@ -34,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     if args.portal_command == "migrate":
         return 0
     from portal.main import create_app
+    from portal.services.notify import SmtpSettings
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, smtp=SmtpSettings.from_env(os.environ)),
         host=args.host,
         port=args.port,
         proxy_headers=args.proxy_headers,

@@ -20,6 +20,7 @@ from portal.mqtt import MqttEventSink
 from portal.reference import load_reference
 from portal.services.deadlines import WIB
 from portal.services.events import NullSink
+from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from portal.services.room import LiveRoom, load_plan
 from portal.services.scenes import load_scenes, run_schedules
 from portal.web import console, errors, open311, public, staff
@@ -37,8 +38,10 @@ def create_app(
     settings: Settings,
     clock: Callable[[], datetime] = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
+    smtp: SmtpSettings | None = None,
 ) -> FastAPI:
-    """Build the portal. ``clock``/``monotonic`` are replaceable for tests (the only fakes we use)."""
+    """Build the portal. ``clock``/``monotonic`` are replaceable for tests (the only fakes we use);
+    ``smtp`` enables reporter e-mail notifications (portal/services/notify.py)."""
     engine = make_engine(settings.database_url)
 
     @contextlib.asynccontextmanager
@@ -64,9 +67,18 @@ def create_app(
                 ),
                 name="portal-schedules",
             )
+        notifier: Notifier | None = None
+        if smtp is not None:
+            notifier = Notifier(smtp, app.state.sessions, settings.public_url)
+            notifier.start()
+            app.state.events = NotifyingSink(app.state.events, notifier)
+        app.state.notifier = notifier
         try:
             yield
         finally:
+            if notifier is not None:
+                await asyncio.to_thread(notifier.stop)
+                app.state.events = app.state.events.inner
             for running in (schedules, *app.state.scene_tasks):
                 if running is None:
                     continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
+from portal.config import Settings
+from portal.main import create_app
+from portal.services.notify import SmtpSettings
 from tests.portal.conftest import FakeClock, csrf, staff_client, submit
 from tests.portal.web.test_staff import _id
 
@@ -55,29 +58,29 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
         controller.stop()
 
 
-def attach(app: FastAPI, port: int, **smtp: Any) -> Notifier:
-    notifier = Notifier(
-        SmtpSettings(host="127.0.0.1", port=port, **smtp),
-        app.state.sessions,
-        "http://portal.test",
-        sleep=lambda s: None,
+@contextlib.contextmanager
+def portal_with_smtp(
+    settings: Settings, clock: FakeClock, port: int, **smtp: Any
+) -> Iterator[tuple[FastAPI, TestClient]]:
+    """The app as ``bcc portal serve`` builds it with BCC_PORTAL_SMTP_* set."""
+    app = create_app(
+        settings, clock=clock.now, monotonic=clock.monotonic, smtp=SmtpSettings("127.0.0.1", port, **smtp)
     )
-    notifier.start()
-    app.state.events = NotifyingSink(app.state.events, notifier)
-    return notifier
+    with TestClient(app) as client:
+        yield app, client
 
 
 def test_reporter_is_told_each_step_and_nothing_else(
-    app: FastAPI, client: TestClient, clock: FakeClock, inbox: tuple[Inbox, int]
+    settings: Settings, clock: FakeClock, inbox: tuple[Inbox, int]
 ) -> None:
     box, port = inbox
-    notifier = attach(app, port)
-    try:
+    with portal_with_smtp(settings, clock, port) as (app, client):
+        notifier = app.state.notifier
         code = submit(client, contact_email="warga@example.id", description="Rahasia: nomor rumah 12")
         first = box.wait(1)[0]
         assert first["To"] == "warga@example.id" and code in first["Subject"]
         body = first.get_payload()
-        assert isinstance(body, str) and f"http://portal.test/laporan/{code}" in body
+        assert isinstance(body, str) and f"{settings.public_url}/laporan/{code}" in body
         assert "Rahasia" not in body  # the report's own text never travels by e-mail
         admin = staff_client(app, "admin")
         rid = _id(app, code)
@@ -96,16 +99,14 @@ def test_reporter_is_told_each_step_and_nothing_else(
         # A report without an e-mail address gets nothing.
         submit(client, contact_email="")
         admin.close()
-    finally:
-        notifier.stop()
     assert notifier.sent == 3 and notifier.failed == 0
 
 
-def test_smtp_down_is_retried_then_counted_never_breaks_the_report(app: FastAPI, client: TestClient) -> None:
-    notifier = attach(app, free_port(), attempts=3)  # nothing listens there
-    try:
+def test_smtp_down_is_retried_then_counted_never_breaks_the_report(
+    settings: Settings, clock: FakeClock
+) -> None:
+    with portal_with_smtp(settings, clock, free_port(), attempts=2) as (app, client):  # nothing listens
+        notifier = app.state.notifier
         code = submit(client, contact_email="warga@example.id")
         assert client.get(f"/laporan/{code}").status_code == 200
-    finally:
-        notifier.stop()
     assert notifier.sent == 0 and notifier.failed == 1
