@@ -23,7 +23,7 @@ from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from portal.services.room import LiveRoom, load_plan
 from portal.services.scenes import load_scenes, run_schedules
-from portal.web import console, errors, open311, public, staff
+from portal.web import console, errors, open311, public, staff, wall
 from portal.web.middleware import BodyLimitMiddleware, CsrfCookieMiddleware, SecurityHeadersMiddleware
 from portal.web.ratelimit import RateLimiter
 
@@ -128,6 +128,7 @@ def create_app(
     app.include_router(staff.router)
     app.include_router(open311.router)
     app.include_router(console.router)
+    wall.install(app, settings)  # the video wall (/dinding): layouts checked at start, kiosk tokens
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
     # Added last = outermost: the cap applies before anything else sees the body.

@@ -1,0 +1,380 @@
+"""The video wall (``/dinding``): a kiosk page for the command room's seven-display wall.
+
+Read-only by construction: the page has no form, link or button, and its stream has no input. It is
+reached with a staff login (any role) or with a revocable kiosk token (``/dinding?kiosk=<token>`` sets
+an http-only cookie and redirects, so the token does not stay in the address bar). Admins issue and
+revoke tokens at ``/dinding/admin``.
+
+The views are rendered on the server from ``portal/templates/wall/_<view>.html`` and sent as HTML over
+server-sent events (``/dinding/events``): report views every ``refresh_s`` from the database, the room
+from the operator console's in-memory cache (:class:`portal.services.room.LiveRoom`), and the layout
+preset the moment the wall controller's retained state ``bcc/wall`` changes. ``/static/wall.js`` moves
+the views into the regions of the preset, reconnects by itself and marks a view "data lama" when its
+data is older than ``stale_after_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from portal.config import Settings
+from portal.reference import Reference
+from portal.services.room import ENV_DEVICES, METER, LiveRoom
+from portal.services.wall import (
+    DEFAULT_FILE,
+    LAYOUTS,
+    VIEWS,
+    KioskStore,
+    WallConfig,
+    WallError,
+    current_layout,
+    jam,
+    load_effective,
+    load_wall,
+    override_path,
+    report_views,
+    save_layouts,
+    tanggal,
+)
+from portal.web.deps import AdminUser, CsrfDep, LangDep, LoginRequired, NowDep, load_staff_session, render
+
+log = structlog.get_logger(__name__)
+router = APIRouter(prefix="/dinding", default_response_class=HTMLResponse)
+KIOSK_COOKIE = "bcc_wall"
+KEEPALIVE_S = 15.0
+ROOM_MIN_INTERVAL_S = 0.5
+WALL_CSP = (
+    "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
+REPORT_VIEWS = ("feed", "map", "counts", "deadlines")
+AVAIL_TEXT = {"online": "tersedia", "offline": "tidak tersedia"}
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Load and check the layout file, open the kiosk registry, add the routes (called by create_app)."""
+    default = load_wall(DEFAULT_FILE)
+    app.state.wall_default = default
+    app.state.wall = load_effective(default, settings.media_dir)
+    app.state.wall_mtime = _mtime(override_path(settings.media_dir))
+    app.state.wall_kiosk = KioskStore(
+        settings.media_dir / "wall_kiosk.json", settings.secret_key.get_secret_value()
+    )
+    app.include_router(router)
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def wall_config(request: Request) -> WallConfig:
+    """The current assignment; picks up an admin's change saved by another worker (file mtime)."""
+    state = request.app.state
+    path = override_path(state.settings.media_dir)
+    mtime = _mtime(path)
+    if mtime != state.wall_mtime:
+        try:
+            state.wall = load_effective(state.wall_default, state.settings.media_dir)
+        except WallError as err:
+            log.warning("wall_layouts_unreadable", error=str(err))
+        state.wall_mtime = mtime
+    config: WallConfig = state.wall
+    return config
+
+
+def _kiosk(request: Request) -> KioskStore:
+    store: KioskStore = request.app.state.wall_kiosk
+    return store
+
+
+def wall_viewer(request: Request) -> str:
+    """``staff:<username>`` or ``kiosk:<id>``; anonymous -> login, a bad or revoked kiosk cookie -> 403."""
+    user = load_staff_session(request)
+    if user is not None:
+        return f"staff:{user.username}"
+    token = request.cookies.get(KIOSK_COOKIE, "")
+    if not token:
+        raise LoginRequired()
+    found = _kiosk(request).check(token)
+    if found is None:
+        raise HTTPException(403, "Kiosk token revoked or invalid")
+    return f"kiosk:{found.id}"
+
+
+Viewer = Annotated[str, Depends(wall_viewer)]
+
+
+# ---- rendering -----------------------------------------------------------------------------------
+def _room_context(room: LiveRoom) -> dict[str, Any]:
+    snap = room.snapshot()
+    states: dict[str, dict[str, Any]] = snap["states"]
+    avail: dict[str, str] = snap["availability"]
+    plan = room.plan
+    lights_on = sum(1 for c in plan.circuits if states.get(c.device, {}).get(c.point) == "ON")
+    wall_state = states.get("wall", {})
+    displays_on = sum(1 for d in plan.displays if wall_state.get(d.feedback) == "ON")
+    temps = [
+        (name, states.get(dev, {}).get("temperature")) for dev, name, _tiles in plan.env if dev in ENV_DEVICES
+    ]
+    meter = states.get(METER, {})
+    power_unit = next((t.unit for t in plan.meter if t.point == "power_total"), "")
+    return {
+        "bridge": snap["bridge"],
+        "lights_on": lights_on,
+        "lights_total": len(plan.circuits),
+        "displays_on": displays_on,
+        "displays_total": len(plan.displays),
+        "layout": current_layout(states),
+        "temps": temps,
+        "power": meter.get("power_total"),
+        "power_unit": power_unit,
+        "devices": [(name, avail.get(dev, "unknown")) for dev, name in plan.devices],
+        "avail_text": AVAIL_TEXT,
+        "stale": snap["bridge"] != "online",
+    }
+
+
+def _fragment(templates: Jinja2Templates, view: str, context: dict[str, Any]) -> str:
+    return templates.env.get_template(f"wall/_{view}.html").render(**context)
+
+
+def _report_context(request: Request, now: datetime) -> dict[str, Any]:
+    config = wall_config(request)
+    ref: Reference = request.app.state.reference
+    with request.app.state.sessions() as db:
+        views = report_views(db, ref, now, config.feed_limit)
+    return {"v": views}
+
+
+def _all_fragments(request: Request, now: datetime, report_ctx: dict[str, Any] | None) -> dict[str, str]:
+    templates: Jinja2Templates = request.app.state.templates
+    out = {"room": _fragment(templates, "room", _room_context(request.app.state.room))}
+    out["clock"] = _fragment(templates, "clock", {"tanggal": tanggal(now), "jam": jam(now)})
+    if report_ctx is not None:
+        for view in REPORT_VIEWS:
+            out[view] = _fragment(templates, view, report_ctx)
+    return out
+
+
+# ---- the page and its stream ---------------------------------------------------------------------
+@router.get("")
+def wall_page(request: Request, lang: LangDep, now: NowDep, kiosk: str = "") -> Response:
+    if kiosk:
+        if _kiosk(request).check(kiosk) is None:
+            raise HTTPException(403, "Kiosk token revoked or invalid")
+        response: Response = RedirectResponse("/dinding", status_code=303)
+        response.set_cookie(
+            KIOSK_COOKIE,
+            kiosk,
+            max_age=5 * 365 * 86400,
+            httponly=True,
+            samesite="strict",
+            secure=request.app.state.settings.cookie_secure,
+            path="/dinding",
+        )
+        return response
+    wall_viewer(request)
+    config = wall_config(request)
+    layout = current_layout(request.app.state.room.snapshot()["states"])
+    fragments = _all_fragments(request, now, _report_context(request, now))
+    context = {
+        "config": config,
+        "layout": layout,
+        "regions": config.layouts[layout],
+        "fragments": fragments,
+        "layouts_json": json.dumps(config.as_json(), separators=(",", ":")),
+        "view_titles": VIEW_TITLES,
+        "room_stale": _room_context(request.app.state.room)["stale"],
+        "parked": [v for v in VIEWS if not any(v in r.views for r in config.layouts[layout])],
+    }
+    response = render(request, lang, "wall/index.html", context)
+    response.headers["Content-Security-Policy"] = WALL_CSP
+    return response
+
+
+VIEW_TITLES = {
+    "feed": "Laporan masuk terbaru",
+    "map": "Laporan terbuka per kelurahan",
+    "counts": "Jumlah laporan per kategori",
+    "deadlines": "Tenggat berisiko",
+    "room": "Ruang kendali",
+    "clock": "Waktu",
+}
+assert set(VIEW_TITLES) == set(VIEWS)
+
+
+def _sse(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@router.get("/events", include_in_schema=False)  # endless: no schema test may call it
+async def events(request: Request, viewer: Viewer) -> StreamingResponse:
+    """``layout`` at once and on every change of ``bcc/wall``; ``view`` (HTML of one view) when it changes."""
+    room: LiveRoom = request.app.state.room
+    config = wall_config(request)
+    queue = room.subscribe()
+    kiosk_cookie = request.cookies.get(KIOSK_COOKIE, "") if viewer.startswith("kiosk:") else ""
+
+    def view_event(view: str, html: str, stale: bool = False) -> str:
+        return _sse("view", {"view": view, "html": html, "stale": stale, "at": time.time()})
+
+    async def stream() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        layout = current_layout(room.snapshot()["states"])
+        next_reports = 0.0
+        room_dirty = True
+        last_room = 0.0
+        last_sent = loop.time()
+        try:
+            yield "retry: 2000\n\n"
+            yield _sse("layout", {"layout": layout})
+            while True:
+                now_m = loop.time()
+                if now_m >= next_reports:
+                    if kiosk_cookie and await run_in_threadpool(_kiosk(request).check, kiosk_cookie) is None:
+                        yield _sse("revoked", {})
+                        return
+                    if wall_config(request) is not config:  # an admin changed the assignment
+                        yield _sse("reload", {})
+                        return
+                    clock_now = request.app.state.clock()
+                    ctx = await run_in_threadpool(_report_context, request, clock_now)
+                    for view, html in _all_fragments(request, clock_now, ctx).items():
+                        yield view_event(view, html, view == "room" and room.bridge != "online")
+                    next_reports = now_m + config.refresh_s
+                    last_room = last_sent = now_m
+                    room_dirty = False
+                elif room_dirty and now_m - last_room >= ROOM_MIN_INTERVAL_S:
+                    ctx_room = _room_context(room)
+                    yield view_event(
+                        "room", _fragment(request.app.state.templates, "room", ctx_room), ctx_room["stale"]
+                    )
+                    last_room = last_sent = now_m
+                    room_dirty = False
+                elif now_m - last_sent >= KEEPALIVE_S:
+                    yield ": keepalive\n\n"
+                    last_sent = now_m
+                wait = next_reports - now_m
+                if room_dirty:
+                    wait = min(wait, max(0.0, last_room + ROOM_MIN_INTERVAL_S - now_m))
+                try:
+                    kind, data = await asyncio.wait_for(queue.get(), max(0.01, wait))
+                except TimeoutError:
+                    continue
+                if kind == "state" and data.get("device") == "wall":
+                    new = current_layout({"wall": data.get("state") or {}})
+                    if new != layout:
+                        layout = new
+                        yield _sse("layout", {"layout": layout})
+                        last_sent = loop.time()
+                if kind in ("state", "availability", "bridge", "snapshot"):
+                    room_dirty = True
+        finally:
+            room.unsubscribe(queue)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+# ---- admin: kiosk tokens -------------------------------------------------------------------------
+def _admin_page(
+    request: Request, lang: LangDep, new_token: str = "", error: str = "", status_code: int = 200
+) -> Response:
+    store = _kiosk(request)
+    config = wall_config(request)
+    context = {
+        "tokens": sorted(store.tokens(), key=lambda t: t.created_at, reverse=True),
+        "new_token": new_token,
+        "new_url": f"{request.app.state.settings.public_url}/dinding?kiosk={new_token}" if new_token else "",
+        "config": config,
+        "view_titles": VIEW_TITLES,
+        "views": VIEWS,
+        "error": error,
+        "customised": request.app.state.wall_mtime is not None,
+    }
+    return render(request, lang, "wall/admin.html", context, status_code=status_code)
+
+
+@router.get("/admin")
+def admin_page(request: Request, lang: LangDep, user: AdminUser) -> Response:
+    return _admin_page(request, lang)
+
+
+@router.post("/admin/token", dependencies=[CsrfDep])
+def create_token(
+    request: Request,
+    lang: LangDep,
+    now: NowDep,
+    user: AdminUser,
+    label: Annotated[str, Form(max_length=80)] = "",
+) -> Response:
+    if not label.strip():
+        raise HTTPException(400, "label required")
+    token = _kiosk(request).issue(label, user.username, now)
+    return _admin_page(request, lang, new_token=token)
+
+
+@router.post("/admin/token/{token_id}/cabut", dependencies=[CsrfDep])
+def revoke_token(request: Request, token_id: str, now: NowDep, user: AdminUser) -> Response:
+    if not _kiosk(request).revoke(token_id[:32], now):
+        raise HTTPException(404, "No such active token")
+    return RedirectResponse("/dinding/admin", status_code=303)
+
+
+_FIELD = re.compile(r"^(?P<layout>[a-z0-9_]{1,16})\.(?P<region>\d{1,2})\.(?P<what>width|views)$")
+
+
+@router.post("/admin/tata-letak", dependencies=[CsrfDep])
+async def save_assignment(request: Request, lang: LangDep, user: AdminUser) -> Response:
+    """Store the admins' view-to-region assignment (validated like the file); the walls re-flow on reload."""
+    form = await request.form()
+    layouts: dict[str, dict[int, dict[str, Any]]] = {}
+    for key, value in form.multi_items():
+        m = _FIELD.match(key)
+        if m is None or not isinstance(value, str) or m["layout"] not in LAYOUTS:
+            continue
+        region = layouts.setdefault(m["layout"], {}).setdefault(int(m["region"]), {})
+        if m["what"] == "width":
+            region["width"] = value.strip()[:8]
+        else:
+            region["views"] = [v.strip() for v in value.split(",")[: len(VIEWS) + 1] if v.strip()]
+    raw = {name: [regions[i] for i in sorted(regions)] for name, regions in layouts.items()}
+    config = wall_config(request)
+    try:
+        saved = await run_in_threadpool(save_layouts, config, raw, request.app.state.settings.media_dir)
+    except WallError as err:
+        return _admin_page(request, lang, error=str(err), status_code=400)
+    request.app.state.wall = saved
+    request.app.state.wall_mtime = _mtime(override_path(request.app.state.settings.media_dir))
+    log.info("wall_layouts_saved", user=user.username)
+    return RedirectResponse("/dinding/admin#h-layouts", status_code=303)
+
+
+@router.post("/admin/tata-letak/bawaan", dependencies=[CsrfDep])
+def reset_assignment(request: Request, user: AdminUser) -> Response:
+    """Back to ``portal/data/wall_layouts.yaml``."""
+    override_path(request.app.state.settings.media_dir).unlink(missing_ok=True)
+    request.app.state.wall = request.app.state.wall_default
+    request.app.state.wall_mtime = None
+    log.info("wall_layouts_reset", user=user.username)
+    return RedirectResponse("/dinding/admin#h-layouts", status_code=303)
