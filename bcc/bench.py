@@ -30,6 +30,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from devices.loader import DEMO_SITE, load_site
+from iot_gateway.lifecycle import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -230,9 +231,7 @@ async def bench_command(count: int) -> dict[str, Any]:
             mb = await modbus_floor(ep["host"], ep["port"], 1, count)
         finally:
             for proc in (gw, sims):
-                if proc is not None and proc.returncode is None:
-                    proc.terminate()
-                    await proc.wait()
+                await stop_process(proc)
             await broker.stop()
     floor = [a + b for a, b in zip(sorted(ping_rtts), sorted(mb), strict=False)]
     return {

@@ -26,6 +26,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from bcc.bench import ROOT, PahoRoundTrip, pct
 from bcc.broker import ROLES, MosquittoProcess, free_port, generate_demo_secrets
+from iot_gateway.lifecycle import stop_process
 from simulators import synthetic
 
 
@@ -146,14 +147,11 @@ async def bench_poll(
                 published = watcher.state_messages
             finally:
                 watcher.close()
-            gw.terminate()
-            await gw.wait()
+            await stop_process(gw)
             roof = await ceiling(endpoints, tags, 5.0)
         finally:
             for proc in (gw, sims):
-                if proc is not None and proc.returncode is None:
-                    proc.terminate()
-                    await proc.wait()
+                await stop_process(proc)
             await broker.stop()
     elapsed = t1 - t0
     polls = m1["bcc_gateway_poll_latency_seconds_count"] - m0["bcc_gateway_poll_latency_seconds_count"]

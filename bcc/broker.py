@@ -26,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from iot_gateway.lifecycle import stop_process
+
 __all__ = [
     "DEFAULT_ACL",
     "PRODUCTION_CONF",
@@ -321,14 +323,7 @@ class MosquittoProcess:
     async def stop(self) -> None:
         """SIGTERM (Mosquitto saves its persistence database), SIGKILL after 5 s."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 5.0)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_process(proc)
 
     async def restart(self) -> None:
         """Stop and start again on the same port with the same persistence directory."""

@@ -18,6 +18,7 @@ import structlog
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devices.site import MqttSettings
+from iot_gateway.lifecycle import cancel_and_wait, mqtt_connected
 from iot_gateway.metrics import GatewayMetrics
 from iot_gateway.topics import OFFLINE, Topics
 
@@ -26,7 +27,6 @@ log = structlog.get_logger(__name__)
 OnConnect = Callable[["MqttLink"], Awaitable[None]]
 OnMessage = Callable[[aiomqtt.Message], Coroutine[Any, Any, None]]
 PUBLISH_TIMEOUT_S = 5.0
-DISCONNECT_TIMEOUT_S = 2.0
 
 
 def client_kwargs(settings: MqttSettings, client_id: str, password: str | None) -> dict[str, object]:
@@ -112,57 +112,35 @@ class MqttLink:
         """Connect forever with capped, jittered exponential backoff."""
         failures = 0
         while not self._stopping:
-            client = self._make_client()
-            entered = False
             try:
-                await client.__aenter__()
-                entered = True
-                self._client = client
-                failures = 0
-                self._metrics.mqtt_reconnects.inc()
-                log.info("mqtt_connected", host=self.settings.host, port=self.settings.port)
-                # Messages flow while on_connect runs: it waits for retained ones (inventory sync).
-                reader = asyncio.create_task(self._read(client))
-                try:
-                    await self._on_connect(self)
-                    self.connected.set()
-                    await reader
-                finally:
-                    reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                async with mqtt_connected(self._make_client()) as client:
+                    self._client = client
+                    failures = 0
+                    self._metrics.mqtt_reconnects.inc()
+                    log.info("mqtt_connected", host=self.settings.host, port=self.settings.port)
+                    # Messages flow while on_connect runs: it waits for retained ones (inventory sync).
+                    reader = asyncio.create_task(self._read(client))
+                    try:
+                        await self._on_connect(self)
+                        self.connected.set()
                         await reader
+                    finally:
+                        self._client = None
+                        self.connected.clear()
+                        reader.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                            await reader
             except aiomqtt.MqttError as err:
                 failures += 1
                 if failures == 1:
                     log.warning("mqtt_disconnected", error=str(err))
-            finally:
-                self._client = None
-                self.connected.clear()
-                if entered:
-                    await self._disconnect(client)
             delay = min(self.settings.reconnect_max_s, self.settings.reconnect_min_s * 2 ** min(failures, 16))
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
 
     async def shutdown(self, task: asyncio.Task[None]) -> None:
-        """Stop the connection task, cancelling again if a cancellation gets lost on the way (pymodbus
-        and aiomqtt use asyncio.wait_for, which on Python 3.11 can swallow one)."""
+        """Stop the connection task (see iot_gateway.lifecycle for why one cancel is not enough)."""
         self._stopping = True
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=1.0)
-
-    async def _disconnect(self, client: aiomqtt.Client) -> None:
-        """Leave the session; bounded, because aiomqtt 2.5 waits for the broker's close without a timeout."""
-        try:
-            async with asyncio.timeout(DISCONNECT_TIMEOUT_S):
-                await client.__aexit__(None, None, None)
-        except aiomqtt.MqttError:
-            pass
-        except TimeoutError:
-            log.warning("mqtt_disconnect_timeout", timeout_s=DISCONNECT_TIMEOUT_S)
-            pending = getattr(client, "_disconnected", None)
-            if isinstance(pending, asyncio.Future) and not pending.done():
-                pending.set_result(None)
+        await cancel_and_wait(task)
 
     async def _read(self, client: aiomqtt.Client) -> None:
         # Handlers run concurrently (a slow command must not block the next message); they never

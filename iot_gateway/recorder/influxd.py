@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from bcc.broker import free_port
+from iot_gateway.lifecycle import stop_process
 
 
 class InfluxdStartError(Exception):
@@ -117,14 +118,7 @@ bind-address = "{self.host}:{rpc}"
     async def stop(self) -> None:
         """SIGTERM, SIGKILL after 5 s."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 5.0)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_process(proc)
 
     async def restart(self) -> None:
         """Start again on the same port with the same data."""

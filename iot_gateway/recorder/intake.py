@@ -20,6 +20,7 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from iot_gateway.lifecycle import mqtt_connected
 from iot_gateway.mqtt import client_kwargs
 from iot_gateway.recorder.config import RecorderConfig
 from iot_gateway.recorder.metrics import RecorderMetrics
@@ -95,9 +96,8 @@ class Intake:
         failures = 0
         settings = self.config.mqtt
         while True:
-            client = self._make_client()
             try:
-                async with client:
+                async with mqtt_connected(self._make_client()) as client:
                     failures = 0
                     self.metrics.mqtt_connects.inc()
                     if not self.session_present:

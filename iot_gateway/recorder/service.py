@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from prometheus_client import start_http_server
 
+from iot_gateway.lifecycle import cancel_and_wait
 from iot_gateway.recorder.config import RecorderConfig
 from iot_gateway.recorder.influx import InfluxClient, InfluxError
 from iot_gateway.recorder.intake import Intake
@@ -116,8 +117,7 @@ class Recorder:
                     tg.create_task(self._stats_loop(), name="recorder-stats"),
                 ]
                 await stop.wait()
-                for task in tasks:
-                    task.cancel()
+                await cancel_and_wait(*tasks)
         finally:
             if http is not None:
                 http.shutdown()
