@@ -179,7 +179,8 @@ async def run_bench(
         with _server(trivial_cmd, port, env) as trivial_url:
             trivial = await asyncio.to_thread(_wrk, trivial_url + "/ping", seconds, concurrency)
         port = _free_port()
-        portal_cmd = [py, "-m", "bcc", "portal", "serve", "--port", str(port)]
+        # the same uvicorn set-up as the trivial server: one worker, log level warning (no access log)
+        portal_cmd = [py, "-m", "bcc", "portal", "serve", "--port", str(port), "--log-level", "warning"]
         with _server(portal_cmd, port, env) as portal_url:
             async with httpx.AsyncClient(base_url=portal_url) as c:
                 page = await c.get("/lapor")

@@ -20,6 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from the TLS proxy")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="no per-request log line (when the TLS proxy in front already logs requests)",
+    )
     sub.add_parser("migrate", help="apply the database migrations and exit")
 
 
@@ -43,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         proxy_headers=args.proxy_headers,
         server_header=False,
-        log_level="info",
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
     )
     return 0

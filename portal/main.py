@@ -20,6 +20,7 @@ from portal.mqtt import MqttEventSink
 from portal.reference import load_reference
 from portal.services.deadlines import WIB
 from portal.services.events import NullSink
+from portal.services.intake import ReportWriter
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from portal.services.room import LiveRoom, load_plan
 from portal.services.scenes import load_scenes, run_schedules
@@ -79,6 +80,7 @@ def create_app(
             if notifier is not None:
                 await asyncio.to_thread(notifier.stop)
                 app.state.events = app.state.events.inner
+            await app.state.report_writer.close()
             for running in (schedules, *app.state.scene_tasks):
                 if running is None:
                     continue
@@ -122,6 +124,7 @@ def create_app(
     app.state.scenes = load_scenes(settings.scenes_file, app.state.room.plan)
     app.state.scene_tasks = set()  # scene runs in progress (asyncio tasks), cancelled on shutdown
     app.state.templates = Jinja2Templates(env=env)
+    app.state.report_writer = ReportWriter(app.state.sessions, lambda: app.state.events)
     app.state.submit_limiter = RateLimiter(settings.submissions_per_hour, 3600, monotonic)
     app.state.login_limiter = RateLimiter(20, 900, monotonic)
     app.include_router(public.router)

@@ -52,7 +52,7 @@ STATUS_TEXT = {
 }
 
 
-def get_room(request: Request) -> LiveRoom:
+async def get_room(request: Request) -> LiveRoom:
     room: LiveRoom = request.app.state.room
     return room
 

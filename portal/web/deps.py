@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData
@@ -25,33 +26,59 @@ SESSION_COOKIE = "bcc_session"
 LANG_COOKIE = "lang"
 
 
-def get_db(request: Request) -> Iterator[Session]:
+# The dependencies below never block, so they are ``async def``: FastAPI runs a plain ``def`` dependency
+# in the thread pool, and the hops (one per dependency, two for a generator) cost more than a database
+# insert (docs/performance.md, "Portal").
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """A session that connects lazily, in the route's thread; closed here without blocking the loop."""
     factory: sessionmaker[Session] = request.app.state.sessions
-    with factory() as session:
+    session = factory()
+    try:
         yield session
+    finally:
+        if session.in_transaction():  # still holds a connection: the rollback is I/O
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    return settings_of(request)
+
+
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_reference(request: Request) -> Reference:
+async def get_reference(request: Request) -> Reference:
+    return reference_of(request)
+
+
+def reference_of(request: Request) -> Reference:
     ref: Reference = request.app.state.reference
     return ref
 
 
-def get_sink(request: Request) -> EventSink:
+async def get_sink(request: Request) -> EventSink:
     sink: EventSink = request.app.state.events
     return sink
 
 
-def get_now(request: Request) -> datetime:
+async def get_now(request: Request) -> datetime:
+    return now_of(request)
+
+
+def now_of(request: Request) -> datetime:
     clock: Callable[[], datetime] = request.app.state.clock
     return clock()
 
 
-def get_lang(request: Request) -> Lang:
+async def get_lang(request: Request) -> Lang:
+    return lang_of(request)
+
+
+def lang_of(request: Request) -> Lang:
     chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE, "")
     return "en" if chosen == "en" else "id"
 
@@ -71,7 +98,7 @@ def csrf_token(request: Request) -> str:
     if session is not None:
         token: str = session.csrf_token
         return token
-    settings = get_settings(request)
+    settings = settings_of(request)
     cookie = request.scope.get("state", {}).get("csrf_cookie", "")
     return hmac.new(
         settings.secret_key.get_secret_value().encode(), cookie.encode(), hashlib.sha256
@@ -84,16 +111,26 @@ def reject_nul(form: FormData) -> None:
         raise HTTPException(400, "NUL byte in form")
 
 
-async def check_csrf(request: Request) -> None:
-    """403 unless the form's ``csrf_token`` matches (attached to every state-changing HTML route)."""
+async def check_csrf(request: Request) -> AsyncIterator[None]:
+    """403 unless the form's ``csrf_token`` matches (attached to every state-changing HTML route).
+
+    Parses the form (Starlette caches it for the route) and closes it when the request is done, also
+    when the check fails: uploads spooled to temporary files are released either way."""
     form = await request.form()
-    reject_nul(form)
-    sent = form.get("csrf_token")
-    if not isinstance(sent, str) or not request.cookies.get("bcc_csrf"):
-        raise HTTPException(403, "CSRF token missing")
-    load_staff_session(request)
-    if not hmac.compare_digest(sent, csrf_token(request)):
-        raise HTTPException(403, "CSRF token invalid")
+    try:
+        reject_nul(form)
+        sent = form.get("csrf_token")
+        if not isinstance(sent, str) or not request.cookies.get("bcc_csrf"):
+            raise HTTPException(403, "CSRF token missing")
+        if request.cookies.get(SESSION_COOKIE):  # a database lookup only for staff
+            await run_in_threadpool(load_staff_session, request)
+        else:
+            load_staff_session(request)
+        if not hmac.compare_digest(sent, csrf_token(request)):
+            raise HTTPException(403, "CSRF token invalid")
+        yield
+    finally:
+        await form.close()
 
 
 CsrfDep = Depends(check_csrf)
@@ -108,7 +145,7 @@ def load_staff_session(request: Request) -> User | None:
     found = None
     if token:
         with request.app.state.sessions() as db:
-            found = users.load_session(db, token, get_now(request))
+            found = users.load_session(db, token, now_of(request))
     request.state.staff_session = found
     user = found.user if found else None
     request.state.staff_user = user
@@ -150,7 +187,7 @@ def render(
         "lang": lang,
         "t": lambda key: translate(key, lang),
         "csrf_token": csrf_token(request),
-        "ref": get_reference(request),
+        "ref": reference_of(request),
         "staff": getattr(request.state, "staff_user", None),
     }
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)

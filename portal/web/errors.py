@@ -10,7 +10,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from portal.web.deps import LoginRequired, get_lang, render
+from portal.web.deps import LoginRequired, lang_of, render
 from portal.web.middleware import apply_security_headers
 from portal.web.open311_format import Open311Error, error_response
 
@@ -32,7 +32,7 @@ def _page(request: Request, status: int, headers: dict[str, str] | None = None) 
     key = f"error_{status}" if status in (400, 403, 404, 413, 429, 500) else "error_400"
     try:
         response = render(
-            request, get_lang(request), "error.html", {"status": status, "message_key": key}, status
+            request, lang_of(request), "error.html", {"status": status, "message_key": key}, status
         )
     except Exception:  # never fail while reporting a failure
         response = Response(f"Error {status}", status, media_type="text/plain; charset=utf-8")
