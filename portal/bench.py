@@ -32,6 +32,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import insert, text
 
+from bcc.broker import free_port
 from portal.db import make_engine, session_factory, upgrade
 from portal.models import Report
 from portal.reference import load_reference
@@ -89,13 +90,6 @@ TRIVIAL = FastAPI()
 async def ping() -> dict[str, bool]:
     """The ceiling: a trivial async endpoint on the same uvicorn set-up (FACTS.md)."""
     return {"ok": True}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -161,11 +155,13 @@ async def run_bench(
             "BCC_PORTAL_DATABASE_URL": url,
             "BCC_PORTAL_MEDIA_DIR": str(Path(tmp) / "media"),
             "BCC_PORTAL_COOKIE_SECURE": "false",
-            "BCC_PORTAL_SUBMISSIONS_PER_HOUR": str(10**9),
+            # the production limit (10 per client per hour) stays on; each request comes from its own
+            # random client address behind the (trusted) proxy, as thousands of citizens would
+            "BCC_PORTAL_TRUST_FORWARDED_FOR": "true",
         }
         env.pop("BCC_PORTAL_MQTT_HOST", None)
         py = sys.executable
-        port = _free_port()
+        port = free_port()
         trivial_cmd = [
             py,
             "-m",
@@ -178,7 +174,7 @@ async def run_bench(
         ]
         with _server(trivial_cmd, port, env) as trivial_url:
             trivial = await asyncio.to_thread(_wrk, trivial_url + "/ping", seconds, concurrency)
-        port = _free_port()
+        port = free_port()
         # the same uvicorn set-up as the trivial server: one worker, log level warning (no access log)
         portal_cmd = [py, "-m", "bcc", "portal", "serve", "--port", str(port), "--log-level", "warning"]
         with _server(portal_cmd, port, env) as portal_url:
@@ -199,7 +195,12 @@ async def run_bench(
                     'wrk.method = "POST"\n'
                     f"wrk.body = {json.dumps(urlencode(form))}\n"
                     'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
-                    f'wrk.headers["Cookie"] = {json.dumps(cookie)}\n',
+                    f'wrk.headers["Cookie"] = {json.dumps(cookie)}\n'
+                    "request = function()\n"
+                    '  wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",\n'
+                    "    math.random(0, 255), math.random(0, 255), math.random(1, 254))\n"
+                    "  return wrk.format()\n"
+                    "end\n",
                     encoding="utf-8",
                 )
                 submit = await asyncio.to_thread(

@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from the TLS proxy")
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (use PostgreSQL; rate limits and schedules are shared through it)",
+    )
+    serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.add_argument(
@@ -45,8 +51,15 @@ def run(args: argparse.Namespace) -> int:
     from portal.main import create_app
     from portal.services.notify import SmtpSettings
 
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    # one worker: the app built here; several: each worker process builds its own from the environment
+    app = create_app(settings, smtp=SmtpSettings.from_env(os.environ)) if args.workers == 1 else None
     uvicorn.run(
-        create_app(settings, smtp=SmtpSettings.from_env(os.environ)),
+        app or "portal.main:app_from_env",
+        factory=app is None,
+        workers=args.workers,
         host=args.host,
         port=args.port,
         proxy_headers=args.proxy_headers,

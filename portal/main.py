@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import os
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jinja2
@@ -22,11 +22,11 @@ from portal.services.deadlines import WIB
 from portal.services.events import NullSink
 from portal.services.intake import ReportWriter
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
+from portal.services.ratelimit import RateLimiter
 from portal.services.room import LiveRoom, load_plan
 from portal.services.scenes import load_scenes, run_schedules
 from portal.web import console, errors, open311, public, staff, wall
 from portal.web.middleware import BodyLimitMiddleware, CsrfCookieMiddleware, SecurityHeadersMiddleware
-from portal.web.ratelimit import RateLimiter
 
 HERE = Path(__file__).resolve().parent
 
@@ -38,10 +38,9 @@ def utc_now() -> datetime:
 def create_app(
     settings: Settings,
     clock: Callable[[], datetime] = utc_now,
-    monotonic: Callable[[], float] = time.monotonic,
     smtp: SmtpSettings | None = None,
 ) -> FastAPI:
-    """Build the portal. ``clock``/``monotonic`` are replaceable for tests (the only fakes we use);
+    """Build the portal. ``clock`` is replaceable for tests (the only fakes we use);
     ``smtp`` enables reporter e-mail notifications (portal/services/notify.py)."""
     engine = make_engine(settings.database_url)
 
@@ -124,9 +123,10 @@ def create_app(
     app.state.scenes = load_scenes(settings.scenes_file, app.state.room.plan)
     app.state.scene_tasks = set()  # scene runs in progress (asyncio tasks), cancelled on shutdown
     app.state.templates = Jinja2Templates(env=env)
-    app.state.report_writer = ReportWriter(app.state.sessions, lambda: app.state.events)
-    app.state.submit_limiter = RateLimiter(settings.submissions_per_hour, 3600, monotonic)
-    app.state.login_limiter = RateLimiter(20, 900, monotonic)
+    # rate limits live in the database (rate_hits), shared by every worker of the portal
+    submit_limiter = RateLimiter("submit", settings.submissions_per_hour, timedelta(hours=1))
+    app.state.report_writer = ReportWriter(app.state.sessions, lambda: app.state.events, submit_limiter)
+    app.state.login_limiter = RateLimiter("login", 20, timedelta(minutes=15))
     app.include_router(public.router)
     app.include_router(staff.router)
     app.include_router(open311.router)
@@ -139,3 +139,9 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app as ``bcc portal serve --workers N`` starts it in each worker process (a uvicorn
+    factory): settings from ``BCC_PORTAL_*``, notifications from ``BCC_PORTAL_SMTP_*``."""
+    return create_app(Settings.from_env(), smtp=SmtpSettings.from_env(os.environ))

@@ -157,6 +157,18 @@ class Photo(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class RateHit(Base):
+    """One counted request (a submission, a login attempt) for the shared sliding-window rate limits:
+    kept in the database so that every worker and every host counts the same hits."""
+
+    __tablename__ = "rate_hits"
+    __table_args__ = (Index("ix_rate_hits_scope_key_at", "scope", "key", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class CommandAudit(Base):
     """One command sent from the operator console: who, what, when, its transaction and the result.
 

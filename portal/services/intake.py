@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.models import Report
 from portal.services.events import EventSink
+from portal.services.ratelimit import RateLimiter
 from portal.services.reports import Prepared, insert_reports
 
 log = structlog.get_logger("portal.intake")
@@ -27,19 +29,25 @@ log = structlog.get_logger("portal.intake")
 
 class ReportWriter:
     def __init__(
-        self, sessions: sessionmaker[Session], sink: Callable[[], EventSink], max_batch: int = 200
+        self,
+        sessions: sessionmaker[Session],
+        sink: Callable[[], EventSink],
+        limiter: RateLimiter | None = None,
+        max_batch: int = 200,
     ) -> None:
         self.sessions = sessions
+        self.limiter = limiter  # counted in the batch's transaction: one shared limit for all workers
         self.sink = sink  # read per batch: the app swaps its sink when MQTT or SMTP start and stop
         self.max_batch = max_batch
-        self._pending: list[tuple[Prepared, asyncio.Future[Report]]] = []
+        self._pending: list[tuple[Prepared, asyncio.Future[Report | None]]] = []
         self._drain: asyncio.Task[None] | None = None
         self.batches = 0
         self.reports = 0
 
-    async def submit(self, prepared: Prepared) -> Report:
-        """Store ``prepared``; returns the stored report once its transaction has committed."""
-        future: asyncio.Future[Report] = asyncio.get_running_loop().create_future()
+    async def submit(self, prepared: Prepared) -> Report | None:
+        """Store ``prepared``; returns the stored report once its transaction has committed, or None
+        when the rate limit refused its client (``prepared.client``)."""
+        future: asyncio.Future[Report | None] = asyncio.get_running_loop().create_future()
         self._pending.append((prepared, future))
         if self._drain is None or self._drain.done():
             self._drain = asyncio.create_task(self._run(), name="portal-report-writer")
@@ -74,9 +82,16 @@ class ReportWriter:
                 if not future.done():
                     future.set_result(report)
 
-    def _write(self, batch: list[Prepared], discard_on_error: bool) -> list[Report]:
+    def _write(self, batch: list[Prepared], discard_on_error: bool) -> list[Report | None]:
         with self.sessions() as db:
-            return insert_reports(db, batch, self.sink(), discard_on_error)
+            return insert_reports(db, batch, self.sink(), discard_on_error, self.limiter)
+
+    def over_limit(self, client: str, now: datetime) -> bool:
+        """A read-only look at the client's limit (blocking: call it from a thread)."""
+        if self.limiter is None:
+            return False
+        with self.sessions() as db:
+            return self.limiter.used(db.connection(), client, now) >= self.limiter.limit
 
     async def close(self) -> None:
         """Finish what is queued (called on shutdown, before the engine is disposed)."""

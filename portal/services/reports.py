@@ -21,6 +21,7 @@ from portal.reference import Reference
 from portal.services import deadlines
 from portal.services.events import EventSink, emit
 from portal.services.photos import PhotoRejected, clean_photo, store_photo
+from portal.services.ratelimit import RateLimiter
 
 REPORTS = cast(Table, Report.__table__)
 ENTRIES = cast(Table, ReportEntry.__table__)
@@ -139,6 +140,7 @@ class Prepared:
     values: dict[str, object]
     photos: list[Photo]
     media_dir: Path
+    client: str = ""  # the rate-limit key (client address) when the submission is limited
 
     def discard(self) -> None:
         """Remove the stored photo files (the insert failed)."""
@@ -153,8 +155,10 @@ def prepare_report(
     policy: PhotoPolicy,
     now: datetime,
     source: str = "web",
+    client: str = "",
 ) -> Prepared:
-    """Validate (InvalidInput with every problem), clean and store the photos, build the row."""
+    """Validate (InvalidInput with every problem), clean and store the photos, build the row.
+    ``client`` is the key of the submission rate limit (the client address) if one applies."""
     if errors := validate(ref, inp):
         raise InvalidInput(errors)
     point = parse_point(inp.lat, inp.lon)
@@ -185,42 +189,57 @@ def prepare_report(
         "verify_late": False,
         "respond_late": False,
     }
-    return Prepared(values, stored, policy.media_dir)
+    return Prepared(values, stored, policy.media_dir, client)
 
 
 def insert_reports(
-    db: Session, batch: Sequence[Prepared], sink: EventSink, discard_on_error: bool = True
-) -> list[Report]:
+    db: Session,
+    batch: Sequence[Prepared],
+    sink: EventSink,
+    discard_on_error: bool = True,
+    limiter: RateLimiter | None = None,
+) -> list[Report | None]:
     """Insert the reports of ``batch`` with their first history entries and photos in ONE transaction,
     commit, emit ``created`` for each; on failure nothing is stored and (unless the caller will retry:
     ``discard_on_error=False``) the batch's photo files are removed. Returns detached copies of what
-    was stored (no reload from the database).
+    was stored (no reload from the database), None where ``limiter`` refused the submission's client
+    (its photo files are removed; the hits are counted in the same transaction as the reports).
 
     Core INSERTs (executemany with RETURNING), not the ORM unit of work: the rows' shape is fixed, and
     the unit of work cost more than the rest of the request together (docs/performance.md, "Portal").
     """
+    refused: list[Prepared] = []
     try:
         with writer(db):
             conn = db.connection()
-            ids = list(
+            if limiter is not None:
+                now = max(cast(datetime, p.values["created_at"]) for p in batch)
+                allowed = limiter.hit(conn, [p.client for p in batch], now)
+                refused = [p for p, ok in zip(batch, allowed, strict=True) if not ok]
+                accepted = [p for p, ok in zip(batch, allowed, strict=True) if ok]
+            else:
+                accepted = list(batch)
+            ids: list[int] = []
+            if accepted:
+                ids = list(
+                    conn.execute(
+                        insert(REPORTS).returning(REPORTS.c.id, sort_by_parameter_order=True),
+                        [p.values for p in accepted],
+                    ).scalars()
+                )
                 conn.execute(
-                    insert(REPORTS).returning(REPORTS.c.id, sort_by_parameter_order=True),
-                    [p.values for p in batch],
-                ).scalars()
-            )
-            conn.execute(
-                insert(ENTRIES),
-                [
-                    {
-                        "report_id": rid,
-                        "kind": "created",
-                        "at": p.values["created_at"],
-                        "actor_label": "pelapor",
-                        "body": "",
-                    }
-                    for rid, p in zip(ids, batch, strict=True)
-                ],
-            )
+                    insert(ENTRIES),
+                    [
+                        {
+                            "report_id": rid,
+                            "kind": "created",
+                            "at": p.values["created_at"],
+                            "actor_label": "pelapor",
+                            "body": "",
+                        }
+                        for rid, p in zip(ids, accepted, strict=True)
+                    ],
+                )
             photo_rows = [
                 {
                     "report_id": rid,
@@ -230,7 +249,7 @@ def insert_reports(
                     "size_bytes": photo.size_bytes,
                     "created_at": p.values["created_at"],
                 }
-                for rid, p in zip(ids, batch, strict=True)
+                for rid, p in zip(ids, accepted, strict=True)
                 for photo in p.photos
             ]
             if photo_rows:
@@ -242,10 +261,12 @@ def insert_reports(
             for p in batch:
                 p.discard()
         raise
-    stored = [Report(id=rid, **p.values) for rid, p in zip(ids, batch, strict=True)]
-    for report in stored:
+    for p in refused:
+        p.discard()
+    stored = {id(p): Report(id=rid, **p.values) for rid, p in zip(ids, accepted, strict=True)}
+    for report in stored.values():
         emit(sink, "created", report, report.created_at)
-    return stored
+    return [stored.get(id(p)) for p in batch]
 
 
 def create_report(
@@ -262,7 +283,9 @@ def create_report(
 
     The web form goes through :class:`portal.services.intake.ReportWriter` instead, which commits
     concurrent submissions together."""
-    return insert_reports(db, [prepare_report(ref, inp, photos, policy, now, source)], sink)[0]
+    report = insert_reports(db, [prepare_report(ref, inp, photos, policy, now, source)], sink)[0]
+    assert report is not None  # no limiter: never refused
+    return report
 
 
 def get_by_code(db: Session, code: str) -> Report:

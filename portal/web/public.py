@@ -154,22 +154,29 @@ async def submit_report(request: Request) -> Response:
     values = {name: form.get(name, default) for name, default in REPORT_FIELDS.items()}
     inp = reports.ReportInput(**{k: v if isinstance(v, str) else "" for k, v in values.items()})
     settings = settings_of(request)
-    if not request.app.state.submit_limiter.hit(client_ip(request, settings.trust_forwarded_for)):
-        raise HTTPException(429, "Too many submissions")
     lang = lang_of(request)
     if form.get("website"):  # the honeypot: people never see this field, naive bots fill it in
         return await run_in_threadpool(_form_page_db, request, lang, inp, {"form": "err_form"}, 400)
     photos = [f for f in form.getlist("photos") if isinstance(f, StarletteUpload)]
+    client = client_ip(request, settings.trust_forwarded_for)
+    writer = request.app.state.report_writer
     try:
         raws = await read_photos_async(photos, settings.max_photo_bytes)
         ref, now = reference_of(request), now_of(request)
-        if raws:  # decoding and re-encoding photos is CPU work for a thread
-            prepared = await run_in_threadpool(reports.prepare_report, ref, inp, raws, policy(settings), now)
+        if raws:  # decoding and re-encoding photos is CPU work for a thread: not for a client over its limit
+            if await run_in_threadpool(writer.over_limit, client, now):
+                raise HTTPException(429, "Too many submissions")
+            prepared = await run_in_threadpool(
+                reports.prepare_report, ref, inp, raws, policy(settings), now, "web", client
+            )
         else:
-            prepared = reports.prepare_report(ref, inp, raws, policy(settings), now)
-        report = await request.app.state.report_writer.submit(prepared)
+            prepared = reports.prepare_report(ref, inp, raws, policy(settings), now, "web", client)
+        # the limit itself is counted in the insert's transaction (portal.services.ratelimit)
+        report = await writer.submit(prepared)
     except InvalidInput as err:
         return await run_in_threadpool(_form_page_db, request, lang, inp, err.errors, 400)
+    if report is None:
+        raise HTTPException(429, "Too many submissions")
     return RedirectResponse(f"/laporan/{report.code}?baru=1", status_code=303)
 
 

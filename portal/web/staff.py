@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
+from portal.db import writer
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
 from portal.models import RESOLUTIONS, STATUSES, User
 from portal.services import evaluation, users, workflow
@@ -56,7 +57,12 @@ def login(
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/staf",
 ) -> Response:
-    if not request.app.state.login_limiter.hit(client_ip(request, settings.trust_forwarded_for)):
+    with writer(db):  # the attempt counts in the shared limit whatever its outcome
+        allowed = request.app.state.login_limiter.hit(
+            db.connection(), [client_ip(request, settings.trust_forwarded_for)], now
+        )[0]
+        db.commit()
+    if not allowed:
         raise HTTPException(429, "Too many login attempts")
     user = users.authenticate(db, username, password[:1024])
     if user is None:

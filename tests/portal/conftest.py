@@ -69,7 +69,7 @@ def settings(portal_db_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, clock: FakeClock) -> FastAPI:
-    return create_app(settings, clock=clock.now, monotonic=clock.monotonic)
+    return create_app(settings, clock=clock.now)
 
 
 @pytest.fixture

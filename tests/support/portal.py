@@ -62,9 +62,14 @@ def portal_db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_templat
         yield f"sqlite:///{target}"
         return
     url: str = request.getfixturevalue("postgres_url")
+    empty_tables(url)
+    yield url
+
+
+def empty_tables(url: str) -> None:
+    """Empty every portal table of the PostgreSQL database at ``url``."""
     engine = make_engine(url)
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    yield url

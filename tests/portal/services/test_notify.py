@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -15,6 +14,7 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from bcc.broker import free_port
 from portal.config import Settings
 from portal.main import create_app
 from portal.services.notify import SmtpSettings
@@ -39,13 +39,6 @@ class Inbox:
             return list(self.messages)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
     box = Inbox()
@@ -63,9 +56,7 @@ def portal_with_smtp(
     settings: Settings, clock: FakeClock, port: int, **smtp: Any
 ) -> Iterator[tuple[FastAPI, TestClient]]:
     """The app as ``bcc portal serve`` builds it with BCC_PORTAL_SMTP_* set."""
-    app = create_app(
-        settings, clock=clock.now, monotonic=clock.monotonic, smtp=SmtpSettings("127.0.0.1", port, **smtp)
-    )
+    app = create_app(settings, clock=clock.now, smtp=SmtpSettings("127.0.0.1", port, **smtp))
     with TestClient(app) as client:
         yield app, client
 

@@ -12,9 +12,11 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import func, select
 
 from portal.config import Settings
 from portal.main import create_app
+from portal.models import RateHit, Report
 from portal.services import reports
 from portal.web.deps import RoleGuard
 from tests.portal.conftest import (
@@ -252,7 +254,6 @@ def test_rate_limit_answers_429_then_recovers(portal_db_url: str, tmp_path: Path
     app = create_app(
         make_settings(portal_db_url, tmp_path, submissions_per_hour=2),
         clock=clock.now,
-        monotonic=clock.monotonic,
     )
     with TestClient(app) as c:
         submit(c)
@@ -262,6 +263,47 @@ def test_rate_limit_answers_429_then_recovers(portal_db_url: str, tmp_path: Path
         assert "Terlalu banyak laporan" in r.text and "content-security-policy" in r.headers
         clock.advance(hours=1, seconds=1)
         submit(c)
+
+
+def test_rate_limits_are_shared_by_every_worker(portal_db_url: str, tmp_path: Path, clock: FakeClock) -> None:
+    """Two portal processes (two apps on one database) count the same hits: submissions and logins."""
+    settings = make_settings(portal_db_url, tmp_path, submissions_per_hour=3)
+    one, two = create_app(settings, clock=clock.now), create_app(settings, clock=clock.now)
+    with TestClient(one) as a, TestClient(two) as b:
+        submit(a)
+        submit(b, photos=[jpeg()])
+        submit(a)
+        media = set(Path(settings.media_dir).iterdir())
+        for c in (a, b):
+            r = c.post("/lapor", data={"csrf_token": csrf(c), **report_form()})
+            assert r.status_code == 429
+        # a refused submission with a photo is refused before the photo is processed or stored
+        r = b.post(
+            "/lapor",
+            data={"csrf_token": csrf(b), **report_form()},
+            files=[("photos", ("p.jpg", jpeg(), "image/jpeg"))],
+        )
+        assert r.status_code == 429 and set(Path(settings.media_dir).iterdir()) == media
+        with one.state.sessions() as db:
+            assert db.scalar(select(func.count()).select_from(Report)) == 3
+
+        for i in range(20):  # the login limit: 20 attempts per 15 minutes, whichever worker answers
+            c = (a, b)[i % 2]
+            r = c.post(
+                "/staf/masuk", data={"csrf_token": csrf(c, "/staf/masuk"), "username": "x", "password": "y"}
+            )
+            assert r.status_code == 401
+        r = a.post(
+            "/staf/masuk", data={"csrf_token": csrf(a, "/staf/masuk"), "username": "x", "password": "y"}
+        )
+        assert r.status_code == 429
+
+        clock.advance(hours=1, seconds=1)  # the window has passed; expired hits are cleaned up
+        submit(b)
+        with one.state.sessions() as db:
+            hits = db.execute(select(RateHit.scope, RateHit.at)).all()
+        assert sorted(scope for scope, _ in hits).count("submit") == 1  # the old ones were deleted
+        assert all(at == clock.now() for scope, at in hits if scope == "submit")
 
 
 def test_nul_bytes_are_refused_before_reaching_the_database(client: TestClient) -> None:

@@ -1,0 +1,65 @@
+"""Per-client sliding-window limits (submissions, login attempts) kept in the database.
+
+Every counted request is a row of ``rate_hits``, so all workers and hosts of one portal share the
+limit (ARCHITECTURE.md: nothing may assume a single process). A request is allowed while fewer than
+``limit`` hits of the same scope and key fall in the last ``window``; the count stops at ``limit``
+(``LIMIT`` in the subquery), so checking costs the same however busy a key is. Expired rows are
+deleted by whichever worker checks first after ``cleanup_every``.
+
+Two workers that check the same key at the same instant may both see ``limit - 1`` and both pass: an
+abuse limit may overshoot by the number of workers, never undershoot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Connection, Table, delete, func, insert, select
+
+from portal.models import RateHit
+
+HITS = cast(Table, RateHit.__table__)
+
+
+class RateLimiter:
+    def __init__(
+        self, scope: str, limit: int, window: timedelta, cleanup_every: timedelta | None = None
+    ) -> None:
+        self.scope = scope
+        self.limit = limit
+        self.window = window
+        self.cleanup_every = cleanup_every or timedelta(seconds=60)
+        self._last_cleanup: datetime | None = None
+
+    def used(self, conn: Connection, key: str, now: datetime) -> int:
+        """Hits of ``key`` in the window ending at ``now``, counted up to ``limit``."""
+        recent = (
+            select(HITS.c.id)
+            .where(HITS.c.scope == self.scope, HITS.c.key == key[:64], HITS.c.at > now - self.window)
+            .limit(self.limit)
+            .subquery()
+        )
+        return conn.scalar(select(func.count()).select_from(recent)) or 0
+
+    def hit(self, conn: Connection, keys: Sequence[str], now: datetime) -> list[bool]:
+        """Count one request for each of ``keys`` (repeats allowed) unless its key is over the limit;
+        True where allowed. Runs in the caller's transaction: commit to make the hits count."""
+        keys = [key[:64] for key in keys]
+        cutoff = now - self.window
+        used = {key: self.used(conn, key, now) for key in dict.fromkeys(keys)}
+        allowed: list[bool] = []
+        rows = []
+        for key in keys:
+            ok = used[key] < self.limit
+            if ok:
+                used[key] += 1
+                rows.append({"scope": self.scope, "key": key, "at": now})
+            allowed.append(ok)
+        if rows:
+            conn.execute(insert(HITS), rows)
+        if self._last_cleanup is None or now - self._last_cleanup >= self.cleanup_every:
+            self._last_cleanup = now
+            conn.execute(delete(HITS).where(HITS.c.scope == self.scope, HITS.c.at <= cutoff))
+        return allowed

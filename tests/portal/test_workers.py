@@ -1,0 +1,92 @@
+"""``bcc portal serve --workers 2`` on PostgreSQL: two real worker processes answer, and the
+submission limit is one limit for both (it lives in the database, not in a worker's memory)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from sqlalchemy import func, select
+
+from bcc.broker import free_port
+from portal.db import make_engine
+from portal.models import Report
+from tests.portal.conftest import report_form
+from tests.support.portal import empty_tables
+
+
+@pytest.fixture
+def empty_postgres(postgres_url: str) -> str:
+    empty_tables(postgres_url)
+    return postgres_url
+
+
+def worker_processes(parent: psutil.Process) -> list[psutil.Process]:
+    """uvicorn's worker processes (spawned by multiprocessing; not its resource tracker)."""
+    return [c for c in parent.children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+
+
+@pytest.fixture
+def two_workers(empty_postgres: str, tmp_path: Path) -> Iterator[tuple[str, psutil.Process]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "BCC_PORTAL_SECRET_KEY": secrets.token_hex(32),
+        "BCC_PORTAL_DATABASE_URL": empty_postgres,
+        "BCC_PORTAL_MEDIA_DIR": str(tmp_path / "media"),
+        "BCC_PORTAL_COOKIE_SECURE": "false",
+        "BCC_PORTAL_SUBMISSIONS_PER_HOUR": "3",
+    }
+    env.pop("BCC_PORTAL_MQTT_HOST", None)
+    cmd = [sys.executable, "-m", "bcc", "portal", "serve", "--workers", "2", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        parent = psutil.Process(proc.pid)
+        while True:  # ready: both workers started and the port answers
+            try:
+                if len(worker_processes(parent)) == 2 and httpx.get(url + "/", timeout=2).status_code == 200:
+                    break
+            except (httpx.HTTPError, psutil.Error):
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "portal workers did not start"
+            time.sleep(0.1)  # readiness poll
+        yield url, parent
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def submit(url: str) -> int:
+    """A fresh browser (own cookies, own connection) submits once; returns the status code."""
+    with httpx.Client(base_url=url) as c:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/lapor").text)
+        assert token
+        return c.post("/lapor", data={"csrf_token": token.group(1), **report_form()}).status_code
+
+
+def test_two_worker_processes_share_the_submission_limit(
+    two_workers: tuple[str, psutil.Process], empty_postgres: str
+) -> None:
+    url, parent = two_workers
+    statuses = [submit(url) for _ in range(8)]  # 16 new connections, spread over the workers by the kernel
+    assert statuses[:3] == [303] * 3 and statuses[3:] == [429] * 5
+    engine = make_engine(empty_postgres)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Report)) == 3
+    engine.dispose()
+    workers = worker_processes(parent)
+    assert len(workers) == 2
+    # both workers served database requests: each keeps its own pooled connection to PostgreSQL
+    for worker in workers:
+        assert any(c.raddr and c.raddr.port == 5432 for c in worker.net_connections(kind="tcp"))
