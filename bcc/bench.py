@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     por.add_argument("--submissions", type=int, default=400, help="submissions to time (default 400)")
     por.add_argument("--database-url", default="", help="default: a temporary SQLite file")
     por.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint (default 10)")
+    por.add_argument(
+        "--workers", type=int, default=1, help="uvicorn workers of both servers (more than 1: use PostgreSQL)"
+    )
     por.add_argument("--json", action="store_true", help="print one JSON object only")
     con = sub.add_parser("console", help="simulator change -> operator console (SSE) vs. gateway publish")
     con.add_argument("--count", type=int, default=200, help="value changes to time (default 200)")
@@ -260,7 +263,13 @@ def run(args: argparse.Namespace) -> int:
         from portal.bench import run_bench
 
         result = asyncio.run(
-            run_bench(args.reports, args.submissions, db_url=args.database_url, seconds=args.seconds)
+            run_bench(
+                args.reports,
+                args.submissions,
+                db_url=args.database_url,
+                seconds=args.seconds,
+                workers=args.workers,
+            )
         )
     elif args.bench == "console":
         from portal.bench_console import bench_console

@@ -29,10 +29,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import insert, text
 
 from bcc.broker import free_port
+from portal.cli import NoDelayH11Protocol
 from portal.db import make_engine, session_factory, upgrade
 from portal.models import Report
 from portal.reference import load_reference
@@ -133,7 +135,12 @@ def _wrk(url: str, seconds: int, connections: int, script: str | None = None) ->
 
 
 async def run_bench(
-    reports: int = 100_000, submissions: int = 400, concurrency: int = 8, db_url: str = "", seconds: int = 10
+    reports: int = 100_000,
+    submissions: int = 400,
+    concurrency: int = 8,
+    db_url: str = "",
+    seconds: int = 10,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Submissions/s and p99 (wrk POSTing the real form), the staff queue p99 at ``reports`` reports,
     and the trivial endpoint's rate measured in the same run. ``submissions`` is kept for callers
@@ -162,21 +169,13 @@ async def run_bench(
         env.pop("BCC_PORTAL_MQTT_HOST", None)
         py = sys.executable
         port = free_port()
-        trivial_cmd = [
-            py,
-            "-m",
-            "uvicorn",
-            "portal.bench:TRIVIAL",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
+        trivial_cmd = [py, "-m", "portal.bench", "--serve-trivial", str(port), "--workers", str(workers)]
         with _server(trivial_cmd, port, env) as trivial_url:
             trivial = await asyncio.to_thread(_wrk, trivial_url + "/ping", seconds, concurrency)
         port = free_port()
-        # the same uvicorn set-up as the trivial server: one worker, log level warning (no access log)
+        # the same uvicorn set-up as the trivial server: workers, log level warning (no access log)
         portal_cmd = [py, "-m", "bcc", "portal", "serve", "--port", str(port), "--log-level", "warning"]
+        portal_cmd += ["--workers", str(workers)]
         with _server(portal_cmd, port, env) as portal_url:
             async with httpx.AsyncClient(base_url=portal_url) as c:
                 page = await c.get("/lapor")
@@ -229,7 +228,8 @@ async def run_bench(
         "queue_p99_ms": _p99_ms(queue_lat),
         "database": url.split(":", 1)[0],
         "concurrency": concurrency,
-        "load_generator": "wrk -t2, servers in their own processes (1 uvicorn worker each)",
+        "workers": workers,
+        "load_generator": f"wrk -t2, servers in their own processes ({workers} uvicorn worker(s) each)",
     }
 
 
@@ -243,8 +243,22 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=400)
     parser.add_argument("--database-url", default="", help="default: a temporary SQLite file")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--serve-trivial", type=int, metavar="PORT", help="only serve the trivial endpoint")
     args = parser.parse_args()
-    result = asyncio.run(run_bench(args.reports, args.submissions, db_url=args.database_url))
+    if args.serve_trivial:
+        # exactly the portal's uvicorn set-up (protocol class, workers, log level), minus the portal
+        uvicorn.run(
+            "portal.bench:TRIVIAL",
+            port=args.serve_trivial,
+            workers=args.workers,
+            http=NoDelayH11Protocol,
+            log_level="warning",
+        )
+        return
+    result = asyncio.run(
+        run_bench(args.reports, args.submissions, db_url=args.database_url, workers=args.workers)
+    )
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import socket
 import sys
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from portal.config import Settings, SettingsError
 from portal.db import make_engine, upgrade
+
+
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with TCP_NODELAY on every connection.
+
+    With ``--workers`` uvicorn binds the listening socket itself as ``socket.socket(family)``, whose
+    ``proto`` is 0, so asyncio does not set TCP_NODELAY on accepted connections; a response written
+    as headers + body then waits for the client's delayed ACK: every request took 44 ms (measured:
+    180 requests/s on 8 connections). One worker is not affected; setting it always is harmless."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         app or "portal.main:app_from_env",
         factory=app is None,
         workers=args.workers,
+        http=NoDelayH11Protocol,
         host=args.host,
         port=args.port,
         proxy_headers=args.proxy_headers,

@@ -91,7 +91,7 @@ class ReportWriter:
         if self.limiter is None:
             return False
         with self.sessions() as db:
-            return self.limiter.used(db.connection(), client, now) >= self.limiter.limit
+            return self.limiter.used(db.connection(), [client], now)[client[:64]] >= self.limiter.limit
 
     async def close(self) -> None:
         """Finish what is queued (called on shutdown, before the engine is disposed)."""

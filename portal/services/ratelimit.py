@@ -2,9 +2,10 @@
 
 Every counted request is a row of ``rate_hits``, so all workers and hosts of one portal share the
 limit (ARCHITECTURE.md: nothing may assume a single process). A request is allowed while fewer than
-``limit`` hits of the same scope and key fall in the last ``window``; the count stops at ``limit``
-(``LIMIT`` in the subquery), so checking costs the same however busy a key is. Expired rows are
-deleted by whichever worker checks first after ``cleanup_every``.
+``limit`` hits of the same scope and key fall in the last ``window``. Refused requests add no row, so
+a key never holds more than ``limit`` rows in a window and a check reads at most that many index
+entries per key (one query for a whole batch of keys). Expired rows are deleted by whichever worker
+checks first after ``cleanup_every``.
 
 Two workers that check the same key at the same instant may both see ``limit - 1`` and both pass: an
 abuse limit may overshoot by the number of workers, never undershoot.
@@ -33,22 +34,25 @@ class RateLimiter:
         self.cleanup_every = cleanup_every or timedelta(seconds=60)
         self._last_cleanup: datetime | None = None
 
-    def used(self, conn: Connection, key: str, now: datetime) -> int:
-        """Hits of ``key`` in the window ending at ``now``, counted up to ``limit``."""
-        recent = (
-            select(HITS.c.id)
-            .where(HITS.c.scope == self.scope, HITS.c.key == key[:64], HITS.c.at > now - self.window)
-            .limit(self.limit)
-            .subquery()
+    def used(self, conn: Connection, keys: Sequence[str], now: datetime) -> dict[str, int]:
+        """Hits of each of ``keys`` in the window ending at ``now``."""
+        distinct = list(dict.fromkeys(key[:64] for key in keys))
+        counts = {key: 0 for key in distinct}
+        rows = conn.execute(
+            select(HITS.c.key, func.count())
+            .where(HITS.c.scope == self.scope, HITS.c.key.in_(distinct), HITS.c.at > now - self.window)
+            .group_by(HITS.c.key)
         )
-        return conn.scalar(select(func.count()).select_from(recent)) or 0
+        for key, n in rows:
+            counts[key] = n
+        return counts
 
     def hit(self, conn: Connection, keys: Sequence[str], now: datetime) -> list[bool]:
         """Count one request for each of ``keys`` (repeats allowed) unless its key is over the limit;
         True where allowed. Runs in the caller's transaction: commit to make the hits count."""
         keys = [key[:64] for key in keys]
         cutoff = now - self.window
-        used = {key: self.used(conn, key, now) for key in dict.fromkeys(keys)}
+        used = self.used(conn, keys, now)
         allowed: list[bool] = []
         rows = []
         for key in keys:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import statistics
 import subprocess
 import sys
 import time
@@ -90,3 +91,19 @@ def test_two_worker_processes_share_the_submission_limit(
     # both workers served database requests: each keeps its own pooled connection to PostgreSQL
     for worker in workers:
         assert any(c.raddr and c.raddr.port == 5432 for c in worker.net_connections(kind="tcp"))
+
+
+def test_workers_answer_keep_alive_requests_without_a_nagle_stall(
+    two_workers: tuple[str, psutil.Process],
+) -> None:
+    """uvicorn binds the socket for its workers without IPPROTO_TCP, so asyncio leaves Nagle on and a
+    response sent as headers + body waits for the client's delayed ACK (40 ms on Linux, every time).
+    portal.cli.NoDelayH11Protocol sets TCP_NODELAY; without it every request below takes >= 40 ms."""
+    url, _parent = two_workers
+    with httpx.Client(base_url=url) as c:  # one keep-alive connection
+        took = []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            assert c.get("/lacak").status_code == 200
+            took.append(time.perf_counter() - t0)
+    assert statistics.median(took) < 0.035, took
