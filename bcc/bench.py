@@ -62,8 +62,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     con.add_argument("--json", action="store_true", help="print one JSON object only")
     rec = sub.add_parser("recorder", help="MQTT -> recorder -> InfluxDB values/s vs. raw /write ceiling")
     rec.add_argument("--devices", type=int, default=100, help="devices of 30 registers (default 100)")
-    rec.add_argument("--messages", type=int, default=40_000, help="state messages (default 40,000)")
-    rec.add_argument("--rate", type=float, default=6000.0, help="publish limit, messages/s (default 6000)")
+    rec.add_argument("--messages", type=int, default=40_000, help="device states (default 40,000)")
+    rec.add_argument(
+        "--rate", type=float, default=50_000.0, help="publish limit, device states/s (default 50,000)"
+    )
+    rec.add_argument(
+        "--bulk",
+        type=int,
+        default=0,
+        help="states per MQTT message on bcc/bridge/telemetry (gateway.telemetry_batch_ms); "
+        "0 (default): one message per state on its device topic",
+    )
     rec.add_argument("--json", action="store_true", help="print one JSON object only")
 
 
@@ -278,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.bench == "recorder":
         from iot_gateway.recorder.bench import bench_recorder
 
-        result = asyncio.run(bench_recorder(args.devices, args.messages, args.rate))
+        result = asyncio.run(bench_recorder(args.devices, args.messages, args.rate, bulk=args.bulk))
     else:  # pragma: no cover - argparse restricts choices
         return 2
     if args.json:

@@ -89,6 +89,11 @@ class GatewaySettings(Frozen):
     metrics_host: str = "127.0.0.1"
     # Period of the retained bcc/bridge/health message (counters for the Gateway health dashboard).
     health_period_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # Bulk telemetry: besides each device's retained state, every state published within this many
+    # milliseconds also goes out in ONE message on <base>/bridge/telemetry, and the recorder reads that
+    # topic instead of the per-device ones (one MQTT message per batch instead of per device: for sites
+    # with hundreds of devices). None: off.
+    telemetry_batch_ms: Annotated[int, Field(ge=10, le=10_000)] | None = None
 
 
 class TcpBus(Frozen):

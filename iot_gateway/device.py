@@ -76,8 +76,10 @@ class DeviceRunner:
         topics: Topics,
         publish: Publish,
         metrics: GatewayMetrics,
+        telemetry: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self.instance = instance
+        self._telemetry = telemetry  # bulk telemetry (iot_gateway.bulk), when the site enables it
         self.id = instance.id
         self.profile = profile
         self.hub = hub
@@ -224,7 +226,10 @@ class DeviceRunner:
         async with self._publish_lock:
             self._published = dict(self.values)
             self._last_publish = self.value_ts
-            await self._publish(self.topics.state(self.id), self.state_payload(), True)
+            payload = self.state_payload()
+            await self._publish(self.topics.state(self.id), payload, True)
+            if self._telemetry is not None:
+                self._telemetry(self.id, payload)
 
     async def republish(self) -> None:
         """After a broker reconnect: retained availability and last known state again."""

@@ -39,6 +39,14 @@ class GatewayMetrics:
             "Retained messages on command topics, ignored",
             registry=r,
         )
+        self.telemetry_states = Counter(
+            "bcc_gateway_bulk_telemetry_states", "States sent in bulk telemetry messages", registry=r
+        )
+        self.telemetry_dropped = Counter(
+            "bcc_gateway_bulk_telemetry_dropped",
+            "States dropped from bulk telemetry while the broker was away (oldest first)",
+            registry=r,
+        )
         self.mqtt_reconnects = Counter("bcc_gateway_mqtt_connects", "MQTT (re)connections", registry=r)
         self.queue_depth = Gauge(
             "bcc_gateway_bus_queue_depth", "Requests waiting per bus", ["bus"], registry=r

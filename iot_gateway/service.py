@@ -20,6 +20,7 @@ import structlog
 
 from devices.site import DeviceInstance
 from iot_gateway import discovery
+from iot_gateway.bulk import TelemetryBatcher
 from iot_gateway.commands import (
     Command,
     CommandRejected,
@@ -48,6 +49,15 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.hubs: dict[str, BusHub] = {}
         self.devices: dict[str, DeviceRunner] = {}
+        self.telemetry: TelemetryBatcher | None = None
+        if self.settings.telemetry_batch_ms is not None:
+            self.telemetry = TelemetryBatcher(
+                self._publish_ok,
+                self.topics.bridge_telemetry,
+                self.settings.telemetry_batch_ms / 1000,
+                self.metrics.telemetry_states,
+                self.metrics.telemetry_dropped,
+            )
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._tg: asyncio.TaskGroup | None = None
         for inst in config.loaded.site.devices:
@@ -83,6 +93,7 @@ class Gateway:
             self.topics,
             self._publish,
             self.metrics,
+            self.telemetry.add if self.telemetry is not None else None,
         )
         self.devices[inst.id] = runner
         if self._tg is not None:
@@ -101,6 +112,9 @@ class Gateway:
 
     async def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
         await self.link.publish(topic, payload, retain=retain)
+
+    async def _publish_ok(self, topic: str, payload: bytes, retain: bool) -> bool:
+        return await self.link.publish(topic, payload, retain=retain)
 
     async def publish_discovery(self) -> None:
         for runner in self.devices.values():
@@ -307,6 +321,9 @@ class Gateway:
                 self._tg = tg
                 link_task = tg.create_task(self.link.run(), name="mqtt")
                 health_task = tg.create_task(self._health_loop(), name="health")
+                bulk_task = (
+                    tg.create_task(self.telemetry.run(), name="bulk-telemetry") if self.telemetry else None
+                )
                 for dev in self.devices.values():
                     self._tasks[dev.id] = dev.start(tg)
                 try:
@@ -315,6 +332,11 @@ class Gateway:
                     health_task.cancel()
                     for dev in self.devices.values():
                         dev.stop()
+                    if bulk_task is not None and self.telemetry is not None:
+                        bulk_task.cancel()
+                        with contextlib.suppress(Exception):
+                            async with asyncio.timeout(1.0):
+                                await self.telemetry.flush()  # what the last polls read
                     with contextlib.suppress(Exception):
                         async with asyncio.timeout(1.0):
                             await self.link.close()

@@ -39,6 +39,12 @@ class Topics:
         return f"{self.base}/bridge/sync/{client_id}"
 
     @property
+    def bridge_telemetry(self) -> str:
+        """Bulk telemetry (``gateway.telemetry_batch_ms``): ``{"<device>": [<state>, ...], ...}``, QoS 1,
+        not retained; every state in it was also published on the device's own state topic."""
+        return f"{self.base}/bridge/telemetry"
+
+    @property
     def bridge_health(self) -> str:
         """Retained JSON counters of the gateway (polls, errors, commands)."""
         return f"{self.base}/bridge/health"

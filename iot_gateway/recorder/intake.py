@@ -32,10 +32,11 @@ log = structlog.get_logger(__name__)
 MAX_BATCH_MESSAGES = 1000
 
 
-def topic_filters(topics: Topics, shared_group: str | None = None) -> list[str]:
-    """Everything the recorder reads (the ``recorder`` role of mosquitto/acl)."""
+def topic_filters(topics: Topics, shared_group: str | None = None, bulk: bool = False) -> list[str]:
+    """Everything the recorder reads (the ``recorder`` role of mosquitto/acl). With ``bulk`` (the site's
+    ``gateway.telemetry_batch_ms``) device states come from the bulk topic, not one topic per device."""
     filters = [
-        topics.all_state,
+        topics.bridge_telemetry if bulk else topics.all_state,
         f"{topics.base}/+/availability",
         f"{topics.base}/+/response",
         topics.bridge_state,
@@ -60,7 +61,8 @@ class Intake:
         self.spool = spool
         self.metrics = metrics
         self.on_spooled = on_spooled
-        self.filters = topic_filters(schema.topics, config.influx.shared_group)
+        bulk = config.loaded.site.gateway.telemetry_batch_ms is not None
+        self.filters = topic_filters(schema.topics, config.influx.shared_group, bulk)
         self.connected = asyncio.Event()
         self.session_present = False
         self._seen: dict[str, bytes] = {}

@@ -92,6 +92,8 @@ class Schema:
             return self._backlog(orjson.loads(payload))
         if topic == t.bridge_health:
             return self._health(orjson.loads(payload))
+        if topic == t.bridge_telemetry:
+            return self._bulk(orjson.loads(payload))
         if topic == t.bridge_state:
             return self._availability("bridge", payload, received_ns, topic)
         if not topic.startswith(self._prefix):
@@ -138,6 +140,29 @@ class Schema:
         if fields:
             rec.lines.append((f"{self._line_prefix[device]} {','.join(fields)} {ts}", len(fields)))
         return rec
+
+    def _bulk(self, body: Any) -> Record:
+        """``{"<device>": [<state>, ...]}``: every state becomes its line, exactly as on its own topic;
+        problems of single states are collected (the good ones are kept)."""
+        if not isinstance(body, dict):
+            return Record(problem="bulk telemetry is not a JSON object")
+        out = Record()
+        problems: list[str] = []
+        for device, states in body.items():
+            if not isinstance(states, list):
+                problems.append(f"{device}: not a list of states")
+                continue
+            for state in states:
+                try:
+                    rec = self._state(device, state)
+                except (LineError, TypeError, ValueError) as err:
+                    problems.append(f"{device}: {type(err).__name__}: {err}")
+                    continue
+                out.lines.extend(rec.lines)
+                if rec.problem:
+                    problems.append(f"{device}: {rec.problem}")
+        out.problem = "; ".join(problems) or None
+        return out
 
     def _availability(self, device: str, payload: bytes, received_ns: int, topic: str) -> Record:
         text = payload.decode(errors="replace").strip()

@@ -55,6 +55,7 @@ def test_table_lists_every_role_and_every_topic() -> None:
         t.bridge_state,
         t.bridge_health,
         t.bridge_devices,
+        t.bridge_telemetry,
         t.bridge_sync("<client>"),
         t.state("<device>"),
         t.availability("<device>"),

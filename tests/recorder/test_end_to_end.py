@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import defaultdict
 from pathlib import Path
+
+import orjson
+import pytest
 
 from bcc.broker import MosquittoProcess
 from iot_gateway.recorder.influxd import InfluxdProcess
@@ -16,10 +20,19 @@ from tests.support.gateway import eventually, gateway_config, probe, running_gat
 from tests.support.influx import influxql, recorder_config
 
 
+@pytest.mark.parametrize("batch_ms", [None, 50], ids=["per-device", "bulk"])
 async def test_every_published_state_is_stored_once(
-    room_sim: SiteSimulator, mosquitto: MosquittoProcess, influxd: InfluxdProcess, tmp_path: Path
+    room_sim: SiteSimulator,
+    mosquitto: MosquittoProcess,
+    influxd: InfluxdProcess,
+    tmp_path: Path,
+    batch_ms: int | None,
 ) -> None:
+    """Per device: the recorder reads bcc/<device>. Bulk (gateway.telemetry_batch_ms): the gateway also
+    sends every state in bcc/bridge/telemetry, the recorder reads only that, and stores the same."""
     loaded = room_sim.site_for_clients()
+    gateway = loaded.site.gateway.model_copy(update={"telemetry_batch_ms": batch_ms})
+    loaded = dataclasses.replace(loaded, site=loaded.site.model_copy(update={"gateway": gateway}))
     rec_cfg = recorder_config(loaded, mosquitto, influxd, tmp_path)
     gw_cfg = gateway_config(loaded, mosquitto)
     async with running_recorder(rec_cfg) as rec, probe(mosquitto) as p:
@@ -32,13 +45,21 @@ async def test_every_published_state_is_stored_once(
             await asyncio.sleep(2.5)  # the observation window: several 1 s polls of every device
         await rec.drain(10)
         published: dict[str, set[int]] = defaultdict(set)
+        on_device_topics: list[tuple[str, bytes]] = []
+        in_bulk: list[tuple[str, bytes]] = []
         for msg in p.messages:
             parts = str(msg.topic).split("/")
             if len(parts) == 2 and parts[1] in {d.id for d in loaded.site.devices}:
-                import orjson
-
                 published[parts[1]].add(iso_to_ns(orjson.loads(bytes(msg.payload))["ts"]))
+                on_device_topics.append((parts[1], bytes(msg.payload)))
+            elif str(msg.topic) == "bcc/bridge/telemetry":
+                for device, states in orjson.loads(bytes(msg.payload)).items():
+                    in_bulk.extend((device, orjson.dumps(state)) for state in states)
         assert published, "no state published"
+        if batch_ms is None:
+            assert not in_bulk
+        else:  # the same states, byte for byte
+            assert sorted(in_bulk) == sorted(on_device_topics) and len(in_bulk) > len(loaded.site.devices)
         for dev in loaded.site.devices:
             profile = loaded.profile_of(dev)
             key = profile.points[0].key
@@ -53,3 +74,30 @@ async def test_every_published_state_is_stored_once(
         assert online >= len(loaded.site.devices) + 1  # every device and the bridge
         await eventually(lambda: rec.stats()["spool_depth"] == 0, timeout=5)
         assert rec.stats()["dead_lettered"] == 0
+
+
+@pytest.mark.slow
+async def test_bulk_telemetry_keeps_the_history_of_a_broker_outage(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess, influxd: InfluxdProcess, tmp_path: Path
+) -> None:
+    """Per-device states polled while the broker is down are lost (only the latest retained state is
+    re-sent); with bulk telemetry the gateway holds them and sends them after the reconnect."""
+    loaded = room_sim.site_for_clients()
+    gateway = loaded.site.gateway.model_copy(update={"telemetry_batch_ms": 50})
+    loaded = dataclasses.replace(loaded, site=loaded.site.model_copy(update={"gateway": gateway}))
+    sensor = room_sim.device("env_front")
+    async with running_recorder(recorder_config(loaded, mosquitto, influxd, tmp_path)) as rec:
+        async with running_gateway(gateway_config(loaded, mosquitto)) as gw:
+            await eventually(lambda: rec.stats()["messages"] > 0, timeout=10)
+            await mosquitto.stop()
+            for lux in (111, 222, 333, 444):  # four distinct values, each held for over one 1 s poll
+                sensor.set_point("illuminance", lux)
+                await eventually(lambda lux=lux: gw.devices["env_front"].values.get("illuminance") == lux)
+            assert gw.telemetry is not None and gw.telemetry.pending >= 4
+            await mosquitto.start()
+            await eventually(lambda: gw.telemetry is not None and gw.telemetry.pending == 0, timeout=20)
+        await eventually(lambda: rec.stats()["spool_depth"] == 0 and rec.writer.written > 0, timeout=10)
+        await rec.drain(10)
+    seen = influxql(influxd.url, 'SELECT "illuminance" FROM "raw"."envsensor" WHERE device = \'env_front\'')
+    values = {row[1] for row in seen[0]["values"]}
+    assert {111.0, 222.0, 333.0, 444.0} <= values

@@ -55,6 +55,23 @@ def test_state_fast_path_matches_the_generic_line_builder() -> None:
         assert rec.lines == [(want, len(expected))]
 
 
+def test_bulk_telemetry_gives_the_same_lines_as_device_topics() -> None:
+    lights = {"relay_1": "ON", "relay_2": "OFF", "ts": "2026-11-27T10:15:02.120Z"}
+    env = {"temperature": 21.5, "ts": "2026-11-27T10:15:02.120Z"}
+    bulk = {"lights_a": [lights, {**lights, "relay_1": "OFF"}], "env_front": [env, {"humidity": "wet"}]}
+    rec = SCHEMA.convert("bcc/bridge/telemetry", orjson.dumps(bulk), 0)
+    one = [
+        SCHEMA.convert(f"bcc/{d}", orjson.dumps(s), 0).lines
+        for d, s in [("lights_a", lights), ("env_front", env)]
+    ]
+    assert rec.lines[0] == one[0][0] and rec.lines[2] == one[1][0] and len(rec.lines) == 3
+    assert rec.lines[1][0].startswith("relay8,device=lights_a,site=bcc_room relay_1=0i")
+    # the bad state (no timestamp, a word for a number) is reported; the good ones are kept
+    assert rec.problem is not None and rec.problem.startswith("env_front:")
+    assert SCHEMA.convert("bcc/bridge/telemetry", b"[1]", 0).problem
+    assert SCHEMA.convert("bcc/bridge/telemetry", b'{"lights_a": {"relay_1": "ON"}}', 0).problem
+
+
 def test_bad_values_are_dead_lettered_and_good_ones_kept() -> None:
     rec = SCHEMA.convert(
         "bcc/env_front", b'{"temperature": 21.5, "humidity": "wet", "x": 1, "ts": "2026-11-27T10:15:02Z"}', 0
