@@ -1,32 +1,34 @@
 """E-mail the reporter when their report moves (SP4N-LAPOR!: "the reporter is notified").
 
-Notifications ride on the report events: :class:`NotifyingSink` wraps the portal's event sink, and a
-:class:`Notifier` thread looks the report up by its tracking code and sends one short message in
-Bahasa Indonesia (with an English line) to the contact e-mail the citizen gave, if any. The message
-carries the tracking code, the new status and the link to the status page: never the report's text,
-so a forwarded or misdirected e-mail reveals nothing else. SMTP failures are retried with backoff;
-a message still failing after the last attempt is logged and counted (the status page stays the
-source of truth).
+Notifications ride on the report events: :class:`NotifyingSink` wraps the portal's event sink and
+writes each event into the ``notifications`` table (the outbox); a :class:`Notifier` thread in every
+portal worker claims due rows (a claim is a conditional UPDATE, so one worker sends each), looks the
+report up by its tracking code and sends one short message in Bahasa Indonesia (with an English line)
+to the contact e-mail the citizen gave, if any. The message carries the tracking code, the new status
+and the link to the status page: never the report's text, so a forwarded or misdirected e-mail reveals
+nothing else. A failed send is retried with backoff (``next_at``) up to ``attempts`` times, then marked
+failed, logged and counted; unsent rows survive a restart and are sent by the next start. The status
+page stays the source of truth.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import smtplib
 import ssl
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from portal.models import Report
+from portal.db import writer
+from portal.models import Notification, Report
 from portal.services.events import EventSink
 
 log = logging.getLogger(__name__)
@@ -87,54 +89,135 @@ class SmtpSettings:
         )
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Notifier:
-    """One sender thread fed by a queue; ``enqueue`` is cheap and safe from any thread."""
+    """The outbox's sender: one thread per portal worker; ``enqueue`` writes a row (any thread)."""
+
+    CLAIM = timedelta(minutes=2)  # a worker that died holding a claim gives it up after this
 
     def __init__(
         self,
         smtp: SmtpSettings,
         sessions: Callable[[], Session],
         public_url: str,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = utc_now,
+        poll_s: float = 1.0,
     ) -> None:
         self.smtp = smtp
         self._sessions = sessions
         self._public_url = public_url.rstrip("/")
-        self._sleep = sleep
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue(maxsize=10_000)
+        self._clock = clock  # real time: retry delays are operations, not report history
+        self._poll_s = poll_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.sent = 0
         self.failed = 0
-        self.skipped_full = 0
 
     def enqueue(self, code: str, event: str) -> None:
-        try:
-            self._queue.put_nowait((code, event))
-        except queue.Full:
-            self.skipped_full += 1
-            log.warning("notification queue full; dropped %s for %s", event, code)
+        """Write the notification into the outbox (committed before this returns)."""
+        if event not in MESSAGES:
+            return
+        now = self._clock()
+        with self._sessions() as db, writer(db):
+            db.add(Notification(code=code, event=event, created_at=now, next_at=now, attempts=0, error=""))
+            db.commit()
+        self._wake.set()
 
     def start(self) -> None:
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="portal-notifier", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Send what is queued (bounded by ``timeout_s``), then stop."""
+        """Stop after the message being sent; what is still due stays in the outbox for the next start."""
         if self._thread is not None:
-            self._queue.put(None)
+            self._stopping.set()
+            self._wake.set()
             self._thread.join(timeout_s)
             self._thread = None
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            code, event = item
+        while not self._stopping.is_set():
             try:
-                message = self.compose(code, event)
-            except Exception:  # a lookup failure must not end the thread
-                log.exception("notification lookup failed for %s", code)
-                continue
-            if message is not None:
-                self._send(message)
+                worked = self.send_due()
+            except Exception:  # a database hiccup must not end the thread
+                log.exception("notification outbox unavailable")
+                worked = False
+            if not worked:
+                self._wake.wait(self._poll_s)
+                self._wake.clear()
+
+    def send_due(self) -> bool:
+        """Claim and send the due notifications, oldest first; True if any was handled."""
+        now = self._clock()
+        with self._sessions() as db:
+            due = db.scalars(
+                select(Notification.id)
+                .where(
+                    Notification.sent_at.is_(None),
+                    Notification.failed_at.is_(None),
+                    Notification.next_at <= now,
+                    or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
+                )
+                .order_by(Notification.id)
+                .limit(20)
+            ).all()
+        handled = False
+        for nid in due:
+            if self._stopping.is_set():
+                break
+            if self._claim(nid):
+                handled = True
+                self._deliver(nid)
+        return handled
+
+    def _claim(self, nid: int) -> bool:
+        """Take notification ``nid`` for this worker (False: another worker has it, or it is done)."""
+        now = self._clock()
+        with self._sessions() as db, writer(db):
+            result = db.execute(
+                update(Notification)
+                .where(
+                    Notification.id == nid,
+                    Notification.sent_at.is_(None),
+                    Notification.failed_at.is_(None),
+                    or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
+                )
+                .values(claimed_until=now + self.CLAIM)
+            )
+            db.commit()
+        return bool(getattr(result, "rowcount", 0))
+
+    def _deliver(self, nid: int) -> None:
+        with self._sessions() as db:
+            row = db.get(Notification, nid)
+            assert row is not None
+            code, event, attempts = row.code, row.event, row.attempts
+        message: EmailMessage | None = None
+        try:
+            message = self.compose(code, event)
+            error = self._send_once(message) if message is not None else None
+        except Exception as err:  # a lookup failure is retried like a send failure
+            error = f"{type(err).__name__}: {err}"
+        now = self._clock()
+        values: dict[str, Any] = {"claimed_until": None, "attempts": attempts + 1}
+        if error is None:
+            values["sent_at"] = now
+        elif attempts + 1 >= self.smtp.attempts:
+            values.update(failed_at=now, error=error[:2000])
+            self.failed += 1
+            log.error("notification %s of report %s failed %d times: %s", event, code, attempts + 1, error)
+        else:
+            values.update(next_at=now + timedelta(seconds=min(2.0**attempts, 300.0)), error=error[:2000])
+        with self._sessions() as db, writer(db):
+            db.execute(update(Notification).where(Notification.id == nid).values(**values))
+            db.commit()
+        if error is None and message is not None:
+            self.sent += 1
 
     def compose(self, code: str, event: str) -> EmailMessage | None:
         """The e-mail for ``event`` on report ``code``, or None when the reporter left no e-mail."""
@@ -160,27 +243,18 @@ class Notifier:
             msg.set_content("\n".join(lines))
             return msg
 
-    def _send(self, msg: EmailMessage) -> None:
-        delay = 1.0
-        for attempt in range(1, self.smtp.attempts + 1):
-            try:
-                with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=self.smtp.timeout_s) as smtp:
-                    if self.smtp.starttls:
-                        smtp.starttls(context=ssl.create_default_context())
-                    if self.smtp.username and self.smtp.password:
-                        smtp.login(self.smtp.username, self.smtp.password)
-                    smtp.send_message(msg)
-                self.sent += 1
-                return
-            except (OSError, smtplib.SMTPException) as err:
-                if attempt == self.smtp.attempts:
-                    self.failed += 1
-                    log.error(
-                        "notification to report %s failed after %d attempts: %s", msg["Subject"], attempt, err
-                    )
-                    return
-                self._sleep(delay)
-                delay = min(delay * 2, 60.0)
+    def _send_once(self, msg: EmailMessage) -> str | None:
+        """Send ``msg``; the error text, or None on success."""
+        try:
+            with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=self.smtp.timeout_s) as smtp:
+                if self.smtp.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.smtp.username and self.smtp.password:
+                    smtp.login(self.smtp.username, self.smtp.password)
+                smtp.send_message(msg)
+        except (OSError, smtplib.SMTPException) as err:
+            return f"{type(err).__name__}: {err}"
+        return None
 
 
 class NotifyingSink:
