@@ -37,6 +37,14 @@ class NullSink:
         return None
 
 
+def stage(db: Session, sink: EventSink, event: EventName, code: str, now: datetime) -> None:
+    """Before the commit of the transaction that makes ``event`` happen: let the sink add rows that must
+    commit with it (the reporter-notification outbox, portal.services.notify), if it has any."""
+    staging = getattr(sink, "stage", None)
+    if staging is not None:
+        staging(db, event, code, now)
+
+
 def iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 

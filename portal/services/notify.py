@@ -1,14 +1,14 @@
 """E-mail the reporter when their report moves (SP4N-LAPOR!: "the reporter is notified").
 
 Notifications ride on the report events: :class:`NotifyingSink` wraps the portal's event sink and
-writes each event into the ``notifications`` table (the outbox); a :class:`Notifier` thread in every
-portal worker claims due rows (a claim is a conditional UPDATE, so one worker sends each), looks the
-report up by its tracking code and sends one short message in Bahasa Indonesia (with an English line)
-to the contact e-mail the citizen gave, if any. The message carries the tracking code, the new status
-and the link to the status page: never the report's text, so a forwarded or misdirected e-mail reveals
-nothing else. A failed send is retried with backoff (``next_at``) up to ``attempts`` times, then marked
-failed, logged and counted; unsent rows survive a restart and are sent by the next start. The status
-page stays the source of truth.
+adds a row to the ``notifications`` table (the outbox) in the very transaction of each event; a
+:class:`Notifier` thread in every portal worker claims due rows (a claim is a conditional UPDATE,
+so one worker sends each), looks the report up by its tracking code and sends one short message in
+Bahasa Indonesia (with an English line) to the contact e-mail the citizen gave, if any. The message
+carries the tracking code, the new status and the link to the status page: never the report's text,
+so a forwarded or misdirected e-mail reveals nothing else. A failed send is retried with backoff
+(``next_at``) up to ``attempts`` times, then marked failed, logged and counted; unsent rows survive
+a restart and are sent by the next start. The status page stays the source of truth.
 """
 
 from __future__ import annotations
@@ -117,14 +117,16 @@ class Notifier:
         self.sent = 0
         self.failed = 0
 
-    def enqueue(self, code: str, event: str) -> None:
-        """Write the notification into the outbox (committed before this returns)."""
+    def outbox_row(self, event: str, code: str, now: datetime) -> Notification | None:
+        """The outbox row for ``event``, to add to the transaction that makes the event happen."""
         if event not in MESSAGES:
-            return
-        now = self._clock()
-        with self._sessions() as db, writer(db):
-            db.add(Notification(code=code, event=event, created_at=now, next_at=now, attempts=0, error=""))
-            db.commit()
+            return None
+        return Notification(
+            code=code, event=event, created_at=now, next_at=self._clock(), attempts=0, error=""
+        )
+
+    def wake(self) -> None:
+        """New rows were committed: look at the outbox now instead of at the next poll."""
         self._wake.set()
 
     def start(self) -> None:
@@ -258,15 +260,23 @@ class Notifier:
 
 
 class NotifyingSink:
-    """An :class:`EventSink` that also queues the reporter's e-mail for each lifecycle event."""
+    """An :class:`EventSink` that also writes the reporter's e-mail into the outbox for each lifecycle
+    event, in the same transaction as the event itself (``stage``, called before the commit), so an
+    event that happened always has its e-mail waiting, whatever happens to the process after the commit.
+    """
 
     def __init__(self, inner: EventSink, notifier: Notifier) -> None:
         self.inner = inner
         self.notifier = notifier
 
+    def stage(self, db: Session, event: str, code: str, now: datetime) -> None:
+        row = self.notifier.outbox_row(event, code, now)
+        if row is not None:
+            db.add(row)
+
     def report_event(self, payload: dict[str, Any]) -> None:
         self.inner.report_event(payload)
-        self.notifier.enqueue(str(payload.get("report")), str(payload.get("event")))
+        self.notifier.wake()  # its row was committed with the event
 
     def backlog_changed(self) -> None:
         self.inner.backlog_changed()

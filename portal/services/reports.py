@@ -19,7 +19,7 @@ from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
 from portal.reference import Reference
 from portal.services import deadlines
-from portal.services.events import EventSink, emit
+from portal.services.events import EventSink, emit, stage
 from portal.services.photos import PhotoRejected, clean_photo, store_photo
 from portal.services.ratelimit import RateLimiter
 
@@ -254,6 +254,8 @@ def insert_reports(
             ]
             if photo_rows:
                 conn.execute(insert(PHOTOS), photo_rows)
+            for p in accepted:
+                stage(db, sink, "created", str(p.values["code"]), cast(datetime, p.values["created_at"]))
             db.commit()
     except Exception:
         db.rollback()
@@ -404,6 +406,7 @@ def reopen(db: Session, code: str, reason: str, sink: EventSink, now: datetime) 
     report.entries.append(
         ReportEntry(kind="reopened", at=now, actor_label="pelapor", body=reason.strip()[:MAX_DESCRIPTION])
     )
+    stage(db, sink, "reopened", report.code, now)
     db.commit()
     emit(sink, "reopened", report, now)
     return report

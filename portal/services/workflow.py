@@ -17,7 +17,7 @@ from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
 from portal.models import OPEN_STATUSES, RESOLUTIONS, Report, ReportEntry, User
 from portal.reference import Reference
 from portal.services import deadlines
-from portal.services.events import EventSink, emit
+from portal.services.events import EventSink, emit, stage
 from portal.services.reports import normalize_code
 
 PAGE_SIZE = 50
@@ -130,6 +130,7 @@ def verify(db: Session, user: User, report_id: int, sink: EventSink, now: dateti
     report.verified_at = now
     report.verify_late = now > report.verify_due
     _entry(report, "verified", user, now, "admin")
+    stage(db, sink, "verified", report.code, now)
     db.commit()
     emit(sink, "verified", report, now)
     return report
@@ -158,6 +159,7 @@ def dispatch(
     report.dispatched_at = now
     report.respond_due = deadlines.respond_due(now)
     _entry(report, "dispatched", user, now, "admin", note.strip()[:4000])
+    stage(db, sink, "dispatched", report.code, now)
     db.commit()
     emit(sink, "dispatched", report, now)
     return report
@@ -177,6 +179,7 @@ def respond(
     report.responded_at = now
     report.respond_late = report.respond_due is not None and now > report.respond_due
     _entry(report, "responded", user, now, ref.agencies[report.agency].name, text.strip()[:4000])
+    stage(db, sink, "responded", report.code, now)
     db.commit()
     emit(sink, "responded", report, now)
     return report
@@ -214,6 +217,7 @@ def close(
     report.resolution = resolution
     report.closed_at = now
     _entry(report, "closed", user, now, "admin", note.strip()[:4000])
+    stage(db, sink, "closed", report.code, now)
     db.commit()
     emit(sink, "closed", report, now)
     return report

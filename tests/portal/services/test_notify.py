@@ -18,10 +18,13 @@ from sqlalchemy import select
 
 from bcc.broker import free_port
 from portal.config import Settings
+from portal.errors import TransitionRefused
 from portal.main import create_app
 from portal.models import Notification
-from portal.services.notify import SmtpSettings
-from tests.portal.conftest import FakeClock, csrf, staff_client, submit
+from portal.services import reports, users, workflow
+from portal.services.events import NullSink
+from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
+from tests.portal.conftest import FakeClock, add_user, csrf, staff_client, submit
 from tests.portal.web.test_staff import _id
 
 
@@ -141,3 +144,25 @@ def test_unsent_notifications_survive_a_restart_and_go_out_once(
         assert one.state.notifier.sent + two.state.notifier.sent == 1
     [message] = box.wait(1)
     assert code in message["Subject"] and len(box.messages) == 1
+
+
+def test_outbox_rows_commit_with_their_events(settings: Settings, clock: FakeClock) -> None:
+    """The e-mail of an event is written in the event's own transaction: no sender thread running, yet
+    every committed event has its row; an event that does not happen (a refused transition) has none."""
+    app = create_app(settings, clock=clock.now)
+    with TestClient(app):
+        notifier = Notifier(SmtpSettings("127.0.0.1", free_port()), app.state.sessions, settings.public_url)
+        sink = NotifyingSink(NullSink(), notifier)  # never started: rows only
+        policy = reports.PhotoPolicy(settings.media_dir, settings.max_photo_bytes, settings.max_photos)
+        admin = add_user(app, "admin")
+        with app.state.sessions() as db:
+            inp = reports.ReportInput("kesehatan", "Judul", "Isi", "tangsi", contact_email="w@example.id")
+            report = reports.create_report(db, app.state.reference, inp, [], policy, sink, clock.now())
+            user = users.authenticate(db, admin.username, admin.password)
+            assert user is not None
+            workflow.verify(db, user, report.id, sink, clock.now())
+            with pytest.raises(TransitionRefused):
+                workflow.verify(db, user, report.id, sink, clock.now())  # already verified
+        rows = outbox(app)
+        assert [(r.code, r.event) for r in rows] == [(report.code, "created"), (report.code, "verified")]
+        assert all(r.sent_at is None and r.attempts == 0 for r in rows)
