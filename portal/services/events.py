@@ -19,6 +19,29 @@ from portal.models import OPEN_STATUSES, Report
 EventName = Literal["created", "verified", "dispatched", "responded", "closed", "reopened"]
 
 
+class ReportFacts(Protocol):
+    """What an event says about its report: a stored :class:`Report`, or the intake's ``NewReport``."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def agency(self) -> str | None: ...
+    @property
+    def kecamatan(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def resolution(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def verify_late(self) -> bool: ...
+    @property
+    def respond_late(self) -> bool: ...
+
+
 class EventSink(Protocol):
     def report_event(self, payload: dict[str, Any]) -> None:
         """Publish one lifecycle event (must not raise)."""
@@ -49,7 +72,7 @@ def iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
-def event_payload(event: EventName, report: Report, now: datetime) -> dict[str, Any]:
+def event_payload(event: EventName, report: ReportFacts, now: datetime) -> dict[str, Any]:
     """The ``bcc/reports/events`` payload for ``report`` right after ``event``.
 
     ``late`` tells whether the step this event completes missed its deadline: verification for
@@ -74,7 +97,7 @@ def event_payload(event: EventName, report: Report, now: datetime) -> dict[str, 
     }
 
 
-def emit(sink: EventSink, event: EventName, report: Report, now: datetime) -> None:
+def emit(sink: EventSink, event: EventName, report: ReportFacts, now: datetime) -> None:
     sink.report_event(event_payload(event, report, now))
     sink.backlog_changed()
 

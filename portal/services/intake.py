@@ -19,10 +19,9 @@ from datetime import datetime
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.models import Report
 from portal.services.events import EventSink
 from portal.services.ratelimit import RateLimiter
-from portal.services.reports import Prepared, insert_reports
+from portal.services.reports import NewReport, Prepared, insert_reports
 
 log = structlog.get_logger("portal.intake")
 
@@ -39,15 +38,15 @@ class ReportWriter:
         self.limiter = limiter  # counted in the batch's transaction: one shared limit for all workers
         self.sink = sink  # read per batch: the app swaps its sink when MQTT or SMTP start and stop
         self.max_batch = max_batch
-        self._pending: list[tuple[Prepared, asyncio.Future[Report | None]]] = []
+        self._pending: list[tuple[Prepared, asyncio.Future[NewReport | None]]] = []
         self._drain: asyncio.Task[None] | None = None
         self.batches = 0
         self.reports = 0
 
-    async def submit(self, prepared: Prepared) -> Report | None:
+    async def submit(self, prepared: Prepared) -> NewReport | None:
         """Store ``prepared``; returns the stored report once its transaction has committed, or None
         when the rate limit refused its client (``prepared.client``)."""
-        future: asyncio.Future[Report | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[NewReport | None] = asyncio.get_running_loop().create_future()
         self._pending.append((prepared, future))
         if self._drain is None or self._drain.done():
             self._drain = asyncio.create_task(self._run(), name="portal-report-writer")
@@ -82,7 +81,7 @@ class ReportWriter:
                 if not future.done():
                     future.set_result(report)
 
-    def _write(self, batch: list[Prepared], discard_on_error: bool) -> list[Report | None]:
+    def _write(self, batch: list[Prepared], discard_on_error: bool) -> list[NewReport | None]:
         with self.sessions() as db:
             return insert_reports(db, batch, self.sink(), discard_on_error, self.limiter)
 

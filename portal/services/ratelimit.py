@@ -17,11 +17,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, Table, delete, func, insert, select
+from sqlalchemy import Connection, Table, delete
 
+from portal.db import dbapi_cursor, raw_execute, raw_insert
 from portal.models import RateHit
 
 HITS = cast(Table, RateHit.__table__)
+_KEY = '"key"'  # keywords in some SQL dialects ("key", "at"): always quoted
 
 
 class RateLimiter:
@@ -38,13 +40,24 @@ class RateLimiter:
         """Hits of each of ``keys`` in the window ending at ``now``."""
         distinct = list(dict.fromkeys(key[:64] for key in keys))
         counts = {key: 0 for key in distinct}
-        rows = conn.execute(
-            select(HITS.c.key, func.count())
-            .where(HITS.c.scope == self.scope, HITS.c.key.in_(distinct), HITS.c.at > now - self.window)
-            .group_by(HITS.c.key)
-        )
-        for key, n in rows:
-            counts[key] = n
+        # plain DB-API SQL: it runs for every submission (portal.db.RawInsert says why)
+        dialect = conn.dialect
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        at = HITS.c.at.type.bind_processor(dialect)
+        since = now - self.window
+        cursor = dbapi_cursor(conn)
+        try:
+            rows = raw_execute(
+                dialect,
+                cursor,
+                f'SELECT {_KEY}, count(*) FROM rate_hits WHERE scope = {mark} AND "at" > {mark} '
+                f"AND {_KEY} IN ({', '.join([mark] * len(distinct))}) GROUP BY {_KEY}",
+                [self.scope, at(since) if at else since, *distinct],
+            )
+            for key, n in rows:
+                counts[key] = n
+        finally:
+            cursor.close()
         return counts
 
     def hit(self, conn: Connection, keys: Sequence[str], now: datetime) -> list[bool]:
@@ -62,7 +75,11 @@ class RateLimiter:
                 rows.append({"scope": self.scope, "key": key, "at": now})
             allowed.append(ok)
         if rows:
-            conn.execute(insert(HITS), rows)
+            cursor = dbapi_cursor(conn)
+            try:
+                raw_insert(HITS, conn.dialect).execute(cursor, rows)
+            finally:
+                cursor.close()
         if self._last_cleanup is None or now - self._last_cleanup >= self.cleanup_every:
             self._last_cleanup = now
             conn.execute(delete(HITS).where(HITS.c.scope == self.scope, HITS.c.at <= cutoff))

@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, insert, or_, select
+from sqlalchemy import ColumnElement, Table, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from portal.db import writer
+from portal.db import dbapi_cursor, raw_insert, writer
 from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
 from portal.reference import Reference
@@ -192,23 +192,41 @@ def prepare_report(
     return Prepared(values, stored, policy.media_dir, client)
 
 
+@dataclass(frozen=True, slots=True)
+class NewReport:
+    """A report as :func:`insert_reports` stored it: what its answer and its ``created`` event need."""
+
+    id: int
+    code: str
+    category: str
+    agency: str | None
+    kecamatan: str
+    status: str
+    resolution: str | None
+    created_at: datetime
+    verify_late: bool
+    respond_late: bool
+
+
 def insert_reports(
     db: Session,
     batch: Sequence[Prepared],
     sink: EventSink,
     discard_on_error: bool = True,
     limiter: RateLimiter | None = None,
-) -> list[Report | None]:
+) -> list[NewReport | None]:
     """Insert the reports of ``batch`` with their first history entries and photos in ONE transaction,
     commit, emit ``created`` for each; on failure nothing is stored and (unless the caller will retry:
-    ``discard_on_error=False``) the batch's photo files are removed. Returns detached copies of what
-    was stored (no reload from the database), None where ``limiter`` refused the submission's client
-    (its photo files are removed; the hits are counted in the same transaction as the reports).
+    ``discard_on_error=False``) the batch's photo files are removed. Returns what was stored (no reload
+    from the database), None where ``limiter`` refused the submission's client (its photo files are
+    removed; the hits are counted in the same transaction as the reports).
 
-    Core INSERTs (executemany with RETURNING), not the ORM unit of work: the rows' shape is fixed, and
-    the unit of work cost more than the rest of the request together (docs/performance.md, "Portal").
+    One multi-row INSERT per table as plain DB-API SQL (portal.db.RawInsert), not the ORM unit of work
+    nor Core ``execute``: the rows' shape is fixed, and those layers cost more than the rest of the
+    request together (docs/performance.md, "Portal").
     """
     refused: list[Prepared] = []
+    stored: dict[int, NewReport] = {}
     try:
         with writer(db):
             conn = db.connection()
@@ -219,41 +237,56 @@ def insert_reports(
                 accepted = [p for p, ok in zip(batch, allowed, strict=True) if ok]
             else:
                 accepted = list(batch)
-            ids: list[int] = []
-            if accepted:
-                ids = list(
-                    conn.execute(
-                        insert(REPORTS).returning(REPORTS.c.id, sort_by_parameter_order=True),
-                        [p.values for p in accepted],
-                    ).scalars()
+            cursor = dbapi_cursor(conn)
+            try:
+                returned = raw_insert(REPORTS, conn.dialect, ("id", "code")).execute(
+                    cursor, [p.values for p in accepted]
                 )
-                conn.execute(
-                    insert(ENTRIES),
+                ids = {code: rid for rid, code in returned}
+                for p in accepted:
+                    v = p.values
+                    stored[id(p)] = NewReport(
+                        ids[v["code"]],
+                        cast(str, v["code"]),
+                        cast(str, v["category"]),
+                        cast("str | None", v["agency"]),
+                        cast(str, v["kecamatan"]),
+                        cast(str, v["status"]),
+                        cast("str | None", v["resolution"]),
+                        cast(datetime, v["created_at"]),
+                        cast(bool, v["verify_late"]),
+                        cast(bool, v["respond_late"]),
+                    )
+                raw_insert(ENTRIES, conn.dialect).execute(
+                    cursor,
                     [
                         {
-                            "report_id": rid,
+                            "report_id": stored[id(p)].id,
                             "kind": "created",
                             "at": p.values["created_at"],
                             "actor_label": "pelapor",
                             "body": "",
                         }
-                        for rid, p in zip(ids, accepted, strict=True)
+                        for p in accepted
                     ],
                 )
-            photo_rows = [
-                {
-                    "report_id": rid,
-                    "filename": photo.filename,
-                    "width": photo.width,
-                    "height": photo.height,
-                    "size_bytes": photo.size_bytes,
-                    "created_at": p.values["created_at"],
-                }
-                for rid, p in zip(ids, accepted, strict=True)
-                for photo in p.photos
-            ]
-            if photo_rows:
-                conn.execute(insert(PHOTOS), photo_rows)
+                raw_insert(PHOTOS, conn.dialect).execute(
+                    cursor,
+                    [
+                        {
+                            "report_id": stored[id(p)].id,
+                            "filename": photo.filename,
+                            "width": photo.width,
+                            "height": photo.height,
+                            "size_bytes": photo.size_bytes,
+                            "created_at": p.values["created_at"],
+                        }
+                        for p in accepted
+                        for photo in p.photos
+                    ],
+                )
+            finally:
+                cursor.close()
             for p in accepted:
                 stage(db, sink, "created", str(p.values["code"]), cast(datetime, p.values["created_at"]))
             db.commit()
@@ -265,7 +298,6 @@ def insert_reports(
         raise
     for p in refused:
         p.discard()
-    stored = {id(p): Report(id=rid, **p.values) for rid, p in zip(ids, accepted, strict=True)}
     for report in stored.values():
         emit(sink, "created", report, report.created_at)
     return [stored.get(id(p)) for p in batch]
@@ -285,9 +317,10 @@ def create_report(
 
     The web form goes through :class:`portal.services.intake.ReportWriter` instead, which commits
     concurrent submissions together."""
-    report = insert_reports(db, [prepare_report(ref, inp, photos, policy, now, source)], sink)[0]
-    assert report is not None  # no limiter: never refused
-    return report
+    prepared = prepare_report(ref, inp, photos, policy, now, source)
+    stored = insert_reports(db, [prepared], sink)[0]
+    assert stored is not None  # no limiter: never refused
+    return Report(id=stored.id, **prepared.values)
 
 
 def get_by_code(db: Session, code: str) -> Report:

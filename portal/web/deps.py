@@ -7,12 +7,13 @@ import hmac
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
 from portal.config import Settings
@@ -105,29 +106,58 @@ def csrf_token(request: Request) -> str:
     ).hexdigest()
 
 
+URLENCODED = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 1000  # Starlette's own limit for parsed forms
+
+
+async def read_form(request: Request) -> FormData:
+    """The request's form. A urlencoded body (the report form without photos: almost every citizen
+    submission) is decoded with the standard library's ``parse_qsl``, which gives what Starlette's
+    form parser gives (``unquote_plus`` of each name and value, blank values kept) in a fifth of the
+    time (docs/performance.md, "Portal"); multipart bodies go to Starlette. The body is size-capped by
+    BodyLimitMiddleware before either sees it."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != URLENCODED:
+        return await request.form()
+    body = (await request.body()).decode("latin-1")
+    try:
+        pairs: list[tuple[str, str | UploadFile]] = list(
+            parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        )
+    except ValueError as err:
+        raise HTTPException(400, "Too many form fields") from err
+    return FormData(pairs)
+
+
 def reject_nul(form: FormData) -> None:
     """400 for a NUL character in any text field (PostgreSQL cannot store it; no person types it)."""
     if any(isinstance(v, str) and "\x00" in v for _k, v in form.multi_items()):
         raise HTTPException(400, "NUL byte in form")
 
 
+async def verify_csrf(request: Request, form: FormData) -> None:
+    """403 unless ``form`` (the request's parsed form) carries the right ``csrf_token``; 400 for NUL."""
+    reject_nul(form)
+    sent = form.get("csrf_token")
+    if not isinstance(sent, str) or not request.cookies.get("bcc_csrf"):
+        raise HTTPException(403, "CSRF token missing")
+    if request.cookies.get(SESSION_COOKIE):  # a database lookup only for staff
+        await run_in_threadpool(load_staff_session, request)
+    else:
+        load_staff_session(request)
+    if not hmac.compare_digest(sent, csrf_token(request)):
+        raise HTTPException(403, "CSRF token invalid")
+
+
 async def check_csrf(request: Request) -> AsyncIterator[None]:
-    """403 unless the form's ``csrf_token`` matches (attached to every state-changing HTML route).
+    """:func:`verify_csrf` as the dependency of every state-changing HTML route.
 
     Parses the form (Starlette caches it for the route) and closes it when the request is done, also
-    when the check fails: uploads spooled to temporary files are released either way."""
+    when the check fails: uploads spooled to temporary files are released either way. (The report
+    form, the hot path, calls :func:`verify_csrf` itself: docs/performance.md, "Portal".)"""
     form = await request.form()
     try:
-        reject_nul(form)
-        sent = form.get("csrf_token")
-        if not isinstance(sent, str) or not request.cookies.get("bcc_csrf"):
-            raise HTTPException(403, "CSRF token missing")
-        if request.cookies.get(SESSION_COOKIE):  # a database lookup only for staff
-            await run_in_threadpool(load_staff_session, request)
-        else:
-            load_staff_session(request)
-        if not hmac.compare_digest(sent, csrf_token(request)):
-            raise HTTPException(403, "CSRF token invalid")
+        await verify_csrf(request, form)
         yield
     finally:
         await form.close()

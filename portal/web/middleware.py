@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from http.cookies import SimpleCookie
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.requests import cookie_parser
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -128,12 +128,11 @@ class CsrfCookieMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cookies = SimpleCookie()
+        existing = ""
         for name, value in scope["headers"]:
-            if name == b"cookie":
-                cookies.load(value.decode("latin-1"))
-        existing = cookies.get(CSRF_COOKIE)
-        token = existing.value if existing and len(existing.value) >= 32 else None
+            if name == b"cookie":  # parsed as Starlette's Request.cookies does (http.cookies is 10x slower)
+                existing = cookie_parser(value.decode("latin-1")).get(CSRF_COOKIE, existing)
+        token = existing if len(existing) >= 32 else None
         scope.setdefault("state", {})["csrf_cookie"] = token or secrets.token_urlsafe(32)
 
         async def send_with_cookie(message: Message) -> None:

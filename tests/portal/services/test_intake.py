@@ -43,7 +43,14 @@ def setup(portal_db_url: str, tmp_path: Path) -> Any:
 
 def prepared(policy: reports.PhotoPolicy, n: int, photos: int = 0) -> reports.Prepared:
     inp = reports.ReportInput(
-        category="kesehatan", title=f"Laporan {n}", description="Isi", kelurahan="tangsi", privacy="public"
+        category="kesehatan",
+        title=f"Laporan {n}",
+        description="Isi",
+        kelurahan="tangsi",
+        privacy="anonymous" if n % 3 else "public",
+        lat="3.6" if n % 2 else "",
+        lon="98.5" if n % 2 else "",
+        contact_name="Siti" if n % 2 else "",
     )
     return reports.prepare_report(load_reference(), inp, [jpeg()] * photos, policy, NOW)
 
@@ -62,8 +69,12 @@ async def test_concurrent_submissions_share_transactions_and_all_commit(setup: A
     with sessions() as db:
         rows = {r.code: r for r in db.scalars(select(Report))}
         assert set(rows) == {r.code for r in stored}
-        for r in stored:
-            assert rows[r.code].id == r.id and rows[r.code].title == r.title
+        for r, p in zip(stored, batch, strict=True):
+            # what the plain DB-API INSERT stored reads back through the ORM as exactly the prepared
+            # values: tz-aware UTC datetimes, booleans, NULLs (portal.db.RawInsert)
+            assert rows[r.code].id == r.id
+            assert {k: getattr(rows[r.code], k) for k in p.values} == p.values
+            assert rows[r.code].created_at.tzinfo is not None and r.created_at == NOW
         entries = db.scalars(select(ReportEntry)).all()
         assert sorted(e.report_id for e in entries) == sorted(r.id for r in stored)
         assert {e.kind for e in entries} == {"created"}
@@ -85,7 +96,7 @@ async def test_a_bad_row_fails_only_its_own_submission(setup: Any) -> None:
     await writer.close()
 
     assert isinstance(results[2], IntegrityError)
-    assert [r.code for r in results if isinstance(r, Report)] == [p.values["code"] for p in good]
+    assert [r.code for r in results if isinstance(r, reports.NewReport)] == [p.values["code"] for p in good]
     with sessions() as db:
         codes = set(db.scalars(select(Report.code)))
         assert codes == {first.code, *(p.values["code"] for p in good)}
