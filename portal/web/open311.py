@@ -14,6 +14,7 @@ from xml.etree import ElementTree as ET
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from starlette.datastructures import UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -25,7 +26,7 @@ from portal.services.events import iso
 from portal.services.workflow import due_of
 from portal.web.deps import NowDep, RefDep, SessionDep, SettingsDep, SinkDep
 from portal.web.open311_format import Open311Error, respond
-from portal.web.public import policy
+from portal.web.public import policy, read_photos_async
 
 BOTH_FORMATS: dict[str, Any] = {"content": {"application/json": {}, "text/xml": {}}}
 router = APIRouter(
@@ -299,6 +300,13 @@ async def post_request(
     form = await request.form()
     if any(isinstance(v, str) and "\x00" in v for _k, v in form.multi_items()):
         raise Open311Error(400, "NUL characters are not allowed")
+    # Photos as multipart ``media`` parts (FixMyStreet's extension of POST requests), through the same
+    # pipeline as the web form: decoded by content, re-encoded without EXIF/GPS. ``media_url`` is not
+    # fetched: a server that downloads URLs named by clients can be turned against its own network.
+    uploads = [v for v in form.getlist("media") if isinstance(v, UploadFile)]
+    if len(uploads) > settings.max_photos:
+        raise Open311Error(400, f"At most {settings.max_photos} media files per request")
+    photos = await read_photos_async(uploads, settings.max_photo_bytes)
     attrs = {
         str(k)[10:-1]: str(v)
         for k, v in form.multi_items()
@@ -323,7 +331,7 @@ async def post_request(
     )
     try:
         report = await run_in_threadpool(
-            reports.create_report, db, ref, inp, [], policy(settings), sink, now, "open311"
+            reports.create_report, db, ref, inp, photos, policy(settings), sink, now, "open311"
         )
     except InvalidInput as err:
         names = {
@@ -331,6 +339,7 @@ async def post_request(
             "lat": "lat/long",
             "contact_phone": "phone",
             "contact_email": "email",
+            "photos": "media",
         }
         raise Open311Error(400, "Invalid: " + ", ".join(names.get(k, k) for k in err.errors)) from err
     return respond(

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from georeport import GeoReport
 
 from portal.services import reports
-from tests.portal.conftest import API_KEY, FakeClock, LiveServer, csrf, staff_client, submit
+from tests.portal.conftest import API_KEY, FakeClock, LiveServer, csrf, jpeg, staff_client, submit
 
 CONTACT_FIELDS = {"email", "phone", "first_name", "last_name", "device_id", "account_id", "contact_name"}
 REQUEST_FIELDS = {
@@ -92,6 +92,56 @@ def test_post_json_and_xml_return_an_id_never_a_token(client: TestClient) -> Non
     )
     assert status == 200
     assert ET.fromstring(body).find("request/service_request_id") is not None
+
+
+def test_post_media_is_cleaned_like_web_photos_and_shown_as_media_url(app: FastAPI, client: TestClient) -> None:
+    import io
+    import json
+
+    from PIL import Image
+
+    data = {
+        "api_key": API_KEY,
+        "service_code": "kesehatan",
+        "address_string": "Jl. Gatot Subroto, Kartini",
+        "description": "Genangan di depan puskesmas.",
+        "media_url": "http://169.254.169.254/latest/meta-data/",  # never fetched
+    }
+    r = client.post(
+        "/open311/v2/requests.json", data=data, files=[("media", ("hp.jpg", jpeg(gps=True), "image/jpeg"))]
+    )
+    assert r.status_code == 200, r.text
+    code = json.loads(r.text)[0]["service_request_id"]
+    with app.state.sessions() as db:
+        report = reports.get_by_code(db, code)
+        (photo,) = report.photos
+        assert report.source == "open311"
+    stored = client.get(f"/foto/{photo.filename}")
+    assert stored.status_code == 200
+    assert not Image.open(io.BytesIO(stored.content)).getexif()  # EXIF and GPS gone
+    verify_all(app)
+    (item,) = client.get(f"/open311/v2/requests/{code}.json").json()
+    assert item["media_url"].endswith(f"/foto/{photo.filename}")
+
+    # not an image by content (whatever the declared type), and too many files: spec errors, no report
+    before = client.get("/open311/v2/requests.json").json()
+    r = client.post(
+        "/open311/v2/requests.json", data=data, files=[("media", ("x.jpg", b"MZ\x90 not a jpeg", "image/jpeg"))]
+    )
+    assert r.status_code == 400 and json.loads(r.text)[0]["description"] == "Invalid: media"
+    r = client.post(
+        "/open311/v2/requests.xml",
+        data=data,
+        files=[("media", (f"{n}.jpg", jpeg(), "image/jpeg")) for n in range(4)],
+    )
+    assert r.status_code == 400 and ET.fromstring(r.text).find("error/code").text == "400"  # type: ignore[union-attr]
+    with app.state.sessions() as db:
+        from sqlalchemy import func, select
+
+        from portal.models import Report
+
+        assert db.scalar(select(func.count()).select_from(Report).where(Report.source == "open311")) == 1
+    assert len(client.get("/open311/v2/requests.json").json()) == len(before)
 
 
 @pytest.fixture
