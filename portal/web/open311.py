@@ -14,9 +14,9 @@ from xml.etree import ElementTree as ET
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from starlette.datastructures import UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from starlette.datastructures import UploadFile
 
 from portal.errors import InvalidInput
 from portal.models import OPEN_STATUSES, Report

@@ -19,7 +19,7 @@ BODIES = [
     b"a=1&b=2&a=3",  # repeated names keep their order
     b"title=Jalan+rusak+di+Tangsi&empty=&flag",  # plus is a space, blank and valueless fields kept
     urlencode({"description": "Lampu mati 100% — sejak kemarin; tolong!", "kelurahan": "tangsi"}).encode(),
-    "nama=Dewi Sartika&kota=Binjai".encode(),  # raw UTF-8 and a space, as some clients send
+    b"nama=Dewi Sartika&kota=Binjai",  # raw UTF-8 and a space, as some clients send
     b"bad=%ZZ&half=%E2%82&amp=a%26b%3Dc",  # broken escapes and invalid UTF-8 are replaced, not fatal
     b"csrf_token=abc&website=&photos=",
 ]

@@ -94,7 +94,9 @@ def test_post_json_and_xml_return_an_id_never_a_token(client: TestClient) -> Non
     assert ET.fromstring(body).find("request/service_request_id") is not None
 
 
-def test_post_media_is_cleaned_like_web_photos_and_shown_as_media_url(app: FastAPI, client: TestClient) -> None:
+def test_post_media_is_cleaned_like_web_photos_and_shown_as_media_url(
+    app: FastAPI, client: TestClient
+) -> None:
     import io
     import json
 
@@ -126,7 +128,9 @@ def test_post_media_is_cleaned_like_web_photos_and_shown_as_media_url(app: FastA
     # not an image by content (whatever the declared type), and too many files: spec errors, no report
     before = client.get("/open311/v2/requests.json").json()
     r = client.post(
-        "/open311/v2/requests.json", data=data, files=[("media", ("x.jpg", b"MZ\x90 not a jpeg", "image/jpeg"))]
+        "/open311/v2/requests.json",
+        data=data,
+        files=[("media", ("x.jpg", b"MZ\x90 not a jpeg", "image/jpeg"))],
     )
     assert r.status_code == 400 and json.loads(r.text)[0]["description"] == "Invalid: media"
     r = client.post(
