@@ -4,6 +4,7 @@ transactions, each gets its own committed report, and one bad row fails only its
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,21 @@ async def test_close_waits_for_queued_submissions(setup: Any) -> None:
     assert all(p.done() for p in pending)
     with sessions() as db:
         assert db.scalar(select(func.count()).select_from(Report)) == 20
+
+
+async def test_a_cancelled_submission_is_still_written_and_close_stops_the_thread(setup: Any) -> None:
+    sessions, policy = setup
+    writer = ReportWriter(sessions, lambda: Events())
+    gone = prepared(policy, 1)
+    task = asyncio.ensure_future(writer.submit(gone))
+    await asyncio.sleep(0)  # queued for the writer thread
+    task.cancel()  # the client went away: its answer is dropped, its report is not
+    await writer.close()
+    assert task.cancelled()
+    assert not [t for t in threading.enumerate() if t.name == "portal-report-writer"]
+    with sessions() as db:
+        assert list(db.scalars(select(Report.code))) == [gone.values["code"]]
+    # a submission after close starts a new writer thread
+    again = await writer.submit(prepared(policy, 2))
+    assert again is not None and writer.reports == 2
+    await writer.close()
