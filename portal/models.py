@@ -33,7 +33,20 @@ Privacy = Literal["public", "anonymous", "confidential"]
 PRIVACIES: tuple[Privacy, ...] = ("public", "anonymous", "confidential")
 Role = Literal["admin", "agency", "operator", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "agency", "operator", "viewer")
-EntryKind = Literal["created", "verified", "dispatched", "responded", "closed", "reopened", "info"]
+EntryKind = Literal[
+    "created",
+    "verified",
+    "dispatched",
+    "responded",
+    "closed",
+    "reopened",
+    "info",
+    "rated_solved",
+    "rated_partly",
+    "rated_unsolved",
+]
+# The reporter's verdict on a closed report (SP4N-LAPOR!'s "tanggapan pelapor"): one per closure.
+FEEDBACKS = ("solved", "partly", "unsolved")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -121,6 +134,9 @@ class Report(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     verify_late: Mapped[bool] = mapped_column(Boolean, default=False)
     respond_late: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the reporter's verdict on the latest closure (FEEDBACKS) and when it was given
+    feedback: Mapped[str | None] = mapped_column(String(16))
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     entries: Mapped[list[ReportEntry]] = relationship(
         back_populates="report", order_by="ReportEntry.id", cascade="all, delete-orphan"
     )

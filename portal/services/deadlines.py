@@ -17,6 +17,7 @@ WIB = timezone(timedelta(hours=7), "WIB")
 VERIFY_WORKING_DAYS = 3
 RESPOND_WORKING_DAYS = 5
 REOPEN_WINDOW = timedelta(days=14)
+FEEDBACK_WINDOW = timedelta(days=30)  # the reporter may rate a closure this long after it
 
 
 HOLIDAYS_FILE = Path(__file__).resolve().parent.parent / "data" / "holidays.yaml"

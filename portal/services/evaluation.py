@@ -34,6 +34,8 @@ class Row:
     median_hours_to_verify: float | None = None
     median_hours_to_close: float | None = None
     deadlines_missed: int = 0
+    rated_by_reporter: int = 0  # closed reports the reporter gave a verdict on (latest closure)
+    reporter_says_solved: int = 0
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -70,6 +72,9 @@ def evaluate(db: Session, ref: Reference, month: str) -> list[Row]:
         else:
             row.still_open += 1
         row.deadlines_missed += int(r.verify_late) + int(r.respond_late)
+        if r.status == "closed" and r.feedback is not None:
+            row.rated_by_reporter += 1
+            row.reporter_says_solved += r.feedback == "solved"
     for key, row in rows.items():
         row.median_hours_to_verify = _median_hours(verify_s.get(key, []))
         row.median_hours_to_close = _median_hours(close_s.get(key, []))

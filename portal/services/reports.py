@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal.db import dbapi_cursor, raw_insert, writer
 from portal.errors import InvalidInput, NotFound, TransitionRefused
-from portal.models import OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
+from portal.models import FEEDBACKS, OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
 from portal.reference import Reference
 from portal.services import deadlines
 from portal.services.events import EventSink, emit, stage
@@ -420,6 +420,37 @@ def add_info(
     return report
 
 
+def feedback_open(report: Report, now: datetime) -> bool:
+    """May the reporter still rate this closure? Closed (not as a duplicate: that report's own page
+    carries the verdict), not rated since it was closed, and within ``deadlines.FEEDBACK_WINDOW``."""
+    return (
+        report.status == "closed"
+        and report.resolution != "duplicate"
+        and report.closed_at is not None
+        and now - report.closed_at <= deadlines.FEEDBACK_WINDOW
+        and (report.feedback_at is None or report.feedback_at < report.closed_at)
+    )
+
+
+def give_feedback(db: Session, code: str, verdict: str, comment: str, now: datetime) -> Report:
+    """The reporter says whether the closed report's problem is solved (``FEEDBACKS``), once per
+    closure, with an optional comment; kept in the history and counted in the monthly evaluation."""
+    report = get_by_code(db, code)
+    if verdict not in FEEDBACKS:
+        raise InvalidInput({"verdict": "err_verdict"})
+    if len(comment) > MAX_DESCRIPTION:
+        raise InvalidInput({"comment": "err_description_long"})
+    if not feedback_open(report, now):
+        raise TransitionRefused("err_feedback_closed")
+    report.feedback = verdict
+    report.feedback_at = now
+    report.entries.append(
+        ReportEntry(kind=f"rated_{verdict}", at=now, actor_label="pelapor", body=comment.strip())
+    )
+    db.commit()
+    return report
+
+
 def reopen(db: Session, code: str, reason: str, sink: EventSink, now: datetime) -> Report:
     """Reopen a report closed as resolved within 14 days; it goes back to the agency with a new deadline."""
     report = get_by_code(db, code)
@@ -433,6 +464,7 @@ def reopen(db: Session, code: str, reason: str, sink: EventSink, now: datetime) 
     report.resolution = None
     report.closed_at = None
     report.responded_at = None
+    report.feedback = report.feedback_at = None  # a verdict is on a closure; the history keeps it
     report.dispatched_at = now
     report.respond_due = deadlines.respond_due(now)
     report.updated_at = now

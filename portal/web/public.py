@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import Response
 
 from portal.errors import InvalidInput, NotFound, TransitionRefused
-from portal.models import STATUSES, Report
+from portal.models import FEEDBACKS, STATUSES, Report
 from portal.reference import Lang
 from portal.services import deadlines, reports
 from portal.services.photos import NAME_RE
@@ -232,6 +236,8 @@ def _status_page(
         "report": report,
         "entries": report.entries,
         "reopenable": reopenable,
+        "rateable": reports.feedback_open(report, now),
+        "verdicts": FEEDBACKS,
         "errors": errors or {},
         "new": request.query_params.get("baru") == "1",
     }
@@ -241,6 +247,28 @@ def _status_page(
 @router.get("/laporan/{code}")
 def report_status(request: Request, lang: LangDep, db: SessionDep, now: NowDep, code: str) -> Response:
     return _status_page(request, lang, db, now, code)
+
+
+def _citizen_step(
+    request: Request,
+    lang: Lang,
+    db: Session,
+    now: datetime,
+    code: str,
+    refused_field: str,
+    step: Callable[[], Report],
+) -> Response:
+    """Run one of the reporter's steps on their report: the status page again on success (303), with
+    the errors in the user's language on bad input (400) or a step the report's state refuses (409)."""
+    try:
+        report = step()
+    except NotFound as err:
+        raise HTTPException(404, "No such report") from err
+    except InvalidInput as err:
+        return _status_page(request, lang, db, now, code, err.errors, 400)
+    except TransitionRefused as err:
+        return _status_page(request, lang, db, now, code, {refused_field: str(err)}, 409)
+    return RedirectResponse(f"/laporan/{report.code}", status_code=303)
 
 
 @router.post("/laporan/{code}/info", dependencies=[CsrfDep])
@@ -254,17 +282,9 @@ def add_info(
     photos: PhotosField = None,
     body: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        report = reports.add_info(
-            db, code, body, read_photos(photos, settings.max_photo_bytes), policy(settings), now
-        )
-    except NotFound as err:
-        raise HTTPException(404, "No such report") from err
-    except InvalidInput as err:
-        return _status_page(request, lang, db, now, code, err.errors, 400)
-    except TransitionRefused as err:
-        return _status_page(request, lang, db, now, code, {"body": str(err)}, 409)
-    return RedirectResponse(f"/laporan/{report.code}", status_code=303)
+    raws = read_photos(photos, settings.max_photo_bytes)
+    step = partial(reports.add_info, db, code, body, raws, policy(settings), now)
+    return _citizen_step(request, lang, db, now, code, "body", step)
 
 
 @router.post("/laporan/{code}/buka", dependencies=[CsrfDep])
@@ -277,15 +297,23 @@ def reopen(
     code: str,
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        report = reports.reopen(db, code, reason, sink, now)
-    except NotFound as err:
-        raise HTTPException(404, "No such report") from err
-    except InvalidInput as err:
-        return _status_page(request, lang, db, now, code, err.errors, 400)
-    except TransitionRefused as err:
-        return _status_page(request, lang, db, now, code, {"reason": str(err)}, 409)
-    return RedirectResponse(f"/laporan/{report.code}", status_code=303)
+    step = partial(reports.reopen, db, code, reason, sink, now)
+    return _citizen_step(request, lang, db, now, code, "reason", step)
+
+
+@router.post("/laporan/{code}/nilai", dependencies=[CsrfDep])
+def rate(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    now: NowDep,
+    code: str,
+    verdict: Annotated[str, Form()] = "",
+    comment: Annotated[str, Form()] = "",
+) -> Response:
+    """The reporter's verdict on a closed report: solved, partly, unsolved (once per closure)."""
+    step = partial(reports.give_feedback, db, code, verdict, comment, now)
+    return _citizen_step(request, lang, db, now, code, "verdict", step)
 
 
 def map_points(rows: list[Report]) -> list[dict[str, object]]:

@@ -178,6 +178,76 @@ def test_reopen_within_14_days_of_resolution(app: FastAPI, client: TestClient, c
     admin.close()
 
 
+def test_reporter_rates_a_closure_once_and_the_evaluation_counts_it(
+    app: FastAPI, client: TestClient, clock: FakeClock
+) -> None:
+    code = submit(client)
+    admin = staff_client(app, "admin")
+    with app.state.sessions() as db:
+        from portal.services import reports
+
+        rid = reports.get_by_code(db, code).id
+    token = csrf(admin, "/staf")
+
+    def close() -> None:
+        r = admin.post(
+            f"/staf/laporan/{rid}/tutup", data={"csrf_token": token, "resolution": "resolved_direct"}
+        )
+        assert r.status_code in (200, 303)
+
+    assert client.get(f"/laporan/{code}").context["rateable"] is False  # type: ignore[attr-defined]
+    admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
+    admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token, "agency": ""})
+    close()
+    page = client.get(f"/laporan/{code}")
+    assert page.context["rateable"] is True  # type: ignore[attr-defined]
+    assert f'action="/laporan/{code}/nilai"' in page.text and "Apakah masalah" in page.text
+
+    r = client.post(f"/laporan/{code}/nilai", data={"csrf_token": csrf(client), "verdict": "great"})
+    assert r.status_code == 400 and r.context["errors"] == {"verdict": "err_verdict"}  # type: ignore[attr-defined]
+    assert "Pilih salah satu penilaian." in r.text
+    r = client.post(
+        f"/laporan/{code}/nilai",
+        data={"csrf_token": csrf(client), "verdict": "unsolved", "comment": "Masih <b>banjir</b>"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    page = client.get(f"/laporan/{code}")
+    ctx = page.context  # type: ignore[attr-defined]
+    assert ctx["report"].feedback == "unsolved" and ctx["rateable"] is False
+    assert ctx["entries"][-1].kind == "rated_unsolved" and ctx["entries"][-1].actor_label == "pelapor"
+    assert "Masih &lt;b&gt;banjir&lt;/b&gt;" in page.text and "Belum selesai" in page.text
+    again = client.post(f"/laporan/{code}/nilai", data={"csrf_token": csrf(client), "verdict": "solved"})
+    assert again.status_code == 409
+    assert again.context["errors"] == {"verdict": "err_feedback_closed"}  # type: ignore[attr-defined]
+
+    # not solved: the reporter reopens; the next closure can be rated again, and only it counts
+    client.post(f"/laporan/{code}/buka", data={"csrf_token": csrf(client), "reason": "Masih banjir."})
+    assert client.get(f"/laporan/{code}").context["report"].feedback is None  # type: ignore[attr-defined]
+    close()
+    r = client.post(
+        f"/laporan/{code}/nilai",
+        data={"csrf_token": csrf(client), "verdict": "solved"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    total = admin.get("/staf/evaluasi?month=2026-11").context["total"]  # type: ignore[attr-defined]
+    assert (total.rated_by_reporter, total.reporter_says_solved) == (1, 1)
+    csv_text = admin.get("/staf/evaluasi.csv?month=2026-11").text
+    assert csv_text.splitlines()[0].endswith(",rated_by_reporter,reporter_says_solved")
+
+    # a verdict is possible for 30 days after a closure, not later
+    other = submit(client)
+    with app.state.sessions() as db:
+        oid = reports.get_by_code(db, other).id
+    admin.post(f"/staf/laporan/{oid}/verifikasi", data={"csrf_token": token})
+    admin.post(f"/staf/laporan/{oid}/tutup", data={"csrf_token": token, "resolution": "rejected"})
+    admin.close()
+    clock.advance(days=31)
+    late = client.post(f"/laporan/{other}/nilai", data={"csrf_token": csrf(client), "verdict": "partly"})
+    assert late.status_code == 409
+
+
 def test_unknown_code_is_404_page(client: TestClient) -> None:
     r = client.get("/laporan/BJ-2222-3333-4444")
     assert r.status_code == 404
