@@ -84,6 +84,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "f_comment": ("Komentar (opsional)", "Comment (optional)"),
     "btn_rate": ("Kirim penilaian", "Send verdict"),
     "f_feedback": ("Penilaian pelapor", "Reporter's verdict"),
+    "privacy_change": ("Privasi laporan", "Report privacy"),
+    "privacy_now": ("Sekarang", "Now"),
+    "privacy_change_hint": (
+        "Anda dapat memperketat privasi kapan saja, tetapi tidak melonggarkannya kembali:",
+        "You can make it stricter at any time, but not loosen it again:",
+    ),
+    "btn_privacy": ("Ubah privasi", "Change privacy"),
     "btn_reopen": ("Buka kembali", "Reopen"),
     "list_title": ("Laporan warga", "Citizen reports"),
     "list_empty": ("Belum ada laporan.", "No reports yet."),
@@ -111,6 +118,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "entry_rated_solved": ("Pelapor: sudah selesai", "Reporter: solved"),
     "entry_rated_partly": ("Pelapor: selesai sebagian", "Reporter: partly solved"),
     "entry_rated_unsolved": ("Pelapor: belum selesai", "Reporter: not solved"),
+    "entry_to_anonymous": ("Pelapor menyembunyikan namanya", "The reporter hid their name"),
+    "entry_to_confidential": (
+        "Pelapor menjadikan laporan rahasia",
+        "The reporter made the report confidential",
+    ),
     "actor_pelapor": ("Pelapor", "Reporter"),
     "actor_admin": ("Admin BCC", "BCC admin"),
     "errors_intro": ("Periksa kembali isian berikut:", "Please check these fields:"),
@@ -142,6 +154,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The 14 days for reopening have passed.",
     ),
     "err_verdict": ("Pilih salah satu penilaian.", "Choose one verdict."),
+    "err_privacy_stricter": (
+        "Pilih tingkat privasi yang lebih ketat dari sekarang.",
+        "Choose a privacy level stricter than the current one.",
+    ),
     "err_feedback_closed": (
         "Penilaian hanya dapat diberikan sekali, dalam 30 hari setelah laporan ditutup.",
         "A verdict can be given once, within 30 days of the closure.",

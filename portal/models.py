@@ -44,6 +44,8 @@ EntryKind = Literal[
     "rated_solved",
     "rated_partly",
     "rated_unsolved",
+    "to_anonymous",
+    "to_confidential",
 ]
 # The reporter's verdict on a closed report (SP4N-LAPOR!'s "tanggapan pelapor"): one per closure.
 FEEDBACKS = ("solved", "partly", "unsolved")

@@ -420,6 +420,26 @@ def add_info(
     return report
 
 
+def stricter_privacies(report: Report) -> tuple[str, ...]:
+    """The privacy levels the reporter may still move this report to: only ever stricter (public ->
+    anonymous -> confidential), never back, since what was hidden may already have been relied on."""
+    return PRIVACIES[PRIVACIES.index(report.privacy) + 1 :] if report.privacy in PRIVACIES else ()
+
+
+def raise_privacy(db: Session, code: str, privacy: str, now: datetime) -> Report:
+    """The reporter hides their name from the agency (``anonymous``) or the whole report from the public
+    (``confidential``) after submitting (FixMyStreet #658: "hide your name after the fact"). Takes
+    effect everywhere at once: the agency's view, the public list and map, Open311, the wall."""
+    report = get_by_code(db, code)
+    if privacy not in stricter_privacies(report):
+        raise InvalidInput({"privacy": "err_privacy_stricter"})
+    report.privacy = privacy
+    report.updated_at = now
+    report.entries.append(ReportEntry(kind=f"to_{privacy}", at=now, actor_label="pelapor", body=""))
+    db.commit()
+    return report
+
+
 def feedback_open(report: Report, now: datetime) -> bool:
     """May the reporter still rate this closure? Closed (not as a duplicate: that report's own page
     carries the verdict), not rated since it was closed, and within ``deadlines.FEEDBACK_WINDOW``."""

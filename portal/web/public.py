@@ -237,6 +237,7 @@ def _status_page(
         "entries": report.entries,
         "reopenable": reopenable,
         "rateable": reports.feedback_open(report, now),
+        "stricter": reports.stricter_privacies(report),
         "verdicts": FEEDBACKS,
         "errors": errors or {},
         "new": request.query_params.get("baru") == "1",
@@ -314,6 +315,20 @@ def rate(
     """The reporter's verdict on a closed report: solved, partly, unsolved (once per closure)."""
     step = partial(reports.give_feedback, db, code, verdict, comment, now)
     return _citizen_step(request, lang, db, now, code, "verdict", step)
+
+
+@router.post("/laporan/{code}/privasi", dependencies=[CsrfDep])
+def raise_privacy(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    now: NowDep,
+    code: str,
+    privacy: Annotated[str, Form()] = "",
+) -> Response:
+    """The reporter hides their name (anonymous) or the whole report (confidential) after the fact."""
+    step = partial(reports.raise_privacy, db, code, privacy, now)
+    return _citizen_step(request, lang, db, now, code, "privacy", step)
 
 
 def map_points(rows: list[Report]) -> list[dict[str, object]]:

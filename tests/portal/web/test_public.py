@@ -248,6 +248,54 @@ def test_reporter_rates_a_closure_once_and_the_evaluation_counts_it(
     assert late.status_code == 409
 
 
+def test_reporter_hides_name_then_the_report_and_can_never_loosen(app: FastAPI, client: TestClient) -> None:
+    code = submit(client)  # public, from "Siti Aminah"
+    admin = staff_client(app, "admin")
+    with app.state.sessions() as db:
+        from portal.services import reports
+
+        rid = reports.get_by_code(db, code).id
+    token = csrf(admin, "/staf")
+    admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
+    admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token, "agency": "bappeda"})
+    officer = staff_client(app, "agency", agency="bappeda")
+    assert "Siti Aminah" in officer.get(f"/staf/laporan/{rid}").text
+    page = client.get(f"/laporan/{code}")
+    assert page.context["stricter"] == ("anonymous", "confidential")  # type: ignore[attr-defined]
+    assert f'action="/laporan/{code}/privasi"' in page.text
+
+    r = client.post(
+        f"/laporan/{code}/privasi",
+        data={"csrf_token": csrf(client), "privacy": "anonymous"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert "Siti Aminah" not in officer.get(f"/staf/laporan/{rid}").text  # the agency no longer sees it
+    assert "Siti Aminah" in admin.get(f"/staf/laporan/{rid}").text  # the admins still do
+    assert [x.code for x in client.get("/daftar").context["reports"]] == [code]  # type: ignore[attr-defined]
+    ctx = client.get(f"/laporan/{code}").context  # type: ignore[attr-defined]
+    assert ctx["entries"][-1].kind == "to_anonymous" and ctx["stricter"] == ("confidential",)
+
+    back = client.post(f"/laporan/{code}/privasi", data={"csrf_token": csrf(client), "privacy": "public"})
+    assert back.status_code == 400
+    assert back.context["errors"] == {"privacy": "err_privacy_stricter"}  # type: ignore[attr-defined]
+    assert "lebih ketat" in back.text
+
+    r = client.post(
+        f"/laporan/{code}/privasi",
+        data={"csrf_token": csrf(client), "privacy": "confidential"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert client.get("/daftar").context["reports"] == []  # type: ignore[attr-defined]
+    assert client.get(f"/open311/v2/requests/{code}.json").status_code == 404
+    page = client.get(f"/laporan/{code}")  # the reporter still follows it by its code
+    assert page.status_code == 200 and page.context["stricter"] == ()  # type: ignore[attr-defined]
+    assert "/privasi" not in page.text
+    officer.close()
+    admin.close()
+
+
 def test_unknown_code_is_404_page(client: TestClient) -> None:
     r = client.get("/laporan/BJ-2222-3333-4444")
     assert r.status_code == 404
