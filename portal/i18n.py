@@ -63,6 +63,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "track_title": ("Lacak laporan", "Track a report"),
     "f_code": ("Kode pelacakan", "Tracking code"),
     "btn_track": ("Lacak", "Track"),
+    "f_remember": (
+        "Ingat laporan ini di perangkat ini (hanya kodenya; jangan dicentang di HP atau komputer bersama)",
+        "Remember this report on this device (its code only; leave unticked on a shared phone or computer)",
+    ),
+    "mine_title": ("Laporan yang diingat di perangkat ini", "Reports remembered on this device"),
+    "btn_forget": ("Lupakan semua dari perangkat ini", "Forget them all on this device"),
+    "btn_remember": ("Ingat laporan ini di perangkat ini", "Remember this report on this device"),
     "status_title": ("Status laporan", "Report status"),
     "history": ("Riwayat", "History"),
     "add_info": ("Tambah informasi", "Add information"),

@@ -323,6 +323,14 @@ def create_report(
     return Report(id=stored.id, **prepared.values)
 
 
+def by_codes(db: Session, codes: Sequence[str]) -> list[Report]:
+    """The reports with these tracking codes, in the order of ``codes`` (unknown codes are skipped)."""
+    if not codes:
+        return []
+    found = {r.code: r for r in db.scalars(select(Report).where(Report.code.in_(list(codes))))}
+    return [found[c] for c in codes if c in found]
+
+
 def get_by_code(db: Session, code: str) -> Report:
     """The report with this tracking code, with its history and photos (NotFound otherwise)."""
     report = db.scalar(

@@ -51,6 +51,30 @@ def client_ip(request: Request, trust_forwarded_for: bool) -> str:
     return request.client.host if request.client else "unknown"
 
 
+# "Laporan saya": tracking codes this browser chose to remember, newest first. Only codes (each one
+# already the key to its status page), never names or text; off unless the citizen ticks the box,
+# since a phone may be shared. Read on /lacak, cleared with one button there.
+MINE_COOKIE = "bcc_mine"
+MINE_MAX = 20
+
+
+def remembered(request: Request) -> list[str]:
+    codes = (reports.normalize_code(c) for c in request.cookies.get(MINE_COOKIE, "").split("."))
+    return list(dict.fromkeys(c for c in codes if c))[:MINE_MAX]
+
+
+def remember(request: Request, response: Response, code: str) -> None:
+    codes = [code, *(c for c in remembered(request) if c != code)][:MINE_MAX]
+    response.set_cookie(
+        MINE_COOKIE,
+        ".".join(codes),
+        max_age=365 * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=settings_of(request).cookie_secure,
+    )
+
+
 def read_photos(files: list[UploadFile] | None, max_bytes: int) -> list[bytes]:
     """Raw bytes of the chosen files (an empty file input sends one nameless, empty part: skipped)."""
     out = []
@@ -134,7 +158,7 @@ REPORT_FORM_SCHEMA = {
                     "type": "object",
                     "properties": {
                         "csrf_token": {"type": "string"},
-                        **{name: {"type": "string"} for name in [*REPORT_FIELDS, "website"]},
+                        **{name: {"type": "string"} for name in [*REPORT_FIELDS, "website", "remember"]},
                         "photos": {"type": "array", "items": {"type": "string", "format": "binary"}},
                     },
                 }
@@ -144,7 +168,7 @@ REPORT_FORM_SCHEMA = {
                     "type": "object",
                     "properties": {
                         "csrf_token": {"type": "string"},
-                        **{name: {"type": "string"} for name in [*REPORT_FIELDS, "website"]},
+                        **{name: {"type": "string"} for name in [*REPORT_FIELDS, "website", "remember"]},
                     },
                 }
             },
@@ -193,7 +217,10 @@ async def _submit(request: Request, form: FormData) -> Response:
         return await run_in_threadpool(_form_page_db, request, lang, inp, err.errors, 400)
     if report is None:
         raise HTTPException(429, "Too many submissions")
-    return RedirectResponse(f"/laporan/{report.code}?baru=1", status_code=303)
+    response = RedirectResponse(f"/laporan/{report.code}?baru=1", status_code=303)
+    if form.get("remember") == "1":
+        remember(request, response, report.code)
+    return response
 
 
 def _form_page_db(
@@ -204,13 +231,34 @@ def _form_page_db(
 
 
 @router.get("/lacak")
-def track(request: Request, lang: LangDep, kode: str = "") -> Response:
+def track(request: Request, lang: LangDep, db: SessionDep, kode: str = "") -> Response:
     code = reports.normalize_code(kode)
     if code:
         return RedirectResponse(f"/laporan/{code}", status_code=303)
-    return render(
-        request, lang, "track.html", {"code": kode[:40], "not_found": bool(kode)}, 404 if kode else 200
+    context = {"code": kode[:40], "not_found": bool(kode), "mine": reports.by_codes(db, remembered(request))}
+    return render(request, lang, "track.html", context, 404 if kode else 200)
+
+
+@router.post("/laporan/{code}/ingat", dependencies=[CsrfDep])
+def remember_report(request: Request, db: SessionDep, code: str) -> Response:
+    """Remember this report on this device (the "Laporan saya" list on /lacak)."""
+    try:
+        report = reports.get_by_code(db, code)
+    except NotFound as err:
+        raise HTTPException(404, "No such report") from err
+    response = RedirectResponse(f"/laporan/{report.code}", status_code=303)
+    remember(request, response, report.code)
+    return response
+
+
+@router.post("/lacak/lupakan", dependencies=[CsrfDep])
+def forget_reports(request: Request) -> Response:
+    """Forget every report remembered on this device."""
+    response = RedirectResponse("/lacak", status_code=303)
+    response.delete_cookie(
+        MINE_COOKIE, httponly=True, samesite="lax", secure=settings_of(request).cookie_secure
     )
+    return response
 
 
 def _status_page(
@@ -238,6 +286,7 @@ def _status_page(
         "reopenable": reopenable,
         "rateable": reports.feedback_open(report, now),
         "stricter": reports.stricter_privacies(report),
+        "remembered": report.code in remembered(request),
         "verdicts": FEEDBACKS,
         "errors": errors or {},
         "new": request.query_params.get("baru") == "1",

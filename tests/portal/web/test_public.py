@@ -296,6 +296,42 @@ def test_reporter_hides_name_then_the_report_and_can_never_loosen(app: FastAPI, 
     admin.close()
 
 
+def mine(client: TestClient) -> list[str]:
+    return [r.code for r in client.get("/lacak").context["mine"]]  # type: ignore[attr-defined]
+
+
+def test_reports_are_remembered_on_this_device_only_when_asked(client: TestClient) -> None:
+    plain = submit(client)
+    assert "bcc_mine" not in client.cookies and mine(client) == []
+    r = client.post(
+        "/lapor", data={"csrf_token": csrf(client), **report_form(remember="1")}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"].lower()
+    assert cookie.startswith("bcc_mine=") and "httponly" in cookie and "samesite=lax" in cookie
+    remembered = r.headers["location"].split("/")[2].split("?")[0]
+    assert mine(client) == [remembered]
+    assert "/ingat" not in client.get(f"/laporan/{remembered}").text  # already remembered
+
+    # remembered later from its status page: newest first, shown with title and status
+    assert "/ingat" in client.get(f"/laporan/{plain}").text
+    r = client.post(f"/laporan/{plain}/ingat", data={"csrf_token": csrf(client)}, follow_redirects=False)
+    assert r.status_code == 303 and mine(client) == [plain, remembered]
+    page = client.get("/lacak")
+    assert "Drainase tersumbat" in page.text and "Menunggu verifikasi" in page.text
+    assert (
+        client.post("/laporan/BJ-2222-3333-4444/ingat", data={"csrf_token": csrf(client)}).status_code == 404
+    )
+
+    r = client.post("/lacak/lupakan", data={"csrf_token": csrf(client)}, follow_redirects=False)
+    assert r.status_code == 303 and mine(client) == []
+
+    # a tampered cookie: anything that is not a known code is ignored, nothing is echoed
+    client.cookies.set("bcc_mine", f"<script>x.BJ-2222-3333-4444.{remembered}")
+    page = client.get("/lacak")
+    assert mine(client) == [remembered] and "<script>x" not in page.text
+
+
 def test_unknown_code_is_404_page(client: TestClient) -> None:
     r = client.get("/laporan/BJ-2222-3333-4444")
     assert r.status_code == 404
