@@ -99,6 +99,12 @@ def csrf_token(request: Request) -> str:
     if session is not None:
         token: str = session.csrf_token
         return token
+    return cookie_csrf_token(request)
+
+
+def cookie_csrf_token(request: Request) -> str:
+    """The token of a browser without a staff session: an HMAC (server secret) of its ``bcc_csrf``
+    cookie, which another site can neither read nor compute."""
     settings = settings_of(request)
     cookie = request.scope.get("state", {}).get("csrf_cookie", "")
     return hmac.new(
@@ -145,7 +151,12 @@ async def verify_csrf(request: Request, form: FormData) -> None:
         await run_in_threadpool(load_staff_session, request)
     else:
         load_staff_session(request)
-    if not hmac.compare_digest(sent, csrf_token(request)):
+    # A public page rendered for a logged-in staff member carries the cookie token (public pages do
+    # not look the session up): accept it as well; both are bound to this browser.
+    if not (
+        hmac.compare_digest(sent, csrf_token(request))
+        or hmac.compare_digest(sent, cookie_csrf_token(request))
+    ):
         raise HTTPException(403, "CSRF token invalid")
 
 

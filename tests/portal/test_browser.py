@@ -105,7 +105,16 @@ async def test_citizen_and_admin_in_chromium(tmp_path: Path) -> None:
             await page.screenshot(ARTIFACTS / "05-closed.png")
             await page.goto(f"{base}/laporan/{code}?lang=id")
             assert "Diselesaikan langsung" in await page.eval("document.body.innerText")
+            # the closed report's page carries the verdict, privacy and remember forms: axe them too
+            assert await serious_violations(page, axe) == []
             await page.screenshot(ARTIFACTS / "06-citizen-sees-closed.png")
+            await page.eval("document.querySelector('input[name=verdict][value=solved]').checked = true")
+            await page.click_and_wait("form[action$='/nilai'] button")
+            assert "Sudah selesai" in await page.eval("document.body.innerText")
+            await page.click_and_wait("form[action$='/ingat'] button")
+            await page.goto(f"{base}/lacak")
+            assert code in await page.eval("document.querySelector('ul.mine').innerText")
+            assert await serious_violations(page, axe) == []
             await page.goto(f"{base}/daftar")
             assert await page.eval("document.querySelectorAll('svg.map circle').length") == 1
             assert await serious_violations(page, axe) == []

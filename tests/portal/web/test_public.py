@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.portal.conftest import FakeClock, csrf, jpeg, report_form, staff_client, submit
+from tests.portal.conftest import FakeClock, add_user, csrf, jpeg, login, report_form, staff_client, submit
 
 
 def test_home_lists_categories_in_indonesian_by_default(client: TestClient) -> None:
@@ -330,6 +330,22 @@ def test_reports_are_remembered_on_this_device_only_when_asked(client: TestClien
     client.cookies.set("bcc_mine", f"<script>x.BJ-2222-3333-4444.{remembered}")
     page = client.get("/lacak")
     assert mine(client) == [remembered] and "<script>x" not in page.text
+
+
+def test_a_logged_in_staff_member_can_use_the_public_forms(app: FastAPI, client: TestClient) -> None:
+    """Public pages carry the browser's cookie token even when a staff session exists (the browser
+    test found a 403 here): the POST accepts it, and a wrong token is still refused."""
+    login(client, add_user(app, "admin"))
+    code = submit(client)
+    token = csrf(client, f"/laporan/{code}")
+    r = client.post(
+        f"/laporan/{code}/info", data={"csrf_token": token, "body": "Tambahan."}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert (
+        client.post(f"/laporan/{code}/info", data={"csrf_token": "x" * 64, "body": "Lagi."}).status_code
+        == 403
+    )
 
 
 def test_unknown_code_is_404_page(client: TestClient) -> None:
