@@ -18,6 +18,9 @@ def configure(level: str | None = None, fmt: str | None = None) -> None:
     logging.basicConfig(level=level_name, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
     # pymodbus logs every failed request at ERROR; the gateway logs state changes once instead.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    # httpx logs every request at INFO: one line per InfluxDB write each second. Kept for DEBUG only.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.NOTSET if level_name == "DEBUG" else logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
