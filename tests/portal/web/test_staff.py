@@ -86,8 +86,15 @@ def test_full_workflow_records_who_and_when(app: FastAPI, client: TestClient, cl
         f"/staf/laporan/{rid}/tutup",
         data={"csrf_token": token, "resolution": "needs_budget", "note": "Usulan 2027"},
     )
-    report = admin.get(f"/staf/laporan/{rid}").context["report"]  # type: ignore[attr-defined]
+    page = admin.get(f"/staf/laporan/{rid}")
+    report = page.context["report"]  # type: ignore[attr-defined]
     assert report.status == "closed" and report.resolution == "needs_budget"
+    # the history reads as words, not as the stored kinds
+    assert (
+        "Diteruskan ke dinas" in page.text
+        and "Laporan ditutup" in page.text
+        and "dispatched" not in page.text
+    )
     kinds = [(e.kind, e.actor.role if e.actor else None) for e in report.entries]
     assert kinds == [
         ("created", None),
