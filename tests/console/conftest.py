@@ -15,16 +15,19 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from fastapi import FastAPI
 
 from bcc.broker import MosquittoProcess
 from portal.config import MqttSettings
 from portal.main import create_app
+from portal.services.deadlines import WIB
 from simulators.site import SiteSimulator
 from tests.portal.conftest import LiveServer, Login, add_user, make_settings
 from tests.support.gateway import gateway_config, running_gateway
@@ -141,12 +144,29 @@ class Stack:
             yield c
 
 
+SHIPPED_SCENES = Path(__file__).resolve().parents[2] / "portal" / "data" / "scenes.yaml"
+
+
+def scenes_away_from_now(tmp_path: Path) -> Path:
+    """The shipped scenes with every schedule moved 12 hours away from now. These apps run on the real
+    clock, and the shipped 22:00 WIB "night" schedule fired in any test that ran between 22:00 and
+    22:05 WIB, switching lights and the wall under the test (seen in CI). Schedules themselves are
+    tested in test_scenes.py with a schedule set to the current minute."""
+    book = yaml.safe_load(SHIPPED_SCENES.read_text(encoding="utf-8"))
+    away = (datetime.now(UTC).astimezone(WIB) + timedelta(hours=12)).strftime("%H:%M")
+    for schedule in (book.get("schedules") or {}).values():
+        schedule["at"] = away
+    path = tmp_path / "scenes.yaml"
+    path.write_text(yaml.safe_dump(book), encoding="utf-8")
+    return path
+
+
 def portal_app(
     tmp_path: Path, sqlite_template: Path, broker: MosquittoProcess | None, **mqtt: Any
 ) -> FastAPI:
     db = tmp_path / "portal.db"
     shutil.copy(sqlite_template, db)
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = {"scenes_file": scenes_away_from_now(tmp_path)}
     if broker is not None:
         settings["mqtt"] = MqttSettings(
             host=broker.host, port=broker.port, password=broker.password("portal"), **mqtt
