@@ -83,8 +83,7 @@ class RawInsert:
         self._dialect = dialect
         self.columns = list(columns or [c.name for c in table.columns if not c.primary_key])
         self._procs = [table.c[name].type.bind_processor(dialect) for name in self.columns]
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        self._row = "(" + ", ".join([mark] * len(self.columns)) + ")"
+        self._row = "(" + ", ".join([placeholder(dialect)] * len(self.columns)) + ")"
         self._head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in self.columns)}) VALUES "
         self._tail = f" RETURNING {', '.join(quote(c) for c in returning)}" if returning else ""
         self._sql: dict[int, str] = {}
@@ -94,6 +93,11 @@ class RawInsert:
         if text is None:
             text = self._sql[rows] = self._head + ", ".join([self._row] * rows) + self._tail
         return text
+
+    def bind(self, column: str, value: object) -> object:
+        """``value`` as the driver gets it for ``column`` (for a WHERE clause on the same table)."""
+        proc = self._procs[self.columns.index(column)]
+        return proc(value) if proc is not None and value is not None else value
 
     def params(self, rows: Sequence[Mapping[str, object]]) -> list[object]:
         out: list[object] = []
@@ -136,9 +140,20 @@ def raw_execute(
         raise DBAPIError.instance(sql, list(params), err, error) from err
 
 
-def dbapi_cursor(conn: Connection) -> Any:
-    """A DB-API cursor in ``conn``'s transaction (for :class:`RawInsert` and other hot-path SQL)."""
-    return conn.connection.cursor()
+def placeholder(dialect: Dialect) -> str:
+    """The driver's parameter marker: ``?`` for sqlite3, ``%s`` for psycopg."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
+@contextmanager
+def dbapi_cursor(conn: Connection) -> Iterator[Any]:
+    """A DB-API cursor in ``conn``'s transaction (for :class:`RawInsert` and other hot-path SQL),
+    closed afterwards."""
+    cursor = conn.connection.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

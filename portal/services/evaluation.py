@@ -34,7 +34,7 @@ class Row:
     median_hours_to_verify: float | None = None
     median_hours_to_close: float | None = None
     deadlines_missed: int = 0
-    rated_by_reporter: int = 0  # closed reports the reporter gave a verdict on (latest closure)
+    rated_by_reporter: int = 0  # closed reports the reporter gave a verdict on
     reporter_says_solved: int = 0
 
 
@@ -72,7 +72,7 @@ def evaluate(db: Session, ref: Reference, month: str) -> list[Row]:
         else:
             row.still_open += 1
         row.deadlines_missed += int(r.verify_late) + int(r.respond_late)
-        if r.status == "closed" and r.feedback is not None:
+        if r.feedback is not None:  # given on a closure, cleared by a reopen: the latest closure's
             row.rated_by_reporter += 1
             row.reporter_says_solved += r.feedback == "solved"
     for key, row in rows.items():

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete
+from sqlalchemy import Connection, Dialect, Table, delete
 
-from portal.db import dbapi_cursor, raw_execute, raw_insert
+from portal.db import dbapi_cursor, placeholder, raw_execute, raw_insert
 from portal.models import RateHit
 
 HITS = cast(Table, RateHit.__table__)
@@ -38,26 +38,23 @@ class RateLimiter:
 
     def used(self, conn: Connection, keys: Sequence[str], now: datetime) -> dict[str, int]:
         """Hits of each of ``keys`` in the window ending at ``now``."""
+        with dbapi_cursor(conn) as cursor:
+            return self._used(cursor, conn.dialect, keys, now)
+
+    def _used(self, cursor: Any, dialect: Dialect, keys: Sequence[str], now: datetime) -> dict[str, int]:
+        # plain DB-API SQL: it runs for every submission (portal.db.RawInsert says why)
         distinct = list(dict.fromkeys(key[:64] for key in keys))
         counts = {key: 0 for key in distinct}
-        # plain DB-API SQL: it runs for every submission (portal.db.RawInsert says why)
-        dialect = conn.dialect
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        at = HITS.c.at.type.bind_processor(dialect)
-        since = now - self.window
-        cursor = dbapi_cursor(conn)
-        try:
-            rows = raw_execute(
-                dialect,
-                cursor,
-                f'SELECT {_KEY}, count(*) FROM rate_hits WHERE scope = {mark} AND "at" > {mark} '
-                f"AND {_KEY} IN ({', '.join([mark] * len(distinct))}) GROUP BY {_KEY}",
-                [self.scope, at(since) if at else since, *distinct],
-            )
-            for key, n in rows:
-                counts[key] = n
-        finally:
-            cursor.close()
+        mark = placeholder(dialect)
+        rows = raw_execute(
+            dialect,
+            cursor,
+            f'SELECT {_KEY}, count(*) FROM rate_hits WHERE scope = {mark} AND "at" > {mark} '
+            f"AND {_KEY} IN ({', '.join([mark] * len(distinct))}) GROUP BY {_KEY}",
+            [self.scope, raw_insert(HITS, dialect).bind("at", now - self.window), *distinct],
+        )
+        for key, n in rows:
+            counts[key] = n
         return counts
 
     def hit(self, conn: Connection, keys: Sequence[str], now: datetime) -> list[bool]:
@@ -65,21 +62,17 @@ class RateLimiter:
         True where allowed. Runs in the caller's transaction: commit to make the hits count."""
         keys = [key[:64] for key in keys]
         cutoff = now - self.window
-        used = self.used(conn, keys, now)
-        allowed: list[bool] = []
-        rows = []
-        for key in keys:
-            ok = used[key] < self.limit
-            if ok:
-                used[key] += 1
-                rows.append({"scope": self.scope, "key": key, "at": now})
-            allowed.append(ok)
-        if rows:
-            cursor = dbapi_cursor(conn)
-            try:
-                raw_insert(HITS, conn.dialect).execute(cursor, rows)
-            finally:
-                cursor.close()
+        with dbapi_cursor(conn) as cursor:
+            used = self._used(cursor, conn.dialect, keys, now)
+            allowed: list[bool] = []
+            rows = []
+            for key in keys:
+                ok = used[key] < self.limit
+                if ok:
+                    used[key] += 1
+                    rows.append({"scope": self.scope, "key": key, "at": now})
+                allowed.append(ok)
+            raw_insert(HITS, conn.dialect).execute(cursor, rows)
         if self._last_cleanup is None or now - self._last_cleanup >= self.cleanup_every:
             self._last_cleanup = now
             conn.execute(delete(HITS).where(HITS.c.scope == self.scope, HITS.c.at <= cutoff))

@@ -6,10 +6,10 @@ import math
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -208,6 +208,9 @@ class NewReport:
     respond_late: bool
 
 
+NEW_REPORT_FACTS = [f.name for f in fields(NewReport) if f.name != "id"]  # all taken from Prepared.values
+
+
 def insert_reports(
     db: Session,
     batch: Sequence[Prepared],
@@ -237,26 +240,14 @@ def insert_reports(
                 accepted = [p for p, ok in zip(batch, allowed, strict=True) if ok]
             else:
                 accepted = list(batch)
-            cursor = dbapi_cursor(conn)
-            try:
+            with dbapi_cursor(conn) as cursor:
                 returned = raw_insert(REPORTS, conn.dialect, ("id", "code")).execute(
                     cursor, [p.values for p in accepted]
                 )
                 ids = {code: rid for rid, code in returned}
                 for p in accepted:
-                    v = p.values
-                    stored[id(p)] = NewReport(
-                        ids[v["code"]],
-                        cast(str, v["code"]),
-                        cast(str, v["category"]),
-                        cast("str | None", v["agency"]),
-                        cast(str, v["kecamatan"]),
-                        cast(str, v["status"]),
-                        cast("str | None", v["resolution"]),
-                        cast(datetime, v["created_at"]),
-                        cast(bool, v["verify_late"]),
-                        cast(bool, v["respond_late"]),
-                    )
+                    facts = {name: p.values[name] for name in NEW_REPORT_FACTS}
+                    stored[id(p)] = NewReport(id=ids[p.values["code"]], **cast(dict[str, Any], facts))
                 raw_insert(ENTRIES, conn.dialect).execute(
                     cursor,
                     [
@@ -285,8 +276,6 @@ def insert_reports(
                         for photo in p.photos
                     ],
                 )
-            finally:
-                cursor.close()
             for p in accepted:
                 stage(db, sink, "created", str(p.values["code"]), cast(datetime, p.values["created_at"]))
             db.commit()
@@ -450,13 +439,13 @@ def raise_privacy(db: Session, code: str, privacy: str, now: datetime) -> Report
 
 def feedback_open(report: Report, now: datetime) -> bool:
     """May the reporter still rate this closure? Closed (not as a duplicate: that report's own page
-    carries the verdict), not rated since it was closed, and within ``deadlines.FEEDBACK_WINDOW``."""
+    carries the verdict), not rated yet (a reopen clears the verdict), within ``FEEDBACK_WINDOW``."""
     return (
         report.status == "closed"
         and report.resolution != "duplicate"
         and report.closed_at is not None
         and now - report.closed_at <= deadlines.FEEDBACK_WINDOW
-        and (report.feedback_at is None or report.feedback_at < report.closed_at)
+        and report.feedback is None
     )
 
 

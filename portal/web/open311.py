@@ -304,9 +304,7 @@ async def post_request(
     # pipeline as the web form: decoded by content, re-encoded without EXIF/GPS. ``media_url`` is not
     # fetched: a server that downloads URLs named by clients can be turned against its own network.
     uploads = [v for v in form.getlist("media") if isinstance(v, UploadFile)]
-    if len(uploads) > settings.max_photos:
-        raise Open311Error(400, f"At most {settings.max_photos} media files per request")
-    photos = await read_photos_async(uploads, settings.max_photo_bytes)
+    photos = await read_photos_async(uploads, settings.max_photo_bytes)  # count checked with the rest
     attrs = {
         str(k)[10:-1]: str(v)
         for k, v in form.multi_items()

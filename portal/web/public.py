@@ -150,6 +150,7 @@ REPORT_FIELDS = {f.name: f.default for f in dataclasses.fields(reports.ReportInp
 # ``Form()`` parameters: FastAPI's per-parameter validation cost more than the insert (0.4 ms of a
 # 0.7 ms request; docs/performance.md, "Portal"), and every field is a plain string checked by
 # ``reports.validate`` anyway.
+FORM_TEXT_FIELDS = ["csrf_token", *REPORT_FIELDS, "website", "remember"]  # website: the honeypot
 REPORT_FORM_SCHEMA = {
     "requestBody": {
         "content": {
@@ -157,8 +158,7 @@ REPORT_FORM_SCHEMA = {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "csrf_token": {"type": "string"},
-                        **{name: {"type": "string"} for name in [*REPORT_FIELDS, "website", "remember"]},
+                        **{name: {"type": "string"} for name in FORM_TEXT_FIELDS},
                         "photos": {"type": "array", "items": {"type": "string", "format": "binary"}},
                     },
                 }
@@ -167,8 +167,7 @@ REPORT_FORM_SCHEMA = {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "csrf_token": {"type": "string"},
-                        **{name: {"type": "string"} for name in [*REPORT_FIELDS, "website", "remember"]},
+                        **{name: {"type": "string"} for name in FORM_TEXT_FIELDS},
                     },
                 }
             },
