@@ -17,7 +17,7 @@ from PIL import Image
 
 from portal.config import Settings
 from portal.main import create_app
-from portal.services import users
+from portal.services import reports, users
 
 # Monday 2 November 2026, 09:00 WIB: working-day arithmetic is easy to follow from here.
 START = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
@@ -141,6 +141,12 @@ def report_form(**overrides: str) -> dict[str, str]:
     }
     data.update(overrides)
     return data
+
+
+def report_id(app: FastAPI, code: str) -> int:
+    """The database id of the report with this tracking code (staff URLs use ids)."""
+    with app.state.sessions() as db:
+        return reports.get_by_code(db, code).id
 
 
 def submit(client: TestClient, photos: list[bytes] | None = None, **overrides: str) -> str:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.portal.conftest import FakeClock, add_user, csrf, jpeg, login, report_form, staff_client, submit
+from tests.portal.conftest import (
+    FakeClock,
+    add_user,
+    csrf,
+    jpeg,
+    login,
+    report_form,
+    report_id,
+    staff_client,
+    submit,
+)
 
 
 def test_home_lists_categories_in_indonesian_by_default(client: TestClient) -> None:
@@ -147,10 +157,7 @@ def test_similar_reports_same_kelurahan_or_within_100_m(app: FastAPI, client: Te
 def test_reopen_within_14_days_of_resolution(app: FastAPI, client: TestClient, clock: FakeClock) -> None:
     code = submit(client)
     admin = staff_client(app, "admin")
-    with app.state.sessions() as db:
-        from portal.services import reports
-
-        rid = reports.get_by_code(db, code).id
+    rid = report_id(app, code)
     token = csrf(admin, "/staf")
     admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
     admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token, "agency": ""})
@@ -183,10 +190,7 @@ def test_reporter_rates_a_closure_once_and_the_evaluation_counts_it(
 ) -> None:
     code = submit(client)
     admin = staff_client(app, "admin")
-    with app.state.sessions() as db:
-        from portal.services import reports
-
-        rid = reports.get_by_code(db, code).id
+    rid = report_id(app, code)
     token = csrf(admin, "/staf")
 
     def close() -> None:
@@ -238,8 +242,7 @@ def test_reporter_rates_a_closure_once_and_the_evaluation_counts_it(
 
     # a verdict is possible for 30 days after a closure, not later
     other = submit(client)
-    with app.state.sessions() as db:
-        oid = reports.get_by_code(db, other).id
+    oid = report_id(app, other)
     admin.post(f"/staf/laporan/{oid}/verifikasi", data={"csrf_token": token})
     admin.post(f"/staf/laporan/{oid}/tutup", data={"csrf_token": token, "resolution": "rejected"})
     admin.close()
@@ -251,10 +254,7 @@ def test_reporter_rates_a_closure_once_and_the_evaluation_counts_it(
 def test_reporter_hides_name_then_the_report_and_can_never_loosen(app: FastAPI, client: TestClient) -> None:
     code = submit(client)  # public, from "Siti Aminah"
     admin = staff_client(app, "admin")
-    with app.state.sessions() as db:
-        from portal.services import reports
-
-        rid = reports.get_by_code(db, code).id
+    rid = report_id(app, code)
     token = csrf(admin, "/staf")
     admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
     admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token, "agency": "bappeda"})

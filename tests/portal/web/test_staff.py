@@ -8,13 +8,7 @@ import io
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from portal.services import reports
-from tests.portal.conftest import FakeClock, add_user, csrf, login, staff_client, submit
-
-
-def _id(app: FastAPI, code: str) -> int:
-    with app.state.sessions() as db:
-        return reports.get_by_code(db, code).id
+from tests.portal.conftest import FakeClock, add_user, csrf, login, report_id, staff_client, submit
 
 
 def test_login_sets_a_hardened_session_cookie(app: FastAPI, client: TestClient) -> None:
@@ -59,7 +53,7 @@ def test_secure_cookie_flag_behind_tls(portal_db_url: str, tmp_path: object, clo
 
 def test_full_workflow_records_who_and_when(app: FastAPI, client: TestClient, clock: FakeClock) -> None:
     code = submit(client)
-    rid = _id(app, code)
+    rid = report_id(app, code)
     admin = staff_client(app, "admin")
     officer = staff_client(app, "agency", agency="bappeda")
     token = csrf(admin, "/staf")
@@ -111,7 +105,7 @@ def test_full_workflow_records_who_and_when(app: FastAPI, client: TestClient, cl
 
 
 def test_anonymous_reporter_is_hidden_from_the_agency(app: FastAPI, client: TestClient) -> None:
-    rid = _id(app, submit(client, privacy="anonymous"))
+    rid = report_id(app, submit(client, privacy="anonymous"))
     admin = staff_client(app, "admin")
     token = csrf(admin, "/staf")
     assert admin.get(f"/staf/laporan/{rid}").context["show_contact"] is True  # type: ignore[attr-defined]
@@ -131,16 +125,17 @@ def test_duplicate_links_the_original_and_bad_transitions_are_refused(
     admin = staff_client(app, "admin")
     token = csrf(admin, "/staf")
     r = admin.post(
-        f"/staf/laporan/{_id(app, second)}/tutup", data={"csrf_token": token, "resolution": "resolved_direct"}
+        f"/staf/laporan/{report_id(app, second)}/tutup",
+        data={"csrf_token": token, "resolution": "resolved_direct"},
     )
     assert r.status_code == 409 and r.context["error"] == "err_verify_first"  # type: ignore[attr-defined]
     r = admin.post(
-        f"/staf/laporan/{_id(app, second)}/tutup",
+        f"/staf/laporan/{report_id(app, second)}/tutup",
         data={"csrf_token": token, "resolution": "duplicate", "duplicate_code": "BJ-2222-2222-2222"},
     )
     assert r.status_code == 400
     admin.post(
-        f"/staf/laporan/{_id(app, second)}/tutup",
+        f"/staf/laporan/{report_id(app, second)}/tutup",
         data={"csrf_token": token, "resolution": "duplicate", "duplicate_code": first},
     )
     status = client.get(f"/laporan/{second}")
@@ -166,7 +161,7 @@ def test_monthly_evaluation_and_csv(app: FastAPI, client: TestClient, clock: Fak
     admin = staff_client(app, "admin")
     token = csrf(admin, "/staf")
     for code, resolution in zip(codes, ("resolved_direct", "needs_budget", "rejected"), strict=True):
-        rid = _id(app, code)
+        rid = report_id(app, code)
         admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
         if resolution != "rejected":
             admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token})
