@@ -24,8 +24,7 @@ from portal.models import Notification
 from portal.services import reports, users, workflow
 from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
-from tests.portal.conftest import FakeClock, add_user, csrf, staff_client, submit
-from tests.portal.web.test_staff import _id
+from tests.portal.conftest import FakeClock, add_user, csrf, report_id, staff_client, submit
 
 
 class Inbox:
@@ -80,7 +79,7 @@ def test_reporter_is_told_each_step_and_nothing_else(
         assert isinstance(body, str) and f"{settings.public_url}/laporan/{code}" in body
         assert "Rahasia" not in body  # the report's own text never travels by e-mail
         admin = staff_client(app, "admin")
-        rid = _id(app, code)
+        rid = report_id(app, code)
         token = csrf(admin, "/staf")
         admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
         admin.post(
