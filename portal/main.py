@@ -26,6 +26,7 @@ from portal.services.ratelimit import RateLimiter
 from portal.services.room import LiveRoom, load_plan
 from portal.services.scenes import load_scenes, run_schedules
 from portal.web import console, errors, open311, public, staff, wall
+from portal.web.fastpath import ReportFastPath
 from portal.web.middleware import BodyLimitMiddleware, CsrfCookieMiddleware, SecurityHeadersMiddleware
 
 HERE = Path(__file__).resolve().parent
@@ -49,6 +50,7 @@ def create_app(
         task: asyncio.Task[None] | None = None
         schedules: asyncio.Task[None] | None = None
         app.state.room.attach(asyncio.get_running_loop())
+        await asyncio.to_thread(app.state.report_writer.start)  # the writer process (portal.services.intake)
         if settings.mqtt is not None:
             sink = MqttEventSink(settings.mqtt, room=app.state.room)
             sink.start()
@@ -135,6 +137,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
     # Added last = outermost: the cap applies before anything else sees the body.
+    app.add_middleware(ReportFastPath)  # innermost of ours: it needs the cap and the CSRF cookie state
     app.add_middleware(CsrfCookieMiddleware, secure=settings.cookie_secure)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

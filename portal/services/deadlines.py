@@ -36,7 +36,12 @@ def is_working_day(day: date) -> bool:
 
 def add_working_days(start: datetime, days: int) -> datetime:
     """End (23:59:59 WIB) of the ``days``-th working day after the local day of ``start``, in UTC."""
-    day: date = start.astimezone(WIB).date()
+    return _working_day_end(start.astimezone(WIB).date(), days)
+
+
+@functools.lru_cache(maxsize=64)
+def _working_day_end(day: date, days: int) -> datetime:
+    """:func:`add_working_days` by local day: every submission of a day asks the same question."""
     left = days
     while left > 0:
         day += timedelta(days=1)

@@ -1,42 +1,219 @@
-"""Group commit for citizen submissions: concurrent requests share one transaction.
+"""Group commit for citizen submissions, written by a writer process: concurrent requests share one
+transaction, and the database work runs outside the web process's interpreter.
 
 Each submission still gets its answer only after its own rows are committed (the tracking code a
-citizen sees is always stored). One writer thread per portal process takes submissions from a queue:
-while it writes one batch, the next submissions queue up, and the batch after that takes all of them
-(at most ``max_batch``). Under light load a batch is a single report, so latency is that of a plain
-insert; under heavy load the per-report cost of the transaction and the commit is shared
-(docs/performance.md, "Portal").
+citizen sees is always stored). Each portal process starts one writer process (from a fork server that
+has already imported this module, so a start costs milliseconds) and talks to it over a pipe that the
+event loop watches: no thread in the web process. One batch is in flight at a time: while the writer
+commits one, the next submissions queue up, and the batch after that takes all of them (at most
+``max_batch``). Under light load a batch is a single report, so latency is that of a plain insert;
+under heavy load the per-report cost of the transaction and the commit is shared.
 
-A dedicated thread with a plain queue, not ``asyncio.to_thread`` per batch: the executor hop, the
-wrapped futures and a shield per request cost the event loop 60 us per submission (measured with a
-writer that only slept), a fifth of the whole request. The thread hands a finished batch back to the
-loop with one ``call_soon_threadsafe``.
+Why a process and not a thread (docs/performance.md, "Portal"): with a writer thread the web process's
+event loop and the writer took turns on one interpreter lock, and every return from SQLite's C code
+waited for the loop to let go of it; the loop ran at 70 % of a core and submissions reached 0.26-0.33
+of the trivial endpoint's rate. The web process now only pickles a batch and reads back small records.
+
+The rows that must commit with a report are staged in the web process (the reporter's e-mail in the
+outbox, portal.services.notify) and sent with it; the ``created`` events are emitted in the web process
+once the batch has committed, through the app's sink (MQTT, notifications).
 
 A batch that fails is retried one report at a time, so that one bad row (or a tracking-code collision)
-fails only its own request. A request whose client goes away is still written (its future is
-cancelled, the report is kept): a write already queued is never half-done.
+fails only its own request. A request whose client goes away is still written (its future is cancelled,
+the report is kept): a write already queued is never half-done. If the writer process dies, the
+submissions of the batch it was writing fail with :class:`WriterDied` (they may or may not be stored)
+and the next submission starts a new writer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
+import multiprocessing
+import multiprocessing.connection
+import pickle
+import signal
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import structlog
+from sqlalchemy import Engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.services.events import EventSink
+from portal.db import make_engine, session_factory
+from portal.models import Photo
+from portal.services.events import EventSink, emit, stage
 from portal.services.ratelimit import RateLimiter
-from portal.services.reports import NewReport, Prepared, insert_reports
+from portal.services.reports import NEW_REPORT_FACTS, NewReport, Prepared, insert_reports
 
 log = structlog.get_logger("portal.intake")
 
 Outcome = NewReport | None | BaseException
-Item = tuple[Prepared, asyncio.Future[NewReport | None], asyncio.AbstractEventLoop]
+StagedRow = tuple[type, dict[str, Any]]  # an ORM class and its column values
+Item = tuple[Prepared, "asyncio.Future[NewReport | None]"]
+
+# A fork server that has imported this module (and with it SQLAlchemy, the models and the drivers'
+# dialects): a writer starts in milliseconds, and it does not inherit the web process's threads.
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload([__name__])
+
+
+class WriterDied(RuntimeError):
+    """The writer process ended while it was writing a batch: those submissions may or may not be stored."""
+
+
+class StagedRows:
+    """Stands in for the session while a sink stages the rows that commit with an event (``stage`` only
+    calls ``add``): each row is kept as its class and column values, to be added in the writer."""
+
+    def __init__(self) -> None:
+        self.rows: list[StagedRow] = []
+
+    def add(self, row: object) -> None:
+        mapper = inspect(type(row))
+        self.rows.append((type(row), {a.key: getattr(row, a.key) for a in mapper.column_attrs}))
+
+
+class _Prestaged:
+    """The writer's sink: adds each report's rows staged in the web process before the commit; events
+    are emitted by the web process when the batch's results arrive."""
+
+    def __init__(self, staged: dict[str, list[StagedRow]]) -> None:
+        self.staged = staged
+
+    def stage(self, db: Session, event: str, code: str, now: datetime) -> None:
+        for cls, values in self.staged.get(code, ()):
+            db.add(cls(**values))
+
+    def report_event(self, payload: dict[str, Any]) -> None:
+        return None
+
+    def backlog_changed(self) -> None:
+        return None
+
+
+def write_batch(
+    sessions: sessionmaker[Session],
+    batch: Sequence[Prepared],
+    staged: dict[str, list[StagedRow]],
+    limiter: RateLimiter | None,
+) -> list[Outcome]:
+    """Insert ``batch`` in one transaction; if that fails, one report at a time (each its own outcome)."""
+    sink = _Prestaged(staged)
+
+    def write(part: Sequence[Prepared], discard_on_error: bool) -> list[NewReport | None]:
+        with sessions() as db:
+            return insert_reports(db, part, sink, discard_on_error, limiter)
+
+    try:
+        return list(write(batch, len(batch) == 1))
+    except Exception as err:
+        if len(batch) == 1:
+            return [err]
+        log.warning("batch insert failed, retrying one by one", size=len(batch), exc_info=True)
+    outcomes: list[Outcome] = []
+    for prepared in batch:
+        try:
+            outcomes.append(write([prepared], True)[0])
+        except Exception as err:
+            outcomes.append(err)
+    return outcomes
+
+
+def _portable(outcome: int | BaseException | None) -> int | BaseException | None:
+    """An outcome that survives the pipe: an exception that cannot be pickled becomes a RuntimeError."""
+    if isinstance(outcome, BaseException):
+        try:
+            pickle.dumps(outcome)
+        except Exception:
+            return RuntimeError(f"{type(outcome).__name__}: {outcome}")
+    return outcome
+
+
+# Plain pickle.dumps, not Connection.send: multiprocessing's ForkingPickler copies its dispatch table
+# for every message, which cost the web process as much as the pickling itself.
+PICKLE = pickle.HIGHEST_PROTOCOL
+Packed = tuple[dict[str, object], list[tuple[str, int, int, int]], str, str]
+
+
+def pack(prepared: Prepared) -> Packed:
+    """``prepared`` as plain values for the pipe: pickling dicts, tuples and datetimes is C code, while
+    a dataclass, a ``Path`` or an ORM object goes through Python-level reducers (they cost the web
+    process more than the rest of the hand-off)."""
+    photos = [(p.filename, p.width, p.height, p.size_bytes) for p in prepared.photos]
+    return prepared.values, photos, str(prepared.media_dir), prepared.client
+
+
+def unpack(packed: Packed) -> Prepared:
+    values, photos, media_dir, client = packed
+    return Prepared(
+        values,
+        [Photo(filename=f, width=w, height=h, size_bytes=n) for f, w, h, n in photos],
+        Path(media_dir),
+        client,
+    )
+
+
+def _serve(
+    conn: multiprocessing.connection.Connection, database_url: str, limiter: RateLimiter | None
+) -> None:
+    """The writer process: write each batch received, send back each report's outcome (its id, None
+    when the rate limit refused it, or the exception); ends at ``None`` or when the web process has gone
+    (end of file on the pipe)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the portal, which then stops us
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    stop = threading.Event()
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _no_autocheckpoint)
+        threading.Thread(target=_checkpoints, args=(engine, stop), name="wal-checkpoint", daemon=True).start()
+    try:
+        while True:
+            try:
+                message = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                break
+            if message is None:
+                break
+            packed, staged = message
+            outcomes = write_batch(sessions, [unpack(p) for p in packed], staged, limiter)
+            ids = [o.id if isinstance(o, NewReport) else o for o in outcomes]
+            try:
+                try:
+                    reply = pickle.dumps(ids, PICKLE)
+                except (pickle.PicklingError, TypeError, AttributeError):
+                    reply = pickle.dumps([_portable(o) for o in ids], PICKLE)
+                conn.send_bytes(reply)
+            except OSError:  # the web process has gone
+                break
+    finally:
+        stop.set()
+        engine.dispose()
+
+
+CHECKPOINT_EVERY_S = 1.0
+
+
+def _no_autocheckpoint(dbapi_conn: Any, _record: object) -> None:
+    """The writer's commits do not copy the WAL back into the database file themselves (SQLite's
+    automatic checkpoint, with its fsync, ran inside every 50th to 100th commit: half of all commit
+    time); :func:`_checkpoints` does it beside them."""
+    dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+
+
+def _checkpoints(engine: Engine, stop: threading.Event) -> None:
+    """A PASSIVE checkpoint every second on its own connection: it copies what no reader still needs and
+    never blocks the writer, which keeps committing to the WAL meanwhile."""
+    while not stop.wait(CHECKPOINT_EVERY_S):
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:
+            log.warning("WAL checkpoint failed", exc_info=True)
 
 
 class ReportWriter:
@@ -48,81 +225,152 @@ class ReportWriter:
         max_batch: int = 200,
     ) -> None:
         self.sessions = sessions
+        engine = sessions.kw["bind"]
+        self.database_url: str = engine.url.render_as_string(hide_password=False)
         self.limiter = limiter  # counted in the batch's transaction: one shared limit for all workers
         self.sink = sink  # read per batch: the app swaps its sink when MQTT or SMTP start and stop
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[Item | None] | None = None  # the running thread's queue
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: multiprocessing.connection.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop watching the pipe
+        self._pending: deque[Item] = deque()
+        self._in_flight: list[Item] = []
+        self._idle: list[asyncio.Future[None]] = []  # close() waiting for the queue to drain
         self.batches = 0
         self.reports = 0
+
+    # ---- the web process's side ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the writer process now (blocking; the app calls it in a thread at start-up). Without
+        it, the first submission starts it."""
+        with self._lock:
+            if self._process is not None and self._process.is_alive():
+                return
+            parent, child = _CONTEXT.Pipe()
+            process = _CONTEXT.Process(
+                target=_serve,
+                args=(child, self.database_url, self.limiter),
+                name="portal-report-writer",
+                daemon=True,
+            )
+            process.start()
+            child.close()
+            self._process, self._conn = process, parent
 
     async def submit(self, prepared: Prepared) -> NewReport | None:
         """Store ``prepared``; returns the stored report once its transaction has committed, or None
         when the rate limit refused its client (``prepared.client``)."""
         loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._attach(loop)
         future: asyncio.Future[NewReport | None] = loop.create_future()
-        todo = self._queue or self._start()
-        todo.put((prepared, future, loop))
+        self._pending.append((prepared, future))
+        if not self._in_flight:
+            self._send()
         return await future
 
-    def _start(self) -> queue.SimpleQueue[Item | None]:
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Watch the pipe from ``loop``. A writer attached to another (finished) loop is replaced: what
+        that loop was waiting for is gone with it."""
+        if self._loop is not None:
+            self._detach()
+            self._stop_process()
+        self.start()
+        assert self._conn is not None
+        loop.add_reader(self._conn.fileno(), self._on_results)
+        self._loop = loop
+
+    def _detach(self) -> None:
+        if self._loop is not None and self._conn is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._conn.fileno())
+        self._loop = None
+        self._in_flight = []
+        self._pending.clear()
+
+    def _stop_process(self) -> None:
         with self._lock:
-            if self._queue is None:
-                self._queue = queue.SimpleQueue()
-                self._thread = threading.Thread(
-                    target=self._work, args=(self._queue,), name="portal-report-writer", daemon=True
-                )
-                self._thread.start()
-            return self._queue
+            conn, process = self._conn, self._process
+            self._conn = self._process = None
+        if conn is not None:
+            conn.close()  # the writer finishes its batch, sees the end of the pipe and exits
+        if process is not None:
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
 
-    def _work(self, todo: queue.SimpleQueue[Item | None]) -> None:
-        """The writer thread: take what is queued (up to ``max_batch``), write it, hand results back;
-        ends at the ``None`` that :meth:`close` queues after everything else."""
-        stop = False
-        while not stop:
-            first = todo.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = todo.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            outcomes = self._write_batch([p for p, _, _ in batch])
-            self.batches += 1
-            self.reports += len(batch)
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[NewReport | None], Outcome]]]
-            by_loop = {}
-            for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
-                by_loop.setdefault(loop, []).append((future, outcome))
-            for loop, results in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                    loop.call_soon_threadsafe(_deliver, results)
-
-    def _write_batch(self, batch: list[Prepared]) -> list[Outcome]:
+    def _send(self) -> None:
+        """Send the next batch (at most ``max_batch`` of what is pending) to the idle writer."""
+        count = min(len(self._pending), self.max_batch)
+        batch = [self._pending.popleft() for _ in range(count)]
+        sink = self.sink()
+        staged: dict[str, list[StagedRow]] = {}
+        if getattr(sink, "stage", None) is not None:
+            for prepared, _ in batch:
+                rows = StagedRows()
+                stage(rows, sink, "created", str(prepared.values["code"]), prepared.values["created_at"])  # type: ignore[arg-type]
+                staged[str(prepared.values["code"])] = rows.rows
+        self._in_flight = batch
+        assert self._conn is not None
         try:
-            return list(self._write(batch, len(batch) == 1))
-        except Exception as err:
-            if len(batch) == 1:
-                return [err]
-            log.warning("batch insert failed, retrying one by one", size=len(batch), exc_info=True)
-        outcomes: list[Outcome] = []
-        for prepared in batch:
-            try:
-                outcomes.append(self._write([prepared], True)[0])
-            except Exception as err:
-                outcomes.append(err)
-        return outcomes
+            self._conn.send_bytes(pickle.dumps(([pack(p) for p, _ in batch], staged), PICKLE))
+        except OSError:
+            self._writer_died()
 
-    def _write(self, batch: list[Prepared], discard_on_error: bool) -> list[NewReport | None]:
-        with self.sessions() as db:
-            return insert_reports(db, batch, self.sink(), discard_on_error, self.limiter)
+    def _on_results(self) -> None:
+        """The pipe is readable: the outcomes of the batch in flight (or the end of a dead writer)."""
+        assert self._conn is not None
+        try:
+            outcomes: list[int | BaseException | None] = pickle.loads(self._conn.recv_bytes())
+        except (EOFError, OSError):
+            self._writer_died()
+            return
+        batch, self._in_flight = self._in_flight, []
+        self.batches += 1
+        self.reports += len(batch)
+        sink = self.sink()
+        for (prepared, future), outcome in zip(batch, outcomes, strict=True):
+            result: Outcome = outcome  # type: ignore[assignment]
+            if isinstance(outcome, int):
+                facts = {name: prepared.values[name] for name in NEW_REPORT_FACTS}
+                result = NewReport(id=outcome, **facts)  # type: ignore[arg-type]
+                emit(sink, "created", result, result.created_at)
+            if future.done():  # cancelled: the client went away; the report is stored all the same
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+        if self._pending:
+            self._send()
+        else:
+            self._wake_idle()
+
+    def _wake_idle(self) -> None:
+        """Nothing is queued or in flight: let :meth:`close` go on."""
+        for waiter in self._idle:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._idle.clear()
+
+    def _writer_died(self) -> None:
+        """The writer process has gone: fail what it was writing, start another for what is queued."""
+        batch, self._in_flight = self._in_flight, []
+        exitcode = self._process.exitcode if self._process is not None else None
+        log.error("report writer process died", exitcode=exitcode, lost=len(batch))
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(WriterDied(f"the report writer ended (exit code {exitcode})"))
+        loop, pending = self._loop, list(self._pending)
+        self._detach()
+        self._stop_process()
+        if loop is not None and pending:
+            self._attach(loop)
+            self._pending.extend(pending)
+            self._send()
+        else:
+            self._wake_idle()
 
     def over_limit(self, client: str, now: datetime) -> bool:
         """A read-only look at the client's limit (blocking: call it from a thread)."""
@@ -132,24 +380,18 @@ class ReportWriter:
             return self.limiter.used(db.connection(), [client], now)[client[:64]] >= self.limiter.limit
 
     async def close(self) -> None:
-        """Finish what is queued, then stop the thread (called on shutdown, before the engine is
-        disposed). Submissions after this start a new thread."""
+        """Finish what is queued, then stop the writer process (called on shutdown, before the engine is
+        disposed). Submissions after this start a new writer."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and (self._in_flight or self._pending):
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._idle.append(waiter)
+            await waiter
+        if self._loop is loop:
+            self._detach()
         with self._lock:
-            thread, todo = self._thread, self._queue
-            self._thread = self._queue = None
-        if thread is None or todo is None:
-            return
-        todo.put(None)
-        await asyncio.to_thread(thread.join)
-        await asyncio.sleep(0)  # run the last hand-back callbacks before the caller goes on
-
-
-def _deliver(results: list[tuple[asyncio.Future[NewReport | None], Outcome]]) -> None:
-    """On the event loop: complete the futures of one batch (a cancelled one is left as it is)."""
-    for future, outcome in results:
-        if future.done():
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+            conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send_bytes(pickle.dumps(None, PICKLE))
+        await asyncio.to_thread(self._stop_process)

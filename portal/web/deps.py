@@ -179,8 +179,9 @@ CsrfDep = Depends(check_csrf)
 
 # ---- staff sessions and roles ------------------------------------------------------------------------
 def load_staff_session(request: Request) -> User | None:
-    if hasattr(request.state, "staff_user"):
-        user: User | None = request.state.staff_user
+    state = request.scope.get("state", {})  # Request.state's dict (State raises on a missing key)
+    if "staff_user" in state:
+        user: User | None = state["staff_user"]
         return user
     token = request.cookies.get(SESSION_COOKIE, "")
     found = None

@@ -178,18 +178,22 @@ REPORT_FORM_SCHEMA = {
 
 @router.post("/lapor", openapi_extra=REPORT_FORM_SCHEMA)
 async def submit_report(request: Request) -> Response:
-    """The citizen's report form. The hot path of ``bcc bench portal``: async, no dependencies (the
-    CSRF check is called here, not resolved by FastAPI: a generator dependency costs as much as the
-    insert), the insert through the group-commit writer (portal.services.intake)."""
+    """The citizen's report form: async, no dependencies (the CSRF check is called here, not resolved
+    by FastAPI: a generator dependency costs as much as the insert), the insert through the
+    group-commit writer (portal.services.intake). Plain urlencoded submissions, the hot path of
+    ``bcc bench portal``, reach :func:`submit_form` through portal.web.fastpath instead."""
     form = await read_form(request)  # size-capped by BodyLimitMiddleware; closed below in every case
     try:
         await verify_csrf(request, form)
-        return await _submit(request, form)
+        return await submit_form(request, form)
     finally:
         await form.close()
 
 
-async def _submit(request: Request, form: FormData) -> Response:
+async def submit_form(request: Request, form: FormData) -> Response:
+    """Validate and store the report of ``form`` (its CSRF token already checked): the redirect to its
+    status page, or the form again with the problems (HTTPException 429 over the rate limit). Also
+    called by portal.web.fastpath for plain urlencoded submissions."""
     values = {name: form.get(name, default) for name, default in REPORT_FIELDS.items()}
     inp = reports.ReportInput(**{k: v if isinstance(v, str) else "" for k, v in values.items()})
     settings = settings_of(request)

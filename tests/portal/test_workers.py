@@ -77,9 +77,14 @@ def submit(url: str) -> int:
 
 
 def uses_postgres(worker: psutil.Process) -> bool:
-    """The worker holds a pooled connection to PostgreSQL: it has served a submission (GET /lapor
-    never touches the database, and nothing else connects without MQTT or SMTP)."""
-    return any(c.raddr and c.raddr.port == 5432 for c in worker.net_connections(kind="tcp"))
+    """The worker's report-writer process (a descendant: forked by the worker's fork server) holds a
+    pooled connection to PostgreSQL: the worker has served a submission (GET /lapor never touches the
+    database, the writer connects on its first batch, and nothing else connects without MQTT or SMTP)."""
+    return any(
+        c.raddr and c.raddr.port == 5432
+        for p in (worker, *worker.children(recursive=True))
+        for c in p.net_connections(kind="tcp")
+    )
 
 
 def test_two_worker_processes_share_the_submission_limit(

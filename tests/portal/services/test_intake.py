@@ -1,10 +1,12 @@
 """The group-commit writer for submissions, on both databases: concurrent submissions share
-transactions, each gets its own committed report, and one bad row fails only its own request."""
+transactions in the writer process, each gets its own committed report, one bad row fails only its own
+request, the reporter's outbox row commits with its report, and a dead writer is replaced."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import os
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.db import make_engine, session_factory, upgrade
-from portal.models import Photo, Report, ReportEntry
+from portal.models import Notification, Photo, Report, ReportEntry
 from portal.reference import load_reference
 from portal.services import reports
-from portal.services.intake import ReportWriter
+from portal.services.intake import ReportWriter, WriterDied
+from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from tests.portal.conftest import jpeg
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -119,19 +122,58 @@ async def test_close_waits_for_queued_submissions(setup: Any) -> None:
         assert db.scalar(select(func.count()).select_from(Report)) == 20
 
 
-async def test_a_cancelled_submission_is_still_written_and_close_stops_the_thread(setup: Any) -> None:
+async def test_a_cancelled_submission_is_still_written_and_close_stops_the_process(setup: Any) -> None:
     sessions, policy = setup
     writer = ReportWriter(sessions, lambda: Events())
     gone = prepared(policy, 1)
     task = asyncio.ensure_future(writer.submit(gone))
-    await asyncio.sleep(0)  # queued for the writer thread
+    await asyncio.sleep(0)  # sent to the writer process
     task.cancel()  # the client went away: its answer is dropped, its report is not
+    process = writer._process
     await writer.close()
     assert task.cancelled()
-    assert not [t for t in threading.enumerate() if t.name == "portal-report-writer"]
+    assert process is not None and not process.is_alive() and process.exitcode == 0
     with sessions() as db:
         assert list(db.scalars(select(Report.code))) == [gone.values["code"]]
-    # a submission after close starts a new writer thread
+    # a submission after close starts a new writer process
     again = await writer.submit(prepared(policy, 2))
     assert again is not None and writer.reports == 2
+    assert writer._process is not None and writer._process.pid != process.pid
     await writer.close()
+
+
+async def test_a_dead_writer_fails_its_batch_and_is_replaced(setup: Any) -> None:
+    sessions, policy = setup
+    writer = ReportWriter(sessions, lambda: Events())
+    first = await writer.submit(prepared(policy, 1))
+    assert first is not None and writer._process is not None
+    dead = writer._process
+    os.kill(dead.pid, signal.SIGSTOP)  # frozen: the next batch stays in flight until the kill
+    in_flight = asyncio.ensure_future(writer.submit(prepared(policy, 2)))
+    queued = asyncio.ensure_future(writer.submit(prepared(policy, 3)))
+    await asyncio.sleep(0.05)  # both are with the writer (one in flight, one pending)
+    os.kill(dead.pid, signal.SIGKILL)
+    with pytest.raises(WriterDied):
+        await in_flight
+    # what was still queued goes to the new writer, and so does everything after
+    assert (await queued) is not None
+    assert (await writer.submit(prepared(policy, 4))) is not None
+    assert writer._process is not None and writer._process.pid != dead.pid
+    await writer.close()
+    with sessions() as db:
+        assert db.scalar(select(func.count()).select_from(Report)) == 3
+
+
+async def test_the_outbox_row_commits_with_its_report_in_the_writer(setup: Any) -> None:
+    sessions, policy = setup
+    notifier = Notifier(SmtpSettings("127.0.0.1", 1), sessions, "https://lapor.example")  # never started
+    inner = Events()
+    writer = ReportWriter(sessions, lambda: NotifyingSink(inner, notifier))
+    with_contact = prepared(policy, 1)  # odd n: a contact name; the outbox keeps a row per event anyway
+    stored = await writer.submit(with_contact)
+    await writer.close()
+    assert stored is not None and inner.created == [stored.code]  # emitted by the web process
+    with sessions() as db:
+        rows = db.scalars(select(Notification)).all()
+        assert [(r.code, r.event) for r in rows] == [(stored.code, "created")]
+        assert rows[0].created_at == NOW
