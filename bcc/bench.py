@@ -51,7 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     por.add_argument("--reports", type=int, default=100_000, help="reports in the database (default 100,000)")
     por.add_argument("--submissions", type=int, default=400, help="submissions to time (default 400)")
     por.add_argument("--database-url", default="", help="default: a temporary SQLite file")
-    por.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint (default 10)")
+    por.add_argument("--seconds", type=int, default=6, help="wrk duration per endpoint and round (default 6)")
+    por.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds of both loads; medians reported (default 3)"
+    )
     por.add_argument(
         "--workers", type=int, default=1, help="uvicorn workers of both servers (more than 1: use PostgreSQL)"
     )
@@ -278,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
                 db_url=args.database_url,
                 seconds=args.seconds,
                 workers=args.workers,
+                rounds=args.rounds,
             )
         )
     elif args.bench == "console":

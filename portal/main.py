@@ -137,9 +137,9 @@ def create_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
     # Added last = outermost: the cap applies before anything else sees the body.
-    app.add_middleware(ReportFastPath)  # innermost of ours: it needs the cap and the CSRF cookie state
     app.add_middleware(CsrfCookieMiddleware, secure=settings.cookie_secure)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(ReportFastPath)  # inside the cap; does the two above itself (portal.web.fastpath)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 

@@ -98,6 +98,8 @@ def event_payload(event: EventName, report: ReportFacts, now: datetime) -> dict[
 
 
 def emit(sink: EventSink, event: EventName, report: ReportFacts, now: datetime) -> None:
+    if isinstance(sink, NullSink):  # no MQTT: no payload to build (every submission passes here)
+        return
     sink.report_event(event_payload(event, report, now))
     sink.backlog_changed()
 

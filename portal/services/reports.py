@@ -218,11 +218,27 @@ def insert_reports(
     discard_on_error: bool = True,
     limiter: RateLimiter | None = None,
 ) -> list[NewReport | None]:
+    """:func:`store_reports`, then emit ``created`` for each stored report."""
+    stored = store_reports(db, batch, sink, discard_on_error, limiter)
+    for report in stored:
+        if report is not None:
+            emit(sink, "created", report, report.created_at)
+    return stored
+
+
+def store_reports(
+    db: Session,
+    batch: Sequence[Prepared],
+    sink: EventSink,
+    discard_on_error: bool = True,
+    limiter: RateLimiter | None = None,
+) -> list[NewReport | None]:
     """Insert the reports of ``batch`` with their first history entries and photos in ONE transaction,
-    commit, emit ``created`` for each; on failure nothing is stored and (unless the caller will retry:
-    ``discard_on_error=False``) the batch's photo files are removed. Returns what was stored (no reload
-    from the database), None where ``limiter`` refused the submission's client (its photo files are
-    removed; the hits are counted in the same transaction as the reports).
+    with the rows ``sink`` stages for their ``created`` events, and commit (the caller emits the
+    events: the report writer does it in the web process); on failure nothing is stored and (unless
+    the caller will retry: ``discard_on_error=False``) the batch's photo files are removed. Returns
+    what was stored (no reload from the database), None where ``limiter`` refused the submission's
+    client (its photo files are removed; the hits are counted in the same transaction as the reports).
 
     One multi-row INSERT per table as plain DB-API SQL (portal.db.RawInsert), not the ORM unit of work
     nor Core ``execute``: the rows' shape is fixed, and those layers cost more than the rest of the
@@ -287,8 +303,6 @@ def insert_reports(
         raise
     for p in refused:
         p.discard()
-    for report in stored.values():
-        emit(sink, "created", report, report.created_at)
     return [stored.get(id(p)) for p in batch]
 
 

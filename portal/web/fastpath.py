@@ -12,8 +12,10 @@ Anything else goes to the framework untouched: other paths and methods, multipar
 bodies without a Content-Length, staff sessions. A request the route refuses with an HTTP error
 (wrong CSRF token, NUL bytes, the rate limit) is handed to the framework with its body replayed, so the
 error page is rendered by the same exception handlers as always; those refusals have no side effects.
-It sits inside the body cap, the security headers and the CSRF cookie middleware, and inside
-Starlette's server-error middleware, so an unexpected exception still becomes the portal's 500 page.
+It sits inside the body cap and Starlette's server-error middleware (an unexpected exception still
+becomes the portal's 500 page) but outside the security-header and CSRF-cookie middleware, whose work
+it does itself for its answers (it only takes browsers that already hold the cookie): two layers fewer
+for every submission. Everything it hands on passes through both as usual.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portal.web import public
 from portal.web.deps import SESSION_COOKIE, URLENCODED, read_form, verify_csrf
+from portal.web.middleware import add_security_headers, browser_csrf_cookie
 
 
 class ReportFastPath:
@@ -36,13 +39,17 @@ class ReportFastPath:
             return
         request = Request(scope, receive)
         headers = request.headers
+        cookie = browser_csrf_cookie(scope)
         if (
-            headers.get("content-type", "").partition(";")[0].strip().lower() != URLENCODED
+            cookie is None
+            or headers.get("content-type", "").partition(";")[0].strip().lower() != URLENCODED
             or "content-length" not in headers
             or SESSION_COOKIE in request.cookies
         ):
             await self.app(scope, receive, send)
             return
+        # what CsrfCookieMiddleware would record: the browser keeps its cookie, nothing to set
+        scope.setdefault("state", {})["csrf_cookie"] = cookie
         body = await request.body()  # at most the cap: BodyLimitMiddleware checked Content-Length
         form = await read_form(request)  # parses the body just read (Request caches it)
         try:
@@ -51,6 +58,7 @@ class ReportFastPath:
         except HTTPException:
             await self.app(scope, _replay(body, receive), send)
             return
+        add_security_headers(response.raw_headers)  # what SecurityHeadersMiddleware adds
         await response(scope, receive, send)
 
 

@@ -31,9 +31,21 @@ SECURITY_HEADERS = {
 }
 
 
+_RAW_SECURITY_HEADERS = [
+    (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()
+]
+
+
 def apply_security_headers(headers: MutableHeaders) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        headers.setdefault(name, value)
+    """Add each security header the response does not set itself (a route may set its own CSP)."""
+    add_security_headers(headers.raw)
+
+
+def add_security_headers(raw: list[tuple[bytes, bytes]]) -> None:
+    """:func:`apply_security_headers` on a raw ASGI header list: one pass over the names, not one
+    ``MutableHeaders.setdefault`` scan per header (every response pays this)."""
+    present = {name.lower() for name, _ in raw}
+    raw.extend(pair for pair in _RAW_SECURITY_HEADERS if pair[0] not in present)
 
 
 class SecurityHeadersMiddleware:
@@ -47,7 +59,9 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                apply_security_headers(MutableHeaders(scope=message))
+                raw = list(message.get("headers", ()))
+                add_security_headers(raw)
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -117,6 +131,15 @@ class BodyLimitMiddleware:
         await self.app(scope, counting_receive, send)
 
 
+def browser_csrf_cookie(scope: Scope) -> str | None:
+    """The browser's own ``bcc_csrf`` cookie, if it sent one that we could have issued."""
+    existing = ""
+    for name, value in scope["headers"]:
+        if name == b"cookie":  # parsed as Starlette's Request.cookies does (http.cookies is 10x slower)
+            existing = cookie_parser(value.decode("latin-1")).get(CSRF_COOKIE, existing)
+    return existing if len(existing) >= 32 else None
+
+
 class CsrfCookieMiddleware:
     """Give every browser a random ``bcc_csrf`` cookie; forms carry an HMAC of it (portal.web.csrf)."""
 
@@ -128,11 +151,7 @@ class CsrfCookieMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        existing = ""
-        for name, value in scope["headers"]:
-            if name == b"cookie":  # parsed as Starlette's Request.cookies does (http.cookies is 10x slower)
-                existing = cookie_parser(value.decode("latin-1")).get(CSRF_COOKIE, existing)
-        token = existing if len(existing) >= 32 else None
+        token = browser_csrf_cookie(scope)
         scope.setdefault("state", {})["csrf_cookie"] = token or secrets.token_urlsafe(32)
 
         async def send_with_cookie(message: Message) -> None:

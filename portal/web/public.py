@@ -197,9 +197,8 @@ async def submit_form(request: Request, form: FormData) -> Response:
     values = {name: form.get(name, default) for name, default in REPORT_FIELDS.items()}
     inp = reports.ReportInput(**{k: v if isinstance(v, str) else "" for k, v in values.items()})
     settings = settings_of(request)
-    lang = lang_of(request)
     if form.get("website"):  # the honeypot: people never see this field, naive bots fill it in
-        return await run_in_threadpool(_form_page_db, request, lang, inp, {"form": "err_form"}, 400)
+        return await run_in_threadpool(_form_page_db, request, inp, {"form": "err_form"}, 400)
     photos = [f for f in form.getlist("photos") if isinstance(f, StarletteUpload)]
     client = client_ip(request, settings.trust_forwarded_for)
     writer = request.app.state.report_writer
@@ -217,7 +216,7 @@ async def submit_form(request: Request, form: FormData) -> Response:
         # the limit itself is counted in the insert's transaction (portal.services.ratelimit)
         report = await writer.submit(prepared)
     except InvalidInput as err:
-        return await run_in_threadpool(_form_page_db, request, lang, inp, err.errors, 400)
+        return await run_in_threadpool(_form_page_db, request, inp, err.errors, 400)
     if report is None:
         raise HTTPException(429, "Too many submissions")
     response = RedirectResponse(f"/laporan/{report.code}?baru=1", status_code=303)
@@ -227,10 +226,10 @@ async def submit_form(request: Request, form: FormData) -> Response:
 
 
 def _form_page_db(
-    request: Request, lang: Lang, inp: reports.ReportInput, errors: dict[str, str], status: int
+    request: Request, inp: reports.ReportInput, errors: dict[str, str], status: int
 ) -> Response:
     with request.app.state.sessions() as db:
-        return _form_page(request, lang, db, inp, errors, status)
+        return _form_page(request, lang_of(request), db, inp, errors, status)
 
 
 @router.get("/lacak")

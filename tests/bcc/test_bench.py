@@ -40,6 +40,9 @@ def test_bench_poll_reports_ceiling() -> None:
 
 @pytest.mark.slow
 def test_bench_portal_reports_trivial_ceiling() -> None:
-    r = bench("portal", "--reports", "300", "--seconds", "2")
+    r = bench("portal", "--reports", "300", "--seconds", "2", "--rounds", "2")
     assert r["submit_per_s"] > 0 and r["trivial_per_s"] > r["submit_per_s"]  # type: ignore[operator]
     assert {"submit_p99_ms", "queue_p99_ms", "reports"} <= set(r)
+    rounds = r["rounds"]
+    assert isinstance(rounds, list) and len(rounds) == 2  # alternating rounds, each with its own ratio
+    assert all(abs(x["ratio"] - x["submit_per_s"] / x["trivial_per_s"]) < 0.002 for x in rounds)

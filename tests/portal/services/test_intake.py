@@ -19,7 +19,7 @@ from portal.db import make_engine, session_factory, upgrade
 from portal.models import Notification, Photo, Report, ReportEntry
 from portal.reference import load_reference
 from portal.services import reports
-from portal.services.intake import ReportWriter, WriterDied
+from portal.services.intake import MAX_QUEUED_BYTES, ReportWriter, WriterDied
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from tests.portal.conftest import jpeg
 
@@ -142,26 +142,66 @@ async def test_a_cancelled_submission_is_still_written_and_close_stops_the_proce
     await writer.close()
 
 
-async def test_a_dead_writer_fails_its_batch_and_is_replaced(setup: Any) -> None:
+async def test_a_dead_writer_fails_its_batches_and_is_replaced(setup: Any) -> None:
     sessions, policy = setup
     writer = ReportWriter(sessions, lambda: Events())
     first = await writer.submit(prepared(policy, 1))
-    assert first is not None and writer._process is not None
+    assert first is not None and writer._process is not None and writer.max_in_flight == 2
     dead = writer._process
-    os.kill(dead.pid, signal.SIGSTOP)  # frozen: the next batch stays in flight until the kill
-    in_flight = asyncio.ensure_future(writer.submit(prepared(policy, 2)))
-    queued = asyncio.ensure_future(writer.submit(prepared(policy, 3)))
-    await asyncio.sleep(0.05)  # both are with the writer (one in flight, one pending)
+    assert dead.pid is not None
+    os.kill(dead.pid, signal.SIGSTOP)  # frozen: what is sent stays in flight until the kill
+    # two batches go to the writer (one it would commit, one waiting in the pipe), the third waits here
+    sent = [asyncio.ensure_future(writer.submit(prepared(policy, n))) for n in (2, 3)]
+    await asyncio.sleep(0)
+    queued = asyncio.ensure_future(writer.submit(prepared(policy, 4)))
+    await asyncio.sleep(0.05)
+    assert len(writer._in_flight) == 2 and len(writer._pending) == 1
     os.kill(dead.pid, signal.SIGKILL)
-    with pytest.raises(WriterDied):
-        await in_flight
+    for lost in sent:
+        with pytest.raises(WriterDied):
+            await lost
     # what was still queued goes to the new writer, and so does everything after
     assert (await queued) is not None
-    assert (await writer.submit(prepared(policy, 4))) is not None
+    assert (await writer.submit(prepared(policy, 5))) is not None
     assert writer._process is not None and writer._process.pid != dead.pid
     await writer.close()
     with sessions() as db:
         assert db.scalar(select(func.count()).select_from(Report)) == 3
+
+
+async def test_a_large_second_batch_waits_for_the_writer(setup: Any) -> None:
+    """While the writer commits one batch, a second is sent only if it fits the socket buffer: a big
+    one waits until nothing is in flight, so the event loop never blocks on a full pipe."""
+    sessions, policy = setup
+    writer = ReportWriter(sessions, lambda: Events())
+    await writer.submit(prepared(policy, 0))  # started
+    conn, process = writer._conn, writer._process
+    assert conn is not None and process is not None and process.pid is not None
+    sent: list[tuple[int, int]] = []  # (message size, batches already with the writer)
+    real_send = conn.send_bytes
+
+    def spy(data: Any) -> None:
+        sent.append((len(data), len(writer._in_flight) - 1))  # _send records the batch first
+        real_send(data)
+
+    conn.send_bytes = spy  # type: ignore[method-assign]
+    os.kill(process.pid, signal.SIGSTOP)
+    small = [asyncio.ensure_future(writer.submit(prepared(policy, n))) for n in (1, 2)]
+    await asyncio.sleep(0)
+    big = []
+    for n in range(3, 40):  # 37 reports of 4,000 characters: one message of over 64 KB
+        p = prepared(policy, n)
+        p.values["description"] = f"panjang {n:03d} " * 330  # distinct strings (pickle shares equal objects)
+        big.append(asyncio.ensure_future(writer.submit(p)))
+    await asyncio.sleep(0.05)
+    assert len(writer._in_flight) == 2 and len(writer._pending) == 37
+    os.kill(process.pid, signal.SIGCONT)
+    assert all(r is not None for r in await asyncio.gather(*small, *big))
+    await writer.close()
+    assert max(size for size, _ in sent) > MAX_QUEUED_BYTES  # the big batch went as one message
+    assert all(size <= MAX_QUEUED_BYTES for size, busy in sent if busy)  # but never behind another
+    with sessions() as db:
+        assert db.scalar(select(func.count()).select_from(Report)) == 40
 
 
 async def test_the_outbox_row_commits_with_its_report_in_the_writer(setup: Any) -> None:
