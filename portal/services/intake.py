@@ -374,6 +374,8 @@ class ReportWriter:
         """The writer process has gone: fail what it was writing, start another for what is queued."""
         batch = [item for sent in self._in_flight for item in sent]
         self._in_flight.clear()
+        if self._process is not None:
+            self._process.join(1)  # reaped, so that its exit code is known
         exitcode = self._process.exitcode if self._process is not None else None
         log.error("report writer process died", exitcode=exitcode, lost=len(batch))
         for _, future in batch:
