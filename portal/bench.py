@@ -173,28 +173,11 @@ async def run_bench(
         legs: list[tuple[dict[str, float], dict[str, float]]] = []
         py = sys.executable
         trivial_port, portal_port = free_port(), free_port()
-        trivial_cmd = [
-            py,
-            "-m",
-            "portal.bench",
-            "--serve-trivial",
-            str(trivial_port),
-            "--workers",
-            str(workers),
-        ]
+        workers_arg = ["--workers", str(workers)]
+        trivial_cmd = [py, "-m", "portal.bench", "--serve-trivial", str(trivial_port), *workers_arg]
         # the same uvicorn set-up as the trivial server: workers, log level warning (no access log)
-        portal_cmd = [
-            py,
-            "-m",
-            "bcc",
-            "portal",
-            "serve",
-            "--port",
-            str(portal_port),
-            "--log-level",
-            "warning",
-        ]
-        portal_cmd += ["--workers", str(workers)]
+        portal_cmd = [py, "-m", "bcc", "portal", "serve", "--port", str(portal_port), *workers_arg]
+        portal_cmd += ["--log-level", "warning"]
         with (
             _server(trivial_cmd, trivial_port, env) as trivial_url,
             _server(portal_cmd, portal_port, env) as portal_url,

@@ -242,6 +242,7 @@ class ReportWriter:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop watching the pipe
         self._pending: deque[Item] = deque()
         self._in_flight: deque[list[Item]] = deque()  # batches sent, oldest first
+        self._held = False  # the next batch is too big to queue behind the one in flight (see _send)
         self.max_in_flight = max_in_flight  # batches with the writer at once (one committing, one waiting)
         self._idle: list[asyncio.Future[None]] = []  # close() waiting for the queue to drain
         self.batches = 0
@@ -273,7 +274,7 @@ class ReportWriter:
             self._attach(loop)
         future: asyncio.Future[NewReport | None] = loop.create_future()
         self._pending.append((prepared, future))
-        if len(self._in_flight) < self.max_in_flight:
+        if len(self._in_flight) < self.max_in_flight and not self._held:
             self._send()
         return await future
 
@@ -294,6 +295,7 @@ class ReportWriter:
         self._loop = None
         self._in_flight.clear()
         self._pending.clear()
+        self._held = False
 
     def _stop_process(self) -> None:
         with self._lock:
@@ -321,8 +323,10 @@ class ReportWriter:
         message = pickle.dumps(([pack(p) for p, _ in batch], staged), PICKLE)
         if self._in_flight and len(message) > MAX_QUEUED_BYTES:
             # the writer is busy: a message this size could fill the socket buffer and block the
-            # event loop until the writer reads it; send it when the batch in flight is done
+            # event loop until the writer reads it; send it when the batch in flight is done (held,
+            # so that the submissions arriving meanwhile do not pack and pickle it again each time)
             self._pending.extendleft(reversed(batch))
+            self._held = True
             return
         self._in_flight.append(batch)
         assert self._conn is not None
@@ -355,11 +359,9 @@ class ReportWriter:
                 future.set_exception(result)
             else:
                 future.set_result(result)
-        while self._pending and len(self._in_flight) < self.max_in_flight:
-            waiting = len(self._pending)
+        self._held = False
+        while self._pending and len(self._in_flight) < self.max_in_flight and not self._held:
             self._send()
-            if len(self._pending) == waiting:  # kept back until the writer is free
-                break
         if not self._pending and not self._in_flight:
             self._wake_idle()
 

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portal.web import public
 from portal.web.deps import SESSION_COOKIE, URLENCODED, read_form, verify_csrf
-from portal.web.middleware import add_security_headers, browser_csrf_cookie
+from portal.web.middleware import add_security_headers, issued_csrf_cookie
 
 
 class ReportFastPath:
@@ -38,13 +38,13 @@ class ReportFastPath:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        headers = request.headers
-        cookie = browser_csrf_cookie(scope)
+        headers, cookies = request.headers, request.cookies  # parsed once, kept by the Request
+        cookie = issued_csrf_cookie(cookies)
         if (
             cookie is None
             or headers.get("content-type", "").partition(";")[0].strip().lower() != URLENCODED
             or "content-length" not in headers
-            or SESSION_COOKIE in request.cookies
+            or SESSION_COOKIE in cookies
         ):
             await self.app(scope, receive, send)
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -131,12 +132,10 @@ class BodyLimitMiddleware:
         await self.app(scope, counting_receive, send)
 
 
-def browser_csrf_cookie(scope: Scope) -> str | None:
-    """The browser's own ``bcc_csrf`` cookie, if it sent one that we could have issued."""
-    existing = ""
-    for name, value in scope["headers"]:
-        if name == b"cookie":  # parsed as Starlette's Request.cookies does (http.cookies is 10x slower)
-            existing = cookie_parser(value.decode("latin-1")).get(CSRF_COOKIE, existing)
+def issued_csrf_cookie(cookies: Mapping[str, str]) -> str | None:
+    """The browser's own ``bcc_csrf`` cookie among its parsed ``cookies``, if it is one we could have
+    issued."""
+    existing = cookies.get(CSRF_COOKIE, "")
     return existing if len(existing) >= 32 else None
 
 
@@ -151,7 +150,11 @@ class CsrfCookieMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = browser_csrf_cookie(scope)
+        cookies: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name == b"cookie":  # parsed as Starlette's Request.cookies does (http.cookies is 10x slower)
+                cookies.update(cookie_parser(value.decode("latin-1")))
+        token = issued_csrf_cookie(cookies)
         scope.setdefault("state", {})["csrf_cookie"] = token or secrets.token_urlsafe(32)
 
         async def send_with_cookie(message: Message) -> None:
