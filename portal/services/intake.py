@@ -37,16 +37,16 @@ import pickle
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Connection, Engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.db import make_engine, session_factory
+from portal.db import make_engine
 from portal.models import Photo
 from portal.services.events import EventSink, emit, stage
 from portal.services.ratelimit import RateLimiter
@@ -99,22 +99,27 @@ class _Prestaged:
 
 
 def write_batch(
-    sessions: sessionmaker[Session],
+    sessions: Callable[[], contextlib.AbstractContextManager[Session]],
     batch: Sequence[Prepared],
     staged: dict[str, list[StagedRow]],
     limiter: RateLimiter | None,
+    reused_connection: bool = False,
 ) -> list[Outcome]:
-    """Insert ``batch`` in one transaction; if that fails, one report at a time (each its own outcome)."""
+    """Insert ``batch`` in one transaction; if that fails, one report at a time (each its own outcome).
+    A single report is retried too if it failed on a connection kept from an earlier batch
+    (``reused_connection``): that connection may have died meanwhile (a database restart), and the
+    retry runs on a new one."""
     sink = _Prestaged(staged)
 
     def write(part: Sequence[Prepared], discard_on_error: bool) -> list[NewReport | None]:
         with sessions() as db:
             return store_reports(db, part, sink, discard_on_error, limiter)
 
+    retry = len(batch) > 1 or reused_connection
     try:
-        return list(write(batch, len(batch) == 1))
+        return list(write(batch, not retry))
     except Exception as err:
-        if len(batch) == 1:
+        if not retry:
             return [err]
         log.warning("batch insert failed, retrying one by one", size=len(batch), exc_info=True)
     outcomes: list[Outcome] = []
@@ -124,6 +129,46 @@ def write_batch(
         except Exception as err:
             outcomes.append(err)
     return outcomes
+
+
+class LongSession:
+    """The writer process's one session on one connection, kept from batch to batch.
+
+    A session and a pool check-out per batch cost the writer a quarter of its time on SQLite, and on
+    PostgreSQL the pool's pre-ping added a round trip to every batch (docs/performance.md, "Portal").
+    After an error both are dropped, so the next batch starts on a new connection (a server restart or
+    a broken connection costs a retry, not the writer)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+        self._session: Session | None = None
+
+    @property
+    def connected(self) -> bool:
+        """The next use reuses the connection of an earlier one."""
+        return self._session is not None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[Session]:
+        if self._session is None:
+            self._conn = self.engine.connect()
+            self._session = Session(bind=self._conn, expire_on_commit=False)
+        try:
+            yield self._session
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        session, conn = self._session, self._conn
+        self._session = self._conn = None
+        with contextlib.suppress(Exception):
+            if session is not None:
+                session.close()
+        with contextlib.suppress(Exception):
+            if conn is not None:
+                conn.close()
 
 
 def _portable(outcome: int | BaseException | None) -> int | BaseException | None:
@@ -171,7 +216,7 @@ def _serve(
     (end of file on the pipe)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the portal, which then stops us
     engine = make_engine(database_url)
-    sessions = session_factory(engine)
+    sessions = LongSession(engine)
     stop = threading.Event()
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _no_autocheckpoint)
@@ -185,7 +230,7 @@ def _serve(
             if message is None:
                 break
             packed, staged = message
-            outcomes = write_batch(sessions, [unpack(p) for p in packed], staged, limiter)
+            outcomes = write_batch(sessions, [unpack(p) for p in packed], staged, limiter, sessions.connected)
             ids = [o.id if isinstance(o, NewReport) else o for o in outcomes]
             try:
                 try:
@@ -197,6 +242,7 @@ def _serve(
                 break
     finally:
         stop.set()
+        sessions.close()
         engine.dispose()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from portal.db import make_engine, session_factory, upgrade
@@ -22,6 +22,7 @@ from portal.services import reports
 from portal.services.intake import MAX_QUEUED_BYTES, ReportWriter, WriterDied
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from tests.portal.conftest import jpeg
+from tests.support.portal import empty_tables
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -167,6 +168,35 @@ async def test_a_dead_writer_fails_its_batches_and_is_replaced(setup: Any) -> No
     await writer.close()
     with sessions() as db:
         assert db.scalar(select(func.count()).select_from(Report)) == 3
+
+
+async def test_a_lost_database_connection_costs_no_submission(postgres_url: str, tmp_path: Path) -> None:
+    """The writer keeps one connection from batch to batch (no pool check-out or pre-ping each time);
+    when the server has dropped it (a restart, an idle timeout), the next submission is written on a
+    new connection instead of failing."""
+    empty_tables(postgres_url)
+    engine = make_engine(postgres_url)
+    sessions = session_factory(engine)
+    policy = reports.PhotoPolicy(tmp_path / "media", 5_000_000, 3)
+    writer = ReportWriter(sessions, lambda: Events())
+    try:
+        assert (await writer.submit(prepared(policy, 1))) is not None
+        with engine.connect() as conn:
+            dropped = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).all()
+        assert dropped  # the writer's connection was among them
+        assert (await writer.submit(prepared(policy, 2))) is not None
+        assert (await writer.submit(prepared(policy, 3))) is not None
+        await writer.close()
+        with sessions() as db:
+            assert db.scalar(select(func.count()).select_from(Report)) == 3
+    finally:
+        await writer.close()
+        engine.dispose()
 
 
 async def test_a_large_second_batch_waits_for_the_writer(setup: Any) -> None:
