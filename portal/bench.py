@@ -113,6 +113,8 @@ def _server(cmd: list[str], port: int, env: dict[str, str]) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def _wrk(url: str, seconds: int, connections: int, script: str | None = None) -> dict[str, float]:
@@ -262,12 +264,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--serve-trivial", type=int, metavar="PORT", required=True)
     args = parser.parse_args()
-    # exactly the portal's uvicorn set-up (protocol class, workers, log level), minus the portal
+    # exactly the uvicorn set-up of `bcc portal serve` as the benchmark starts it (protocol class,
+    # workers, log level, no proxy headers, no Server header), minus the portal
     uvicorn.run(
         "portal.bench:TRIVIAL",
         port=args.serve_trivial,
         workers=args.workers,
         http=NoDelayH11Protocol,
+        proxy_headers=False,
+        server_header=False,
         log_level="warning",
     )
 

@@ -4,10 +4,12 @@ asserted beyond being measured; docs/performance.md records real runs."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +48,18 @@ def test_bench_portal_reports_trivial_ceiling() -> None:
     rounds = r["rounds"]
     assert isinstance(rounds, list) and len(rounds) == 2  # alternating rounds, each with its own ratio
     assert all(abs(x["ratio"] - x["submit_per_s"] / x["trivial_per_s"]) < 0.002 for x in rounds)
+
+
+def test_the_trivial_server_has_the_portals_uvicorn_set_up() -> None:
+    """The ceiling is only a ceiling of the same set-up as `bcc portal serve` in the benchmark: a
+    header more on one side shifts the ratio. (The trivial server once added uvicorn's Server header
+    and proxy-header middleware, which the portal has off; the header is what a client can see.)"""
+    from bcc.broker import free_port
+    from portal.bench import _server
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "portal.bench", "--serve-trivial", str(port)]
+    with _server(cmd, port, {**os.environ}) as url:
+        r = httpx.get(url + "/ping")
+    assert r.status_code == 200 and r.json() == {"ok": True}
+    assert "server" not in r.headers
