@@ -207,18 +207,21 @@ class Notifier:
             error = f"{type(err).__name__}: {err}"
         now = self._clock()
         values: dict[str, Any] = {"claimed_until": None, "attempts": attempts + 1}
+        gave_up = error is not None and attempts + 1 >= self.smtp.attempts
         if error is None:
             values["sent_at"] = now
-        elif attempts + 1 >= self.smtp.attempts:
+        elif gave_up:
             values.update(failed_at=now, error=error[:2000])
-            self.failed += 1
-            log.error("notification %s of report %s failed %d times: %s", event, code, attempts + 1, error)
         else:
             values.update(next_at=now + timedelta(seconds=min(2.0**attempts, 300.0)), error=error[:2000])
         with self._sessions() as db, writer(db):
             db.execute(update(Notification).where(Notification.id == nid).values(**values))
             db.commit()
-        if error is None and message is not None:
+        # counted once the row says so (a reader that sees the count also sees the row)
+        if gave_up:
+            self.failed += 1
+            log.error("notification %s of report %s failed %d times: %s", event, code, attempts + 1, error)
+        elif error is None and message is not None:
             self.sent += 1
 
     def compose(self, code: str, event: str) -> EmailMessage | None:

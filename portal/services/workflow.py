@@ -62,9 +62,17 @@ class QueueFilter:
 @dataclass(frozen=True)
 class QueuePage:
     reports: list[Report]
-    total: int
+    total: int  # at most COUNT_CAP
     page: int
     pages: int
+    more: bool = False  # more than ``total`` reports match: the page says "10000+"
+
+
+# The queue counts its matches only up to this many. An exact count of ~90,000 open reports cost
+# PostgreSQL 30-40 ms on every page load (a scan of them all), most of the page's time at 100,000
+# reports (docs/performance.md, "Portal"); past 200 pages the exact number helps nobody work the queue
+# (the monthly evaluation and the backlog gauge count everything).
+COUNT_CAP = 10_000
 
 
 def queue(db: Session, user: User, flt: QueueFilter, now: datetime) -> QueuePage:
@@ -87,9 +95,11 @@ def queue(db: Session, user: User, flt: QueueFilter, now: datetime) -> QueuePage
             (Report.status.in_(("submitted", "verified")) & (Report.verify_due < now))
             | ((Report.status == "dispatched") & (Report.respond_due < now))
         )
-    total = int(db.scalar(select(func.count()).select_from(Report).where(*conds)) or 0)
+    matches = select(Report.id).where(*conds).limit(COUNT_CAP + 1).subquery()
+    counted = int(db.scalar(select(func.count()).select_from(matches)) or 0)
+    total, more = min(counted, COUNT_CAP), counted > COUNT_CAP
     pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, flt.page), pages)
+    page = max(1, flt.page) if more else min(max(1, flt.page), pages)
     rows = db.scalars(
         select(Report)
         .where(*conds)
@@ -97,7 +107,7 @@ def queue(db: Session, user: User, flt: QueueFilter, now: datetime) -> QueuePage
         .limit(PAGE_SIZE)
         .offset((page - 1) * PAGE_SIZE)
     )
-    return QueuePage(list(rows), total, page, pages)
+    return QueuePage(list(rows), total, page, pages, more)
 
 
 def get_for_staff(db: Session, user: User, report_id: int) -> Report:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -108,7 +109,27 @@ def queue_page(
     flt = workflow.QueueFilter(status, category, agency, kelurahan, age, overdue == "1", page)
     result = workflow.queue(db, user, flt, now)
     rows = [(r, workflow.age_info(r, now)) for r in result.reports]
-    context = {"result": result, "rows": rows, "filter": flt, "statuses": STATUSES, "now": now}
+    # the next page keeps every filter (the age and overdue filters were once lost on page 2)
+    next_query = urlencode(
+        {
+            "status": status,
+            "category": category,
+            "agency": agency,
+            "kelurahan": kelurahan,
+            "min_age_days": "" if age is None else age,
+            "overdue": "1" if flt.overdue else "",
+            "page": result.page + 1,
+        }
+    )
+    context = {
+        "result": result,
+        "rows": rows,
+        "filter": flt,
+        "statuses": STATUSES,
+        "now": now,
+        "next_query": next_query,
+        "page_size": workflow.PAGE_SIZE,
+    }
     return render(request, lang, "staff/queue.html", context)
 
 

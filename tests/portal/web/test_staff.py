@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
+from urllib.parse import parse_qsl
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from portal.services import workflow
 from tests.portal.conftest import FakeClock, add_user, csrf, login, report_id, staff_client, submit
 
 
@@ -154,6 +159,31 @@ def test_queue_shows_overdue_against_three_working_days(
     clock.advance(hours=2)
     rows = client.get("/staf?overdue=1").context["rows"]  # type: ignore[attr-defined]
     assert len(rows) == 1 and rows[0][1]["overdue"] is True
+
+
+def test_queue_counts_up_to_a_cap_and_its_pages_keep_the_filters(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codes = [submit(client) for _ in range(3)]
+    admin = staff_client(app, "admin")
+    exact = admin.get("/staf").context["result"]  # type: ignore[attr-defined]
+    assert (exact.total, exact.more) == (3, False)
+    # the cap and the page size scaled down: 3 matches, counted up to 2, 2 per page
+    monkeypatch.setattr(workflow, "COUNT_CAP", 2)
+    monkeypatch.setattr(workflow, "PAGE_SIZE", 2)
+    first = admin.get("/staf?min_age_days=0&category=perencanaan_pembangunan")
+    result = first.context["result"]  # type: ignore[attr-defined]
+    assert (result.total, result.more, len(result.reports)) == (2, True, 2)
+    assert "Antrean laporan (2+)" in first.text
+    link = re.search(r'<a href="\?([^"]+)">Berikutnya</a>', first.text)
+    assert link is not None
+    query = dict(parse_qsl(html.unescape(link.group(1)), keep_blank_values=True))
+    assert query["min_age_days"] == "0" and query["page"] == "2"
+    assert query["category"] == "perencanaan_pembangunan"
+    second = admin.get("/staf?" + html.unescape(link.group(1)))
+    shown = [r.code for r in second.context["result"].reports]  # type: ignore[attr-defined]
+    assert len(shown) == 1 and shown[0] in codes
+    assert "Berikutnya" not in second.text  # a short page is the last one
 
 
 def test_monthly_evaluation_and_csv(app: FastAPI, client: TestClient, clock: FakeClock) -> None:
