@@ -50,7 +50,7 @@ from portal.db import make_engine
 from portal.models import Photo
 from portal.services.events import EventSink, emit, stage
 from portal.services.ratelimit import RateLimiter
-from portal.services.reports import NEW_REPORT_FACTS, NewReport, Prepared, store_reports
+from portal.services.reports import NewReport, Prepared, new_report, store_reports
 
 log = structlog.get_logger("portal.intake")
 
@@ -396,8 +396,7 @@ class ReportWriter:
         for (prepared, future), outcome in zip(batch, outcomes, strict=True):
             result: Outcome = outcome  # type: ignore[assignment]
             if isinstance(outcome, int):
-                facts = {name: prepared.values[name] for name in NEW_REPORT_FACTS}
-                result = NewReport(id=outcome, **facts)  # type: ignore[arg-type]
+                result = new_report(outcome, prepared)
                 emit(sink, "created", result, result.created_at)
             if future.done():  # cancelled: the client went away; the report is stored all the same
                 continue

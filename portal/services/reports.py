@@ -211,6 +211,13 @@ class NewReport:
 NEW_REPORT_FACTS = [f.name for f in fields(NewReport) if f.name != "id"]  # all taken from Prepared.values
 
 
+def new_report(report_id: int, prepared: Prepared) -> NewReport:
+    """What :func:`store_reports` answers for ``prepared`` once it is stored as ``report_id`` (also
+    built by the report writer's web side from the id the writer process sends back)."""
+    facts = {name: prepared.values[name] for name in NEW_REPORT_FACTS}
+    return NewReport(id=report_id, **cast(dict[str, Any], facts))
+
+
 def insert_reports(
     db: Session,
     batch: Sequence[Prepared],
@@ -262,8 +269,7 @@ def store_reports(
                 )
                 ids = {code: rid for rid, code in returned}
                 for p in accepted:
-                    facts = {name: p.values[name] for name in NEW_REPORT_FACTS}
-                    stored[id(p)] = NewReport(id=ids[p.values["code"]], **cast(dict[str, Any], facts))
+                    stored[id(p)] = new_report(ids[p.values["code"]], p)
                 raw_insert(ENTRIES, conn.dialect).execute(
                     cursor,
                     [

@@ -67,6 +67,11 @@ class QueuePage:
     pages: int
     more: bool = False  # more than ``total`` reports match: the page says "10000+"
 
+    @property
+    def has_next(self) -> bool:
+        """A next page exists (past the counted pages: while this one is full)."""
+        return self.page < self.pages or (self.more and len(self.reports) == PAGE_SIZE)
+
 
 # The queue counts its matches only up to this many. An exact count of ~90,000 open reports cost
 # PostgreSQL 30-40 ms on every page load (a scan of them all), most of the page's time at 100,000

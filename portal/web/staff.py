@@ -128,7 +128,6 @@ def queue_page(
         "statuses": STATUSES,
         "now": now,
         "next_query": next_query,
-        "page_size": workflow.PAGE_SIZE,
     }
     return render(request, lang, "staff/queue.html", context)
 
