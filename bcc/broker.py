@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 import getpass
 import os
-import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import warnings
@@ -26,7 +24,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from iot_gateway.lifecycle import stop_process
+from bcc_common.ident import IDENT_RE
+from bcc_common.net import free_port
+from bcc_common.process import stop_process
 
 __all__ = [
     "DEFAULT_ACL",
@@ -54,7 +54,7 @@ DEFAULT_ACL = MOSQUITTO_DIR / "acl"
 # Usernames are role names; the ACL (mosquitto/acl) grants each one its topics.
 ROLES: tuple[str, ...] = ("gateway", "recorder", "portal", "operator", "readonly", "homeassistant")
 MIN_PASSWORD_LEN = 12
-_ROLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_ROLE_RE = IDENT_RE
 # Settings that name files or the OS user: replaced when rendering a runtime config.
 _PATH_KEYS = frozenset({"password_file", "acl_file", "persistence_location", "log_dest", "user", "pid_file"})
 _REQUIRED = {"allow_anonymous": "false", "per_listener_settings": "false"}
@@ -207,14 +207,6 @@ def find_mosquitto() -> str | None:
     return shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
     )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (callers retry if another process takes it first)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _mqtt_str(value: str) -> bytes:

@@ -8,6 +8,8 @@ import importlib
 import inspect
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 
 from bcc import logs
 
@@ -17,12 +19,24 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("iot_gateway.cli", "run the MQTT<->Modbus gateway (or --check-config)"),
     "simulate": ("simulators.cli", "serve simulated Modbus devices for a site"),
     "broker": ("bcc.broker", "Mosquitto tooling: password file and runtime config"),
-    "bench": ("bcc.bench", "benchmarks that print JSON with the raw ceiling measured alongside"),
+    "bench": ("bench.cli", "benchmarks that print JSON with the raw ceiling measured alongside"),
     "portal": ("portal.cli", "citizen portal: serve it, or apply its database migrations"),
     "admin": ("portal.admin", "portal administration: create staff accounts"),
     "recorder": ("iot_gateway.recorder.cli", "record MQTT state and report events into InfluxDB"),
     "grafana": ("grafana.cli", "build the Grafana dashboards (JSON) from the profiles and the site"),
 }
+
+
+def _import(module: str) -> ModuleType:
+    """Import a subcommand's module. The benchmarks (``bench/``) are test equipment kept out of the
+    installed packages: ``bcc bench`` finds them in the source checkout this ``bcc`` came from."""
+    if module.startswith("bench."):
+        checkout = Path(__file__).resolve().parents[1]
+        if not (checkout / "bench" / "__init__.py").is_file():
+            sys.exit("bcc bench: the benchmarks are not installed; run them from a source checkout")
+        if str(checkout) not in sys.path:
+            sys.path.insert(0, str(checkout))
+    return importlib.import_module(module)
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -37,7 +51,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            importlib.import_module(module).add_arguments(p)
+            _import(module).add_arguments(p)
         p.set_defaults(_module=module)
     return parser
 
@@ -45,7 +59,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     logs.configure(args.log_level, args.log_format)
-    result = importlib.import_module(args._module).run(args)
+    result = _import(args._module).run(args)
     if inspect.iscoroutine(result):
         result = asyncio.run(result)
     return int(result or 0)

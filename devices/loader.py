@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from bcc_contract.topics import RESERVED_IDS
 from devices.models import DeviceProfile
-from devices.site import RESERVED_IDS, Bus, DeviceInstance, Site
+from devices.site import Bus, DeviceInstance, Site
 
 _BUS: TypeAdapter[Any] = TypeAdapter(Bus)
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bcc_common.ident import Ident
+
 # Modbus protocol limits for one read request (Modbus Application Protocol V1.1b3, 6.1-6.4).
 MAX_READ_REGISTERS = 125
 MAX_READ_BITS = 2000
@@ -81,7 +83,7 @@ class Point(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    key: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+    key: Ident
     label: Label
     table: Table
     address: Annotated[int, Field(ge=0, le=65535)]
@@ -183,7 +185,7 @@ class DeviceProfile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+    model: Ident
     manufacturer: str
     label: Label
     # Where the register map comes from (a datasheet or manual), or why it is invented.

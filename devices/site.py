@@ -11,10 +11,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Device ids that would collide with BCC's own topics under the base topic (iot_gateway.topics).
-RESERVED_IDS = frozenset({"bridge", "reports", "recorder", "portal", "console"})
+from bcc_common.ident import Ident
 
-Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+# Device ids that would collide with BCC's own topics under the base topic (iot_gateway.topics).
 
 
 class Frozen(BaseModel):

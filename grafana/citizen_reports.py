@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from grafanalib.core import BarGauge, Dashboard, Stat, Table, Template, Templating, Time, TimeSeries
 
+from bcc_contract.reports import category_keys
 from grafana.common import DS, SCHEMA_VERSION, Grid, target, targets, unit_json
-from iot_gateway.recorder.schema import CATEGORIES
 
 EVENTS = '"reports"."report_event"'
 CAT = '"category" =~ /^$category$/'
@@ -136,7 +136,7 @@ def build() -> Dashboard:
             gridPos=grid(24, 8),
         ),
     ]
-    categories = sorted(CATEGORIES)
+    categories = sorted(category_keys())
     return Dashboard(
         title="Citizen reports",
         uid="bcc-citizen-reports",

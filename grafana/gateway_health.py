@@ -33,7 +33,7 @@ def _health_series(title: str, select: str, unit: str | None = None, **kw: objec
         ],
         extraJson=unit_json(unit) if unit else {},
         gridPos=kw.pop("gridPos"),
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 

@@ -10,27 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
 import orjson
 
+from bcc_contract.commands import RESERVED_KEYS, CommandStatus
 from devices.codec import CodecError, encode_registers, parse_bool
 from devices.models import DeviceProfile, Point
 
-RESERVED_KEYS = frozenset({"transaction", "ts"})
 # Clocks of command senders may run a little ahead of ours.
 MAX_FUTURE_SKEW_S = 5.0
-
-
-class Status(StrEnum):
-    OK = "ok"
-    FAILED_READBACK = "failed_readback"
-    TIMEOUT = "timeout"
-    REJECTED = "rejected"
-    STALE = "stale"
-    DEVICE_UNAVAILABLE = "device_unavailable"
 
 
 @dataclass(frozen=True)
@@ -53,7 +43,9 @@ class Command:
 class CommandRejected(Exception):
     """The payload is not a valid command; ``transaction`` is echoed when it could be read."""
 
-    def __init__(self, message: str, transaction: str | None = None, status: Status = Status.REJECTED):
+    def __init__(
+        self, message: str, transaction: str | None = None, status: CommandStatus = CommandStatus.REJECTED
+    ):
         super().__init__(message)
         self.transaction = transaction
         self.status = status
@@ -100,7 +92,9 @@ def parse_command(
         except (ValueError, OverflowError) as err:
             raise CommandRejected("ts must be ISO-8601 with timezone or epoch seconds", tx) from err
         if now - sent > ttl_s:
-            raise CommandRejected(f"command is {now - sent:.1f} s old (TTL {ttl_s} s)", tx, Status.STALE)
+            raise CommandRejected(
+                f"command is {now - sent:.1f} s old (TTL {ttl_s} s)", tx, CommandStatus.STALE
+            )
         if sent - now > MAX_FUTURE_SKEW_S:
             raise CommandRejected("ts lies in the future; check the sender's clock", tx)
     requested = {k: v for k, v in data.items() if k not in RESERVED_KEYS}
@@ -128,22 +122,6 @@ def parse_command(
     if problems:
         raise CommandRejected("; ".join(problems), tx)
     return Command(device=device, transaction=tx, writes=tuple(writes))
-
-
-def response_payload(
-    device: str,
-    transaction: str | None,
-    status: Status,
-    error: str | None = None,
-    state: dict[str, Any] | None = None,
-) -> bytes:
-    body: dict[str, Any] = {"device": device, "transaction": transaction, "status": status.value}
-    if error:
-        body["error"] = error
-    if state is not None:
-        body["state"] = state
-    body["ts"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return orjson.dumps(body)
 
 
 @dataclass

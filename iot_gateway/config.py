@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bcc_common.secrets import SecretFileError, read_secret
 from devices.loader import PROFILE_DIR, ConfigError, LoadedSite, format_validation, load_site
 from devices.site import MqttSettings
 
@@ -39,13 +40,11 @@ def resolve_mqtt(
             settings = MqttSettings.model_validate({**settings.model_dump(), **update})
         except ValidationError as err:
             problems += format_validation("environment", update, err, prefix="BCC_MQTT_*: ")
-    password = env.get("BCC_MQTT_PASSWORD") or None
-    pw_file = env.get("BCC_MQTT_PASSWORD_FILE") or settings.password_file
-    if password is None and pw_file:
-        try:
-            password = Path(pw_file).read_text(encoding="utf-8").strip() or None
-        except OSError as err:
-            problems.append(f"{where}: mqtt.password_file {pw_file}: {err.strerror}")
+    try:
+        password = read_secret(env, "BCC_MQTT_PASSWORD", settings.password_file)
+    except SecretFileError as err:
+        password = None
+        problems.append(f"{where}: mqtt.password_file: {err}")
     if settings.username and password is None and not problems:
         problems.append(
             f"{where}: mqtt.username {settings.username!r} has no password: "

@@ -13,29 +13,26 @@ import random
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import structlog
 
+from bcc_common.timefmt import iso_ms
+from bcc_contract.commands import CommandStatus
+from bcc_contract.topics import OFFLINE, ONLINE, Topics
 from devices.codec import OFF, ON, bool_text, decode_registers
 from devices.models import DeviceProfile, Point
 from devices.site import DeviceInstance, GatewaySettings
-from iot_gateway.commands import Command, Status
+from iot_gateway.commands import Command
 from iot_gateway.errors import BusDisconnected, BusError, DeviceException
 from iot_gateway.hub import PRIORITY_COMMAND, PRIORITY_POLL, BusHub
 from iot_gateway.metrics import GatewayMetrics
 from iot_gateway.planner import ReadBlock, plan_reads
-from iot_gateway.topics import OFFLINE, ONLINE, Topics
 
 log = structlog.get_logger(__name__)
 
 Publish = Callable[[str, bytes, bool], Awaitable[None]]
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def decode_block(block: ReadBlock, raw: Sequence[int]) -> dict[str, Any]:
@@ -217,7 +214,7 @@ class DeviceRunner:
 
     def state_payload(self) -> bytes:
         body = dict(self.values)
-        body["ts"] = iso(self.value_ts)
+        body["ts"] = iso_ms(self.value_ts)
         return orjson.dumps(body)
 
     async def publish_state(self) -> None:
@@ -241,10 +238,10 @@ class DeviceRunner:
             await self.publish_state()
 
     # --- commands -------------------------------------------------------------------------
-    async def execute(self, cmd: Command) -> tuple[Status, str | None, dict[str, Any] | None]:
+    async def execute(self, cmd: Command) -> tuple[CommandStatus, str | None, dict[str, Any] | None]:
         """Write, then read back every written point. Returns (status, error, read-back state)."""
         if self.breaker_open or self.available is False:
-            return Status.DEVICE_UNAVAILABLE, "device is offline", None
+            return CommandStatus.DEVICE_UNAVAILABLE, "device is offline", None
         unit = self.instance.unit
         try:
             for w in cmd.writes:
@@ -257,11 +254,11 @@ class DeviceRunner:
             blocks = plan_reads(self.profile, [w.point for w in cmd.writes], max_gap=0)
             readback = await self.read_blocks(blocks, PRIORITY_COMMAND)
         except DeviceException as err:
-            return Status.REJECTED, f"device refused: {err}", None
+            return CommandStatus.REJECTED, f"device refused: {err}", None
         except BusDisconnected as err:
-            return Status.DEVICE_UNAVAILABLE, str(err), None
+            return CommandStatus.DEVICE_UNAVAILABLE, str(err), None
         except BusError as err:
-            return Status.TIMEOUT, str(err), None
+            return CommandStatus.TIMEOUT, str(err), None
         await self.update(readback, time.time())
         wrong = [
             f"{w.point.key}: requested {w.value!r}, device reports {readback[w.point.key]!r}"
@@ -269,5 +266,5 @@ class DeviceRunner:
             if not same_value(w.point, w.value, readback[w.point.key])
         ]
         if wrong:
-            return Status.FAILED_READBACK, "; ".join(wrong), readback
-        return Status.OK, None, readback
+            return CommandStatus.FAILED_READBACK, "; ".join(wrong), readback
+        return CommandStatus.OK, None, readback

@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
+from bcc_contract.topics import OFFLINE, ONLINE, Topics
 from devices.models import DeviceProfile, Point
 from devices.site import DeviceInstance
 from iot_gateway import __version__
-from iot_gateway.topics import OFFLINE, ONLINE, Topics
 
 ORIGIN = {"name": "BCC gateway", "sw": __version__, "url": "https://github.com/binjai-command-center/bcc"}
 

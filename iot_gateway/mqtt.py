@@ -17,10 +17,11 @@ import aiomqtt
 import structlog
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from bcc_common.process import cancel_and_wait
+from bcc_contract.topics import OFFLINE, Topics
 from devices.site import MqttSettings
-from iot_gateway.lifecycle import cancel_and_wait, mqtt_connected
+from iot_gateway.lifecycle import mqtt_connected
 from iot_gateway.metrics import GatewayMetrics
-from iot_gateway.topics import OFFLINE, Topics
 
 log = structlog.get_logger(__name__)
 

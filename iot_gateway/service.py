@@ -18,16 +18,16 @@ import aiomqtt
 import orjson
 import structlog
 
+from bcc_contract.commands import CommandStatus, response_payload
+from bcc_contract.topics import ONLINE, Topics
 from devices.site import DeviceInstance
 from iot_gateway import discovery
 from iot_gateway.bulk import TelemetryBatcher
 from iot_gateway.commands import (
     Command,
     CommandRejected,
-    Status,
     TransactionLog,
     parse_command,
-    response_payload,
 )
 from iot_gateway.config import GatewayConfig
 from iot_gateway.device import DeviceRunner
@@ -35,7 +35,6 @@ from iot_gateway.health import HealthServer
 from iot_gateway.hub import BusHub
 from iot_gateway.metrics import GatewayMetrics
 from iot_gateway.mqtt import MqttLink
-from iot_gateway.topics import ONLINE, Topics
 
 log = structlog.get_logger(__name__)
 
@@ -174,7 +173,7 @@ class Gateway:
         except Exception:  # one bad message must never stop the gateway
             log.exception("message_handler_failed", topic=topic)
 
-    async def _respond(self, device: str, payload: bytes, status: Status) -> None:
+    async def _respond(self, device: str, payload: bytes, status: CommandStatus) -> None:
         self.metrics.commands.labels(status.value).inc()
         await self.link.publish(self.topics.response(device), payload, retain=False)
 
@@ -190,8 +189,8 @@ class Gateway:
         self.commands_seen += 1
         runner = self.devices.get(device_id)
         if runner is None:
-            body = response_payload(device_id, None, Status.REJECTED, f"unknown device {device_id!r}")
-            await self._respond(device_id, body, Status.REJECTED)
+            body = response_payload(device_id, None, CommandStatus.REJECTED, f"unknown device {device_id!r}")
+            await self._respond(device_id, body, CommandStatus.REJECTED)
             return
         try:
             cmd = parse_command(
@@ -212,7 +211,7 @@ class Gateway:
             first, future = self.transactions.claim(device_id, cmd.transaction)
             if not first:
                 body = await asyncio.shield(future)
-                await self._respond(device_id, body, Status(orjson.loads(body)["status"]))
+                await self._respond(device_id, body, CommandStatus(orjson.loads(body)["status"]))
                 return
         status, error, state = await self._execute(runner, cmd)
         body = response_payload(device_id, cmd.transaction, status, error, state)
@@ -225,12 +224,16 @@ class Gateway:
 
     async def _execute(
         self, runner: DeviceRunner, cmd: Command
-    ) -> tuple[Status, str | None, dict[str, Any] | None]:
+    ) -> tuple[CommandStatus, str | None, dict[str, Any] | None]:
         try:
             async with asyncio.timeout(self.settings.command_deadline_ms / 1000):
                 return await runner.execute(cmd)
         except TimeoutError:
-            return Status.TIMEOUT, f"no confirmation within {self.settings.command_deadline_ms} ms", None
+            return (
+                CommandStatus.TIMEOUT,
+                f"no confirmation within {self.settings.command_deadline_ms} ms",
+                None,
+            )
 
     # --- reload -----------------------------------------------------------------------------
     async def reload(self, new: GatewayConfig) -> dict[str, list[str]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from bcc_common.secrets import SecretFileError, read_secret
 from devices.loader import DEMO_SITE
 
 DEFAULT_DB_URL = "sqlite:///var/portal/portal.db"
@@ -85,13 +86,13 @@ class Settings(BaseModel):
 
         def get(name: str, secret: bool = False) -> str | None:
             var = "BCC_PORTAL_" + name
-            if secret and not env.get(var) and env.get(var + "_FILE"):
-                try:
-                    return Path(env[var + "_FILE"]).read_text(encoding="utf-8").strip()
-                except OSError as err:
-                    problems.append(f"{var}_FILE: {err}")
-                    return None
-            return env.get(var) or None
+            if not secret:
+                return env.get(var) or None
+            try:
+                return read_secret(env, var)
+            except SecretFileError as err:
+                problems.append(str(err))
+                return None
 
         data: dict[str, object] = {"secret_key": get("SECRET_KEY", secret=True) or ""}
         for name, key in [

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jinja2
@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from bcc_common.timefmt import utc_now
 from portal.config import Settings
 from portal.db import make_engine, session_factory
 from portal.mqtt import MqttEventSink
@@ -30,10 +31,6 @@ from portal.web.fastpath import ReportFastPath
 from portal.web.middleware import BodyLimitMiddleware, CsrfCookieMiddleware, SecurityHeadersMiddleware
 
 HERE = Path(__file__).resolve().parent
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def create_app(

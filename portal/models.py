@@ -24,11 +24,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-Status = Literal["submitted", "verified", "dispatched", "responded", "closed"]
-STATUSES: tuple[Status, ...] = ("submitted", "verified", "dispatched", "responded", "closed")
-OPEN_STATUSES: tuple[Status, ...] = STATUSES[:-1]
-Resolution = Literal["resolved_direct", "needs_budget", "rejected", "duplicate"]
-RESOLUTIONS: tuple[Resolution, ...] = ("resolved_direct", "needs_budget", "rejected", "duplicate")
+from bcc_contract.reports import OPEN_STATUSES as OPEN_STATUSES
+from bcc_contract.reports import RESOLUTIONS as RESOLUTIONS
+from bcc_contract.reports import STATUSES as STATUSES
+from bcc_contract.reports import ReportStatus
+from bcc_contract.reports import Resolution as Resolution
+
+# The report statuses and resolutions are part of the MQTT contract (they appear in report events).
+Status = ReportStatus
 Privacy = Literal["public", "anonymous", "confidential"]
 PRIVACIES: tuple[Privacy, ...] = ("public", "anonymous", "confidential")
 Role = Literal["admin", "agency", "operator", "viewer"]

@@ -20,7 +20,7 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session, sessionmaker
 
-from iot_gateway.topics import Topics
+from bcc_contract.topics import Topics
 from portal.config import MqttSettings
 from portal.services.events import backlog
 

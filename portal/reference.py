@@ -13,7 +13,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from bcc_contract.reports import CATEGORIES_FILE as CONTRACT_CATEGORIES_FILE
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
+# Categories belong to the MQTT contract (events carry their keys): one file, read by every part.
+CATEGORIES_FILE = CONTRACT_CATEGORIES_FILE
 Lang = Literal["id", "en"]
 LANGS: tuple[Lang, ...] = ("id", "en")
 
@@ -92,9 +96,9 @@ class Reference(BaseModel):
 
 
 @cache
-def load_reference(data_dir: Path = DATA_DIR) -> Reference:
-    """Read and validate ``categories.yaml`` and ``areas.yaml`` (cached per directory)."""
-    cats = yaml.safe_load((data_dir / "categories.yaml").read_text(encoding="utf-8"))
+def load_reference(data_dir: Path = DATA_DIR, categories_file: Path = CATEGORIES_FILE) -> Reference:
+    """Read and validate ``areas.yaml`` in ``data_dir`` and the contract's ``categories.yaml`` (cached)."""
+    cats = yaml.safe_load(categories_file.read_text(encoding="utf-8"))
     areas = yaml.safe_load((data_dir / "areas.yaml").read_text(encoding="utf-8"))
     return Reference(
         agencies={k: Agency(key=k, **v) for k, v in cats["agencies"].items()},

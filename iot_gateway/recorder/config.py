@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bcc_common.secrets import SecretFileError, read_secret
 from devices.loader import PROFILE_DIR, ConfigError, LoadedSite, format_validation, load_site
 from devices.site import MqttSettings
 from iot_gateway.config import resolve_mqtt
@@ -106,14 +107,11 @@ class RecorderConfig:
 def _secret(
     env: Mapping[str, str], var: str, file_key: str | None, where: str, problems: list[str]
 ) -> str | None:
-    value = env.get(var) or None
-    path = env.get(var + "_FILE") or file_key
-    if value is None and path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip() or None
-        except OSError as err:
-            problems.append(f"{where}: {path}: {err.strerror}")
-    return value
+    try:
+        return read_secret(env, var, file_key)
+    except SecretFileError as err:
+        problems.append(f"{where}: {err}")
+        return None
 
 
 def build_config(loaded: LoadedSite, env: Mapping[str, str], where: str = "<site>") -> RecorderConfig:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from bcc.broker import free_port
-from iot_gateway.lifecycle import stop_process
+from bcc_common.net import free_port
+from bcc_common.process import stop_process
 
 
 class InfluxdStartError(Exception):

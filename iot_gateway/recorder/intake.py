@@ -20,13 +20,13 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bcc_contract.topics import Topics
 from iot_gateway.lifecycle import mqtt_connected
 from iot_gateway.mqtt import client_kwargs
 from iot_gateway.recorder.config import RecorderConfig
 from iot_gateway.recorder.metrics import RecorderMetrics
 from iot_gateway.recorder.schema import Schema
 from iot_gateway.recorder.spool import Spool
-from iot_gateway.topics import Topics
 
 log = structlog.get_logger(__name__)
 MAX_BATCH_MESSAGES = 1000
@@ -37,14 +37,14 @@ def topic_filters(topics: Topics, shared_group: str | None = None, bulk: bool = 
     ``gateway.telemetry_batch_ms``) device states come from the bulk topic, not one topic per device."""
     filters = [
         topics.bridge_telemetry if bulk else topics.all_state,
-        f"{topics.base}/+/availability",
-        f"{topics.base}/+/response",
+        topics.all_availability,
+        topics.all_response,
         topics.bridge_state,
         topics.bridge_health,
         topics.report_events,
         topics.report_backlog,
     ]
-    return [f"$share/{shared_group}/{f}" for f in filters] if shared_group else filters
+    return [topics.shared(shared_group, f) for f in filters] if shared_group else filters
 
 
 class Intake:

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from bcc_contract.reports import EVENTS, RESOLUTIONS, category_keys
+from bcc_contract.topics import OFFLINE, ONLINE, Topics
 from devices.loader import LoadedSite
 from devices.models import DeviceProfile
 from iot_gateway.recorder import lineproto
@@ -26,11 +28,7 @@ from iot_gateway.recorder.lineproto import (
     line_prefix,
     ts_to_ns,
 )
-from iot_gateway.topics import OFFLINE, ONLINE, Topics
 
-EVENTS = frozenset({"created", "verified", "dispatched", "responded", "closed", "reopened"})
-CATEGORIES = frozenset({"kesehatan", "perencanaan_pembangunan", "perizinan", "anggaran", "pengaduan_umum"})
-RESOLUTIONS = frozenset({"resolved_direct", "needs_budget", "rejected", "duplicate"})
 BOOL, ENUM, NUMBER = "bool", "enum", "number"
 # Citizen-report history is small and needed for years (closures per month): its own retention policy.
 REPORTS_RP = "reports"
@@ -58,6 +56,8 @@ def nudge(ts_ns: int, *identity: object) -> int:
 class Schema:
     def __init__(self, loaded: LoadedSite, topics: Topics) -> None:
         self.site = loaded.site.site
+        # Categories are data (bcc_contract/data/categories.yaml): a new one is stored, not dead-lettered.
+        self.categories = frozenset(category_keys())
         self.topics = topics
         self.devices: dict[str, DeviceProfile] = {d.id: loaded.profile_of(d) for d in loaded.site.devices}
         self._prefix = topics.base + "/"
@@ -207,7 +207,7 @@ class Schema:
     # ---- citizen reports (docs/influxdb.md, "Report events") ----------------------------------------
     def _event(self, body: Any) -> Record:
         event, category = body["event"], body["category"]
-        if event not in EVENTS or category not in CATEGORIES:
+        if event not in EVENTS or category not in self.categories:
             return Record(problem=f"unknown event {event!r} or category {category!r}")
         resolution = body.get("resolution")
         if resolution is not None and resolution not in RESOLUTIONS:

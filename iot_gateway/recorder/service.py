@@ -16,7 +16,8 @@ from typing import Any
 import structlog
 from prometheus_client import start_http_server
 
-from iot_gateway.lifecycle import cancel_and_wait
+from bcc_common.process import cancel_and_wait
+from bcc_contract.topics import Topics
 from iot_gateway.recorder.config import RecorderConfig
 from iot_gateway.recorder.influx import InfluxClient, InfluxError
 from iot_gateway.recorder.intake import Intake
@@ -26,7 +27,6 @@ from iot_gateway.recorder.provision import ensure_schema
 from iot_gateway.recorder.schema import Schema
 from iot_gateway.recorder.spool import Spool
 from iot_gateway.recorder.writer import Writer
-from iot_gateway.topics import Topics
 
 log = structlog.get_logger(__name__)
 

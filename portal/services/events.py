@@ -9,37 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bcc_contract.reports import EventName, ReportFacts, backlog_payload, event_payload
 from portal.models import OPEN_STATUSES, Report
-
-EventName = Literal["created", "verified", "dispatched", "responded", "closed", "reopened"]
-
-
-class ReportFacts(Protocol):
-    """What an event says about its report: a stored :class:`Report`, or the intake's ``NewReport``."""
-
-    @property
-    def code(self) -> str: ...
-    @property
-    def category(self) -> str: ...
-    @property
-    def agency(self) -> str | None: ...
-    @property
-    def kecamatan(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def resolution(self) -> str | None: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def verify_late(self) -> bool: ...
-    @property
-    def respond_late(self) -> bool: ...
 
 
 class EventSink(Protocol):
@@ -68,35 +44,6 @@ def stage(db: Session, sink: EventSink, event: EventName, code: str, now: dateti
         staging(db, event, code, now)
 
 
-def iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
-
-
-def event_payload(event: EventName, report: ReportFacts, now: datetime) -> dict[str, Any]:
-    """The ``bcc/reports/events`` payload for ``report`` right after ``event``.
-
-    ``late`` tells whether the step this event completes missed its deadline: verification for
-    ``verified``, the agency's response for ``responded``, either of them for ``closed``.
-    """
-    late = {
-        "verified": report.verify_late,
-        "responded": report.respond_late,
-        "closed": report.verify_late or report.respond_late,
-    }.get(event, False)
-    return {
-        "event": event,
-        "report": report.code,
-        "category": report.category,
-        "agency": report.agency,
-        "kecamatan": report.kecamatan,
-        "status": report.status,
-        "resolution": report.resolution,
-        "duration_s": None if event == "created" else round((now - report.created_at).total_seconds(), 3),
-        "late": bool(late),
-        "ts": iso(now),
-    }
-
-
 def emit(sink: EventSink, event: EventName, report: ReportFacts, now: datetime) -> None:
     if isinstance(sink, NullSink):  # no MQTT: no payload to build (every submission passes here)
         return
@@ -122,10 +69,6 @@ def backlog(db: Session, now: datetime) -> dict[str, Any]:
     overdue_response = db.scalar(
         select(func.count()).where(Report.status.in_(("verified", "dispatched")), Report.respond_due < now)
     )
-    return {
-        "ts": iso(now),
-        "open": dict(by_status),
-        "by_category": dict(by_category),
-        "overdue_verification": int(overdue_verification or 0),
-        "overdue_response": int(overdue_response or 0),
-    }
+    return backlog_payload(
+        now, dict(by_status), dict(by_category), int(overdue_verification or 0), int(overdue_response or 0)
+    )

@@ -19,14 +19,15 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from bcc_common.secrets import read_secret
+from bcc_common.timefmt import utc_now
 from portal.db import writer
 from portal.models import Notification, Report
 from portal.services.events import EventSink
@@ -76,9 +77,7 @@ class SmtpSettings:
         host = env.get("BCC_PORTAL_SMTP_HOST")
         if not host:
             return None
-        password = env.get("BCC_PORTAL_SMTP_PASSWORD")
-        if not password and env.get("BCC_PORTAL_SMTP_PASSWORD_FILE"):
-            password = Path(env["BCC_PORTAL_SMTP_PASSWORD_FILE"]).read_text(encoding="utf-8").strip()
+        password = read_secret(env, "BCC_PORTAL_SMTP_PASSWORD")
         return cls(
             host=host,
             port=int(env.get("BCC_PORTAL_SMTP_PORT", "25")),
@@ -87,10 +86,6 @@ class SmtpSettings:
             password=password or None,
             starttls=env.get("BCC_PORTAL_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
         )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Notifier:

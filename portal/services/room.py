@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
+from bcc_contract.commands import RESULT_STATUSES
 from devices.loader import LoadedSite, load_site
 from portal.models import User
 from portal.services import audit
@@ -39,7 +40,6 @@ ENV_POINTS = ("temperature", "humidity", "co2", "illuminance")
 METER_POINTS = ("power_total", "energy_import")
 ON_OFF = ("ON", "OFF")
 # Statuses of a command's response (docs/mqtt.md) plus the console's own ``pending``.
-RESULT_STATUSES = ("ok", "failed_readback", "timeout", "rejected", "stale", "device_unavailable")
 
 
 @dataclass(frozen=True)

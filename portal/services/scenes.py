@@ -24,12 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bcc_common.ident import Ident
 from portal.models import ScheduleRun, User
 from portal.services.deadlines import WIB
 from portal.services.room import CommandSender, LiveRoom, RoomPlan, build_commands, new_transaction, send
 
 log = structlog.get_logger(__name__)
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+Name = Ident  # a scene name
 
 
 class Label(BaseModel):

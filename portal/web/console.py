@@ -19,10 +19,11 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.responses import Response, StreamingResponse
 
+from bcc_common.sse import sse_event
+from bcc_contract.commands import RESULT_STATUSES
 from portal.models import User
 from portal.services import audit, scenes
 from portal.services.room import (
-    RESULT_STATUSES,
     CommandRefused,
     LiveRoom,
     age_seconds,
@@ -106,14 +107,14 @@ async def events(request: Request, room: RoomDep, user: ConsoleUser) -> Streamin
     async def stream() -> AsyncIterator[str]:
         try:
             yield "retry: 2000\n\n"
-            yield _sse("snapshot", room.snapshot())
+            yield sse_event("snapshot", room.snapshot())
             while True:
                 try:
                     kind, data = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
-                yield _sse(kind, data)
+                yield sse_event(kind, data)
         finally:
             room.unsubscribe(queue)
 
@@ -122,10 +123,6 @@ async def events(request: Request, room: RoomDep, user: ConsoleUser) -> Streamin
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
-
-
-def _sse(kind: str, data: dict[str, Any]) -> str:
-    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 @router.post(

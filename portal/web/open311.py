@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.datastructures import UploadFile
 
+from bcc_common.timefmt import iso
 from portal.errors import InvalidInput
 from portal.models import OPEN_STATUSES, Report
 from portal.reference import Reference
 from portal.services import reports
-from portal.services.events import iso
 from portal.services.workflow import due_of
 from portal.web.deps import NowDep, RefDep, SessionDep, SettingsDep, SinkDep
 from portal.web.open311_format import Open311Error, respond

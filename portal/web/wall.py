@@ -31,6 +31,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from bcc_common.sse import sse_event
 from portal.config import Settings
 from portal.reference import Reference
 from portal.services.room import ENV_DEVICES, METER, LiveRoom
@@ -220,10 +221,6 @@ VIEW_TITLES = {
 assert set(VIEW_TITLES) == set(VIEWS)
 
 
-def _sse(kind: str, data: dict[str, Any]) -> str:
-    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
 @router.get("/events", include_in_schema=False)  # endless: no schema test may call it
 async def events(request: Request, viewer: Viewer) -> StreamingResponse:
     """``layout`` at once and on every change of ``bcc/wall``; ``view`` (HTML of one view) when it changes."""
@@ -233,7 +230,7 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
     kiosk_cookie = request.cookies.get(KIOSK_COOKIE, "") if viewer.startswith("kiosk:") else ""
 
     def view_event(view: str, html: str, stale: bool = False) -> str:
-        return _sse("view", {"view": view, "html": html, "stale": stale, "at": time.time()})
+        return sse_event("view", {"view": view, "html": html, "stale": stale, "at": time.time()})
 
     async def stream() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
@@ -244,15 +241,15 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
         last_sent = loop.time()
         try:
             yield "retry: 2000\n\n"
-            yield _sse("layout", {"layout": layout})
+            yield sse_event("layout", {"layout": layout})
             while True:
                 now_m = loop.time()
                 if now_m >= next_reports:
                     if kiosk_cookie and await run_in_threadpool(_kiosk(request).check, kiosk_cookie) is None:
-                        yield _sse("revoked", {})
+                        yield sse_event("revoked", {})
                         return
                     if wall_config(request) is not config:  # an admin changed the assignment
-                        yield _sse("reload", {})
+                        yield sse_event("reload", {})
                         return
                     clock_now = request.app.state.clock()
                     ctx = await run_in_threadpool(_report_context, request, clock_now)
@@ -282,7 +279,7 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
                     new = current_layout({"wall": data.get("state") or {}})
                     if new != layout:
                         layout = new
-                        yield _sse("layout", {"layout": layout})
+                        yield sse_event("layout", {"layout": layout})
                         last_sent = loop.time()
                 if kind in ("state", "availability", "bridge", "snapshot"):
                     room_dirty = True

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bcc.broker import MosquittoProcess
+from bcc_contract.reports import category_keys
 from grafana.build import dashboards
 from iot_gateway.recorder.influxd import InfluxdProcess
-from iot_gateway.recorder.schema import CATEGORIES
 from iot_gateway.recorder.service import running_recorder
 from simulators.site import SiteSimulator
 from tests.support.gateway import eventually, gateway_config, probe, running_gateway
@@ -26,7 +26,7 @@ def substitute(query: str, devices: list[str]) -> str:
     """What Grafana sends: macros expanded, multi-value variables as regex alternations."""
     q = query.replace("$timeFilter", "time > now() - 2h").replace("$__interval", "1s")
     q = q.replace("/^$site$/", "/^(bcc_room)$/").replace("/^$device$/", f"/^({'|'.join(devices)})$/")
-    return q.replace("/^$category$/", f"/^({'|'.join(sorted(CATEGORIES))})$/")
+    return q.replace("/^$category$/", f"/^({'|'.join(sorted(category_keys()))})$/")
 
 
 async def test_every_panel_query_returns_a_series(
@@ -45,7 +45,7 @@ async def test_every_panel_query_returns_a_series(
             await portal.publish("bcc/lights_a/set", {"relay_2": "ON", "transaction": "grafana-1"})
             await portal.wait_for("bcc/lights_a/response", since=mark)
             # Report events and backlog exactly as the portal publishes them (docs/influxdb.md).
-            for i, category in enumerate(sorted(CATEGORIES)):
+            for i, category in enumerate(sorted(category_keys())):
                 code = f"BJI-T-{i}"
                 base = {"report": code, "category": category, "agency": "dinkes", "kecamatan": "binjai_kota"}
                 await portal.publish("bcc/reports/events", {**base, "event": "created", "status": "new",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bcc.broker import ROLES, MosquittoProcess
-from iot_gateway.topics import Topics
+from bcc_contract.topics import Topics
 from tests.mosquitto.probe import V5, V311, Probe
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "mqtt.md"

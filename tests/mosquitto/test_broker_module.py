@@ -25,6 +25,7 @@ from bcc.broker import (
     render_config,
     write_password_file,
 )
+from bcc_common.net import free_port
 from tests.mosquitto.probe import V5, V311, Probe
 
 
@@ -166,7 +167,7 @@ async def test_production_config_starts_with_both_listeners(tmp_path: Path) -> N
     secrets_ = broker.generate_demo_secrets()
     write_password_file(tmp_path / "passwd", secrets_)
     (tmp_path / "acl").write_bytes(broker.DEFAULT_ACL.read_bytes())
-    plain, tls_port = broker.free_port(), broker.free_port()
+    plain, tls_port = free_port(), free_port()
     text = broker.PRODUCTION_CONF.read_text()
     for old, new in [
         ("/etc/mosquitto/bcc", str(tmp_path)),
@@ -206,7 +207,7 @@ async def test_process_with_tls_listener(tmp_path: Path) -> None:
     if broker.find_mosquitto() is None:
         pytest.fail("mosquitto binary not installed (scripts/sysdeps.sh installs it)")
     tls = _self_signed_certificate(tmp_path / "tls")
-    files = broker.TlsFiles(broker.free_port(), tls / "ca.crt", tls / "server.crt", tls / "server.key")
+    files = broker.TlsFiles(free_port(), tls / "ca.crt", tls / "server.crt", tls / "server.key")
     async with MosquittoProcess(tmp_path / "broker", tls=files) as process:
         context = ssl.create_default_context(cafile=str(files.cafile))
         context.check_hostname = False

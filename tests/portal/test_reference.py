@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from bcc_contract.reports import CATEGORIES_FILE
 from portal.reference import load_reference
 
 
@@ -39,7 +40,7 @@ def test_every_category_has_an_agency() -> None:
 def test_unknown_agency_is_refused(tmp_path: Path) -> None:
     src = Path(__file__).resolve().parents[2] / "portal" / "data"
     (tmp_path / "areas.yaml").write_text((src / "areas.yaml").read_text())
-    text = (src / "categories.yaml").read_text().replace("agency: dinkes", "agency: nowhere")
+    text = CATEGORIES_FILE.read_text().replace("agency: dinkes", "agency: nowhere")
     (tmp_path / "categories.yaml").write_text(text)
     with pytest.raises(ValidationError, match="unknown agency 'nowhere'"):
-        load_reference(tmp_path)
+        load_reference(tmp_path, tmp_path / "categories.yaml")

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from sqlalchemy import func, select
 
-from bcc.broker import free_port
+from bcc_common.net import free_port
 from portal.db import make_engine
 from portal.models import Report
 from tests.portal.conftest import report_form

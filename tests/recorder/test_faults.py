@@ -24,7 +24,8 @@ import orjson
 import pytest
 import yaml
 
-from bcc.broker import MosquittoProcess, free_port
+from bcc.broker import MosquittoProcess
+from bcc_common.net import free_port
 from devices.loader import DEMO_SITE, load_site
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder

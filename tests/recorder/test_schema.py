@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 
+from bcc_contract.topics import Topics
 from devices.loader import DEMO_SITE, load_site
 from iot_gateway.recorder.lineproto import escape_key, field, iso_to_ns, line, ts_to_ns
 from iot_gateway.recorder.schema import REPORTS_RP, Schema
-from iot_gateway.topics import Topics
 
 SCHEMA = Schema(load_site(DEMO_SITE), Topics())
 NS = 1_795_774_502_120_000_000  # 2026-11-27T10:15:02.120Z

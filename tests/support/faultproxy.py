@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bcc.broker import free_port
+from bcc_common.net import free_port
 
 FAULTS = ("pass", "500", "500_after", "hang", "hang_after")
 

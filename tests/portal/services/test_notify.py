@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from bcc.broker import free_port
+from bcc_common.net import free_port
 from portal.config import Settings
 from portal.errors import TransitionRefused
 from portal.main import create_app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.bench_console import bench_console
+from bench.console import bench_console
 
 
 async def test_bench_console_reports_latency_and_publish_latency() -> None:

@@ -30,11 +30,12 @@ import psutil
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bcc.broker import ROLES, MosquittoProcess, free_port, generate_demo_secrets
+from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
+from bcc_common.net import free_port
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.lineproto import iso_to_ns, line
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 POINTS = 30
 _PROFILE = {
     "model": "bench30",

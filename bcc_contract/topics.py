@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devices.site import RESERVED_IDS
-
 __all__ = ["OFFLINE", "ONLINE", "RESERVED_IDS", "Topics"]
+
+# Device ids that would collide with the topics below (a site file may not use them).
+RESERVED_IDS = frozenset({"bridge", "reports", "recorder", "portal", "console"})
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -73,6 +74,24 @@ class Topics:
     @property
     def all_state(self) -> str:
         return f"{self.base}/+"
+
+    @property
+    def all_availability(self) -> str:
+        return f"{self.base}/+/availability"
+
+    @property
+    def all_response(self) -> str:
+        return f"{self.base}/+/response"
+
+    @property
+    def everything(self) -> str:
+        """Every topic under the base (for watching tools such as ``mosquitto_sub``)."""
+        return f"{self.base}/#"
+
+    @staticmethod
+    def shared(group: str, topic_filter: str) -> str:
+        """An MQTT 5 shared subscription: the broker hands each message to one member of ``group``."""
+        return f"$share/{group}/{topic_filter}"
 
     def device_of_set(self, topic: str) -> str | None:
         """Device id of a ``<base>/<device>/set`` topic, or None when the topic is not one."""

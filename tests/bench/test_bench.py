@@ -54,12 +54,13 @@ def test_the_trivial_server_has_the_portals_uvicorn_set_up() -> None:
     """The ceiling is only a ceiling of the same set-up as `bcc portal serve` in the benchmark: a
     header more on one side shifts the ratio. (The trivial server once added uvicorn's Server header
     and proxy-header middleware, which the portal has off; the header is what a client can see.)"""
-    from bcc.broker import free_port
-    from portal.bench import _server
+    from bcc_common.net import free_port
+    from bench.common import ROOT
+    from bench.portal import _server
 
     port = free_port()
-    cmd = [sys.executable, "-m", "portal.bench", "--serve-trivial", str(port)]
-    with _server(cmd, port, {**os.environ}) as url:
+    cmd = [sys.executable, "-m", "bench.portal", "--serve-trivial", str(port)]
+    with _server(cmd, port, {**os.environ, "PYTHONPATH": str(ROOT)}) as url:
         r = httpx.get(url + "/ping")
     assert r.status_code == 200 and r.json() == {"ok": True}
     assert "server" not in r.headers

@@ -24,9 +24,10 @@ import psutil
 import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
-from bcc.bench import ROOT, PahoRoundTrip, pct
-from bcc.broker import ROLES, MosquittoProcess, free_port, generate_demo_secrets
-from iot_gateway.lifecycle import stop_process
+from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
+from bcc_common.net import free_port
+from bcc_common.process import stop_process
+from bench.common import ROOT, PahoRoundTrip, pct
 from simulators import synthetic
 
 

@@ -1,0 +1,122 @@
+"""``bcc bench command``: command round trip (MQTT set -> gateway -> Modbus write -> read-back -> MQTT
+response) while the demo site is polled, against the floor of one raw paho round trip through the same
+broker plus a raw pymodbus write and read against the same simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
+from bcc_common.process import stop_process
+from bench.common import ROOT, PahoRoundTrip, modbus_floor, pct
+from devices.loader import DEMO_SITE, load_site
+
+
+async def bench_command(count: int) -> dict[str, Any]:
+    loaded = load_site(DEMO_SITE)
+    secrets = generate_demo_secrets(ROLES)
+    with tempfile.TemporaryDirectory(prefix="bcc-bench-") as tmp:
+        broker = MosquittoProcess(Path(tmp) / "mosquitto", credentials=secrets)
+        await broker.start()
+        sims = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "simulators",
+            "--site",
+            str(DEMO_SITE),
+            "--port",
+            "0",
+            "--no-physics",
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        gw: asyncio.subprocess.Process | None = None
+        try:
+            assert sims.stdout is not None
+            endpoints = json.loads(await asyncio.wait_for(sims.stdout.readline(), 30))["buses"]
+            raw = loaded.site.model_dump(mode="json", exclude_none=True)
+            for bus in raw["buses"]:
+                bus["port"] = endpoints[bus["name"]]["port"]
+            raw["mqtt"].update(url=broker.url, username="gateway")
+            site_file = Path(tmp) / "site.yaml"
+            site_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+            env = {**os.environ, "BCC_MQTT_PASSWORD": secrets["gateway"], "BCC_LOG_LEVEL": "WARNING"}
+            gw = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bcc",
+                "gateway",
+                "--site",
+                str(site_file),
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            rt = PahoRoundTrip(
+                broker.host,
+                broker.port,
+                "operator",
+                secrets["operator"],
+                ["bcc/lights_a/response", "bcc/bridge/state", "bcc/lights_a/availability"],
+            )
+            try:
+                await asyncio.to_thread(rt.wait_online, "bcc/lights_a/availability", 20.0)
+                cmd_rtts: list[float] = []
+                for i in range(count + 10):
+                    body = orjson.dumps({"relay_1": "ON" if i % 2 else "OFF", "transaction": f"b{i}"})
+                    dt, resp = await asyncio.to_thread(
+                        rt.request, "bcc/lights_a/set", body, "bcc/lights_a/response"
+                    )
+                    assert orjson.loads(resp)["status"] == "ok", resp
+                    if i >= 10:  # warm-up
+                        cmd_rtts.append(dt)
+            finally:
+                rt.close()
+            # Floor, same run: raw paho round trip through the same broker + raw pymodbus write + read.
+            # One raw paho hop = publish and receive our own message through the broker; a command
+            # crosses the broker twice (set in, response out), so a floor sample is two hops.
+            ping = PahoRoundTrip(
+                broker.host, broker.port, "homeassistant", secrets["homeassistant"], ["bcc/bench/set"]
+            )
+            try:
+                ping_rtts = []
+                for _ in range(count):
+                    first, _ = await asyncio.to_thread(ping.request, "bcc/bench/set", b"{}", "bcc/bench/set")
+                    second, _ = await asyncio.to_thread(ping.request, "bcc/bench/set", b"{}", "bcc/bench/set")
+                    ping_rtts.append(first + second)
+            finally:
+                ping.close()
+            ep = endpoints["room_rs485"]
+            mb = await modbus_floor(ep["host"], ep["port"], 1, count)
+        finally:
+            for proc in (gw, sims):
+                await stop_process(proc)
+            await broker.stop()
+    floor = [a + b for a, b in zip(sorted(ping_rtts), sorted(mb), strict=False)]
+    return {
+        "benchmark": "command",
+        "count": count,
+        "p50_ms": pct(cmd_rtts, 0.50),
+        "p99_ms": pct(cmd_rtts, 0.99),
+        "mean_ms": round(statistics.fmean(cmd_rtts) * 1000, 3),
+        "floor_p50_ms": pct(floor, 0.50),
+        "floor_p99_ms": pct(floor, 0.99),
+        "mqtt_rtt_p50_ms": pct(ping_rtts, 0.50),
+        "modbus_write_read_p50_ms": pct(mb, 0.50),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "date": datetime.now(UTC).date().isoformat(),
+    }
