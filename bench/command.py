@@ -21,8 +21,11 @@ import yaml
 
 from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from bcc_common.process import stop_process
+from bcc_contract.topics import Topics
 from bench.common import ROOT, PahoRoundTrip, modbus_floor, pct
 from devices.loader import DEMO_SITE, load_site
+
+T = Topics()  # the demo site's base topic
 
 
 async def bench_command(count: int) -> dict[str, Any]:
@@ -71,15 +74,15 @@ async def bench_command(count: int) -> dict[str, Any]:
                 broker.port,
                 "operator",
                 secrets["operator"],
-                ["bcc/lights_a/response", "bcc/bridge/state", "bcc/lights_a/availability"],
+                [T.response("lights_a"), T.bridge_state, T.availability("lights_a")],
             )
             try:
-                await asyncio.to_thread(rt.wait_online, "bcc/lights_a/availability", 20.0)
+                await asyncio.to_thread(rt.wait_online, T.availability("lights_a"), 20.0)
                 cmd_rtts: list[float] = []
                 for i in range(count + 10):
                     body = orjson.dumps({"relay_1": "ON" if i % 2 else "OFF", "transaction": f"b{i}"})
                     dt, resp = await asyncio.to_thread(
-                        rt.request, "bcc/lights_a/set", body, "bcc/lights_a/response"
+                        rt.request, T.set("lights_a"), body, T.response("lights_a")
                     )
                     assert orjson.loads(resp)["status"] == "ok", resp
                     if i >= 10:  # warm-up
@@ -90,13 +93,13 @@ async def bench_command(count: int) -> dict[str, Any]:
             # One raw paho hop = publish and receive our own message through the broker; a command
             # crosses the broker twice (set in, response out), so a floor sample is two hops.
             ping = PahoRoundTrip(
-                broker.host, broker.port, "homeassistant", secrets["homeassistant"], ["bcc/bench/set"]
+                broker.host, broker.port, "homeassistant", secrets["homeassistant"], [T.set("bench")]
             )
             try:
                 ping_rtts = []
                 for _ in range(count):
-                    first, _ = await asyncio.to_thread(ping.request, "bcc/bench/set", b"{}", "bcc/bench/set")
-                    second, _ = await asyncio.to_thread(ping.request, "bcc/bench/set", b"{}", "bcc/bench/set")
+                    first, _ = await asyncio.to_thread(ping.request, T.set("bench"), b"{}", T.set("bench"))
+                    second, _ = await asyncio.to_thread(ping.request, T.set("bench"), b"{}", T.set("bench"))
                     ping_rtts.append(first + second)
             finally:
                 ping.close()

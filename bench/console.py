@@ -31,6 +31,7 @@ import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
+from bcc_contract.topics import Topics
 from devices.loader import DEMO_SITE, load_site, site_from_dict
 from iot_gateway.config import GatewayConfig, resolve_mqtt
 from iot_gateway.service import Gateway
@@ -64,7 +65,7 @@ class _Watcher:
         self.client.loop_start()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        client.subscribe(f"bcc/{DEVICE}", qos=1)
+        client.subscribe(Topics().state(DEVICE), qos=1)
         self.ready.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

@@ -27,6 +27,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from bcc_common.net import free_port
 from bcc_common.process import stop_process
+from bcc_contract.topics import Topics
 from bench.common import ROOT, PahoRoundTrip, pct
 from simulators import synthetic
 
@@ -89,6 +90,9 @@ async def ceiling(endpoints: dict[str, Any], tags: int, seconds: float, clients:
     return done * tags / seconds
 
 
+T = Topics()  # the generated site keeps the default base topic
+
+
 async def bench_poll(
     devices: int, tags: int, interval: float, seconds: float, commands: int
 ) -> dict[str, Any]:
@@ -119,7 +123,7 @@ async def bench_poll(
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             watcher = PahoRoundTrip(
-                broker.host, broker.port, "operator", secrets["operator"], ["bcc/+", "bcc/+/response"]
+                broker.host, broker.port, "operator", secrets["operator"], [T.all_state, T.all_response]
             )
             try:
                 # Warm-up: every device has published its state once.
@@ -135,9 +139,7 @@ async def bench_poll(
                     if i < commands:
                         body = orjson.dumps({"tag_000": i % 1000, "transaction": f"c{i}"})
                         dev = f"dev_{i % devices:04d}"
-                        dt, resp = await asyncio.to_thread(
-                            watcher.request, f"bcc/{dev}/set", body, f"bcc/{dev}/response"
-                        )
+                        dt, resp = await asyncio.to_thread(watcher.request, T.set(dev), body, T.response(dev))
                         assert orjson.loads(resp)["status"] == "ok", resp
                         cmd_rtts.append(dt)
                         i += 1

@@ -32,9 +32,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from bcc_common.net import free_port
+from bcc_contract.topics import Topics
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.lineproto import iso_to_ns, line
 
+T = Topics()  # the benchmark's site keeps the default base topic
 ROOT = Path(__file__).resolve().parents[1]
 POINTS = 30
 _PROFILE = {
@@ -68,8 +70,8 @@ def _bulked(load: list[tuple[str, bytes]], bulk: int) -> list[tuple[str, bytes]]
     for i in range(0, len(load), bulk):
         body: dict[str, list[Any]] = {}
         for topic, payload in load[i : i + bulk]:
-            body.setdefault(topic[4:], []).append(orjson.loads(payload))
-        out.append(("bcc/bridge/telemetry", orjson.dumps(body)))
+            body.setdefault(topic[len(T.base) + 1 :], []).append(orjson.loads(payload))
+        out.append((T.bridge_telemetry, orjson.dumps(body)))
     return out
 
 
@@ -249,7 +251,7 @@ async def _run(
     await asyncio.sleep(0.3)  # subscriptions follow the connect
     proc = psutil.Process(rec.pid)
     t0_ms = int(time.time() * 1000) - 3_600_000
-    load = [(f"bcc/d{n % devices:03d}", _payload(n % devices, n, t0_ms)) for n in range(messages)]
+    load = [(T.state(f"d{n % devices:03d}"), _payload(n % devices, n, t0_ms)) for n in range(messages)]
     sent = _bulked(load, bulk)  # built before the clock starts, like the ceiling's lines
     # ahead: below the broker's per-client queue of 10,000 messages and 64 MiB (bulk: 200 x ~56 kB)
     pub = Publisher(broker.host, broker.port, secrets["gateway"], ahead=200 if bulk else 5000)
@@ -281,7 +283,7 @@ async def _run(
     await influx.stop()
     spool_msgs = 1_000_000 // POINTS + 1
     t1_ms = t0_ms + messages + 1000
-    backlog = [(f"bcc/d{n % devices:03d}", _payload(n % devices, n, t1_ms)) for n in range(spool_msgs)]
+    backlog = [(T.state(f"d{n % devices:03d}"), _payload(n % devices, n, t1_ms)) for n in range(spool_msgs)]
     await asyncio.to_thread(pub.publish, _bulked(backlog, bulk), rate / max(1, bulk), consumed)
     wait_until = time.monotonic() + 120
     while (

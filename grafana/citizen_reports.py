@@ -13,7 +13,8 @@ CREATED = "\"event\" = 'created'"
 CLOSED = "\"event\" = 'closed'"
 
 
-def build() -> Dashboard:
+def build(categories: tuple[str, ...] | None = None) -> Dashboard:
+    """The dashboard for ``categories`` (default: the contract's categories.yaml, so a new one is drawn)."""
     grid = Grid()
     bars = {"drawStyle": "bars", "fillOpacity": 80, "stacking": {"mode": "normal", "group": "A"}}
     panels: list[object] = [
@@ -68,6 +69,22 @@ def build() -> Dashboard:
                 'last("response") AS "agency response > 5 working days" '
                 'FROM "reports"."report_overdue" WHERE $timeFilter'
             ),
+            gridPos=grid(6, 8),
+        ),
+        TimeSeries(
+            title="Report events per day by kind",
+            description="Every lifecycle event the portal publishes (created ... reopened), one series each",
+            dataSource=DS,
+            targets=[
+                target(
+                    f'SELECT sum("count") FROM {EVENTS} WHERE {CAT} AND $timeFilter '
+                    'GROUP BY time(1d), "event" fill(0)',
+                    0,
+                    alias="$tag_event",
+                )
+            ],
+            drawStyle="bars",
+            fillOpacity=80,
             gridPos=grid(6, 8),
         ),
         TimeSeries(
@@ -136,7 +153,7 @@ def build() -> Dashboard:
             gridPos=grid(24, 8),
         ),
     ]
-    categories = sorted(category_keys())
+    chosen = sorted(category_keys() if categories is None else categories)
     return Dashboard(
         title="Citizen reports",
         uid="bcc-citizen-reports",
@@ -152,7 +169,7 @@ def build() -> Dashboard:
                     name="category",
                     label="Kategori",
                     type="custom",
-                    query=",".join(categories),
+                    query=",".join(chosen),
                     includeAll=True,
                     multi=True,
                     default="$__all",

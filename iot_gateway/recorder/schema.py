@@ -54,10 +54,10 @@ def nudge(ts_ns: int, *identity: object) -> int:
 
 
 class Schema:
-    def __init__(self, loaded: LoadedSite, topics: Topics) -> None:
+    def __init__(self, loaded: LoadedSite, topics: Topics, categories: tuple[str, ...] | None = None) -> None:
         self.site = loaded.site.site
         # Categories are data (bcc_contract/data/categories.yaml): a new one is stored, not dead-lettered.
-        self.categories = frozenset(category_keys())
+        self.categories = frozenset(category_keys() if categories is None else categories)
         self.topics = topics
         self.devices: dict[str, DeviceProfile] = {d.id: loaded.profile_of(d) for d in loaded.site.devices}
         self._prefix = topics.base + "/"
