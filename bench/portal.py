@@ -1,5 +1,5 @@
 """Portal benchmark: submissions per second and queue-page latency at 100,000 reports, next to a trivial
-FastAPI endpoint measured in the same run on the same machine (ceiling, FACTS.md).
+FastAPI endpoint measured in the same run on the same machine (the ceiling).
 
 Call ``await run_bench(...)`` or ``bcc bench portal --json``. Each
 server runs in its own process (one uvicorn worker) and Debian's ``wrk`` generates the load, so the

@@ -1,6 +1,6 @@
 """``bcc bench recorder``: sustained field values/s from MQTT into InfluxDB, next to the raw ceiling.
 
-Load: N devices of a 30-register profile (the shape of FACTS.md's peer-gateway benchmark), each state
+Load: N devices of a 30-register profile (the peer-gateway shape of docs/performance.md), each state
 message published at QoS 1 through the project's Mosquitto "as the gateway would" (one JSON object
 with 30 values and a unique source ``ts``). The recorder runs as its own process (``bcc recorder``).
 Ceiling, same run: the same lines pre-built and POSTed straight to ``/write`` in batches of 1,000
@@ -43,7 +43,7 @@ _PROFILE = {
     "model": "bench30",
     "manufacturer": "BCC",
     "label": {"id": "Perangkat uji 30 register", "en": "Benchmark device, 30 registers"},
-    "source": "Synthetic: 30 holding registers, as in the peer-gateway benchmark of FACTS.md",
+    "source": "Synthetic: 30 holding registers, as in the peer-gateway comparison of docs/performance.md",
     "points": [
         {"key": f"r{i:02d}", "label": {"id": f"R{i}", "en": f"R{i}"}, "table": "holding_register",
          "address": i, "type": "uint16", "unit": "1"}

@@ -16,7 +16,8 @@ DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 
 
 def _datasource_objects(node: Any) -> None:
-    """Every ``datasource`` key becomes the provisioned ``{"type", "uid"}`` object (FACTS.md)."""
+    """Every ``datasource`` key becomes the provisioned ``{"type", "uid"}`` object
+    (grafanalib 0.7.1 emits a plain name)."""
     if isinstance(node, dict):
         if node.get("datasource", "") is None:
             del node["datasource"]  # custom variables: no datasource at all, not null

@@ -1,7 +1,7 @@
 """Shared pieces of the generated dashboards: the datasource reference, targets and units.
 
 Grafana >= 8.3 references datasources as ``{"type", "uid"}`` objects; grafanalib 0.7.1 would emit a
-name string (FACTS.md), so every panel and target gets this object, with the uid that
+name string, so every panel and target gets this object, with the uid that
 ``provisioning/datasources/influxdb.yaml`` declares.
 """
 

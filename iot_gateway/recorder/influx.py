@@ -1,6 +1,6 @@
 """InfluxDB over its v1 HTTP API (``/ping``, ``/write``, ``/query``): served by 1.x, by 2.x (v1
 compatibility, token auth) and by 3 Core, so one client fits all three. The v2 client gets 404 from
-Debian's 1.6.7 (FACTS.md). Transport errors are converted to our exceptions here.
+Debian's 1.6.7, which has no ``/api/v2``. Transport errors are converted to our exceptions here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-client sliding-window limits (submissions, login attempts) kept in the database.
 
 Every counted request is a row of ``rate_hits``, so all workers and hosts of one portal share the
-limit (ARCHITECTURE.md: nothing may assume a single process). A request is allowed while fewer than
+limit (docs/architecture.md: nothing may assume a single process). A request is allowed while fewer than
 ``limit`` hits of the same scope and key fall in the last ``window``. Refused requests add no row, so
 a key never holds more than ``limit`` rows in a window and a check reads at most that many index
 entries per key (one query for a whole batch of keys). Expired rows are deleted by whichever worker

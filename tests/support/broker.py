@@ -1,6 +1,6 @@
 """Pytest plugin: a real Mosquitto running the project's config (mosquitto/), one per test.
 
-Start-up is about 20 ms (FACTS.md: 0.03 s), so every test gets its own broker, port, users and
+Start-up is about 20-30 ms, so every test gets its own broker, port, users and
 persistence directory: no shared retained state, and tests can run in parallel.
 """
 
