@@ -1,1 +1,1 @@
-"""The service layer: every page, the Open311 API and the CLI call these functions (one service layer for pages and APIs)."""
+"""The service layer: every page, the Open311 API and the CLI call these functions."""
