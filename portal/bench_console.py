@@ -34,7 +34,7 @@ from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from devices.loader import DEMO_SITE, load_site, site_from_dict
 from iot_gateway.config import GatewayConfig, resolve_mqtt
 from iot_gateway.service import Gateway
-from portal.config import MqttSettings, Settings
+from portal.config import PortalMqttSettings, Settings
 from portal.db import make_engine, upgrade
 from portal.main import create_app
 from portal.services import users
@@ -116,7 +116,7 @@ async def bench_console(count: int = 200, poll_s: float = 0.1) -> dict[str, Any]
                 secret_key=secrets.token_hex(32),
                 media_dir=Path(tmp) / "media",
                 cookie_secure=False,
-                mqtt=MqttSettings(host=broker.host, port=broker.port, password=creds["portal"]),
+                mqtt=PortalMqttSettings(host=broker.host, port=broker.port, password=creds["portal"]),
             )
             app = create_app(settings)
             login_password = secrets.token_urlsafe(16)

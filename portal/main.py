@@ -20,7 +20,7 @@ from portal.mqtt import MqttEventSink
 from portal.reference import load_reference
 from portal.services.deadlines import WIB
 from portal.services.events import NullSink
-from portal.services.intake import ReportWriter
+from portal.services.report_writer import ReportWriter
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from portal.services.ratelimit import RateLimiter
 from portal.services.room import LiveRoom, load_plan
@@ -50,7 +50,7 @@ def create_app(
         task: asyncio.Task[None] | None = None
         schedules: asyncio.Task[None] | None = None
         app.state.room.attach(asyncio.get_running_loop())
-        await asyncio.to_thread(app.state.report_writer.start)  # the writer process (portal.services.intake)
+        await asyncio.to_thread(app.state.report_writer.start)  # the writer process (portal.services.report_writer)
         if settings.mqtt is not None:
             sink = MqttEventSink(settings.mqtt, room=app.state.room)
             sink.start()

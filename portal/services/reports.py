@@ -324,7 +324,7 @@ def create_report(
 ) -> Report:
     """Validate, store photos, insert the report with its first history entry, commit, emit ``created``.
 
-    The web form goes through :class:`portal.services.intake.ReportWriter` instead, which commits
+    The web form goes through :class:`portal.services.report_writer.ReportWriter` instead, which commits
     concurrent submissions together."""
     prepared = prepare_report(ref, inp, photos, policy, now, source)
     stored = insert_reports(db, [prepared], sink)[0]

@@ -180,7 +180,7 @@ REPORT_FORM_SCHEMA = {
 async def submit_report(request: Request) -> Response:
     """The citizen's report form: async, no dependencies (the CSRF check is called here, not resolved
     by FastAPI: a generator dependency costs as much as the insert), the insert through the
-    group-commit writer (portal.services.intake). Plain urlencoded submissions, the hot path of
+    group-commit writer (portal.services.report_writer). Plain urlencoded submissions, the hot path of
     ``bcc bench portal``, reach :func:`submit_form` through portal.web.fastpath instead."""
     form = await read_form(request)  # size-capped by BodyLimitMiddleware; closed below in every case
     try:

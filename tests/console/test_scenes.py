@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from bcc.broker import MosquittoProcess
-from portal.config import DEFAULT_SITE_FILE, MqttSettings
+from portal.config import DEFAULT_SITE_FILE, PortalMqttSettings
 from portal.main import create_app
 from portal.models import CommandAudit, ScheduleRun
 from portal.services.deadlines import WIB
@@ -117,7 +117,7 @@ async def test_schedule_fires_once_with_two_workers(
     await room_sim.device("wall").set_point("display_2_power", True)
 
     def worker() -> FastAPI:
-        mqtt = MqttSettings(host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal"))
+        mqtt = PortalMqttSettings(host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal"))
         settings = make_settings(
             f"sqlite:///{db}", tmp_path, mqtt=mqtt, scenes_file=scenes_file, schedule_check_s=0.2
         )

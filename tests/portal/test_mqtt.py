@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bcc.broker import MosquittoProcess
-from portal.config import MqttSettings
+from portal.config import PortalMqttSettings
 from portal.main import create_app
 from portal.services import reports
 from tests.portal.conftest import FakeClock, csrf, make_settings, staff_client, submit
@@ -68,7 +68,7 @@ class Listener:
 async def test_lifecycle_events_and_backlog_without_personal_data(
     mosquitto: MosquittoProcess, portal_db_url: str, tmp_path: Path, clock: FakeClock
 ) -> None:
-    mqtt_settings = MqttSettings(
+    mqtt_settings = PortalMqttSettings(
         host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal")
     )
     app = create_app(make_settings(portal_db_url, tmp_path, mqtt=mqtt_settings), clock=clock.now)
@@ -122,7 +122,7 @@ async def test_lifecycle_events_and_backlog_without_personal_data(
 async def test_submission_succeeds_while_the_broker_is_down(
     mosquitto: MosquittoProcess, portal_db_url: str, tmp_path: Path, clock: FakeClock
 ) -> None:
-    mqtt_settings = MqttSettings(
+    mqtt_settings = PortalMqttSettings(
         host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal")
     )
     app = create_app(make_settings(portal_db_url, tmp_path, mqtt=mqtt_settings), clock=clock.now)
