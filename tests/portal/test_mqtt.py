@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bcc.broker import MosquittoProcess
 from portal.config import PortalMqttSettings
 from portal.main import create_app
+from portal.runtime import runtime_of
 from portal.services import reports
 from tests.portal.conftest import FakeClock, csrf, make_settings, staff_client, submit
 
@@ -96,7 +97,7 @@ async def test_lifecycle_events_and_backlog_without_personal_data(
             assert backlog["by_category"] == {"perencanaan_pembangunan": 1}
             clock.advance(days=4)  # Friday 09:00 WIB: past the Thursday deadline
             admin = staff_client(app, "admin")
-            with app.state.sessions() as db:
+            with runtime_of(app).sessions() as db:
                 rid = reports.get_by_code(db, code).id
             token = csrf(admin, "/staf")
             admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
