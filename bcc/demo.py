@@ -21,7 +21,7 @@ from devices.loader import DEMO_SITE, ConfigError, load_site, site_from_dict
 from iot_gateway.config import GatewayConfig
 from iot_gateway.recorder.demo import start_demo_recorder
 from iot_gateway.service import Gateway
-from portal.config import MqttSettings as PortalMqtt
+from portal.config import PortalMqttSettings as PortalMqtt
 from portal.demo import start_demo_portal
 from simulators.site import start_site
 

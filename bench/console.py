@@ -35,9 +35,10 @@ from bcc_contract.topics import Topics
 from devices.loader import DEMO_SITE, load_site, site_from_dict
 from iot_gateway.config import GatewayConfig, resolve_mqtt
 from iot_gateway.service import Gateway
-from portal.config import MqttSettings, Settings
+from portal.config import PortalMqttSettings, Settings
 from portal.db import make_engine, upgrade
 from portal.main import create_app
+from portal.runtime import runtime_of
 from portal.services import users
 from simulators import start_site
 
@@ -117,13 +118,14 @@ async def bench_console(count: int = 200, poll_s: float = 0.1) -> dict[str, Any]
                 secret_key=secrets.token_hex(32),
                 media_dir=Path(tmp) / "media",
                 cookie_secure=False,
-                mqtt=MqttSettings(host=broker.host, port=broker.port, password=creds["portal"]),
+                mqtt=PortalMqttSettings(host=broker.host, port=broker.port, password=creds["portal"]),
             )
             app = create_app(settings)
+            runtime = runtime_of(app)
             login_password = secrets.token_urlsafe(16)
-            with app.state.sessions() as db:
+            with runtime.sessions() as db:
                 user = users.create_user(
-                    db, app.state.reference, "bench.operator", "operator", login_password, datetime.now(UTC)
+                    db, runtime.reference, "bench.operator", "operator", login_password, datetime.now(UTC)
                 )
                 token, _ = users.start_session(db, user, datetime.now(UTC), 1.0)
             with socket.socket() as s:
@@ -164,7 +166,7 @@ async def bench_console(count: int = 200, poll_s: float = 0.1) -> dict[str, Any]
                 device = sim.device(DEVICE)
                 # Wait until the console shows the device at all, then time each change.
                 deadline = time.monotonic() + 30
-                while DEVICE not in app.state.room.snapshot()["states"]:
+                while DEVICE not in runtime.room.snapshot()["states"]:
                     assert time.monotonic() < deadline, "the console never saw the device"
                     await asyncio.sleep(0.05)
                 end_to_end: list[float] = []

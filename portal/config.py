@@ -26,7 +26,7 @@ class SettingsError(Exception):
     """The environment does not give a usable configuration; the message names every problem."""
 
 
-class MqttSettings(BaseModel):
+class PortalMqttSettings(BaseModel):
     """Broker connection of the ``portal`` role (docs/mqtt.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -57,7 +57,7 @@ class Settings(BaseModel):
     public_url: str = "http://127.0.0.1:8000"
     trust_forwarded_for: bool = False
     session_hours: float = Field(default=8.0, gt=0)
-    mqtt: MqttSettings | None = None
+    mqtt: PortalMqttSettings | None = None
     site_file: Path = DEFAULT_SITE_FILE
     # Scenes and schedules of the console (data, see the file); schedules are checked every
     # ``schedule_check_s`` and a due time is run only if the check comes within ``schedule_grace_s``.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
-from portal.config import MqttSettings, Settings
+from portal.config import PortalMqttSettings, Settings
 from portal.db import make_engine, session_factory, upgrade
 from portal.main import create_app
 from portal.reference import load_reference
@@ -161,7 +161,7 @@ def seed(settings: Settings, now: datetime) -> dict[str, tuple[str, str]]:
 
 
 async def start_demo_portal(
-    workdir: Path, mqtt: MqttSettings | None = None, host: str = "127.0.0.1", port: int = 0
+    workdir: Path, mqtt: PortalMqttSettings | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> DemoPortal:
     """Seed ``workdir/portal.db`` and serve the portal; returns its URL and the generated logins."""
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)

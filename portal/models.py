@@ -194,7 +194,7 @@ class CommandAudit(Base):
     """One command sent from the operator console: who, what, when, its transaction and the result.
 
     ``status`` is ``pending`` until the gateway's response arrives (then one of the statuses of
-    docs/mqtt.md), or ``timeout`` when no response came within ``MqttSettings.command_response_s``.
+    docs/mqtt.md), or ``timeout`` when no response came within ``PortalMqttSettings.command_response_s``.
     """
 
     __tablename__ = "command_audit"

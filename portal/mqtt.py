@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session, sessionmaker
 
 from bcc_contract.topics import Topics
-from portal.config import MqttSettings
+from portal.config import PortalMqttSettings
 from portal.services.events import backlog
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class MqttEventSink:
     """The production :class:`~portal.services.events.EventSink`."""
 
     def __init__(
-        self, settings: MqttSettings, client_id: str | None = None, room: LiveRoom | None = None
+        self, settings: PortalMqttSettings, client_id: str | None = None, room: LiveRoom | None = None
     ) -> None:
         # Unique per process: several portal workers share one broker, and the same id would kick the other.
         client_id = client_id or f"bcc-portal-{secrets.token_hex(4)}"

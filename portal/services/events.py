@@ -1,8 +1,9 @@
 """Report lifecycle events and backlog gauges for Grafana, in the schema of docs/portal.md.
 
 The payloads carry keys, codes, durations and counts only: never a name, phone, e-mail, text or photo.
-Services hand events to an :class:`EventSink` after their transaction commits; the MQTT publisher on
-``app.state`` is the production sink, and a failing sink never fails the caller.
+Services hand events to an :class:`EventSink` after their transaction commits; the MQTT publisher
+(held by the portal's runtime, portal/runtime.py) is the production sink, and a failing sink never
+fails the caller.
 """
 
 from __future__ import annotations

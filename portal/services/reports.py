@@ -11,14 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, or_, select
+from sqlalchemy import Table, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from portal.db import dbapi_cursor, raw_insert, writer
 from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import FEEDBACKS, OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
 from portal.reference import Reference
-from portal.services import deadlines
+from portal.services import deadlines, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.photos import PhotoRejected, clean_photo, store_photo
 from portal.services.ratelimit import RateLimiter
@@ -324,7 +324,7 @@ def create_report(
 ) -> Report:
     """Validate, store photos, insert the report with its first history entry, commit, emit ``created``.
 
-    The web form goes through :class:`portal.services.intake.ReportWriter` instead, which commits
+    The web form goes through :class:`portal.services.report_writer.ReportWriter` instead, which commits
     concurrent submissions together."""
     prepared = prepare_report(ref, inp, photos, policy, now, source)
     stored = insert_reports(db, [prepared], sink)[0]
@@ -352,25 +352,10 @@ def get_by_code(db: Session, code: str) -> Report:
     return report
 
 
-def is_public(report: Report) -> bool:
-    """Listed publicly: verified by an admin, not confidential, not rejected."""
-    return (
-        report.privacy != "confidential" and report.status != "submitted" and report.resolution != "rejected"
-    )
-
-
-def public_filter() -> list[ColumnElement[bool]]:
-    return [
-        Report.privacy != "confidential",
-        Report.status != "submitted",
-        or_(Report.resolution.is_(None), Report.resolution != "rejected"),
-    ]
-
-
 def public_list(
     db: Session, category: str = "", kelurahan: str = "", limit: int = 50, offset: int = 0
 ) -> list[Report]:
-    query = select(Report).where(*public_filter()).options(selectinload(Report.photos))
+    query = select(Report).where(visibility.listed()).options(selectinload(Report.photos))
     if category:
         query = query.where(Report.category == category)
     if kelurahan:
@@ -397,7 +382,7 @@ def similar(
         )
     rows = db.scalars(
         select(Report)
-        .where(*public_filter(), Report.status.in_(OPEN_STATUSES), Report.category == category, or_(*near))
+        .where(visibility.listed(), Report.status.in_(OPEN_STATUSES), Report.category == category, or_(*near))
         .order_by(Report.created_at.desc())
         .limit(50)
     )

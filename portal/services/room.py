@@ -143,25 +143,25 @@ class CommandRefused(ValueError):
 
 
 @dataclass(frozen=True)
-class Command:
+class ConsoleCommand:
     device: str
     payload: dict[str, Any]  # point -> absolute value, without transaction/ts
     action: str  # human description for the audit, e.g. "lights_a.relay_3 ON"
 
 
-def build_commands(plan: RoomPlan, action: str, target: str, value: str) -> list[Command]:
+def build_commands(plan: RoomPlan, action: str, target: str, value: str) -> list[ConsoleCommand]:
     """Validate one console action and turn it into gateway commands (one per device)."""
     if action == "layout":
         if value not in plan.layouts:
             raise CommandRefused("unknown layout")
-        return [Command(WALL, {"layout": value}, f"wall layout {value}")]
+        return [ConsoleCommand(WALL, {"layout": value}, f"wall layout {value}")]
     if value not in ON_OFF:
         raise CommandRefused("value must be ON or OFF")
     if action == "circuit":
         device, _, point = target.partition(".")
         if plan.circuit(device, point) is None:
             raise CommandRefused("unknown circuit")
-        return [Command(device, {point: value}, f"{device}.{point} {value}")]
+        return [ConsoleCommand(device, {point: value}, f"{device}.{point} {value}")]
     if action == "circuits":
         grouped: dict[str, dict[str, Any]] = {}
         for item in target.split(","):
@@ -171,21 +171,21 @@ def build_commands(plan: RoomPlan, action: str, target: str, value: str) -> list
             grouped.setdefault(device, {})[point] = value
         if not grouped:
             raise CommandRefused("no circuit")
-        return [Command(d, p, f"{d} {','.join(p)} {value}") for d, p in grouped.items()]
+        return [ConsoleCommand(d, p, f"{d} {','.join(p)} {value}") for d, p in grouped.items()]
     if action == "all_lights":
         commands: dict[str, dict[str, Any]] = {}
         for c in plan.circuits:
             commands.setdefault(c.device, {})[c.point] = value
-        return [Command(d, p, f"all lights {value} ({d})") for d, p in commands.items()]
+        return [ConsoleCommand(d, p, f"all lights {value} ({d})") for d, p in commands.items()]
     if action == "display":
         display = next((d for d in plan.displays if d.power == target), None)
         if display is None:
             raise CommandRefused("unknown display")
-        return [Command(WALL, {display.power: value}, f"wall display {display.number} {value}")]
+        return [ConsoleCommand(WALL, {display.power: value}, f"wall display {display.number} {value}")]
     if action == "wall_power":
         if not plan.displays:
             raise CommandRefused("no video wall")
-        return [Command(WALL, {d.power: value for d in plan.displays}, f"whole wall {value}")]
+        return [ConsoleCommand(WALL, {d.power: value for d in plan.displays}, f"whole wall {value}")]
     raise CommandRefused("unknown action")
 
 
@@ -377,7 +377,7 @@ def send(
     sender: CommandSender | None,
     db: Session,
     user: User | None,
-    cmd: Command,
+    cmd: ConsoleCommand,
     now: datetime,
     username: str = "",
     transaction: str | None = None,

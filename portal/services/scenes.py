@@ -33,7 +33,7 @@ log = structlog.get_logger(__name__)
 Name = Ident  # a scene name
 
 
-class Label(BaseModel):
+class SceneLabel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str
     en: str
@@ -48,13 +48,13 @@ class Step(BaseModel):
 
 class Scene(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    label: Label
+    label: SceneLabel
     steps: Annotated[tuple[Step, ...], Field(min_length=1)]
 
 
 class Schedule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    label: Label
+    label: SceneLabel
     at: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     scene: Name
 

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from portal.models import OPEN_STATUSES, Report
 from portal.reference import Reference
 from portal.services.deadlines import WIB
+from portal.services.visibility import not_confidential
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "data" / "wall_layouts.yaml"
 # The presets of the wall controller (devices/profiles/videowall7.yaml, point ``layout``).
@@ -232,10 +233,6 @@ class ReportViews:
     due_today_total: int
 
 
-def _not_confidential() -> Any:
-    return Report.privacy != "confidential"
-
-
 def _day_start(now: datetime) -> datetime:
     return datetime.combine(now.astimezone(WIB).date(), time(), WIB).astimezone(UTC)
 
@@ -250,7 +247,7 @@ def report_views(db: Session, ref: Reference, now: datetime, feed_limit: int = 1
     cat_name = {k: c.name.id for k, c in ref.categories.items()}
     rows = db.execute(
         select(Report.category, Report.kelurahan, Report.kecamatan, Report.created_at, Report.status)
-        .where(_not_confidential())
+        .where(not_confidential())
         .order_by(Report.created_at.desc(), Report.id.desc())
         .limit(feed_limit)
     ).all()
@@ -269,7 +266,7 @@ def report_views(db: Session, ref: Reference, now: datetime, feed_limit: int = 1
     open_by_kel = dict(
         db.execute(
             select(Report.kelurahan, func.count())
-            .where(_not_confidential(), Report.status.in_(OPEN_STATUSES))
+            .where(not_confidential(), Report.status.in_(OPEN_STATUSES))
             .group_by(Report.kelurahan)
         ).all()
     )
@@ -282,7 +279,7 @@ def report_views(db: Session, ref: Reference, now: datetime, feed_limit: int = 1
     counted: dict[str, list[int]] = {}
     for category, created in db.execute(
         select(Report.category, Report.created_at).where(
-            _not_confidential(), Report.created_at >= min(day, week), Report.created_at <= now
+            not_confidential(), Report.created_at >= min(day, week), Report.created_at <= now
         )
     ):
         slot = counted.setdefault(category, [0, 0])
@@ -300,7 +297,7 @@ def report_views(db: Session, ref: Reference, now: datetime, feed_limit: int = 1
     ):
         for category, kelurahan, due in db.execute(
             select(Report.category, Report.kelurahan, due_col)
-            .where(_not_confidential(), Report.status == status, due_col.is_not(None), due_col < end_of_today)
+            .where(not_confidential(), Report.status == status, due_col.is_not(None), due_col < end_of_today)
             .order_by(due_col)
         ):
             if due is None:

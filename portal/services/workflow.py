@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
 from portal.models import OPEN_STATUSES, RESOLUTIONS, Report, ReportEntry, User
 from portal.reference import Reference
-from portal.services import deadlines
+from portal.services import deadlines, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.reports import normalize_code
 
@@ -31,7 +31,7 @@ def visible_to(user: User) -> ColumnElement[bool]:
         if not user.agency:
             return false()
         return (Report.agency == user.agency) & Report.dispatched_at.is_not(None)
-    return Report.privacy != "confidential"
+    return visibility.not_confidential()
 
 
 def sees_contact(user: User, report: Report) -> bool:

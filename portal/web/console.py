@@ -13,7 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -30,8 +30,8 @@ from portal.services.room import (
     build_commands,
     send,
 )
-from portal.services.scenes import SceneBook, run_scene
-from portal.web.deps import CsrfDep, LangDep, NowDep, RoleGuard, SessionDep, render
+from portal.services.scenes import run_scene
+from portal.web.deps import CsrfDep, LangDep, NowDep, RoleGuard, RuntimeDep, SessionDep, render, runtime_from
 
 router = APIRouter(prefix="/konsol", default_response_class=HTMLResponse)
 ConsoleUser = Annotated[User, Depends(RoleGuard("admin", "operator"))]
@@ -54,8 +54,7 @@ STATUS_TEXT = {
 
 
 async def get_room(request: Request) -> LiveRoom:
-    room: LiveRoom = request.app.state.room
-    return room
+    return runtime_from(request).room
 
 
 RoomDep = Annotated[LiveRoom, Depends(get_room)]
@@ -80,14 +79,14 @@ def console_page(
     ages = {d: _age_text(age_seconds(s, now)) for d, s in snapshot["states"].items()}
     context = {
         "plan": room.plan,
-        "scenes": request.app.state.scenes,
+        "scenes": runtime_from(request).scenes,
         "scene_results": room.scene_results,
         "schedule_runs": scenes.last_runs(db),
         "snap": snapshot,
         "ages": ages,
         "recent": audit.recent(db),
         "status_text": STATUS_TEXT,
-        "connected": request.app.state.commands is not None,
+        "connected": runtime_from(request).connections.commands is not None,
     }
     response = render(request, lang, "console/index.html", context)
     response.headers["Content-Security-Policy"] = CONSOLE_CSP
@@ -145,7 +144,7 @@ def command(
         commands = build_commands(room.plan, action, target, value)
     except CommandRefused as err:
         raise HTTPException(400, str(err)) from err
-    sender = request.app.state.commands
+    sender = runtime_from(request).connections.commands
     sent: list[dict[str, str]] = []
     for cmd in commands:
         txn = send(room, sender, db, user, cmd, now)
@@ -162,20 +161,21 @@ def command(
 )
 async def scene(
     request: Request,
+    runtime: RuntimeDep,
     room: RoomDep,
     user: ConsoleUser,
     name: Annotated[str, Form(max_length=48)] = "",
 ) -> Response:
     """Start a scene in the background; its steps are reported on the event stream and in the audit."""
-    book: SceneBook = request.app.state.scenes
+    book = runtime.scenes
     if name not in book.scenes:
         raise HTTPException(400, "unknown scene")
-    tasks: set[asyncio.Task[Any]] = request.app.state.scene_tasks
+    tasks = runtime.scene_tasks
     run = run_scene(
         room,
-        request.app.state.commands,
-        request.app.state.sessions,
-        request.app.state.clock,
+        runtime.connections.commands,
+        runtime.sessions,
+        runtime.clock,
         name,
         book.scenes[name],
         user,

@@ -1,18 +1,17 @@
-"""Request dependencies shared by all routes: DB session, settings, language, CSRF, current staff user."""
+"""Request dependencies of all routes: the runtime, DB session, settings, language, CSRF, staff user."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
@@ -20,6 +19,7 @@ from portal.config import Settings
 from portal.i18n import translate
 from portal.models import User
 from portal.reference import Lang, Reference
+from portal.runtime import PortalRuntime, runtime_of
 from portal.services import users
 from portal.services.events import EventSink
 
@@ -29,11 +29,19 @@ LANG_COOKIE = "lang"
 
 # The dependencies below never block, so they are ``async def``: FastAPI runs a plain ``def`` dependency
 # in the thread pool, and the hops (one per dependency, two for a generator) cost more than a database
-# insert (docs/performance.md, "Portal").
+# insert (docs/performance.md, "Portal"). The ``*_of(request)`` forms serve code that is not a route.
+def runtime_from(request: Request) -> PortalRuntime:
+    """The portal's runtime (portal.runtime), the one thing the app keeps in ``app.state``."""
+    return runtime_of(request.app)
+
+
+async def get_runtime(request: Request) -> PortalRuntime:
+    return runtime_from(request)
+
+
 async def get_db(request: Request) -> AsyncIterator[Session]:
     """A session that connects lazily, in the route's thread; closed here without blocking the loop."""
-    factory: sessionmaker[Session] = request.app.state.sessions
-    session = factory()
+    session = runtime_from(request).sessions()
     try:
         yield session
     finally:
@@ -48,8 +56,7 @@ async def get_settings(request: Request) -> Settings:
 
 
 def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return runtime_from(request).settings
 
 
 async def get_reference(request: Request) -> Reference:
@@ -57,13 +64,11 @@ async def get_reference(request: Request) -> Reference:
 
 
 def reference_of(request: Request) -> Reference:
-    ref: Reference = request.app.state.reference
-    return ref
+    return runtime_from(request).reference
 
 
 async def get_sink(request: Request) -> EventSink:
-    sink: EventSink = request.app.state.events
-    return sink
+    return runtime_from(request).connections.events
 
 
 async def get_now(request: Request) -> datetime:
@@ -71,8 +76,7 @@ async def get_now(request: Request) -> datetime:
 
 
 def now_of(request: Request) -> datetime:
-    clock: Callable[[], datetime] = request.app.state.clock
-    return clock()
+    return runtime_from(request).clock()
 
 
 async def get_lang(request: Request) -> Lang:
@@ -84,12 +88,21 @@ def lang_of(request: Request) -> Lang:
     return "en" if chosen == "en" else "id"
 
 
+RuntimeDep = Annotated[PortalRuntime, Depends(get_runtime)]
 SessionDep = Annotated[Session, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RefDep = Annotated[Reference, Depends(get_reference)]
 SinkDep = Annotated[EventSink, Depends(get_sink)]
 NowDep = Annotated[datetime, Depends(get_now)]
 LangDep = Annotated[Lang, Depends(get_lang)]
+
+
+def client_ip(request: Request, trust_forwarded_for: bool) -> str:
+    """The client's address: the last ``X-Forwarded-For`` hop when the proxy in front is trusted."""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if trust_forwarded_for and forwarded:
+        return forwarded.split(",")[-1].strip()
+    return request.client.host if request.client else "unknown"
 
 
 # ---- CSRF --------------------------------------------------------------------------------------------
@@ -186,7 +199,7 @@ def load_staff_session(request: Request) -> User | None:
     token = request.cookies.get(SESSION_COOKIE, "")
     found = None
     if token:
-        with request.app.state.sessions() as db:
+        with runtime_from(request).sessions() as db:
             found = users.load_session(db, token, now_of(request))
     request.state.staff_session = found
     user = found.user if found else None
@@ -224,7 +237,7 @@ EvaluationUser = Annotated[User, Depends(RoleGuard("admin", "operator", "viewer"
 def render(
     request: Request, lang: Lang, name: str, context: dict[str, Any], status_code: int = 200
 ) -> Response:
-    templates: Jinja2Templates = request.app.state.templates
+    templates = runtime_from(request).templates
     base = {
         "lang": lang,
         "t": lambda key: translate(key, lang),

@@ -2,7 +2,7 @@
 
 Almost every citizen submission is the same request: ``POST /lapor``, a urlencoded form (no photos),
 from a browser that holds its ``bcc_csrf`` cookie and no staff session. For that request this ASGI
-middleware calls the route's own code (``portal.web.public``: form parsing, CSRF check, validation,
+middleware calls the route's own code (``portal.web.submission``: form parsing, CSRF check, validation,
 the group-commit writer, the redirect) directly, instead of through FastAPI's exception, exit-stack and
 routing middleware and its request handler, which cost a quarter of a submission's time in the web
 process (docs/performance.md, "Portal"). What it answers is what the route answers: the same functions
@@ -24,14 +24,16 @@ from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portal.web import public
+from portal.runtime import PortalRuntime
+from portal.web import submission
 from portal.web.deps import SESSION_COOKIE, URLENCODED, read_form, verify_csrf
 from portal.web.middleware import add_security_headers, issued_csrf_cookie
 
 
 class ReportFastPath:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, runtime: PortalRuntime) -> None:
         self.app = app
+        self.runtime = runtime  # given once by create_app: nothing looked up per request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/lapor"):
@@ -54,7 +56,7 @@ class ReportFastPath:
         form = await read_form(request)  # parses the body just read (Request caches it)
         try:
             await verify_csrf(request, form)
-            response = await public.submit_form(request, form)
+            response = await submission.submit_form(self.runtime, request, form)
         except HTTPException:
             await self.app(scope, _replay(body, receive), send)
             return

@@ -22,11 +22,11 @@ from bcc_common.timefmt import iso
 from portal.errors import InvalidInput
 from portal.models import OPEN_STATUSES, Report
 from portal.reference import Reference
-from portal.services import reports
+from portal.services import reports, visibility
 from portal.services.workflow import due_of
 from portal.web.deps import NowDep, RefDep, SessionDep, SettingsDep, SinkDep
 from portal.web.open311_format import Open311Error, respond
-from portal.web.public import policy, read_photos_async
+from portal.web.submission import policy, read_photos_async
 
 BOTH_FORMATS: dict[str, Any] = {"content": {"application/json": {}, "text/xml": {}}}
 router = APIRouter(
@@ -218,7 +218,7 @@ def get_requests(
     status: str | None = None,
 ) -> Response:
     _check(fmt, jurisdiction_id, settings.jurisdiction_id)
-    query = select(Report).where(*reports.public_filter()).options(selectinload(Report.photos))
+    query = select(Report).where(visibility.listed()).options(selectinload(Report.photos))
     if ids := _list(service_request_id):  # overrides every other filter (spec)
         query = query.where(Report.code.in_([reports.normalize_code(i) for i in ids[:MAX_ROWS]]))
     else:
@@ -255,7 +255,7 @@ def get_request(
     _check(fmt, jurisdiction_id, settings.jurisdiction_id)
     report = db.scalar(
         select(Report)
-        .where(Report.code == reports.normalize_code(request_id), Report.privacy != "confidential")
+        .where(Report.code == reports.normalize_code(request_id), visibility.not_confidential())
         .options(selectinload(Report.photos))
     )
     if report is None:

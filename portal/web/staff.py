@@ -28,9 +28,10 @@ from portal.web.deps import (
     SettingsDep,
     SinkDep,
     StaffUser,
+    client_ip,
     render,
+    runtime_from,
 )
-from portal.web.public import client_ip
 
 router = APIRouter(prefix="/staf", default_response_class=HTMLResponse)
 # Database ids are 32-bit on every backend: larger numbers are a 422, not an overflow deep in the driver.
@@ -59,7 +60,7 @@ def login(
     next: Annotated[str, Form()] = "/staf",
 ) -> Response:
     with writer(db):  # the attempt counts in the shared limit whatever its outcome
-        allowed = request.app.state.login_limiter.hit(
+        allowed = runtime_from(request).login_limiter.hit(
             db.connection(), [client_ip(request, settings.trust_forwarded_for)], now
         )[0]
         db.commit()

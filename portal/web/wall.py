@@ -21,22 +21,18 @@ import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from bcc_common.sse import sse_event
-from portal.config import Settings
-from portal.reference import Reference
 from portal.services.room import ENV_DEVICES, METER, LiveRoom
 from portal.services.wall import (
-    DEFAULT_FILE,
     LAYOUTS,
     VIEWS,
     KioskStore,
@@ -44,14 +40,20 @@ from portal.services.wall import (
     WallError,
     current_layout,
     jam,
-    load_effective,
-    load_wall,
-    override_path,
     report_views,
     save_layouts,
     tanggal,
 )
-from portal.web.deps import AdminUser, CsrfDep, LangDep, LoginRequired, NowDep, load_staff_session, render
+from portal.web.deps import (
+    AdminUser,
+    CsrfDep,
+    LangDep,
+    LoginRequired,
+    NowDep,
+    load_staff_session,
+    render,
+    runtime_from,
+)
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/dinding", default_response_class=HTMLResponse)
@@ -66,43 +68,13 @@ REPORT_VIEWS = ("feed", "map", "counts", "deadlines")
 AVAIL_TEXT = {"online": "tersedia", "offline": "tidak tersedia"}
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Load and check the layout file, open the kiosk registry, add the routes (called by create_app)."""
-    default = load_wall(DEFAULT_FILE)
-    app.state.wall_default = default
-    app.state.wall = load_effective(default, settings.media_dir)
-    app.state.wall_mtime = _mtime(override_path(settings.media_dir))
-    app.state.wall_kiosk = KioskStore(
-        settings.media_dir / "wall_kiosk.json", settings.secret_key.get_secret_value()
-    )
-    app.include_router(router)
-
-
-def _mtime(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
-
-
 def wall_config(request: Request) -> WallConfig:
     """The current assignment; picks up an admin's change saved by another worker (file mtime)."""
-    state = request.app.state
-    path = override_path(state.settings.media_dir)
-    mtime = _mtime(path)
-    if mtime != state.wall_mtime:
-        try:
-            state.wall = load_effective(state.wall_default, state.settings.media_dir)
-        except WallError as err:
-            log.warning("wall_layouts_unreadable", error=str(err))
-        state.wall_mtime = mtime
-    config: WallConfig = state.wall
-    return config
+    return runtime_from(request).wall.current()
 
 
 def _kiosk(request: Request) -> KioskStore:
-    store: KioskStore = request.app.state.wall_kiosk
-    return store
+    return runtime_from(request).wall.kiosk
 
 
 def wall_viewer(request: Request) -> str:
@@ -158,15 +130,16 @@ def _fragment(templates: Jinja2Templates, view: str, context: dict[str, Any]) ->
 
 def _report_context(request: Request, now: datetime) -> dict[str, Any]:
     config = wall_config(request)
-    ref: Reference = request.app.state.reference
-    with request.app.state.sessions() as db:
-        views = report_views(db, ref, now, config.feed_limit)
+    runtime = runtime_from(request)
+    with runtime.sessions() as db:
+        views = report_views(db, runtime.reference, now, config.feed_limit)
     return {"v": views}
 
 
 def _all_fragments(request: Request, now: datetime, report_ctx: dict[str, Any] | None) -> dict[str, str]:
-    templates: Jinja2Templates = request.app.state.templates
-    out = {"room": _fragment(templates, "room", _room_context(request.app.state.room))}
+    runtime = runtime_from(request)
+    templates = runtime.templates
+    out = {"room": _fragment(templates, "room", _room_context(runtime.room))}
     out["clock"] = _fragment(templates, "clock", {"tanggal": tanggal(now), "jam": jam(now)})
     if report_ctx is not None:
         for view in REPORT_VIEWS:
@@ -187,13 +160,13 @@ def wall_page(request: Request, lang: LangDep, now: NowDep, kiosk: str = "") -> 
             max_age=5 * 365 * 86400,
             httponly=True,
             samesite="strict",
-            secure=request.app.state.settings.cookie_secure,
+            secure=runtime_from(request).settings.cookie_secure,
             path="/dinding",
         )
         return response
     wall_viewer(request)
     config = wall_config(request)
-    layout = current_layout(request.app.state.room.snapshot()["states"])
+    layout = current_layout(runtime_from(request).room.snapshot()["states"])
     fragments = _all_fragments(request, now, _report_context(request, now))
     context = {
         "config": config,
@@ -202,7 +175,7 @@ def wall_page(request: Request, lang: LangDep, now: NowDep, kiosk: str = "") -> 
         "fragments": fragments,
         "layouts_json": json.dumps(config.as_json(), separators=(",", ":")),
         "view_titles": VIEW_TITLES,
-        "room_stale": _room_context(request.app.state.room)["stale"],
+        "room_stale": _room_context(runtime_from(request).room)["stale"],
         "parked": [v for v in VIEWS if not any(v in r.views for r in config.layouts[layout])],
     }
     response = render(request, lang, "wall/index.html", context)
@@ -224,7 +197,8 @@ assert set(VIEW_TITLES) == set(VIEWS)
 @router.get("/events", include_in_schema=False)  # endless: no schema test may call it
 async def events(request: Request, viewer: Viewer) -> StreamingResponse:
     """``layout`` at once and on every change of ``bcc/wall``; ``view`` (HTML of one view) when it changes."""
-    room: LiveRoom = request.app.state.room
+    runtime = runtime_from(request)
+    room = runtime.room
     config = wall_config(request)
     queue = room.subscribe()
     kiosk_cookie = request.cookies.get(KIOSK_COOKIE, "") if viewer.startswith("kiosk:") else ""
@@ -251,7 +225,7 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
                     if wall_config(request) is not config:  # an admin changed the assignment
                         yield sse_event("reload", {})
                         return
-                    clock_now = request.app.state.clock()
+                    clock_now = runtime.clock()
                     ctx = await run_in_threadpool(_report_context, request, clock_now)
                     for view, html in _all_fragments(request, clock_now, ctx).items():
                         yield view_event(view, html, view == "room" and room.bridge != "online")
@@ -261,7 +235,9 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
                 elif room_dirty and now_m - last_room >= ROOM_MIN_INTERVAL_S:
                     ctx_room = _room_context(room)
                     yield view_event(
-                        "room", _fragment(request.app.state.templates, "room", ctx_room), ctx_room["stale"]
+                        "room",
+                        _fragment(runtime.templates, "room", ctx_room),
+                        ctx_room["stale"],
                     )
                     last_room = last_sent = now_m
                     room_dirty = False
@@ -302,12 +278,14 @@ def _admin_page(
     context = {
         "tokens": sorted(store.tokens(), key=lambda t: t.created_at, reverse=True),
         "new_token": new_token,
-        "new_url": f"{request.app.state.settings.public_url}/dinding?kiosk={new_token}" if new_token else "",
+        "new_url": f"{runtime_from(request).settings.public_url}/dinding?kiosk={new_token}"
+        if new_token
+        else "",
         "config": config,
         "view_titles": VIEW_TITLES,
         "views": VIEWS,
         "error": error,
-        "customised": request.app.state.wall_mtime is not None,
+        "customised": runtime_from(request).wall.mtime is not None,
     }
     return render(request, lang, "wall/admin.html", context, status_code=status_code)
 
@@ -358,11 +336,10 @@ async def save_assignment(request: Request, lang: LangDep, user: AdminUser) -> R
     raw = {name: [regions[i] for i in sorted(regions)] for name, regions in layouts.items()}
     config = wall_config(request)
     try:
-        saved = await run_in_threadpool(save_layouts, config, raw, request.app.state.settings.media_dir)
+        saved = await run_in_threadpool(save_layouts, config, raw, runtime_from(request).settings.media_dir)
     except WallError as err:
         return _admin_page(request, lang, error=str(err), status_code=400)
-    request.app.state.wall = saved
-    request.app.state.wall_mtime = _mtime(override_path(request.app.state.settings.media_dir))
+    runtime_from(request).wall.saved(saved)
     log.info("wall_layouts_saved", user=user.username)
     return RedirectResponse("/dinding/admin#h-layouts", status_code=303)
 
@@ -370,8 +347,6 @@ async def save_assignment(request: Request, lang: LangDep, user: AdminUser) -> R
 @router.post("/admin/tata-letak/bawaan", dependencies=[CsrfDep])
 def reset_assignment(request: Request, user: AdminUser) -> Response:
     """Back to ``portal/data/wall_layouts.yaml``."""
-    override_path(request.app.state.settings.media_dir).unlink(missing_ok=True)
-    request.app.state.wall = request.app.state.wall_default
-    request.app.state.wall_mtime = None
+    runtime_from(request).wall.reset()
     log.info("wall_layouts_reset", user=user.username)
     return RedirectResponse("/dinding/admin#h-layouts", status_code=303)

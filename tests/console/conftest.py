@@ -25,7 +25,7 @@ import yaml
 from fastapi import FastAPI
 
 from bcc.broker import MosquittoProcess
-from portal.config import MqttSettings
+from portal.config import PortalMqttSettings
 from portal.main import create_app
 from portal.services.deadlines import WIB
 from simulators.site import SiteSimulator
@@ -168,7 +168,7 @@ def portal_app(
     shutil.copy(sqlite_template, db)
     settings: dict[str, Any] = {"scenes_file": scenes_away_from_now(tmp_path)}
     if broker is not None:
-        settings["mqtt"] = MqttSettings(
+        settings["mqtt"] = PortalMqttSettings(
             host=broker.host, port=broker.port, password=broker.password("portal"), **mqtt
         )
     return create_app(make_settings(f"sqlite:///{db}", tmp_path, **settings))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bcc.broker import MosquittoProcess
 from portal.config import DEFAULT_SITE_FILE
+from portal.runtime import runtime_of
 from portal.services.room import load_plan
 from tests.console.conftest import Console, Stack, portal_stack, until
 
@@ -144,7 +145,12 @@ async def test_no_response_is_a_timeout_never_a_success(
         portal_stack(tmp_path, sqlite_template, mosquitto, None, mqtt={"command_response_s": 0.5}) as s,
         s.console() as c,
     ):
-        await until(lambda: c.app.state.commands is not None and c.app.state.commands.connected.is_set())
+        await until(
+            lambda: (
+                runtime_of(c.app).connections.commands is not None
+                and runtime_of(c.app).connections.commands.connected.is_set()
+            )
+        )
         await c.open()
         [cmd] = await c.send("circuit", "lights_a.relay_1", "ON")
         assert (await c.status(cmd["transaction"]))["status"] == "pending"

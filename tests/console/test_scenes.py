@@ -17,9 +17,10 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from bcc.broker import MosquittoProcess
-from portal.config import DEFAULT_SITE_FILE, MqttSettings
+from portal.config import DEFAULT_SITE_FILE, PortalMqttSettings
 from portal.main import create_app
 from portal.models import CommandAudit, ScheduleRun
+from portal.runtime import runtime_of
 from portal.services.deadlines import WIB
 from portal.services.room import load_plan
 from portal.services.scenes import load_scenes
@@ -83,7 +84,7 @@ async def test_briefing_scene_end_to_end(stack: Stack) -> None:
         assert all(sim.device("wall").get_point(f"display_{n}_power") for n in range(1, 8))
         assert all(sim.device("lights_a").get_point(f"relay_{i}") for i in range(1, 9))
         assert not any(sim.device("lights_b").get_point(f"relay_{i}") for i in range(1, 9))
-        with stack.app.state.sessions() as db:
+        with runtime_of(stack.app).sessions() as db:
             rows = list(db.scalars(select(CommandAudit).order_by(CommandAudit.id)))
         assert [r.action.split(":")[0] for r in rows] == [f"scene briefing {i}/3" for i in (1, 2, 3)]
         assert [r.status for r in rows] == ["ok"] * 3
@@ -96,7 +97,7 @@ async def test_briefing_scene_end_to_end(stack: Stack) -> None:
 
 
 def _ready(app: FastAPI) -> bool:
-    snap = app.state.room.snapshot()
+    snap = runtime_of(app).room.snapshot()
     return all(snap["availability"].get(d) == "online" for d in ("wall", "lights_a", "lights_b"))
 
 
@@ -117,7 +118,9 @@ async def test_schedule_fires_once_with_two_workers(
     await room_sim.device("wall").set_point("display_2_power", True)
 
     def worker() -> FastAPI:
-        mqtt = MqttSettings(host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal"))
+        mqtt = PortalMqttSettings(
+            host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal")
+        )
         settings = make_settings(
             f"sqlite:///{db}", tmp_path, mqtt=mqtt, scenes_file=scenes_file, schedule_check_s=0.2
         )
@@ -131,14 +134,14 @@ async def test_schedule_fires_once_with_two_workers(
             urls = [servers.enter_context(LiveServer(app)).url for app in apps]
 
             def runs() -> list[ScheduleRun]:
-                with apps[0].state.sessions() as s:
+                with runtime_of(apps[0]).sessions() as s:
                     return list(s.scalars(select(ScheduleRun)))
 
             await until(lambda: [r for r in runs() if r.result != "running"], timeout=20)
             await asyncio.sleep(1.0)  # the measurement window: five more checks by each worker, still one run
             [run] = runs()
             assert run.schedule == "now" and run.result == "ok", (run.result, run.detail)
-            with apps[1].state.sessions() as s:
+            with runtime_of(apps[1]).sessions() as s:
                 rows = list(s.scalars(select(CommandAudit)))
             assert sorted(r.device for r in rows) == ["lights_a", "lights_b", "wall"]
             assert {r.username for r in rows} == {"jadwal:now"} and {r.status for r in rows} == {"ok"}

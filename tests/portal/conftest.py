@@ -17,6 +17,7 @@ from PIL import Image
 
 from portal.config import Settings
 from portal.main import create_app
+from portal.runtime import runtime_of
 from portal.services import reports, users
 
 # Monday 2 November 2026, 09:00 WIB: working-day arithmetic is easy to follow from here.
@@ -88,8 +89,10 @@ class Login:
 def add_user(app: FastAPI, role: str, agency: str | None = None, username: str | None = None) -> Login:
     username = username or f"{role}_{secrets.token_hex(3)}"
     password = secrets.token_urlsafe(16)
-    with app.state.sessions() as db:
-        users.create_user(db, app.state.reference, username, role, password, app.state.clock(), agency=agency)
+    with runtime_of(app).sessions() as db:
+        users.create_user(
+            db, runtime_of(app).reference, username, role, password, runtime_of(app).clock(), agency=agency
+        )
     return Login(username, password, role)
 
 
@@ -145,7 +148,7 @@ def report_form(**overrides: str) -> dict[str, str]:
 
 def report_id(app: FastAPI, code: str) -> int:
     """The database id of the report with this tracking code (staff URLs use ids)."""
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         return reports.get_by_code(db, code).id
 
 

@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bcc.broker import MosquittoProcess
-from portal.config import MqttSettings
+from portal.config import PortalMqttSettings
 from portal.main import create_app
+from portal.runtime import runtime_of
 from portal.services import reports
 from tests.portal.conftest import FakeClock, csrf, make_settings, staff_client, submit
 
@@ -68,7 +69,7 @@ class Listener:
 async def test_lifecycle_events_and_backlog_without_personal_data(
     mosquitto: MosquittoProcess, portal_db_url: str, tmp_path: Path, clock: FakeClock
 ) -> None:
-    mqtt_settings = MqttSettings(
+    mqtt_settings = PortalMqttSettings(
         host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal")
     )
     app = create_app(make_settings(portal_db_url, tmp_path, mqtt=mqtt_settings), clock=clock.now)
@@ -96,7 +97,7 @@ async def test_lifecycle_events_and_backlog_without_personal_data(
             assert backlog["by_category"] == {"perencanaan_pembangunan": 1}
             clock.advance(days=4)  # Friday 09:00 WIB: past the Thursday deadline
             admin = staff_client(app, "admin")
-            with app.state.sessions() as db:
+            with runtime_of(app).sessions() as db:
                 rid = reports.get_by_code(db, code).id
             token = csrf(admin, "/staf")
             admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
@@ -122,7 +123,7 @@ async def test_lifecycle_events_and_backlog_without_personal_data(
 async def test_submission_succeeds_while_the_broker_is_down(
     mosquitto: MosquittoProcess, portal_db_url: str, tmp_path: Path, clock: FakeClock
 ) -> None:
-    mqtt_settings = MqttSettings(
+    mqtt_settings = PortalMqttSettings(
         host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal")
     )
     app = create_app(make_settings(portal_db_url, tmp_path, mqtt=mqtt_settings), clock=clock.now)

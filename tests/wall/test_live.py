@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bcc.broker import MosquittoProcess
+from portal.runtime import runtime_of
 from portal.services import reports
 from portal.services.events import NullSink
 from tests.console.conftest import Stack, login, portal_app, until
@@ -52,10 +53,10 @@ def publish_command(broker: MosquittoProcess, device: str, payload: dict[str, An
 
 def seed(app: FastAPI) -> None:
     """A few reports of each privacy level, so the screenshots show real views."""
-    policy = reports.PhotoPolicy(app.state.settings.media_dir, 1, 0)
-    cats = list(app.state.reference.categories)
+    policy = reports.PhotoPolicy(runtime_of(app).settings.media_dir, 1, 0)
+    cats = list(runtime_of(app).reference.categories)
     kels = ["tangsi", "nangka", "damai", "pujidadi", "mencirim", "suka_ramai", "kartini"]
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         for i in range(14):
             inp = reports.ReportInput(
                 category=cats[i % len(cats)],
@@ -67,12 +68,12 @@ def seed(app: FastAPI) -> None:
             )
             reports.create_report(
                 db,
-                app.state.reference,
+                runtime_of(app).reference,
                 inp,
                 [],
                 policy,
                 NullSink(),
-                app.state.clock() - timedelta(hours=i * 9),
+                runtime_of(app).clock() - timedelta(hours=i * 9),
             )
 
 
@@ -186,7 +187,9 @@ async def serving(app: FastAPI, port: int | None = None) -> AsyncIterator[LiveSe
 
 async def test_stale_marker_when_the_feed_stops_and_reconnect(tmp_path: Path, sqlite_template: Path) -> None:
     app = portal_app(tmp_path, sqlite_template, None)
-    app.state.wall = app.state.wall.model_copy(update={"stale_after_s": 3.0, "refresh_s": 1.0})
+    runtime_of(app).wall.config = runtime_of(app).wall.config.model_copy(
+        update={"stale_after_s": 3.0, "refresh_s": 1.0}
+    )
     async with chromium_page(tmp_path / "profile") as page:
         async with serving(app) as server:
             port = server.port

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from portal.main import create_app
+from portal.runtime import runtime_of
 from portal.services import reports, wall
 from portal.services.wall import LAYOUTS, VIEWS, WallError, load_wall
 from tests.portal.conftest import FakeClock, csrf, staff_client, submit
@@ -34,7 +35,7 @@ def test_layout_file_is_valid_and_covers_every_preset() -> None:
 
 
 def test_layout_presets_match_the_controller_profile(app: FastAPI, client: TestClient) -> None:
-    assert set(app.state.room.plan.layouts) == set(LAYOUTS)
+    assert set(runtime_of(app).room.plan.layouts) == set(LAYOUTS)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,7 @@ def test_wall_never_shows_personal_data_or_confidential_reports(
 ) -> None:
     codes = _submit_all(client)
     admin = staff_client(app, "admin")
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         for privacy in ("public", "confidential"):
             rid = reports.get_by_code(db, codes[privacy]).id
             r = admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": csrf(admin, "/staf")})
@@ -153,7 +154,7 @@ def test_kiosk_token_works_until_revoked(app: FastAPI, client: TestClient) -> No
     admin = staff_client(app, "admin")
     token = _issue(admin, "PC dinding")
     assert token not in admin.get("/dinding/admin").text  # shown once, never again
-    stored = (app.state.settings.media_dir / "wall_kiosk.json").read_text()
+    stored = (runtime_of(app).settings.media_dir / "wall_kiosk.json").read_text()
     assert token not in stored and token.split(".")[1] not in stored  # the registry holds ids only
 
     with TestClient(app) as kiosk:
@@ -183,7 +184,7 @@ def test_forged_or_foreign_kiosk_tokens_are_refused(app: FastAPI, client: TestCl
     token_id, sig = token.split(".")
     forged = [f"{token_id}.{'0' * len(sig)}", f"{'A' * 16}.{sig}", token_id, "", "x.y"]
     other = wall.KioskStore(tmp_path / "other.json", "another-secret-key-" + "z" * 20).issue(
-        "x", "y", app.state.clock()
+        "x", "y", runtime_of(app).clock()
     )
     with TestClient(app) as kiosk:
         for bad in [*forged, other]:
@@ -191,8 +192,8 @@ def test_forged_or_foreign_kiosk_tokens_are_refused(app: FastAPI, client: TestCl
             r = kiosk.get("/dinding", follow_redirects=False)
             assert r.status_code in (303, 403), bad  # empty cookie -> login; anything else -> refused
     # Losing the registry file revokes every token (fail closed).
-    (app.state.settings.media_dir / "wall_kiosk.json").unlink()
-    assert app.state.wall_kiosk.check(token) is None
+    (runtime_of(app).settings.media_dir / "wall_kiosk.json").unlink()
+    assert runtime_of(app).wall.kiosk.check(token) is None
     admin.close()
 
 
@@ -218,7 +219,7 @@ def test_indonesian_date_and_age_texts() -> None:
 
 def _assignment(app: FastAPI) -> dict[str, str]:
     form = {}
-    for name, regions in app.state.wall.layouts.items():
+    for name, regions in runtime_of(app).wall.config.layouts.items():
         for i, r in enumerate(regions):
             form[f"{name}.{i}.width"] = str(r.width)
             form[f"{name}.{i}.views"] = ", ".join(r.views)
@@ -236,29 +237,30 @@ def test_admin_changes_which_view_goes_where(app: FastAPI, client: TestClient) -
         follow_redirects=False,
     )
     assert r.status_code == 303
-    assert app.state.wall.layouts["wide"][0].views == ("clock", "feed")
+    assert runtime_of(app).wall.config.layouts["wide"][0].views == ("clock", "feed")
     html = admin.get("/dinding").text
     first = html.split('class="region"')[1]
     assert (
         first.index('data-view="clock"') < first.index('data-view="feed"') and 'data-view="map"' not in first
     )
     # A fresh start (another worker, a restart) uses the saved assignment.
-    with TestClient(create_app(app.state.settings)) as other:
-        assert other.app.state.wall.layouts["wide"][0].views == ("clock", "feed")  # type: ignore[attr-defined]
+    other = create_app(runtime_of(app).settings)
+    with TestClient(other):
+        assert runtime_of(other).wall.config.layouts["wide"][0].views == ("clock", "feed")
 
     # Refused with the reason, nothing stored: split_4 with a view twice, widths not adding up to 7.
     bad = {**form, "split_4.0.views": "feed, feed", "split_2.0.width": "1"}
     r = admin.post("/dinding/admin/tata-letak", data={**bad, "csrf_token": csrf(admin, "/dinding/admin")})
     assert r.status_code == 400
     assert "appears twice" in r.text and "add up to" in r.text
-    assert app.state.wall.layouts["split_4"][0].views == ("clock", "feed")
+    assert runtime_of(app).wall.config.layouts["split_4"][0].views == ("clock", "feed")
 
     r = admin.post(
         "/dinding/admin/tata-letak/bawaan",
         data={"csrf_token": csrf(admin, "/dinding/admin")},
         follow_redirects=False,
     )
-    assert r.status_code == 303 and app.state.wall.layouts["wide"][0].views == ("feed",)
+    assert r.status_code == 303 and runtime_of(app).wall.config.layouts["wide"][0].views == ("feed",)
     viewer = staff_client(app, "operator")
     assert (
         viewer.post(

@@ -21,6 +21,7 @@ from portal.config import Settings
 from portal.errors import TransitionRefused
 from portal.main import create_app
 from portal.models import Notification
+from portal.runtime import runtime_of
 from portal.services import reports, users, workflow
 from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
@@ -71,7 +72,7 @@ def test_reporter_is_told_each_step_and_nothing_else(
 ) -> None:
     box, port = inbox
     with portal_with_smtp(settings, clock, port) as (app, client):
-        notifier = app.state.notifier
+        notifier = runtime_of(app).connections.notifier
         code = submit(client, contact_email="warga@example.id", description="Rahasia: nomor rumah 12")
         first = box.wait(1)[0]
         assert first["To"] == "warga@example.id" and code in first["Subject"]
@@ -99,7 +100,7 @@ def test_reporter_is_told_each_step_and_nothing_else(
 
 
 def outbox(app: FastAPI) -> list[Notification]:
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         return list(db.scalars(select(Notification).order_by(Notification.id)))
 
 
@@ -114,7 +115,7 @@ def test_smtp_down_is_retried_then_counted_never_breaks_the_report(
     settings: Settings, clock: FakeClock
 ) -> None:
     with portal_with_smtp(settings, clock, free_port(), attempts=2) as (app, client):  # nothing listens
-        notifier = app.state.notifier
+        notifier = runtime_of(app).connections.notifier
         code = submit(client, contact_email="warga@example.id")
         assert client.get(f"/laporan/{code}").status_code == 200
         wait_for(lambda: notifier.failed == 1)  # the second attempt comes 1 s after the first
@@ -140,7 +141,7 @@ def test_unsent_notifications_survive_a_restart_and_go_out_once(
         portal_with_smtp(settings, clock, port) as (two, _c2),
     ):
         wait_for(lambda: outbox(one)[0].sent_at is not None)
-        assert one.state.notifier.sent + two.state.notifier.sent == 1
+        assert runtime_of(one).connections.notifier.sent + runtime_of(two).connections.notifier.sent == 1
     [message] = box.wait(1)
     assert code in message["Subject"] and len(box.messages) == 1
 
@@ -150,13 +151,15 @@ def test_outbox_rows_commit_with_their_events(settings: Settings, clock: FakeClo
     every committed event has its row; an event that does not happen (a refused transition) has none."""
     app = create_app(settings, clock=clock.now)
     with TestClient(app):
-        notifier = Notifier(SmtpSettings("127.0.0.1", free_port()), app.state.sessions, settings.public_url)
+        notifier = Notifier(
+            SmtpSettings("127.0.0.1", free_port()), runtime_of(app).sessions, settings.public_url
+        )
         sink = NotifyingSink(NullSink(), notifier)  # never started: rows only
         policy = reports.PhotoPolicy(settings.media_dir, settings.max_photo_bytes, settings.max_photos)
         admin = add_user(app, "admin")
-        with app.state.sessions() as db:
+        with runtime_of(app).sessions() as db:
             inp = reports.ReportInput("kesehatan", "Judul", "Isi", "tangsi", contact_email="w@example.id")
-            report = reports.create_report(db, app.state.reference, inp, [], policy, sink, clock.now())
+            report = reports.create_report(db, runtime_of(app).reference, inp, [], policy, sink, clock.now())
             user = users.authenticate(db, admin.username, admin.password)
             assert user is not None
             workflow.verify(db, user, report.id, sink, clock.now())

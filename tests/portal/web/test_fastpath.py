@@ -18,7 +18,8 @@ from starlette.responses import Response
 from portal.config import Settings
 from portal.main import create_app
 from portal.models import Report
-from portal.web import public
+from portal.runtime import PortalRuntime, runtime_of
+from portal.web import public, submission
 from portal.web.fastpath import ReportFastPath
 from tests.portal.conftest import FakeClock, csrf, jpeg, report_form
 
@@ -40,7 +41,7 @@ def pair(settings: Settings, clock: FakeClock) -> Iterator[tuple[TestClient, Tes
 
 
 def stored(app: FastAPI, code: str) -> dict[str, object]:
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         report = db.scalars(select(Report).where(Report.code == code)).one()
         skip = {"id", "code", "created_at", "updated_at", "verify_due"}
         return {c.key: getattr(report, c.key) for c in Report.__table__.columns if c.key not in skip}
@@ -107,7 +108,7 @@ def test_refusals_are_the_routes_own_answers(pair: tuple[TestClient, TestClient]
     for client in pair:
         app = client.app
         assert isinstance(app, FastAPI)
-        with app.state.sessions() as db:
+        with runtime_of(app).sessions() as db:
             assert db.scalars(select(Report)).all() == []  # a refusal stores nothing
 
 
@@ -130,13 +131,13 @@ def test_only_plain_submissions_take_the_fast_path(
     """Which path stored each submission: the framework's router marks the request's scope with the
     endpoint it chose; the fast path calls the route's code without routing."""
     seen: list[str] = []
-    real = public.submit_form
+    real = submission.submit_form
 
-    async def spy(request: Request, form: FormData) -> Response:
+    async def spy(runtime: PortalRuntime, request: Request, form: FormData) -> Response:
         seen.append("route" if request.scope.get("endpoint") is public.submit_report else "fast")
-        return await real(request, form)
+        return await real(runtime, request, form)
 
-    monkeypatch.setattr(public, "submit_form", spy)
+    monkeypatch.setattr(submission, "submit_form", spy)
     with TestClient(create_app(settings, clock=clock.now)) as client:
         token = csrf(client)
         plain = client.post("/lapor", data={"csrf_token": token, **report_form()}, follow_redirects=False)

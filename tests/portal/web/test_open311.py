@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from georeport import GeoReport
 
+from portal.runtime import runtime_of
 from portal.services import reports
 from tests.portal.conftest import API_KEY, FakeClock, LiveServer, csrf, jpeg, staff_client, submit
 
@@ -58,7 +59,7 @@ def post(client: TestClient, fmt: str = "json", **fields: str) -> tuple[int, str
 def verify_all(app: FastAPI) -> None:
     admin = staff_client(app, "admin")
     token = csrf(admin, "/staf")
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         from sqlalchemy import select
 
         from portal.models import Report
@@ -114,7 +115,7 @@ def test_post_media_is_cleaned_like_web_photos_and_shown_as_media_url(
     )
     assert r.status_code == 200, r.text
     code = json.loads(r.text)[0]["service_request_id"]
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         report = reports.get_by_code(db, code)
         (photo,) = report.photos
         assert report.source == "open311"
@@ -139,7 +140,7 @@ def test_post_media_is_cleaned_like_web_photos_and_shown_as_media_url(
         files=[("media", (f"{n}.jpg", jpeg(), "image/jpeg")) for n in range(4)],
     )
     assert r.status_code == 400 and ET.fromstring(r.text).find("error/code").text == "400"  # type: ignore[union-attr]
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         from sqlalchemy import func, select
 
         from portal.models import Report
@@ -221,7 +222,7 @@ def test_closed_request_reports_close_time_and_resolution(
     code = submit(client)
     admin = staff_client(app, "admin")
     token = csrf(admin, "/staf")
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         rid = reports.get_by_code(db, code).id
     admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
     clock.advance(hours=5)
@@ -230,7 +231,7 @@ def test_closed_request_reports_close_time_and_resolution(
     assert client.get("/open311/v2/requests.json").json() == []
     assert client.get(f"/open311/v2/requests/{code}.json").json()[0]["status_notes"] == "rejected"
     code2 = submit(client)
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         rid2 = reports.get_by_code(db, code2).id
     admin.post(f"/staf/laporan/{rid2}/verifikasi", data={"csrf_token": token})
     admin.post(f"/staf/laporan/{rid2}/disposisi", data={"csrf_token": token})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from portal.runtime import runtime_of
 from tests.portal.conftest import (
     FakeClock,
     add_user,
@@ -117,7 +118,7 @@ def test_public_list_hides_confidential_unverified_and_rejected(app: FastAPI, cl
     secret = submit(client, title="Rahasia", privacy="confidential")
     unverified = submit(client, title="Belum")
     admin = staff_client(app, "admin")
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         from portal.services import reports
 
         ids = {c: reports.get_by_code(db, c).id for c in (public, secret, unverified)}
@@ -136,7 +137,7 @@ def test_similar_reports_same_kelurahan_or_within_100_m(app: FastAPI, client: Te
     same_kel = submit(client, kelurahan="tangsi")
     other_cat = submit(client, kelurahan="tangsi", category="kesehatan")
     admin = staff_client(app, "admin")
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         from portal.services import reports
 
         for code in (near, same_kel, other_cat):

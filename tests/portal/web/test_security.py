@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from portal.config import Settings
 from portal.main import create_app
 from portal.models import RateHit, Report
+from portal.runtime import runtime_of
 from portal.services import reports
 from portal.web.deps import RoleGuard
 from tests.portal.conftest import (
@@ -73,7 +74,7 @@ def _path(path: str, report_id: int) -> str:
 def _dispatched_report(app: FastAPI, client: TestClient) -> int:
     code = submit(client)
     admin = staff_client(app, "admin")
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         rid = reports.get_by_code(db, code).id
     token = csrf(admin, "/staf")
     admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
@@ -132,7 +133,7 @@ def test_stored_xss_is_escaped_everywhere(app: FastAPI, client: TestClient) -> N
     payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     code = submit(client, title=payload, description=payload, address=payload, contact_name=payload)
     admin = staff_client(app, "admin")
-    with app.state.sessions() as db:
+    with runtime_of(app).sessions() as db:
         rid = reports.get_by_code(db, code).id
     admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": csrf(admin, "/staf")})
     pages = [
@@ -284,7 +285,7 @@ def test_rate_limits_are_shared_by_every_worker(portal_db_url: str, tmp_path: Pa
             files=[("photos", ("p.jpg", jpeg(), "image/jpeg"))],
         )
         assert r.status_code == 429 and set(Path(settings.media_dir).iterdir()) == media
-        with one.state.sessions() as db:
+        with runtime_of(one).sessions() as db:
             assert db.scalar(select(func.count()).select_from(Report)) == 3
 
         for i in range(20):  # the login limit: 20 attempts per 15 minutes, whichever worker answers
@@ -300,7 +301,7 @@ def test_rate_limits_are_shared_by_every_worker(portal_db_url: str, tmp_path: Pa
 
         clock.advance(hours=1, seconds=1)  # the window has passed; expired hits are cleaned up
         submit(b)
-        with one.state.sessions() as db:
+        with runtime_of(one).sessions() as db:
             hits = db.execute(select(RateHit.scope, RateHit.at)).all()
         assert sorted(scope for scope, _ in hits).count("submit") == 1  # the old ones were deleted
         assert all(at == clock.now() for scope, at in hits if scope == "submit")

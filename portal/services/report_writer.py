@@ -52,7 +52,7 @@ from portal.services.events import EventSink, emit, stage
 from portal.services.ratelimit import RateLimiter
 from portal.services.reports import NewReport, Prepared, new_report, store_reports
 
-log = structlog.get_logger("portal.intake")
+log = structlog.get_logger("portal.report_writer")
 
 Outcome = NewReport | None | BaseException
 StagedRow = tuple[type, dict[str, Any]]  # an ORM class and its column values

@@ -19,8 +19,8 @@ from portal.db import make_engine, session_factory, upgrade
 from portal.models import Notification, Photo, Report, ReportEntry
 from portal.reference import load_reference
 from portal.services import reports
-from portal.services.intake import MAX_QUEUED_BYTES, ReportWriter, WriterDied
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
+from portal.services.report_writer import MAX_QUEUED_BYTES, ReportWriter, WriterDied
 from tests.portal.conftest import jpeg
 from tests.support.portal import empty_tables
 

@@ -1,0 +1,98 @@
+"""The portal's start and stop: the writer process, the MQTT client and its tasks, the e-mail notifier."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI
+
+from portal.mqtt import MqttEventSink
+from portal.runtime import PortalRuntime
+from portal.services.events import NullSink
+from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
+from portal.services.scenes import run_schedules
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def make_lifespan(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Lifespan:
+    """The app's lifespan; ``smtp`` enables reporter e-mail notifications (portal/services/notify.py)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.room.attach(asyncio.get_running_loop())
+        await asyncio.to_thread(runtime.report_writer.start)  # the writer process (report_writer.py)
+        backlog, schedules = _connect_mqtt(runtime)
+        notifier = _start_notifier(runtime, smtp)
+        try:
+            yield
+        finally:
+            if notifier is not None:
+                await asyncio.to_thread(notifier.stop)
+                events = runtime.connections.events
+                assert isinstance(events, NotifyingSink)
+                runtime.connections.events = events.inner
+            await runtime.report_writer.close()
+            for running in (schedules, *runtime.scene_tasks):
+                await _cancel(running)
+            if backlog is not None:
+                await _cancel(backlog)
+                _disconnect_mqtt(runtime)
+            runtime.engine.dispose()
+
+    return lifespan
+
+
+def _connect_mqtt(runtime: PortalRuntime) -> tuple[asyncio.Task[None] | None, asyncio.Task[None] | None]:
+    """Start the MQTT client (when the portal has a broker) with its backlog and schedule tasks."""
+    settings = runtime.settings
+    if settings.mqtt is None:
+        return None, None
+    sink = MqttEventSink(settings.mqtt, room=runtime.room)
+    sink.start()
+    runtime.connections.events = sink
+    runtime.connections.commands = sink
+    backlog = asyncio.create_task(sink.run_backlog(runtime.sessions, runtime.clock), name="portal-backlog")
+    schedules = asyncio.create_task(
+        run_schedules(
+            runtime.scenes,
+            runtime.room,
+            sink,
+            runtime.sessions,
+            runtime.clock,
+            settings.schedule_check_s,
+            settings.schedule_grace_s,
+        ),
+        name="portal-schedules",
+    )
+    return backlog, schedules
+
+
+def _disconnect_mqtt(runtime: PortalRuntime) -> None:
+    sink = runtime.connections.commands
+    assert sink is not None
+    sink.stop()
+    runtime.connections.events = NullSink()
+    runtime.connections.commands = None
+
+
+def _start_notifier(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Notifier | None:
+    notifier: Notifier | None = None
+    if smtp is not None:
+        notifier = Notifier(smtp, runtime.sessions, runtime.settings.public_url)
+        notifier.start()
+        runtime.connections.events = NotifyingSink(runtime.connections.events, notifier)
+    runtime.connections.notifier = notifier
+    return notifier
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

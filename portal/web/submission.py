@@ -1,0 +1,139 @@
+"""The citizen's report form, shared by its route (portal.web.public), the fast path and Open311:
+form page, submission, photo uploads, and the "Laporan saya" cookie."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fastapi import HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUpload
+from starlette.responses import Response
+
+from portal.config import Settings
+from portal.errors import InvalidInput
+from portal.models import Report
+from portal.reference import Lang
+from portal.runtime import PortalRuntime
+from portal.services import reports
+from portal.web.deps import client_ip, lang_of, render, settings_of
+
+# "Laporan saya": tracking codes this browser chose to remember, newest first. Only codes (each one
+# already the key to its status page), never names or text; off unless the citizen ticks the box,
+# since a phone may be shared. Read on /lacak, cleared with one button there.
+MINE_COOKIE = "bcc_mine"
+MINE_MAX = 20
+
+
+def remembered(request: Request) -> list[str]:
+    codes = (reports.normalize_code(c) for c in request.cookies.get(MINE_COOKIE, "").split("."))
+    return list(dict.fromkeys(c for c in codes if c))[:MINE_MAX]
+
+
+def remember(request: Request, response: Response, code: str) -> None:
+    codes = [code, *(c for c in remembered(request) if c != code)][:MINE_MAX]
+    response.set_cookie(
+        MINE_COOKIE,
+        ".".join(codes),
+        max_age=365 * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=settings_of(request).cookie_secure,
+    )
+
+
+def read_photos(files: list[UploadFile] | None, max_bytes: int) -> list[bytes]:
+    """Raw bytes of the chosen files (an empty file input sends one nameless, empty part: skipped)."""
+    out = []
+    for f in files or ():
+        data = f.file.read(max_bytes + 1)
+        if f.filename or data:
+            out.append(data)
+    return out
+
+
+async def read_photos_async(files: list[StarletteUpload], max_bytes: int) -> list[bytes]:
+    """:func:`read_photos` for async routes (spooled uploads over 1 MB sit in a temporary file)."""
+    out = []
+    for f in files:
+        data = await f.read(max_bytes + 1)
+        if f.filename or data:
+            out.append(data)
+    return out
+
+
+def policy(settings: Settings) -> reports.PhotoPolicy:
+    return reports.PhotoPolicy(settings.media_dir, settings.max_photo_bytes, settings.max_photos)
+
+
+def form_page(
+    request: Request,
+    lang: Lang,
+    db: Session,
+    inp: reports.ReportInput,
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    """The report form with the similar reports already listed publicly (portal.services.visibility)."""
+    similar: list[Report] = []
+    if inp.category and inp.kelurahan:
+        try:
+            point = reports.parse_point(inp.lat, inp.lon)
+        except ValueError:
+            point = None
+        similar = reports.similar(db, inp.category, inp.kelurahan, point)
+    return render(
+        request,
+        lang,
+        "report_form.html",
+        {"form": inp, "errors": errors, "similar": similar, "checked": bool(inp.category and inp.kelurahan)},
+        status,
+    )
+
+
+REPORT_FIELDS = {f.name: f.default for f in dataclasses.fields(reports.ReportInput)}
+
+
+async def submit_form(runtime: PortalRuntime, request: Request, form: FormData) -> Response:
+    """Validate and store the report of ``form`` (its CSRF token already checked): the redirect to its
+    status page, or the form again with the problems (HTTPException 429 over the rate limit). Called
+    by the route and by portal.web.fastpath for plain urlencoded submissions."""
+    values = {name: form.get(name, default) for name, default in REPORT_FIELDS.items()}
+    inp = reports.ReportInput(**{k: v if isinstance(v, str) else "" for k, v in values.items()})
+    settings = runtime.settings
+    if form.get("website"):  # the honeypot: people never see this field, naive bots fill it in
+        return await run_in_threadpool(_form_page_db, runtime, request, inp, {"form": "err_form"}, 400)
+    photos = [f for f in form.getlist("photos") if isinstance(f, StarletteUpload)]
+    client = client_ip(request, settings.trust_forwarded_for)
+    writer = runtime.report_writer
+    try:
+        raws = await read_photos_async(photos, settings.max_photo_bytes)
+        ref, now = runtime.reference, runtime.clock()
+        if raws:  # decoding and re-encoding photos is CPU work for a thread: not for a client over its limit
+            if await run_in_threadpool(writer.over_limit, client, now):
+                raise HTTPException(429, "Too many submissions")
+            prepared = await run_in_threadpool(
+                reports.prepare_report, ref, inp, raws, policy(settings), now, "web", client
+            )
+        else:
+            prepared = reports.prepare_report(ref, inp, raws, policy(settings), now, "web", client)
+        # the limit itself is counted in the insert's transaction (portal.services.ratelimit)
+        report = await writer.submit(prepared)
+    except InvalidInput as err:
+        return await run_in_threadpool(_form_page_db, runtime, request, inp, err.errors, 400)
+    if report is None:
+        raise HTTPException(429, "Too many submissions")
+    response = RedirectResponse(f"/laporan/{report.code}?baru=1", status_code=303)
+    if form.get("remember") == "1":
+        remember(request, response, report.code)
+    return response
+
+
+def _form_page_db(
+    runtime: PortalRuntime, request: Request, inp: reports.ReportInput, errors: dict[str, str], status: int
+) -> Response:
+    with runtime.sessions() as db:
+        return form_page(request, lang_of(request), db, inp, errors, status)
