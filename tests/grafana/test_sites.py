@@ -37,4 +37,3 @@ def test_two_floors_dashboard_has_every_device_and_circuit() -> None:
             assert any(f'last("{point}")' in q for q in _of(queries, device)), (device, point)
         # A sensor's point left out of the console section is not drawn for it.
         assert not any('last("co2")' in q for q in _of(queries, device)) or "co2" in points
-
