@@ -11,6 +11,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from bcc_contract.topics import RESERVED_IDS
+from devices.console import ConsolePlan, ConsoleSection, resolve_console
 from devices.models import DeviceProfile
 from devices.site import Bus, DeviceInstance, Site
 
@@ -40,6 +41,13 @@ class LoadedSite:
     def profile_of(self, device: DeviceInstance) -> DeviceProfile:
         return self.profiles[device.profile]
 
+    def console(self) -> ConsolePlan:
+        """What the console draws (the section was checked when the site was loaded)."""
+        plan, problems = resolve_console(self.site.console, self.site.devices, self.profiles)
+        if problems:
+            raise ConfigError(problems)
+        return plan
+
 
 def _read_yaml(path: Path, problems: list[str]) -> Any:
     try:
@@ -58,7 +66,11 @@ def _where(raw: Any, loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
             node = node[part]
-            name = node.get("key") or node.get("id") or node.get("name") if isinstance(node, dict) else None
+            name = (
+                node.get("key") or node.get("id") or node.get("name") or node.get("device")
+                if isinstance(node, dict)
+                else None
+            )
             words.append(f"{name}" if name else f"#{part + 1}")
         elif isinstance(part, str):
             node = node.get(part) if isinstance(node, dict) else None
@@ -113,9 +125,13 @@ def load_profiles(dirs: Iterable[Path] = (PROFILE_DIR,)) -> dict[str, DeviceProf
 
 
 def check_site(
-    site: Site, profiles: Mapping[str, DeviceProfile], where: str, broken_buses: frozenset[str] = frozenset()
+    site: Site,
+    profiles: Mapping[str, DeviceProfile],
+    where: str,
+    broken_buses: frozenset[str] = frozenset(),
+    broken_devices: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """Cross-checks a site against itself and its profiles (``broken_buses`` failed their own checks)."""
+    """Cross-checks a site against itself and its profiles (``broken_*`` failed their own checks)."""
     problems: list[str] = []
     bus_names = [b.name for b in site.buses]
     for name in {n for n in bus_names if bus_names.count(n) > 1}:
@@ -164,6 +180,7 @@ def check_site(
     g = site.gateway
     if g.command_deadline_ms / 1000 > g.command_ttl_s:
         problems.append(f"{where}: gateway: command_deadline_ms exceeds command_ttl_s")
+    problems += resolve_console(site.console, site.devices, profiles, where, broken_devices)[1]
     return problems
 
 
@@ -183,9 +200,9 @@ def load_site(path: Path | str, profile_dirs: Iterable[Path] = (PROFILE_DIR,)) -
             site = Site.model_validate(raw)
         except ValidationError as err:
             problems += format_validation(path, raw, err)
-            partial, broken = _partial_site(raw)
+            partial, broken, broken_devices = _partial_site(raw)
             if partial is not None:
-                problems += check_site(partial, profiles, str(path), broken)
+                problems += check_site(partial, profiles, str(path), broken, broken_devices)
         else:
             problems += check_site(site, profiles, str(path))
     elif not problems:
@@ -196,10 +213,11 @@ def load_site(path: Path | str, profile_dirs: Iterable[Path] = (PROFILE_DIR,)) -
     return LoadedSite(site=site, profiles={k: v for k, v in profiles.items() if k in used}, path=path)
 
 
-def _partial_site(raw: Any) -> tuple[Site | None, frozenset[str]]:
-    """The valid parts of an invalid site, so cross-checks still run and every problem is reported."""
+def _partial_site(raw: Any) -> tuple[Site | None, frozenset[str], frozenset[str]]:
+    """The valid parts of an invalid site, so cross-checks still run and every problem is reported
+    (with the names of the buses and devices that failed their own validation)."""
     if not isinstance(raw, dict):
-        return None, frozenset()
+        return None, frozenset(), frozenset()
     buses: list[Any] = []
     broken: set[str] = set()
     for item in raw.get("buses") or []:
@@ -209,13 +227,19 @@ def _partial_site(raw: Any) -> tuple[Site | None, frozenset[str]]:
             if isinstance(item, dict) and isinstance(item.get("name"), str):
                 broken.add(item["name"])
     devices = []
+    broken_devices: set[str] = set()
     for item in raw.get("devices") or []:
         try:
             devices.append(DeviceInstance.model_validate(item))
         except ValidationError:
-            continue
-    site = Site.model_construct(site="partial", buses=tuple(buses), devices=tuple(devices))
-    return site, frozenset(broken)
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                broken_devices.add(item["id"])
+    try:
+        console = ConsoleSection.model_validate(raw["console"]) if raw.get("console") else None
+    except ValidationError:
+        console = ConsoleSection(circuits=(), walls=(), sensors=(), meters=())  # reported already
+    site = Site.model_construct(site="partial", buses=tuple(buses), devices=tuple(devices), console=console)
+    return site, frozenset(broken), frozenset(broken_devices)
 
 
 def site_from_dict(raw: dict[str, Any], profiles: Mapping[str, DeviceProfile]) -> LoadedSite:

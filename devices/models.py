@@ -180,6 +180,25 @@ class PollGroup(BaseModel):
     interval_s: Annotated[float, Field(gt=0, le=86400)] = 1.0
 
 
+class DisplayPoints(BaseModel):
+    """One display of a video wall: the writable power coil and its read-only feedback."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    power: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+    feedback: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+
+
+class ConsoleHint(BaseModel):
+    """What the operator console draws for a device of this model when the site has no ``console:`` list
+    for its role: circuits (switchable points), a wall (displays and layout), a sensor or a meter."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    role: Literal["circuits", "wall", "sensor", "meter"]
+    points: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")], ...] = ()
+    layout: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")] | None = None
+    displays: tuple[DisplayPoints, ...] = ()
+
+
 class DeviceProfile(BaseModel):
     """A device model: manufacturer data plus its register map."""
 
@@ -193,6 +212,7 @@ class DeviceProfile(BaseModel):
     poll_groups: dict[str, PollGroup] = Field(default_factory=lambda: {"default": PollGroup()})
     unreadable: tuple[AddressRange, ...] = ()
     points: Annotated[tuple[Point, ...], Field(min_length=1)]
+    console: ConsoleHint | None = None
 
     @field_validator("points")
     @classmethod
@@ -214,6 +234,12 @@ class DeviceProfile(BaseModel):
                 if any(bad.contains(point.table, a) for a in range(point.address, point.end)):
                     problems.append(f"point {point.key}: lies in unreadable range {bad.start}-{bad.end}")
         problems += _overlaps(self.points)
+        if self.console is not None:
+            keys = {p.key for p in self.points}
+            hint = self.console
+            named = [*hint.points, *([hint.layout] if hint.layout else [])]
+            named += [k for d in hint.displays for k in (d.power, d.feedback)]
+            problems += [f"console: unknown point {k!r}" for k in named if k not in keys]
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -1,4 +1,5 @@
-"""Pydantic models for a site file: the broker, the buses, and the device instances placed on them.
+"""Pydantic models for a site file: the broker, the buses, the device instances placed on them, the
+recorder's InfluxDB section and what the operator console draws.
 
 A site is the one YAML file an installation edits. It is validated as a whole (with the profiles it
 references) before the gateway or the simulators open a socket; see ``devices.loader``.
@@ -12,8 +13,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bcc_common.ident import Ident
+from devices.console import ConsoleSection
+from devices.influxdb import InfluxSettings
 
-# Device ids that would collide with BCC's own topics under the base topic (iot_gateway.topics).
+# Device ids that would collide with BCC's own topics under the base topic (bcc_contract.topics).
 
 
 class Frozen(BaseModel):
@@ -145,9 +148,10 @@ class Site(Frozen):
     gateway: GatewaySettings = GatewaySettings()
     buses: tuple[Bus, ...] = ()
     devices: tuple[DeviceInstance, ...] = ()
-    # Sections owned by other services (recorder, portal) are validated by those services.
-    influxdb: dict[str, object] | None = None
-    portal: dict[str, object] | None = None
+    # The recorder's InfluxDB connection (the gateway ignores it; typed here so every check rejects a typo).
+    influxdb: InfluxSettings | None = None
+    # What the operator console, the wall's room panel and the Command room dashboard draw (devices.console).
+    console: ConsoleSection | None = None
 
     def bus(self, name: str) -> TcpBus | RtuBus:
         for b in self.buses:

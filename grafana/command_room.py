@@ -1,6 +1,7 @@
 """ "Command room" dashboard, generated from the site's device profiles: a new device or profile shows
 up without hand edits. Booleans -> state timelines, enumerations -> state timelines of names,
-numbers -> time series grouped by device class, ``total_increasing`` counters -> energy per day."""
+numbers -> time series grouped by device class, ``total_increasing`` counters -> energy per day; then the
+site's circuits, walls, sensors and meters as the operator console draws them (grafana/console_panels.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from grafanalib.core import Dashboard, StateTimeline, Templating, TimeSeries
 
 from devices.loader import LoadedSite
 from devices.models import DeviceProfile, Point
+from grafana import console_panels
 from grafana.common import (
     DEVICE_FILTER,
     DS,
@@ -136,6 +138,7 @@ def build(loaded: LoadedSite) -> Dashboard:
                 gridPos=grid(12, 8),
             )
         )
+    panels += console_panels.build(loaded, grid)
     return Dashboard(
         title="Command room",
         uid="bcc-command-room",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from devices.loader import LoadedSite
 from devices.site import MqttSettings
-from iot_gateway.recorder.config import RecorderConfig, build_config
+from iot_gateway.recorder.config import InfluxSettings, RecorderConfig, build_config
 from iot_gateway.recorder.influxd import InfluxdProcess, find_influxd
 from iot_gateway.recorder.service import Recorder
 
@@ -57,7 +57,7 @@ async def start_demo_recorder(
     influxd = InfluxdProcess(workdir / "influxdb")
     await influxd.start()
     raw = {"url": influxd.url, "spool_path": str(workdir / "recorder-spool.sqlite3"), "stats_interval_s": 5}
-    site = loaded.site.model_copy(update={"mqtt": mqtt, "influxdb": raw})
+    site = loaded.site.model_copy(update={"mqtt": mqtt, "influxdb": InfluxSettings.model_validate(raw)})
     config: RecorderConfig = build_config(
         LoadedSite(site, loaded.profiles, loaded.path), {"BCC_MQTT_PASSWORD": recorder_password}, "<demo>"
     )

@@ -1,8 +1,8 @@
-"""The command room as the operator console sees it: the plan (from the site file), the live state (from
-the retained MQTT state the gateway publishes), and the commands the console may send.
+"""The command room as the operator console sees it live: the latest retained MQTT state the gateway
+publishes, the console's pending commands, and their results.
 
-``RoomPlan`` is static: which circuits, displays, sensors and meter readings exist, with labels and
-units from the device profiles. ``LiveRoom`` keeps the latest state and availability of every device in
+The plan (what exists, from the site file) and the commands it allows live in portal/services/plan.py
+and are re-exported here. ``LiveRoom`` keeps the latest state and availability of every device in
 memory (fed by the portal's MQTT client thread), tracks the console's pending commands until the
 gateway's response arrives (or the response time runs out), writes the result to the audit table, and
 fans every change out to the server-sent-event streams of connected consoles.
@@ -11,7 +11,6 @@ fans every change out to the server-sent-event streams of connected consoles.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import secrets
 import threading
@@ -19,174 +18,41 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from bcc_contract.commands import RESULT_STATUSES
-from devices.loader import LoadedSite, load_site
 from portal.models import User
 from portal.services import audit
+from portal.services.plan import (
+    CommandRefused,
+    ConsoleCommand,
+    RoomPlan,
+    build_commands,
+    load_plan,
+    plan_from_site,
+)
+
+__all__ = [
+    "RESULT_STATUSES",
+    "CommandRefused",
+    "CommandSender",
+    "ConsoleCommand",
+    "LiveRoom",
+    "RoomPlan",
+    "age_seconds",
+    "build_commands",
+    "load_plan",
+    "new_transaction",
+    "plan_from_site",
+    "send",
+]
 
 log = structlog.get_logger(__name__)
 
-LIGHT_DEVICES = ("lights_a", "lights_b")
-WALL = "wall"
-ENV_DEVICES = ("env_front", "env_back")
-METER = "meter_main"
-ENV_POINTS = ("temperature", "humidity", "co2", "illuminance")
-METER_POINTS = ("power_total", "energy_import")
-ON_OFF = ("ON", "OFF")
 # Statuses of a command's response (docs/mqtt.md) plus the console's own ``pending``.
-
-
-@dataclass(frozen=True)
-class Tile:
-    """One value on the plan: device, point key, label (id/en) and unit."""
-
-    device: str
-    point: str
-    label_id: str
-    label_en: str
-    unit: str = ""
-
-
-@dataclass(frozen=True)
-class Display:
-    number: int
-    power: str  # writable coil key, e.g. display_3_power
-    feedback: str  # read-only input key, e.g. display_3_on
-
-
-@dataclass(frozen=True)
-class RoomPlan:
-    site: str
-    label: str
-    devices: tuple[tuple[str, str], ...]  # (id, name)
-    circuits: tuple[Tile, ...]
-    displays: tuple[Display, ...]
-    layouts: tuple[str, ...]
-    env: tuple[tuple[str, str, tuple[Tile, ...]], ...]  # (device, name, tiles)
-    meter: tuple[Tile, ...]
-
-    def device_ids(self) -> set[str]:
-        return {d for d, _ in self.devices}
-
-    def circuit(self, device: str, point: str) -> Tile | None:
-        return next((c for c in self.circuits if c.device == device and c.point == point), None)
-
-
-def load_plan(path: Path | str) -> RoomPlan:
-    """The plan of the room from a site file; devices the console does not know are simply not drawn."""
-    return _cached_plan(str(path), Path(path).stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_plan(path: str, mtime_ns: int) -> RoomPlan:  # the plan is immutable: one per file version
-    return plan_from_site(load_site(path))
-
-
-def plan_from_site(loaded: LoadedSite) -> RoomPlan:
-    by_id = {d.id: d for d in loaded.site.devices}
-
-    def points(device: str) -> dict[str, Any]:
-        if device not in by_id:
-            return {}
-        return {p.key: p for p in loaded.profile_of(by_id[device]).points}
-
-    def tile(device: str, key: str, number: int | None = None) -> Tile | None:
-        p = points(device).get(key)
-        if p is None:
-            return None
-        label_id, label_en = p.label.id, p.label.en
-        if number is not None:
-            label_id, label_en = f"Sirkuit {number}", f"Circuit {number}"
-        return Tile(device, key, label_id, label_en, p.unit or "")
-
-    circuits: list[Tile] = []
-    for offset, device in enumerate(LIGHT_DEVICES):
-        for i in range(1, 9):
-            t = tile(device, f"relay_{i}", offset * 8 + i)
-            if t is not None:
-                circuits.append(t)
-    wall = points(WALL)
-    displays = tuple(
-        Display(n, f"display_{n}_power", f"display_{n}_on")
-        for n in range(1, 8)
-        if f"display_{n}_power" in wall
-    )
-    layout = wall.get("layout")
-    layouts = tuple(layout.enum.values()) if layout is not None and layout.enum else ()
-    env = tuple(
-        (d, by_id[d].name, tuple(t for k in ENV_POINTS if (t := tile(d, k)) is not None))
-        for d in ENV_DEVICES
-        if d in by_id
-    )
-    meter = tuple(t for k in METER_POINTS if (t := tile(METER, k)) is not None)
-    return RoomPlan(
-        site=loaded.site.site,
-        label=loaded.site.label or loaded.site.site,
-        devices=tuple((d.id, d.name) for d in loaded.site.devices),
-        circuits=tuple(circuits),
-        displays=displays,
-        layouts=layouts,
-        env=env,
-        meter=meter,
-    )
-
-
-# ---- commands ------------------------------------------------------------------------------------------
-class CommandRefused(ValueError):
-    """The console action is not one the plan allows (unknown circuit, layout, value)."""
-
-
-@dataclass(frozen=True)
-class ConsoleCommand:
-    device: str
-    payload: dict[str, Any]  # point -> absolute value, without transaction/ts
-    action: str  # human description for the audit, e.g. "lights_a.relay_3 ON"
-
-
-def build_commands(plan: RoomPlan, action: str, target: str, value: str) -> list[ConsoleCommand]:
-    """Validate one console action and turn it into gateway commands (one per device)."""
-    if action == "layout":
-        if value not in plan.layouts:
-            raise CommandRefused("unknown layout")
-        return [ConsoleCommand(WALL, {"layout": value}, f"wall layout {value}")]
-    if value not in ON_OFF:
-        raise CommandRefused("value must be ON or OFF")
-    if action == "circuit":
-        device, _, point = target.partition(".")
-        if plan.circuit(device, point) is None:
-            raise CommandRefused("unknown circuit")
-        return [ConsoleCommand(device, {point: value}, f"{device}.{point} {value}")]
-    if action == "circuits":
-        grouped: dict[str, dict[str, Any]] = {}
-        for item in target.split(","):
-            device, _, point = item.strip().partition(".")
-            if plan.circuit(device, point) is None:
-                raise CommandRefused("unknown circuit")
-            grouped.setdefault(device, {})[point] = value
-        if not grouped:
-            raise CommandRefused("no circuit")
-        return [ConsoleCommand(d, p, f"{d} {','.join(p)} {value}") for d, p in grouped.items()]
-    if action == "all_lights":
-        commands: dict[str, dict[str, Any]] = {}
-        for c in plan.circuits:
-            commands.setdefault(c.device, {})[c.point] = value
-        return [ConsoleCommand(d, p, f"all lights {value} ({d})") for d, p in commands.items()]
-    if action == "display":
-        display = next((d for d in plan.displays if d.power == target), None)
-        if display is None:
-            raise CommandRefused("unknown display")
-        return [ConsoleCommand(WALL, {display.power: value}, f"wall display {display.number} {value}")]
-    if action == "wall_power":
-        if not plan.displays:
-            raise CommandRefused("no video wall")
-        return [ConsoleCommand(WALL, {d.power: value for d in plan.displays}, f"whole wall {value}")]
-    raise CommandRefused("unknown action")
 
 
 TXN_PREFIX = "console-"

@@ -172,8 +172,8 @@ def save_layouts(config: WallConfig, layouts: dict[str, Any], media_dir: Path) -
     return checked
 
 
-def current_layout(room_states: dict[str, dict[str, Any]], device: str = "wall") -> str:
-    """The controller's preset from its retained state; ``wide`` until the state is known."""
+def current_layout(room_states: dict[str, dict[str, Any]], device: str) -> str:
+    """The preset of wall controller ``device`` from its retained state; ``wide`` until it is known."""
     value = room_states.get(device, {}).get("layout")
     return value if isinstance(value, str) and value in LAYOUTS else "wide"
 

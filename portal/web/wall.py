@@ -31,7 +31,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from bcc_common.sse import sse_event
-from portal.services.room import ENV_DEVICES, METER, LiveRoom
 from portal.services.wall import (
     LAYOUTS,
     VIEWS,
@@ -44,6 +43,7 @@ from portal.services.wall import (
     save_layouts,
     tanggal,
 )
+from portal.services.wall_room import kiosk_layout, kiosk_wall, room_panel
 from portal.web.deps import (
     AdminUser,
     CsrfDep,
@@ -65,7 +65,6 @@ WALL_CSP = (
     "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
 REPORT_VIEWS = ("feed", "map", "counts", "deadlines")
-AVAIL_TEXT = {"online": "tersedia", "offline": "tidak tersedia"}
 
 
 def wall_config(request: Request) -> WallConfig:
@@ -95,35 +94,6 @@ Viewer = Annotated[str, Depends(wall_viewer)]
 
 
 # ---- rendering -----------------------------------------------------------------------------------
-def _room_context(room: LiveRoom) -> dict[str, Any]:
-    snap = room.snapshot()
-    states: dict[str, dict[str, Any]] = snap["states"]
-    avail: dict[str, str] = snap["availability"]
-    plan = room.plan
-    lights_on = sum(1 for c in plan.circuits if states.get(c.device, {}).get(c.point) == "ON")
-    wall_state = states.get("wall", {})
-    displays_on = sum(1 for d in plan.displays if wall_state.get(d.feedback) == "ON")
-    temps = [
-        (name, states.get(dev, {}).get("temperature")) for dev, name, _tiles in plan.env if dev in ENV_DEVICES
-    ]
-    meter = states.get(METER, {})
-    power_unit = next((t.unit for t in plan.meter if t.point == "power_total"), "")
-    return {
-        "bridge": snap["bridge"],
-        "lights_on": lights_on,
-        "lights_total": len(plan.circuits),
-        "displays_on": displays_on,
-        "displays_total": len(plan.displays),
-        "layout": current_layout(states),
-        "temps": temps,
-        "power": meter.get("power_total"),
-        "power_unit": power_unit,
-        "devices": [(name, avail.get(dev, "unknown")) for dev, name in plan.devices],
-        "avail_text": AVAIL_TEXT,
-        "stale": snap["bridge"] != "online",
-    }
-
-
 def _fragment(templates: Jinja2Templates, view: str, context: dict[str, Any]) -> str:
     return templates.env.get_template(f"wall/_{view}.html").render(**context)
 
@@ -139,7 +109,7 @@ def _report_context(request: Request, now: datetime) -> dict[str, Any]:
 def _all_fragments(request: Request, now: datetime, report_ctx: dict[str, Any] | None) -> dict[str, str]:
     runtime = runtime_from(request)
     templates = runtime.templates
-    out = {"room": _fragment(templates, "room", _room_context(runtime.room))}
+    out = {"room": _fragment(templates, "room", room_panel(runtime.room))}
     out["clock"] = _fragment(templates, "clock", {"tanggal": tanggal(now), "jam": jam(now)})
     if report_ctx is not None:
         for view in REPORT_VIEWS:
@@ -166,7 +136,7 @@ def wall_page(request: Request, lang: LangDep, now: NowDep, kiosk: str = "") -> 
         return response
     wall_viewer(request)
     config = wall_config(request)
-    layout = current_layout(runtime_from(request).room.snapshot()["states"])
+    layout = kiosk_layout(runtime_from(request).room)
     fragments = _all_fragments(request, now, _report_context(request, now))
     context = {
         "config": config,
@@ -175,7 +145,7 @@ def wall_page(request: Request, lang: LangDep, now: NowDep, kiosk: str = "") -> 
         "fragments": fragments,
         "layouts_json": json.dumps(config.as_json(), separators=(",", ":")),
         "view_titles": VIEW_TITLES,
-        "room_stale": _room_context(runtime_from(request).room)["stale"],
+        "room_stale": room_panel(runtime_from(request).room)["stale"],
         "parked": [v for v in VIEWS if not any(v in r.views for r in config.layouts[layout])],
     }
     response = render(request, lang, "wall/index.html", context)
@@ -208,7 +178,7 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
 
     async def stream() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
-        layout = current_layout(room.snapshot()["states"])
+        layout = kiosk_layout(room)
         next_reports = 0.0
         room_dirty = True
         last_room = 0.0
@@ -233,7 +203,7 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
                     last_room = last_sent = now_m
                     room_dirty = False
                 elif room_dirty and now_m - last_room >= ROOM_MIN_INTERVAL_S:
-                    ctx_room = _room_context(room)
+                    ctx_room = room_panel(room)
                     yield view_event(
                         "room",
                         _fragment(runtime.templates, "room", ctx_room),
@@ -251,8 +221,9 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
                     kind, data = await asyncio.wait_for(queue.get(), max(0.01, wait))
                 except TimeoutError:
                     continue
-                if kind == "state" and data.get("device") == "wall":
-                    new = current_layout({"wall": data.get("state") or {}})
+                wall_device = kiosk_wall(room.plan)
+                if kind == "state" and wall_device is not None and data.get("device") == wall_device:
+                    new = current_layout({wall_device: data.get("state") or {}}, wall_device)
                     if new != layout:
                         layout = new
                         yield sse_event("layout", {"layout": layout})

@@ -25,7 +25,7 @@ import yaml
 from fastapi import FastAPI
 
 from bcc.broker import MosquittoProcess
-from portal.config import PortalMqttSettings
+from portal.config import DEFAULT_SITE_FILE, PortalMqttSettings
 from portal.main import create_app
 from portal.services.deadlines import WIB
 from simulators.site import SiteSimulator
@@ -162,11 +162,15 @@ def scenes_away_from_now(tmp_path: Path) -> Path:
 
 
 def portal_app(
-    tmp_path: Path, sqlite_template: Path, broker: MosquittoProcess | None, **mqtt: Any
+    tmp_path: Path,
+    sqlite_template: Path,
+    broker: MosquittoProcess | None,
+    site_file: Path = DEFAULT_SITE_FILE,
+    **mqtt: Any,
 ) -> FastAPI:
     db = tmp_path / "portal.db"
     shutil.copy(sqlite_template, db)
-    settings: dict[str, Any] = {"scenes_file": scenes_away_from_now(tmp_path)}
+    settings: dict[str, Any] = {"scenes_file": scenes_away_from_now(tmp_path), "site_file": site_file}
     if broker is not None:
         settings["mqtt"] = PortalMqttSettings(
             host=broker.host, port=broker.port, password=broker.password("portal"), **mqtt
@@ -181,10 +185,11 @@ async def portal_stack(
     broker: MosquittoProcess,
     sim: SiteSimulator | None,
     mqtt: dict[str, Any] | None = None,
+    site_file: Path = DEFAULT_SITE_FILE,
     **gateway: Any,
 ) -> AsyncIterator[Stack]:
-    """Gateway (when ``sim`` is given) and portal, both connected to ``broker``."""
-    app = portal_app(tmp_path, sqlite_template, broker, **(mqtt or {}))
+    """Gateway (when ``sim`` is given) and portal (drawing ``site_file``), both connected to ``broker``."""
+    app = portal_app(tmp_path, sqlite_template, broker, site_file, **(mqtt or {}))
     async with contextlib.AsyncExitStack() as stack:
         if sim is not None:
             await stack.enter_async_context(

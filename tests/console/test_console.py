@@ -24,11 +24,16 @@ def test_plan_of_the_demo_room() -> None:
         f"lights_{m}.relay_{i}" for m in "ab" for i in range(1, 9)
     ]
     assert [c.label_en for c in plan.circuits][8] == "Circuit 9"
+    assert [w.device for w in plan.walls] == ["wall"]
     assert [d.power for d in plan.displays] == [f"display_{n}_power" for n in range(1, 8)]
-    assert plan.layouts == ("wide", "split_2", "split_3", "split_4", "split_7")
-    assert [d for d, _name, _tiles in plan.env] == ["env_front", "env_back"]
-    assert [t.point for t in plan.env[0][2]] == ["temperature", "humidity", "co2", "illuminance"]
-    assert [(t.point, t.unit) for t in plan.meter] == [("power_total", "W"), ("energy_import", "kWh")]
+    assert plan.walls[0].layouts == ("wide", "split_2", "split_3", "split_4", "split_7")
+    assert [s.device for s in plan.sensors] == ["env_front", "env_back"]
+    assert [t.point for t in plan.sensors[0].tiles] == ["temperature", "humidity", "co2", "illuminance"]
+    assert [m.device for m in plan.meters] == ["meter_main"]
+    assert [(t.point, t.unit) for t in plan.meters[0].tiles] == [
+        ("power_total", "W"),
+        ("energy_import", "kWh"),
+    ]
 
 
 async def test_round_trip_switches_the_coil_and_is_audited(stack: Stack) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from bcc.broker import MosquittoProcess
 from devices.loader import LoadedSite
-from iot_gateway.recorder.config import RecorderConfig, build_config
+from iot_gateway.recorder.config import InfluxSettings, RecorderConfig, build_config
 from iot_gateway.recorder.influxd import InfluxdProcess, find_influxd
 
 
@@ -51,7 +51,9 @@ def recorder_config(
     mqtt_settings = loaded.site.mqtt.model_copy(
         update={"url": broker.url, "reconnect_min_s": 0.05, "reconnect_max_s": 0.5, **(mqtt or {})}
     )
-    site = loaded.site.model_copy(update={"mqtt": mqtt_settings, "influxdb": raw})
+    site = loaded.site.model_copy(
+        update={"mqtt": mqtt_settings, "influxdb": InfluxSettings.model_validate(raw)}
+    )
     env = {"BCC_MQTT_PASSWORD": broker.password("recorder")}
     return build_config(LoadedSite(site, loaded.profiles, loaded.path), env, "<test>")
 

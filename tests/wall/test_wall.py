@@ -35,7 +35,7 @@ def test_layout_file_is_valid_and_covers_every_preset() -> None:
 
 
 def test_layout_presets_match_the_controller_profile(app: FastAPI, client: TestClient) -> None:
-    assert set(runtime_of(app).room.plan.layouts) == set(LAYOUTS)
+    assert [set(w.layouts) for w in runtime_of(app).room.plan.walls] == [set(LAYOUTS)]
 
 
 @pytest.mark.parametrize(
