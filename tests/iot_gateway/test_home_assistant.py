@@ -5,7 +5,8 @@ discovers every device from the gateway's retained discovery payloads, switches 
 REST API, and subscribes and publishes at QoS 1. Both QoS figures are observed, not inferred: the
 broker logs each subscription with its QoS (``log_type subscribe``), and a subscriber holding a QoS 2
 subscription on the command topics receives each command at the QoS Home Assistant published it
-with (a broker delivers at the lower of the two). One Home Assistant start (15-60 s) serves the test.
+with (a broker delivers at the lower of the two). One Home Assistant start (its API answers in about
+4 s) serves the whole test.
 """
 
 from __future__ import annotations
