@@ -244,6 +244,7 @@ class MosquittoProcess:
         tls: TlsFiles | None = None,
         binary: str | None = None,
         ready_timeout_s: float = 5.0,
+        template: Path = PRODUCTION_CONF,
     ) -> None:
         self.workdir = workdir
         self.credentials: dict[str, str] = dict(credentials or generate_demo_secrets())
@@ -253,6 +254,8 @@ class MosquittoProcess:
         self.tls = tls
         self.binary = binary or find_mosquitto()
         self.ready_timeout_s = ready_timeout_s
+        # The config whose global settings the broker runs (tests add log types to a copy).
+        self.template = template
         self.log_path = workdir / "mosquitto.log"
         self.password_path = workdir / "passwd"
         self._proc: asyncio.subprocess.Process | None = None
@@ -291,6 +294,7 @@ class MosquittoProcess:
             acl_path=self.acl_path,
             password_path=self.password_path,
             tls=self.tls,
+            template=self.template,
         )
         with self.log_path.open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(

@@ -3,6 +3,8 @@
 One retained config per device on ``homeassistant/device/<node_id>/config`` with a ``cmps`` map:
 relays and display power become switches, the wall layout a select, writable numbers a number,
 read-only bools binary sensors, measurements sensors with device_class, unit and state_class.
+Every component carries ``qos``: Home Assistant (2025.4) inherits only topics and availability from
+the device level, so a top-level ``qos`` would be accepted and ignored, leaving QoS 0.
 An empty retained payload removes a device from Home Assistant.
 """
 
@@ -17,6 +19,7 @@ from devices.models import DeviceProfile, Point
 from devices.site import DeviceInstance
 from iot_gateway import __version__
 
+QOS = 1
 ORIGIN = {"name": "BCC gateway", "sw": __version__, "url": "https://github.com/binjai-command-center/bcc"}
 
 
@@ -35,6 +38,9 @@ def component(point: Point, uid: str, topics: Topics, device: str) -> dict[str, 
         "object_id": f"{uid}_{point.key}",
         "name": point.label.en,
         "value_template": _value_template(point.key),
+        # Home Assistant subscribes to the state and availability topics and publishes commands at
+        # this QoS; QoS 1 as every BCC topic (docs/mqtt.md).
+        "qos": QOS,
     }
     command = {"command_topic": topics.set(device)}
     if point.is_bool and point.writable:
@@ -105,7 +111,6 @@ def device_config(
             },
         ],
         "availability_mode": "all",
-        "qos": 1,
         "components": {p.key: component(p, uid, topics, instance.id) for p in profile.points},
     }
 

@@ -26,16 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 HA_VALIDATOR = Path(__file__).parent / "ha" / "validate_discovery.py"
 
 
-@pytest.fixture(scope="session")
-def ha_python() -> str:
-    """Python of a separate venv with Home Assistant (built once, cached under ~/.cache/bcc)."""
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "ha-venv.sh")], capture_output=True, text=True, timeout=1500, check=False
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
-
-
 @pytest.mark.timeout(1800)
 def test_every_discovery_payload_passes_home_assistant_schemas(ha_python: str, tmp_path: Path) -> None:
     loaded = load_site(DEMO_SITE)
@@ -54,6 +44,8 @@ def test_every_discovery_payload_passes_home_assistant_schemas(ha_python: str, t
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
     points = sum(len(loaded.profile_of(d).points) for d in loaded.site.devices)
     assert f"checked {points} components of 6 devices, 0 problems" in result.stdout
+    # After Home Assistant's own merge of device-level options, every entity is at QoS 1.
+    assert f'components by qos: {{"1": {points}}}' in result.stdout
     platforms = {c["platform"] for p in payloads.values() for c in p["components"].values()}
     assert platforms == {"switch", "select", "sensor", "binary_sensor"}
     wall = payloads[topics.discovery(discovery.node_id(loaded.site.site, "wall"))]["components"]

@@ -2,7 +2,8 @@
 
 Runs inside a separate virtualenv that has the ``homeassistant`` package (it needs Python 3.13 and
 conflicts with nothing of ours only because it lives apart). Input: a JSON file mapping topic ->
-payload. Output: one line per problem; exit code 1 if any.
+payload. Output: one line per problem, then a summary and the QoS each validated component ends up
+with (what Home Assistant subscribes and publishes at); exit code 1 if any problem.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def validate(path: str) -> int:
         payloads: dict[str, dict] = json.load(fh)
     problems: list[str] = []
     checked = 0
+    qos: dict[int, int] = {}
     for topic, payload in payloads.items():
         device = dict(payload)
         discovery._replace_all_abbreviations(device)  # what HA does on receipt
@@ -62,13 +64,15 @@ def validate(path: str) -> int:
             platform = config.pop("platform")
             schema = importlib.import_module(f"homeassistant.components.mqtt.{platform}").DISCOVERY_SCHEMA
             try:
-                schema(config)
+                validated = schema(config)
                 checked += 1
+                qos[validated["qos"]] = qos.get(validated["qos"], 0) + 1
             except vol.Invalid as exc:
                 problems.append(f"{topic}: component {key} ({platform}): {exc}")
     for line in problems:
         print(line)
     print(f"checked {checked} components of {len(payloads)} devices, {len(problems)} problems")
+    print("components by qos: " + json.dumps(qos, sort_keys=True))
     return 1 if problems else 0
 
 

@@ -1,0 +1,114 @@
+"""A real Home Assistant core against our broker (config and ACL), gateway and simulators.
+
+Home Assistant 2025.4 (the separate venv of scripts/ha-venv.sh) logs in as the ``homeassistant`` role,
+discovers every device from the gateway's retained discovery payloads, switches a relay through its
+REST API, and subscribes and publishes at QoS 1. Both QoS figures are observed, not inferred: the
+broker logs each subscription with its QoS (``log_type subscribe``), and a subscriber holding a QoS 2
+subscription on the command topics receives each command at the QoS Home Assistant published it
+with (a broker delivers at the lower of the two). One Home Assistant start (its API answers in about
+4 s) serves the whole test.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bcc.broker import PRODUCTION_CONF, ROLES, MosquittoProcess, generate_demo_secrets
+from devices.models import Table
+from iot_gateway import discovery
+from iot_gateway.topics import Topics
+from simulators.site import SiteSimulator
+from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.homeassistant import CLIENT_ID, running_home_assistant, write_config
+from tests.support.simulators import tcp_client, wait_for
+
+# "<time>: <client id> <qos> <topic filter>", one line per filter of a SUBSCRIBE.
+SUBSCRIBE_LINE = re.compile(r": (\S+) ([012]) (\S+)$")
+
+
+def expected_entities(sim: SiteSimulator) -> dict[str, str]:
+    """entity_id -> device id for every discovery component (Home Assistant names them platform.object_id)."""
+    loaded = sim.site_for_clients()
+    topics = Topics()
+    out: dict[str, str] = {}
+    for d in loaded.site.devices:
+        config = discovery.device_config(loaded.site.site, d, loaded.profile_of(d), topics)
+        for c in config["components"].values():
+            out[f"{c['platform']}.{c['object_id']}"] = d.id
+    return out
+
+
+def subscriptions(log: Path, client_id: str) -> dict[str, int]:
+    """Topic filter -> QoS of every subscription ``client_id`` made, from the broker's log."""
+    found: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        m = SUBSCRIBE_LINE.search(line)
+        if m and m.group(1) == client_id:
+            found[m.group(3)] = int(m.group(2))
+    return found
+
+
+async def read_coil(sim: SiteSimulator, device: str, key: str) -> bool:
+    loaded = sim.site_for_clients()
+    instance = next(d for d in loaded.site.devices if d.id == device)
+    point = next(p for p in loaded.profile_of(instance).points if p.key == key)
+    assert point.table is Table.COIL
+    async with tcp_client(sim, instance.bus) as client:
+        rr = await client.read_coils(point.address, count=1, device_id=instance.unit)
+        assert not rr.isError(), rr
+        return bool(rr.bits[0])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first run builds the Home Assistant venv
+async def test_real_home_assistant_discovers_switches_and_uses_qos_1(
+    ha_python: str, room_sim: SiteSimulator, tmp_path: Path
+) -> None:
+    # The production config plus subscription logging (render_config keeps the lines above `listener`).
+    template = tmp_path / "mosquitto.conf"
+    conf = PRODUCTION_CONF.read_text(encoding="utf-8")
+    template.write_text(conf.replace("\nlistener ", "\nlog_type subscribe\nlistener ", 1), encoding="utf-8")
+    broker = MosquittoProcess(
+        tmp_path / "broker", credentials=generate_demo_secrets(ROLES), template=template
+    )
+    entities = expected_entities(room_sim)
+    switch = "switch.bcc_bcc_room_lights_a_relay_1"
+    assert entities[switch] == "lights_a"
+    async with (
+        broker,
+        running_gateway(gateway_config(room_sim.site_for_clients(), broker)),
+        probe(broker, role="readonly", subscribe=None) as commands,
+        running_home_assistant(ha_python, write_config(tmp_path / "ha", ha_python, broker)) as ha,
+    ):
+        await commands.client.subscribe("bcc/+/set", qos=2)
+
+        def all_live(states: dict[str, dict[str, Any]]) -> bool:
+            return all(states.get(e, {}).get("state", "unavailable") != "unavailable" for e in entities)
+
+        states = await ha.wait_states(all_live)
+        assert len(entities) == 63
+        assert {s["entity_id"] for s in states.values() if s["entity_id"] in entities} == set(entities)
+        assert states[switch]["state"] == "off"
+        assert await read_coil(room_sim, "lights_a", "relay_1") is False
+
+        await ha.call_service("switch", "turn_on", {"entity_id": switch})
+        sent = await commands.wait_for("bcc/lights_a/set", timeout=10)
+        assert sent == {"relay_1": "ON"}
+        qos = [m.qos for m in commands.messages if str(m.topic) == "bcc/lights_a/set"]
+        assert qos == [1], f"Home Assistant published the command at QoS {qos}"
+
+        async def coil_on() -> bool:
+            return await read_coil(room_sim, "lights_a", "relay_1")
+
+        await wait_for(coil_on, timeout_s=10)
+        await ha.wait_states(lambda s: s[switch]["state"] == "on", timeout=10)
+
+    subs = subscriptions(broker.log_path, CLIENT_ID)
+    ours = {topic: q for topic, q in subs.items() if topic.startswith("bcc/")}
+    for topic in ("bcc/lights_a", "bcc/lights_a/availability", "bcc/bridge/state", "bcc/wall"):
+        assert topic in ours, f"no subscription to {topic} in the broker log: {subs}"
+    assert set(ours.values()) == {1}, f"Home Assistant subscribed below QoS 1: {ours}"
