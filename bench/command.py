@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 import yaml
 
-from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from bcc_common.process import stop_process
 from bench.common import ROOT, PahoRoundTrip, modbus_floor, pct
 from devices.loader import DEMO_SITE, load_site
+from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 
 
 async def bench_command(count: int) -> dict[str, Any]:

@@ -105,8 +105,10 @@ class Intake:
                     if not self.session_present:
                         # New session (first start, or the broker lost it): subscribe. With a session the
                         # broker kept our subscriptions and queued what arrived while we were away.
-                        for f in self.filters:
-                            await client.subscribe(f, qos=1)
+                        # One SUBSCRIBE for all filters: a broker that holds this client's next packet until
+                        # the retained messages of the last filter are acknowledged (amqtt 0.12.1, the demo's
+                        # fallback) would otherwise wait on acks we only send once subscribed and consuming.
+                        await client.subscribe([(f, 1) for f in self.filters])
                     log.info("recorder_mqtt_connected", session_present=self.session_present)
                     self.connected.set()
                     await self._consume(client)

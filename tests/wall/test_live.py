@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bcc.broker import MosquittoProcess
+from mosquitto import MosquittoProcess
 from portal.services import reports
 from portal.services.events import NullSink
 from tests.console.conftest import Stack, login, portal_app, until
