@@ -18,7 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("bcc.demo", "run the demo room: simulators, broker and gateway"),
     "gateway": ("iot_gateway.cli", "run the MQTT<->Modbus gateway (or --check-config)"),
     "simulate": ("simulators.cli", "serve simulated Modbus devices for a site"),
-    "broker": ("bcc.broker", "Mosquitto tooling: password file and runtime config"),
+    "broker": ("mosquitto.cli", "Mosquitto tooling: password file and runtime config"),
     "bench": ("bench.cli", "benchmarks that print JSON with the raw ceiling measured alongside"),
     "portal": ("portal.cli", "citizen portal: serve it, or apply its database migrations"),
     "admin": ("portal.admin", "portal administration: create staff accounts"),

@@ -1,8 +1,10 @@
-"""``bcc demo``: the command room on one machine: simulators, a broker and the gateway.
+"""``bcc demo``: the command room on one machine: simulators, a broker, the gateway, recorder and portal.
 
 Mosquitto runs with the project's own config and freshly generated credentials (or, when the binary is
-missing, an embedded amqtt broker, said so on screen). Every port is a free one, printed: these
-machines often already run a broker on 1883.
+missing, an embedded amqtt broker, said so on screen; every client then speaks MQTT 3.1.1, the only
+version amqtt serves). Every port is a free one, printed: these machines often already run a broker on
+1883. Whatever way the demo ends, what it started ends too: in-process parts through the exit stack,
+mosquitto and influxd also by the kernel if this process is killed (bcc_common.children).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bcc.broker import ROLES, EmbeddedBroker, MosquittoProcess, find_mosquitto, generate_demo_secrets
+from bcc_common.process import cancel_and_wait
 from devices.loader import DEMO_SITE, ConfigError, load_site, site_from_dict
 from iot_gateway.config import GatewayConfig
 from iot_gateway.recorder.demo import start_demo_recorder
 from iot_gateway.service import Gateway
+from mosquitto import ROLES, EmbeddedBroker, MosquittoProcess, find_mosquitto, generate_demo_secrets
+from mosquitto.embedded import PROTOCOL as EMBEDDED_PROTOCOL
 from portal.config import PortalMqttSettings as PortalMqtt
 from portal.demo import start_demo_portal
 from simulators.site import start_site
@@ -55,6 +59,49 @@ def instructions(host: str, port: int, secrets: dict[str, str], base: str, mqtt5
     ]
 
 
+def mqtt_logins(secrets: dict[str, str]) -> list[str]:
+    """Every broker role's login: each service (and Home Assistant) needs its own."""
+    width = max(len(role) for role in ROLES)
+    return [f"{role:<{width}}  {secrets[role]}" for role in ROLES]
+
+
+def grafana_instructions(influx_url: str) -> list[str]:
+    """How to point a Grafana at the packaged provisioning files and dashboards."""
+    from grafana.files import DASHBOARD_DIR, PROVISIONING_DIR
+
+    return [
+        f"Grafana:    point a Grafana >= 10 at {PROVISIONING_DIR} (paths.provisioning) with",
+        f"            BCC_INFLUX_URL={influx_url}",
+        f"            BCC_GRAFANA_DASHBOARDS={DASHBOARD_DIR} (see docs/grafana.md)",
+    ]
+
+
+async def _start_broker(
+    stack: contextlib.AsyncExitStack, workdir: Path, secrets: dict[str, str], embedded: bool
+) -> tuple[Any, str, bool]:
+    """Mosquitto, or amqtt when asked or when the binary is missing: (broker, description, MQTT 5?)."""
+    broker: Any
+    if find_mosquitto() and not embedded:
+        broker = MosquittoProcess(workdir / "mosquitto", credentials=secrets)
+        stack.push_async_callback(broker.stop)
+        await broker.start()
+        return broker, "Mosquitto (project config, generated credentials)", True
+    if not embedded:
+        print("NOTE: mosquitto is not installed; using an embedded amqtt broker instead.")
+    broker = EmbeddedBroker(credentials=secrets)
+    stack.push_async_callback(broker.stop)
+    await broker.start(workdir / "amqtt")
+    return broker, f"embedded amqtt broker (MQTT {EMBEDDED_PROTOCOL} only, read rights looser)", False
+
+
+async def _stop_gateway(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    """Ask the gateway to stop (it publishes ``offline``); cancel it if it has not within 5 s."""
+    stop.set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), 5)
+    await cancel_and_wait(task)
+
+
 async def demo(args: argparse.Namespace) -> int:
     try:
         loaded = load_site(args.site)
@@ -68,37 +115,26 @@ async def demo(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bcc-demo-")))
-        broker: Any
-        if find_mosquitto() and not args.embedded_broker:
-            broker = MosquittoProcess(workdir / "mosquitto", credentials=secrets)
-            await broker.start()
-            kind, mqtt5 = "Mosquitto (project config, generated credentials)", True
-        else:
-            broker = EmbeddedBroker(credentials=secrets)
-            await broker.start(workdir / "amqtt")
-            kind, mqtt5 = "embedded amqtt broker (mosquitto not installed; MQTT 3.1.1 only)", False
-            print("NOTE: mosquitto is not installed; using an embedded amqtt broker instead.")
-        stack.push_async_callback(broker.stop)
+        broker, kind, mqtt5 = await _start_broker(stack, workdir, secrets, args.embedded_broker)
+        protocol = "5" if mqtt5 else EMBEDDED_PROTOCOL
         sim = await start_site(loaded, port=0, physics=True)
         stack.push_async_callback(sim.stop)
         raw = sim.site_for_clients().site.model_dump(mode="json", exclude_none=True)
-        raw["mqtt"] = {
-            **raw["mqtt"],
-            "url": broker.url,
-            "username": "gateway",
-            "protocol": "5" if mqtt5 else "3.1.1",
-        }
+        raw["mqtt"] = {**raw["mqtt"], "url": broker.url, "username": "gateway", "protocol": protocol}
         client_site = site_from_dict(raw, loaded.profiles)
         cfg = GatewayConfig(loaded=client_site, mqtt=client_site.site.mqtt, password=secrets["gateway"])
         gateway = Gateway(cfg)
         gw_task = asyncio.create_task(gateway.run(stop))
+        stack.push_async_callback(_stop_gateway, stop, gw_task)  # after a clean stop: a no-op
         await asyncio.wait_for(gateway.link.connected.wait(), 10)
         recorder = await start_demo_recorder(client_site, cfg.mqtt, secrets["recorder"], workdir)
         if recorder is not None:
             stack.push_async_callback(recorder.stop)
         portal = await start_demo_portal(
             workdir / "portal",
-            mqtt=PortalMqtt(host=broker.host, port=broker.port, password=secrets["portal"]),
+            mqtt=PortalMqtt(
+                host=broker.host, port=broker.port, password=secrets["portal"], protocol=protocol
+            ),
         )
         stack.push_async_callback(portal.stop)
         base = cfg.mqtt.base_topic
@@ -109,14 +145,17 @@ async def demo(args: argparse.Namespace) -> int:
             print(f"  simulator:  bus {bus} at {where}")
         print(f"  gateway:    running, state under {base}/<device>")
         if recorder is not None:
-            for line in recorder.instructions():
+            for line in [*recorder.instructions(), *grafana_instructions(recorder.influxd.url)]:
                 print("  " + line)
         else:
             print("  recorder:   not started: influxd is not installed (apt-get install influxdb)")
-        print(f"  portal:     {portal.url}  (citizen pages; staff login at {portal.url}/staf/masuk)")
+        print(f"  portal:     {portal.url}  (citizen pages; staff login at {portal.url}/staf/masuk,")
+        print(f"              operator console at {portal.url}/konsol)")
         for label, (user, password) in portal.logins.items():
             print(f"              {label}: {user} / {password}")
-        print(f"  demo users: {', '.join(ROLES)} (passwords generated for this run, shown below)")
+        print("  MQTT users: one per role, passwords generated for this run (username = role):")
+        for line in mqtt_logins(secrets):
+            print("              " + line)
         for line in instructions(broker.host, broker.port, secrets, base, mqtt5):
             print("  " + line)
         print("Press Ctrl-C to stop.", flush=True)

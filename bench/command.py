@@ -19,11 +19,11 @@ from typing import Any
 import orjson
 import yaml
 
-from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from bcc_common.process import stop_process
 from bcc_contract.topics import Topics
 from bench.common import ROOT, PahoRoundTrip, modbus_floor, pct
 from devices.loader import DEMO_SITE, load_site
+from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 
 T = Topics()  # the demo site's base topic
 

@@ -30,11 +30,11 @@ import paho.mqtt.client as mqtt
 import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from bcc_contract.topics import Topics
 from devices.loader import DEMO_SITE, load_site, site_from_dict
 from iot_gateway.config import GatewayConfig, resolve_mqtt
 from iot_gateway.service import Gateway
+from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 from portal.config import PortalMqttSettings, Settings
 from portal.db import make_engine, upgrade
 from portal.main import create_app

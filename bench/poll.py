@@ -24,11 +24,11 @@ import psutil
 import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
-from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from bcc_common.net import free_port
 from bcc_common.process import stop_process
 from bcc_contract.topics import Topics
 from bench.common import ROOT, PahoRoundTrip, pct
+from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 from simulators import synthetic
 
 

@@ -30,11 +30,11 @@ import psutil
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bcc.broker import ROLES, MosquittoProcess, generate_demo_secrets
 from bcc_common.net import free_port
 from bcc_contract.topics import Topics
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.lineproto import iso_to_ns, line
+from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 
 T = Topics()  # the benchmark's site keeps the default base topic
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,9 @@ from grafanalib._gen import DashboardEncoder
 from devices.loader import LoadedSite
 from grafana import citizen_reports, command_room, gateway_health
 from grafana.common import DS
+from grafana.files import DASHBOARD_DIR
 
-DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
+__all__ = ["DASHBOARD_DIR", "dashboards", "render", "write_all"]
 
 
 def _datasource_objects(node: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -35,6 +36,8 @@ class PortalMqttSettings(BaseModel):
     username: str = "portal"
     password: SecretStr
     base_topic: str = "bcc"
+    # "3.1.1" only for brokers without MQTT 5 (the demo's amqtt fallback); nothing here needs 5's features.
+    protocol: Literal["3.1.1", "5"] = "5"
     backlog_interval_s: float = Field(default=60.0, gt=0)
     # The console marks a command ``timeout`` when the gateway has not answered within this time
     # (the gateway itself answers every command within its command_deadline_ms, 2 s by default).

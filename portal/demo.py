@@ -111,7 +111,7 @@ def _free_port(host: str) -> int:
 
 
 def seed(settings: Settings, now: datetime) -> dict[str, tuple[str, str]]:
-    """Two admins, one officer per agency, a viewer, and the example reports in various states."""
+    """Two admins, an operator, one officer per agency, a viewer, and example reports in various states."""
     ref = load_reference()
     engine = make_engine(settings.database_url)
     upgrade(engine)
@@ -122,6 +122,7 @@ def seed(settings: Settings, now: datetime) -> dict[str, tuple[str, str]]:
         accounts: list[tuple[str, str, str, str | None]] = [
             ("admin 1", "admin.satu", "admin", None),
             ("admin 2", "admin.dua", "admin", None),
+            ("operator", "operator.ruang", "operator", None),  # the operator console (/konsol)
             ("viewer", "pimpinan", "viewer", None),
         ]
         accounts += [(f"agency {a}", f"petugas.{a}", "agency", a) for a in ref.agencies]

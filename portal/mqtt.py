@@ -41,7 +41,8 @@ class MqttEventSink:
         self.settings = settings
         self.room = room
         self.topics = Topics(base=settings.base_topic)
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        protocol = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
         self.client.username_pw_set(settings.username, settings.password.get_secret_value())
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(10_000)

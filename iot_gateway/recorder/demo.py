@@ -17,24 +17,20 @@ from iot_gateway.recorder.config import InfluxSettings, RecorderConfig, build_co
 from iot_gateway.recorder.influxd import InfluxdProcess, find_influxd
 from iot_gateway.recorder.service import Recorder
 
-GRAFANA_DIR = Path(__file__).resolve().parents[2] / "grafana"
 
-
-@dataclass
+@dataclass(frozen=True)
 class DemoRecorder:
+    """The demo's influxd and the recorder task writing into it."""
+
     influxd: InfluxdProcess
     recorder: Recorder
     task: asyncio.Task[None]
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def instructions(self) -> list[str]:
-        prov = GRAFANA_DIR / "provisioning"
         return [
             f"InfluxDB:   {self.influxd.url} (database {self.recorder.config.influx.database}, "
-            "throwaway data)",
-            f"Grafana:    point a Grafana >= 10 at {prov} (paths.provisioning) with",
-            f"            BCC_INFLUX_URL={self.influxd.url}",
-            f"            BCC_GRAFANA_DASHBOARDS={GRAFANA_DIR / 'dashboards'} (see docs/grafana.md)",
+            "throwaway data)"
         ]
 
     async def stop(self) -> None:
@@ -56,13 +52,24 @@ async def start_demo_recorder(
         return None
     influxd = InfluxdProcess(workdir / "influxdb")
     await influxd.start()
-    raw = {"url": influxd.url, "spool_path": str(workdir / "recorder-spool.sqlite3"), "stats_interval_s": 5}
-    site = loaded.site.model_copy(update={"mqtt": mqtt, "influxdb": InfluxSettings.model_validate(raw)})
-    config: RecorderConfig = build_config(
-        LoadedSite(site, loaded.profiles, loaded.path), {"BCC_MQTT_PASSWORD": recorder_password}, "<demo>"
-    )
-    recorder = Recorder(config)
-    demo = DemoRecorder(influxd, recorder, asyncio.get_running_loop().create_future())  # type: ignore[arg-type]
-    demo.task = asyncio.create_task(recorder.run(demo.stop_event))
-    await asyncio.wait_for(recorder.intake.connected.wait(), 10)
+    demo: DemoRecorder | None = None
+    try:
+        raw = {
+            "url": influxd.url,
+            "spool_path": str(workdir / "recorder-spool.sqlite3"),
+            "stats_interval_s": 5,
+        }
+        site = loaded.site.model_copy(update={"mqtt": mqtt, "influxdb": InfluxSettings.model_validate(raw)})
+        config: RecorderConfig = build_config(
+            LoadedSite(site, loaded.profiles, loaded.path), {"BCC_MQTT_PASSWORD": recorder_password}, "<demo>"
+        )
+        recorder = Recorder(config)
+        stop_event = asyncio.Event()
+        task = asyncio.create_task(recorder.run(stop_event))
+        demo = DemoRecorder(influxd, recorder, task, stop_event)
+        await asyncio.wait_for(recorder.intake.connected.wait(), 10)
+    except BaseException:
+        # The caller only learns of influxd from our return value: stop it here or it outlives the demo.
+        await (demo.stop() if demo is not None else influxd.stop())
+        raise
     return demo

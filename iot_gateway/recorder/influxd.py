@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from bcc_common.children import die_with_parent
 from bcc_common.net import free_port
 from bcc_common.process import stop_process
 
@@ -100,8 +101,14 @@ bind-address = "{self.host}:{rpc}"
         assert self.binary is not None
         conf = self._config()
         with self.log_path.open("ab") as log:
+            # die_with_parent: a killed demo or test must not leave influxd running (bcc_common.children).
             self._proc = await asyncio.create_subprocess_exec(
-                self.binary, "-config", str(conf), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                self.binary,
+                *("-config", str(conf)),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=die_with_parent(),
             )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout_s

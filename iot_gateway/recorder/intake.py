@@ -105,8 +105,7 @@ class Intake:
                     if not self.session_present:
                         # New session (first start, or the broker lost it): subscribe. With a session the
                         # broker kept our subscriptions and queued what arrived while we were away.
-                        for f in self.filters:
-                            await client.subscribe(f, qos=1)
+                        await self._subscribe(client)
                     log.info("recorder_mqtt_connected", session_present=self.session_present)
                     self.connected.set()
                     await self._consume(client)
@@ -118,6 +117,16 @@ class Intake:
                 self.connected.clear()
             delay = min(settings.reconnect_max_s, settings.reconnect_min_s * 2 ** min(failures, 16))
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        """One SUBSCRIBE per filter; on MQTT 3.1.1 one for all of them: amqtt 0.12.1 (the demo's 3.1.1-only
+        fallback broker) reads this client's next packet only once the retained messages of the last
+        filter are acknowledged, and we acknowledge only after subscribing, while consuming."""
+        if self.config.mqtt.protocol == "3.1.1":
+            await client.subscribe([(f, 1) for f in self.filters])
+            return
+        for f in self.filters:
+            await client.subscribe(f, qos=1)
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         queue = client._queue

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from fastapi import FastAPI
 
-from bcc.broker import MosquittoProcess
+from mosquitto import MosquittoProcess
 from portal.config import DEFAULT_SITE_FILE, PortalMqttSettings
 from portal.main import create_app
 from portal.services.deadlines import WIB

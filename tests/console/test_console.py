@@ -11,7 +11,7 @@ import io
 import re
 from pathlib import Path
 
-from bcc.broker import MosquittoProcess
+from mosquitto import MosquittoProcess
 from portal.config import DEFAULT_SITE_FILE
 from portal.runtime import runtime_of
 from portal.services.room import load_plan

@@ -16,7 +16,7 @@ import yaml
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from bcc.broker import MosquittoProcess
+from mosquitto import MosquittoProcess
 from portal.config import DEFAULT_SITE_FILE, PortalMqttSettings
 from portal.main import create_app
 from portal.models import CommandAudit, ScheduleRun

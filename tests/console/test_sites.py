@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bcc.broker import MosquittoProcess
 from devices.loader import load_site
+from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator, start_site
 from tests.console.conftest import Console, Stack, portal_stack, until
 from tests.support.site_expect import TWO_FLOORS, Expected, expected

@@ -8,11 +8,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bcc.broker import MosquittoProcess
 from bcc_contract.reports import category_keys
 from grafana.build import dashboards
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder
+from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
 from tests.support.gateway import eventually, gateway_config, probe, running_gateway
 from tests.support.influx import influxql, recorder_config

@@ -12,8 +12,8 @@ import yaml
 
 from devices.loader import DEMO_SITE, load_site
 from grafana.build import DASHBOARD_DIR, dashboards, render, write_all
+from grafana.files import PROVISIONING_DIR as PROVISIONING
 
-PROVISIONING = Path(__file__).resolve().parents[2] / "grafana" / "provisioning"
 ALLOWED = {"timeseries", "stat", "state-timeline", "barchart", "bargauge", "table", "piechart", "row"}
 MACROS = {"timeFilter", "__interval", "__interval_ms", "__all"}
 BUILT = dashboards(load_site(DEMO_SITE))

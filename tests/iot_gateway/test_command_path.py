@@ -9,7 +9,7 @@ from typing import Any
 
 import aiomqtt
 
-from bcc.broker import MosquittoProcess
+from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
 from tests.support.gateway import eventually, gateway_config, probe, running_gateway
 

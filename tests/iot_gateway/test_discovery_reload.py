@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bcc.broker import MosquittoProcess
 from bcc_contract.topics import Topics
 from devices.loader import DEMO_SITE, load_site, site_from_dict
 from iot_gateway import discovery
+from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway, site_dict
 

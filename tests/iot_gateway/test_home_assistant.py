@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from iot_gateway.topics import Topics
 
-from bcc.broker import PRODUCTION_CONF, ROLES, MosquittoProcess, generate_demo_secrets
 from devices.models import Table
 from iot_gateway import discovery
+from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
+from mosquitto.config import PRODUCTION_CONF
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway
 from tests.support.homeassistant import CLIENT_ID, running_home_assistant, write_config

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bcc.broker import MosquittoProcess
+from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway, site_dict
 

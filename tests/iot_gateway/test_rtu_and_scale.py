@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bcc.broker import MosquittoProcess
 from devices.loader import load_profiles, site_from_dict
+from mosquitto import MosquittoProcess
 from simulators import start_site, synthetic
 from tests.support.gateway import gateway_config, probe, running_gateway
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bcc.broker import MosquittoProcess, TlsFiles
 from bcc_common.net import free_port
+from mosquitto import MosquittoProcess, TlsFiles
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bcc.broker import ROLES, MosquittoProcess
 from bcc_contract.topics import Topics
+from mosquitto import ROLES, MosquittoProcess
 from tests.mosquitto.probe import V5, V311, Probe
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "mqtt.md"

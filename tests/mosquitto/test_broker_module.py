@@ -1,4 +1,4 @@
-"""bcc.broker: secrets, password file, rendered config, process restart, CLI and the amqtt fallback."""
+"""The mosquitto package: secrets, password file, rendered config, restart, CLI, the amqtt fallback."""
 
 from __future__ import annotations
 
@@ -13,19 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from bcc import broker
-from bcc.broker import (
+import mosquitto as broker
+from bcc_common.net import free_port
+from mosquitto import (
     ROLES,
     BrokerError,
     EmbeddedBroker,
     MissingSecretsError,
     MosquittoProcess,
+    cli,
     mqtt_login,
     read_role_secrets,
     render_config,
     write_password_file,
 )
-from bcc_common.net import free_port
 from tests.mosquitto.probe import V5, V311, Probe
 
 
@@ -70,7 +71,9 @@ def test_rendered_config_keeps_production_security(tmp_path: Path) -> None:
     ):
         assert setting in lines
     assert [line for line in lines if line.startswith("listener")] == ["listener 18999 127.0.0.1"]
-    assert f"acl_file {broker.DEFAULT_ACL}" in lines
+    assert f"acl_file {tmp_path / 'acl'}" in lines  # the packaged ACL, copied next to the config
+    assert (tmp_path / "acl").read_bytes() == broker.DEFAULT_ACL.read_bytes()
+    assert "user operator" in (tmp_path / "acl").read_text()
     bad = tmp_path / "bad.conf"
     bad.write_text("allow_anonymous true\nper_listener_settings false\nlistener 1883\n")
     with pytest.raises(BrokerError, match="allow_anonymous"):
@@ -97,7 +100,7 @@ async def test_restart_keeps_port_and_retained_state(mosquitto: MosquittoProcess
 
 def _cli(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bcc broker")
-    broker.add_arguments(parser)
+    cli.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -107,14 +110,14 @@ def test_cli_passwd_exits_2_listing_missing_secrets(
     for role in ROLES:
         monkeypatch.delenv(f"BCC_MQTT_PASSWORD_{role.upper()}", raising=False)
     monkeypatch.setenv("BCC_MQTT_PASSWORD_GATEWAY", "gateway-secret-env")
-    assert broker.run(_cli(["passwd", "--out", str(tmp_path / "passwd")])) == 2
+    assert cli.run(_cli(["passwd", "--out", str(tmp_path / "passwd")])) == 2
     err = capsys.readouterr().err
     assert all(role in err for role in ROLES if role != "gateway")
     assert not (tmp_path / "passwd").exists()
     for role in ROLES:
         monkeypatch.setenv(f"BCC_MQTT_PASSWORD_{role.upper()}", f"{role}-secret-0123")
-    assert broker.run(_cli(["passwd", "--out", str(tmp_path / "passwd")])) == 0
-    assert broker.run(_cli(["config", "--out", str(tmp_path / "conf"), "--port", "18998"])) == 0
+    assert cli.run(_cli(["passwd", "--out", str(tmp_path / "passwd")])) == 0
+    assert cli.run(_cli(["config", "--out", str(tmp_path / "conf"), "--port", "18998"])) == 0
     assert "listener 18998 127.0.0.1" in (tmp_path / "conf" / "mosquitto.conf").read_text()
 
 

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bcc.broker import MosquittoProcess
+from mosquitto import MosquittoProcess
 from portal.config import PortalMqttSettings
 from portal.main import create_app
 from portal.runtime import runtime_of

@@ -11,7 +11,7 @@ from typing import Any
 import aiomqtt
 import orjson
 
-from bcc.broker import MosquittoProcess
+from mosquitto import MosquittoProcess
 from tests.support.influx import influxql
 
 # One hour ago, whole seconds: source times inside the raw retention policy whatever the clock says.

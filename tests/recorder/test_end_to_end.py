@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bcc.broker import MosquittoProcess
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.lineproto import iso_to_ns
 from iot_gateway.recorder.service import running_recorder
+from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
 from tests.recorder.helpers import rows
 from tests.support.gateway import eventually, gateway_config, probe, running_gateway

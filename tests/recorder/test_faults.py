@@ -24,11 +24,11 @@ import orjson
 import pytest
 import yaml
 
-from bcc.broker import MosquittoProcess
 from bcc_common.net import free_port
 from devices.loader import DEMO_SITE, load_site
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder
+from mosquitto import MosquittoProcess
 from tests.recorder.helpers import distinct_times, meter_state, publish_as_gateway, rows
 from tests.support.faultproxy import FaultProxy
 from tests.support.gateway import eventually

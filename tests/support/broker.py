@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bcc.broker import ROLES, MosquittoProcess, find_mosquitto, generate_demo_secrets
+from mosquitto import ROLES, MosquittoProcess, find_mosquitto, generate_demo_secrets
 
 
 @pytest.fixture

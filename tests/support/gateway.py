@@ -13,10 +13,10 @@ from typing import Any
 import aiomqtt
 import orjson
 
-from bcc.broker import MosquittoProcess
 from devices.loader import LoadedSite, site_from_dict
 from iot_gateway.config import GatewayConfig, resolve_mqtt
 from iot_gateway.service import Gateway
+from mosquitto import MosquittoProcess
 
 
 def site_dict(

@@ -24,8 +24,9 @@ from typing import Any
 
 import httpx
 
-from bcc.broker import MosquittoProcess, free_port
-from iot_gateway.lifecycle import stop_process
+from bcc_common.net import free_port
+from bcc_common.process import stop_process
+from mosquitto import MosquittoProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 HA_VENV_SCRIPT = ROOT / "scripts" / "ha-venv.sh"

@@ -11,10 +11,10 @@ import httpx
 import orjson
 import pytest
 
-from bcc.broker import MosquittoProcess
 from devices.loader import LoadedSite
 from iot_gateway.recorder.config import InfluxSettings, RecorderConfig, build_config
 from iot_gateway.recorder.influxd import InfluxdProcess, find_influxd
+from mosquitto import MosquittoProcess
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bcc.broker import MosquittoProcess
+from mosquitto import MosquittoProcess
 from portal.runtime import runtime_of
 from portal.services import reports
 from portal.services.events import NullSink

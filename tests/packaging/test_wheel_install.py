@@ -1,0 +1,135 @@
+"""The built wheel, installed into a fresh virtualenv and run outside the checkout, carries every data
+file it reads: ``bcc demo``, ``bcc broker passwd`` and ``bcc grafana build`` work from it.
+
+The wheel is built offline with the dev environment's pinned setuptools (no build isolation). The fresh
+venv has no pip and sees the already-installed dependencies through a ``.pth`` line naming the dev
+venv's site-packages: a path line only, so the dev venv's editable-install hook (which would map
+``bcc`` to the checkout) is not run, and the venv's own site-packages (the wheel) comes first anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from mosquitto import ROLES
+from tests.bcc.demo_run import after, start_demo
+
+ROOT = Path(__file__).resolve().parents[2]
+NOT_SOURCE = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", "var", "artifacts")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel installed (not editable); returns its bin directory."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    # A copy: setuptools' build/ directory keeps files deleted since, so building in the checkout could
+    # ship stale modules; a copy also leaves the checkout untouched.
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    dist = tmp / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "--wheel-dir", str(dist), str(src)],
+        check=True, capture_output=True, cwd=tmp,
+    )  # fmt: skip
+    (wheel,) = dist.glob("bcc-*.whl")
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
+         str(wheel)],
+        check=True, capture_output=True, cwd=tmp,
+    )  # fmt: skip
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (Path(site) / "bcc-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return venv / "bin"
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return {**env, "PATH": os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if str(ROOT) not in p)}
+
+
+def test_wheel_modules_come_from_the_venv_not_the_checkout(installed: Path, tmp_path: Path) -> None:
+    code = (
+        "import bcc, mosquitto, grafana, devices, portal, iot_gateway, bcc_common, bcc_contract, simulators;"
+        "print('\\n'.join(m.__file__ for m in (bcc, mosquitto, grafana, devices, portal, iot_gateway,"
+        " bcc_common, bcc_contract, simulators)))"
+    )
+    out = subprocess.run(
+        [installed / "python", "-c", code],
+        cwd=tmp_path,
+        env=_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    venv = str(installed.parent)
+    assert all(path.startswith(venv) for path in out), out
+    assert not any(path.startswith(str(ROOT)) for path in out)
+
+
+def test_broker_passwd_and_grafana_build_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    env = {**_env(), **{f"BCC_MQTT_PASSWORD_{r.upper()}": f"{r}-secret-0123456" for r in ROLES}}
+    done = subprocess.run(
+        [installed / "bcc", "broker", "passwd", "--out", "passwd"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [ln.split(":")[0] for ln in (tmp_path / "passwd").read_text().splitlines()] == list(ROLES)
+    done = subprocess.run(
+        [installed / "bcc", "broker", "config", "--out", "conf", "--port", "18997"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "user operator" in (tmp_path / "conf" / "acl").read_text()  # the packaged ACL
+    done = subprocess.run(
+        [installed / "bcc", "grafana", "build", "--out", "dash"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for built in (tmp_path / "dash").iterdir():
+        assert built.read_text() == (ROOT / "grafana" / "dashboards" / built.name).read_text()
+    assert len(list((tmp_path / "dash").iterdir())) == 3
+
+
+def _check_grafana_paths(lines: list[str], venv: Path) -> None:
+    """The printed provisioning and dashboard folders are the installed package data."""
+    provisioning = Path(re.findall(r"at (\S+) \(paths.provisioning\)", after(lines, "Grafana"))[0])
+    assert provisioning.is_relative_to(venv)
+    assert (provisioning / "datasources" / "influxdb.yaml").is_file()
+    assert (provisioning / "dashboards" / "bcc.yaml").is_file()
+    dashboards = Path(next(ln for ln in lines if "BCC_GRAFANA_DASHBOARDS=" in ln).split("=")[1].split()[0])
+    assert dashboards.is_relative_to(venv)
+    assert len(list(dashboards.glob("*.json"))) == 3
+
+
+async def test_demo_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    proc, lines = await start_demo(
+        ["--duration", "5"], cwd=tmp_path, command=[str(installed / "bcc")], env=_env(), timeout_s=60
+    )
+    try:
+        assert "Mosquitto (project config" in after(lines, "broker")
+        _check_grafana_paths(lines, installed.parent)
+        rest, _ = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    assert "BCC demo stopped." in rest.decode()
