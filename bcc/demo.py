@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bcc_common.process import cancel_and_wait
+from bcc_contract.topics import Topics
 from devices.loader import DEMO_SITE, ConfigError, load_site, site_from_dict
 from iot_gateway.config import GatewayConfig
 from iot_gateway.recorder.demo import start_demo_recorder
@@ -41,21 +42,22 @@ def instructions(host: str, port: int, secrets: dict[str, str], base: str, mqtt5
     op = ["-h", host, "-p", str(port), "-u", "operator", "-P", secrets["operator"]]
     ro = ["-h", host, "-p", str(port), "-u", "readonly", "-P", secrets["readonly"]]
     v = ["-V", "mqttv5"] if mqtt5 else []
+    topics = Topics(base)
     pub = [
         "mosquitto_pub",
         *v,
         *op,
         "-t",
-        f"{base}/lights_a/set",
+        topics.set("lights_a"),
         "-m",
         '{"relay_1": "ON", "transaction": "demo-1"}',
     ]
-    sub = ["mosquitto_sub", *v, *ro, "-t", f"{base}/#", "-v"]
+    sub = ["mosquitto_sub", *v, *ro, "-t", topics.everything, "-v"]
     return [
         "Watch everything:           " + shlex.join(sub),
         "Switch light circuit 1 on:  " + shlex.join(pub),
         "Set the wall to split 4:    "
-        + shlex.join(["mosquitto_pub", *v, *op, "-t", f"{base}/wall/set", "-m", '{"layout": "split_4"}']),
+        + shlex.join(["mosquitto_pub", *v, *op, "-t", topics.set("wall"), "-m", '{"layout": "split_4"}']),
     ]
 
 
@@ -143,7 +145,7 @@ async def demo(args: argparse.Namespace) -> int:
         for bus, ep in sim.endpoints.items():
             where = f"{ep.get('host')}:{ep.get('port')}" if ep.get("type") == "tcp" else ep.get("port")
             print(f"  simulator:  bus {bus} at {where}")
-        print(f"  gateway:    running, state under {base}/<device>")
+        print(f"  gateway:    running, state under {Topics(base).state('<device>')}")
         if recorder is not None:
             for line in [*recorder.instructions(), *grafana_instructions(recorder.influxd.url)]:
                 print("  " + line)
