@@ -45,6 +45,10 @@ class MqttSettings(Frozen):
     reconnect_min_s: Annotated[float, Field(gt=0)] = 0.2
     reconnect_max_s: Annotated[float, Field(gt=0)] = 30.0
     discovery_prefix: str = "homeassistant"
+    # Gateway only (docs/mqtt.md, "Incoming messages"): messages handled at once, and how many may wait
+    # for a handler before commands to unknown devices are dropped (twice that: any message).
+    incoming_handlers: Annotated[int, Field(ge=1, le=1024)] = 32
+    incoming_queue: Annotated[int, Field(ge=1, le=65535)] = 1000
 
     @field_validator("url")
     @classmethod

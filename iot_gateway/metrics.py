@@ -47,6 +47,14 @@ class GatewayMetrics:
             "States dropped from bulk telemetry while the broker was away (oldest first)",
             registry=r,
         )
+        self.incoming_dropped = Counter(
+            "bcc_gateway_mqtt_incoming_dropped",
+            "Incoming messages dropped (never handled) because the incoming queue was full",
+            registry=r,
+        )
+        self.incoming_waiting = Gauge(
+            "bcc_gateway_mqtt_incoming_waiting", "Received MQTT messages waiting for a handler", registry=r
+        )
         self.mqtt_reconnects = Counter("bcc_gateway_mqtt_connects", "MQTT (re)connections", registry=r)
         self.queue_depth = Gauge(
             "bcc_gateway_bus_queue_depth", "Requests waiting per bus", ["bus"], registry=r

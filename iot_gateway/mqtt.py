@@ -2,6 +2,10 @@
 
 The session is clean on every connect, so no command queued while the gateway was away is replayed
 into a device (no ghost switching after a restart). ``offline`` on ``bridge/state`` is the last will.
+
+Incoming messages are bounded (docs/mqtt.md, "Incoming messages"): at most ``incoming_handlers`` run at
+once, and at most ``incoming_queue`` wait for one (twice that for commands to the gateway's own devices);
+beyond that messages are dropped and counted (iot_gateway.inflow says why not back-pressure).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from bcc_common.process import cancel_and_wait
 from bcc_contract.topics import OFFLINE, Topics
 from devices.site import MqttSettings
+from iot_gateway.inflow import bound_incoming
 from iot_gateway.lifecycle import mqtt_connected
 from iot_gateway.metrics import GatewayMetrics
 
@@ -27,6 +32,7 @@ log = structlog.get_logger(__name__)
 
 OnConnect = Callable[["MqttLink"], Awaitable[None]]
 OnMessage = Callable[[aiomqtt.Message], Coroutine[Any, Any, None]]
+Wanted = Callable[[str], bool]
 PUBLISH_TIMEOUT_S = 5.0
 
 
@@ -70,6 +76,7 @@ class MqttLink:
         on_connect: OnConnect,
         on_message: OnMessage,
         metrics: GatewayMetrics,
+        wanted: Wanted = lambda topic: True,
     ) -> None:
         self.settings = settings
         self.topics = topics
@@ -78,15 +85,20 @@ class MqttLink:
         self._on_connect = on_connect
         self._on_message = on_message
         self._metrics = metrics
+        self._wanted = wanted  # topics kept longer when incoming messages overflow
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
         self._handlers: set[asyncio.Task[None]] = set()
+        # Shared by every connection: handlers still finishing after a reconnect count against it too.
+        self._slots = asyncio.Semaphore(settings.incoming_handlers)
         self._stopping = False
 
     def _make_client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(self.topics.bridge_state, OFFLINE, qos=1, retain=True)
         kwargs = client_kwargs(self.settings, self.client_id, self._password)
-        return aiomqtt.Client(will=will, **kwargs)  # type: ignore[arg-type]
+        client = aiomqtt.Client(will=will, **kwargs)  # type: ignore[arg-type]
+        bound_incoming(client, self.settings.incoming_queue, self._wanted, self._metrics.incoming_dropped)
+        return client
 
     async def publish(self, topic: str, payload: bytes | str, retain: bool, qos: int = 1) -> bool:
         """Publish if connected, else drop and return False (retained state is re-sent on reconnect)."""
@@ -144,12 +156,37 @@ class MqttLink:
         await cancel_and_wait(task)
 
     async def _read(self, client: aiomqtt.Client) -> None:
-        # Handlers run concurrently (a slow command must not block the next message); they never
-        # raise, and ones in flight finish even if the connection drops.
-        async for message in client.messages:
-            task = asyncio.create_task(self._on_message(message))
+        # Up to incoming_handlers run concurrently (a slow command must not block the next message); they
+        # never raise, and ones in flight finish even if the connection drops. A message is taken only
+        # once a handler slot is free: until then it waits in aiomqtt's queue, which bound_incoming caps.
+        messages = client.messages
+        while True:
+            await self._slots.acquire()
+            try:
+                message = await anext(messages)
+            except BaseException:
+                self._slots.release()
+                raise
+            self._metrics.incoming_waiting.set(len(messages))
+            task = asyncio.create_task(self._handle(message))
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
+
+    async def _handle(self, message: aiomqtt.Message) -> None:
+        try:
+            await self._on_message(message)
+        finally:
+            self._slots.release()
+
+    @property
+    def handlers_running(self) -> int:
+        return len(self._handlers)
+
+    @property
+    def incoming_waiting(self) -> int:
+        """Received messages not yet taken by a handler."""
+        client = self._client
+        return len(client.messages) if client is not None else 0
 
     async def close(self, final_state: str = OFFLINE) -> None:
         """Graceful stop: say offline ourselves (the will covers crashes)."""

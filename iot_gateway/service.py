@@ -67,7 +67,14 @@ class Gateway:
             or f"bcc-{self.settings.name}-{socket.gethostname()}-{os.getpid()}"
         )
         self.link = MqttLink(
-            config.mqtt, self.topics, cid, config.password, self._on_connect, self._on_message, self.metrics
+            config.mqtt,
+            self.topics,
+            cid,
+            config.password,
+            self._on_connect,
+            self._on_message,
+            self.metrics,
+            self._wanted,
         )
         self.transactions = TransactionLog(self.settings.transaction_memory)
         self.commands_seen = 0
@@ -153,6 +160,11 @@ class Gateway:
         await self._publish_inventory()
         for dev in self.devices.values():
             await dev.republish()
+
+    def _wanted(self, topic: str) -> bool:
+        """Every topic but commands to devices this gateway does not serve (dropped first in a flood)."""
+        device = self.topics.device_of_set(topic)
+        return device is None or device in self.devices
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
         topic = str(message.topic)

@@ -1,6 +1,7 @@
 // Operator console: live values from /konsol/events (server-sent events) and controls sent in the
 // background. A control shows "pending" until the gateway's response arrives on the event stream;
-// nothing is shown as done before the device confirmed it. No framework, no third-party code.
+// nothing is shown as done before the device confirmed it, and a final result never turns back into
+// "pending". No framework, no third-party code.
 "use strict";
 (function () {
   var TEXT = {
@@ -14,6 +15,11 @@
   };
   var AVAIL = { online: "tersedia", offline: "tidak tersedia" };
   var outputs = {}; // transaction -> <output> element of the control that sent it
+  // The gateway's response often arrives on the event stream before the POST that sent the command has
+  // returned its transaction id. Results no control has claimed yet are kept here (for EARLY_KEEP_MS, as
+  // they include other consoles' commands) so that the POST's callback applies them instead of waiting.
+  var early = {}; // transaction -> {data: command event, at: Date.now()}
+  var EARLY_KEEP_MS = 60000;
 
   function all(sel) { return Array.prototype.slice.call(document.querySelectorAll(sel)); }
 
@@ -72,8 +78,22 @@
       body.insertBefore(row, body.firstChild);
     }
     var cell = row.children[4];
+    // A row already showing a final result keeps it (server-rendered rows carry it in their class too).
+    var shown = cell.className.replace("result", "").trim();
+    if (status === "pending" && shown && shown !== "pending") { return; }
     cell.className = "result " + status;
     cell.textContent = resultText(status, error);
+  }
+
+  function showResult(out, data) {
+    out.className = "cmdstatus " + data.status;
+    out.textContent = resultText(data.status, data.error);
+  }
+
+  function keepEarly(data) {
+    var now = Date.now();
+    Object.keys(early).forEach(function (t) { if (now - early[t].at > EARLY_KEEP_MS) { delete early[t]; } });
+    early[data.transaction] = { data: data, at: now };
   }
 
   function onCommand(data) {
@@ -81,8 +101,9 @@
     var out = outputs[data.transaction];
     if (out) {
       delete outputs[data.transaction];
-      out.className = "cmdstatus " + data.status;
-      out.textContent = resultText(data.status, data.error);
+      showResult(out, data);
+    } else if (data.status !== "pending") {
+      keepEarly(data);
     }
     if (data.state && Object.keys(data.state).length) {
       // The state topic already carried the read-back values; this only covers a missed state message.
@@ -159,6 +180,12 @@
       return r.json();
     }).then(function (data) {
       data.commands.forEach(function (c) {
+        var seen = early[c.transaction];
+        if (seen) { // the result came first: show it, nothing left to wait for
+          delete early[c.transaction];
+          if (out) { showResult(out, seen.data); }
+          return;
+        }
         if (out) { outputs[c.transaction] = out; }
         commandRow(c.transaction, c.action, "pending", "");
         setTimeout(function () { poll(c.transaction, 10); }, 7000);

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iot_gateway.topics import Topics
 
+from bcc_contract.topics import Topics
 from devices.models import Table
 from iot_gateway import discovery
 from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets

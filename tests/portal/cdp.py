@@ -12,7 +12,7 @@ import contextlib
 import json
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ class Page:
         self.next_id = 0
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.loaded = asyncio.Event()
+        # CDP events by method (e.g. "Fetch.requestPaused"); a handler must not await: it runs in the reader.
+        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -35,6 +37,8 @@ class Page:
                 self.pending.pop(msg["id"]).set_result(msg)
             elif msg.get("method") == "Page.loadEventFired":
                 self.loaded.set()
+            elif (handler := self.handlers.get(msg.get("method", ""))) is not None:
+                handler(msg.get("params", {}))
 
     async def send(self, method: str, **params: Any) -> dict[str, Any]:
         self.next_id += 1
