@@ -16,7 +16,7 @@ import pytest
 
 from bcc.broker import ROLES, MosquittoProcess
 from bcc_contract.topics import Topics
-from tests.mosquitto.probe import V5, V311, Probe
+from tests.support.mqtt_probe import V5, V311, Probe
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "mqtt.md"
 PLACEHOLDERS = {"<device>": "probe_dev", "<node>": "bcc_probe_dev", "<client>": "probe_client"}

@@ -21,8 +21,8 @@ from portal.reference import load_reference
 from portal.services import reports
 from portal.services.intake import MAX_QUEUED_BYTES, ReportWriter, WriterDied
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
-from tests.portal.conftest import jpeg
 from tests.support.portal import empty_tables
+from tests.support.portal_app import jpeg
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from portal.main import create_app
 from portal.models import Report
 from portal.web import public
 from portal.web.fastpath import ReportFastPath
-from tests.portal.conftest import FakeClock, csrf, jpeg, report_form
+from tests.support.portal_app import FakeClock, csrf, jpeg, report_form
 
 CODE = re.compile(r"/laporan/([A-Z0-9-]+)\?baru=1$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.portal.conftest import (
+from tests.support.portal_app import (
     FakeClock,
     add_user,
     csrf,

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
@@ -19,7 +18,7 @@ from portal.main import create_app
 from portal.models import RateHit, Report
 from portal.services import reports
 from portal.web.deps import RoleGuard
-from tests.portal.conftest import (
+from tests.support.portal_app import (
     FakeClock,
     LiveServer,
     add_user,
@@ -31,28 +30,10 @@ from tests.portal.conftest import (
     staff_client,
     submit,
 )
+from tests.support.portal_routes import api_routes, guards
 
 ROLES = ("admin", "agency", "operator", "viewer")
 HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options")
-
-
-def guards(route: APIRoute) -> list[RoleGuard]:
-    found, stack = [], [route.dependant]
-    while stack:
-        dep = stack.pop()
-        if isinstance(dep.call, RoleGuard):
-            found.append(dep.call)
-        stack.extend(dep.dependencies)
-    return found
-
-
-def api_routes(app: FastAPI) -> list[tuple[str, set[str], APIRoute]]:
-    """Every API route as served (FastAPI 0.165 includes routers lazily: flatten through its contexts)."""
-    out = []
-    for ctx in iter_route_contexts(app.routes):
-        if isinstance(ctx.original_route, APIRoute) and ctx.path:
-            out.append((ctx.path, set(ctx.methods or ()), ctx.original_route))
-    return out
 
 
 def staff_routes(app: FastAPI) -> list[tuple[str, str, RoleGuard]]:

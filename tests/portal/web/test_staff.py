@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from portal.services import workflow
-from tests.portal.conftest import FakeClock, add_user, csrf, login, report_id, staff_client, submit
+from tests.support.portal_app import FakeClock, add_user, csrf, login, report_id, staff_client, submit
 
 
 def test_login_sets_a_hardened_session_cookie(app: FastAPI, client: TestClient) -> None:
@@ -43,7 +43,7 @@ def test_secure_cookie_flag_behind_tls(portal_db_url: str, tmp_path: object, clo
     from pathlib import Path
 
     from portal.main import create_app
-    from tests.portal.conftest import make_settings
+    from tests.support.portal_app import make_settings
 
     app = create_app(make_settings(portal_db_url, Path(str(tmp_path)), cookie_secure=True), clock=clock.now)
     who = add_user(app, "viewer")

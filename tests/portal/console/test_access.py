@@ -13,9 +13,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.console.conftest import portal_app
-from tests.portal.conftest import csrf, staff_client
-from tests.portal.web.test_security import api_routes, guards
+from tests.support.portal_app import csrf, staff_client
+from tests.support.portal_routes import api_routes, guards
+from tests.support.stack import portal_app
 
 COMMAND = {"action": "circuit", "target": "lights_a.relay_1", "value": "ON", "name": "night"}
 

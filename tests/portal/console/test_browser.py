@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.console.conftest import Stack, until
-from tests.portal.cdp import Page, chromium_page
-from tests.portal.conftest import add_user
-from tests.portal.test_browser import axe_source, serious_violations
+from tests.support.axe import axe_source, serious_violations
+from tests.support.cdp import Page, chromium_page
+from tests.support.portal_app import add_user
+from tests.support.stack import Stack
+from tests.support.wait import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "console"
@@ -53,7 +54,7 @@ async def wait_text(page: Page, selector: str, expected: str, timeout: float = 1
     async def shown() -> bool:
         return expected in await text_of(page, selector)
 
-    await until(shown, timeout)
+    await eventually(shown, timeout)
 
 
 async def test_console_in_chromium(stack: Stack, tmp_path: Path) -> None:

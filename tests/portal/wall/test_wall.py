@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from portal.main import create_app
 from portal.services import reports, wall
 from portal.services.wall import LAYOUTS, VIEWS, WallError, load_wall
-from tests.portal.conftest import FakeClock, csrf, staff_client, submit
+from tests.support.portal_app import FakeClock, csrf, staff_client, submit
 
 PEOPLE = {
     "public": ("Siti Aminah Publik", "081234560001", "siti.publik@example.id"),

@@ -15,9 +15,10 @@ from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.lineproto import iso_to_ns
 from iot_gateway.recorder.service import running_recorder
 from simulators.site import SiteSimulator
-from tests.recorder.helpers import rows
-from tests.support.gateway import eventually, gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway
 from tests.support.influx import influxql, recorder_config
+from tests.support.recorder import rows
+from tests.support.wait import eventually
 
 
 @pytest.mark.parametrize("batch_ms", [None, 50], ids=["per-device", "bulk"])
