@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
-TYPED  := iot_gateway devices simulators bcc portal bcc_common bcc_contract grafana bench
+TYPED  := iot_gateway devices simulators bcc portal bcc_common bcc_contract grafana bench tests
 
 .PHONY: demo test lint format venv sysdeps sysdeps-demo bench clean grafana-check
 

@@ -7,9 +7,8 @@ import json
 import shlex
 import signal
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 
 async def test_demo_prints_working_client_lines_and_stops_on_ctrl_c() -> None:

@@ -12,8 +12,9 @@ import yaml
 
 from devices.loader import DEMO_SITE, load_site
 from grafana.build import DASHBOARD_DIR, dashboards, render, write_all
+from tests.support.paths import ROOT
 
-PROVISIONING = Path(__file__).resolve().parents[2] / "grafana" / "provisioning"
+PROVISIONING = ROOT / "grafana" / "provisioning"
 ALLOWED = {"timeseries", "stat", "state-timeline", "barchart", "bargauge", "table", "piechart", "row"}
 MACROS = {"timeFilter", "__interval", "__interval_ms", "__all"}
 BUILT = dashboards(load_site(DEMO_SITE))

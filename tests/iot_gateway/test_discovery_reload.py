@@ -21,8 +21,8 @@ from devices.loader import DEMO_SITE, load_site, site_from_dict
 from iot_gateway import discovery
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway, site_dict
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 HA_VALIDATOR = Path(__file__).parent / "ha" / "validate_discovery.py"
 
 

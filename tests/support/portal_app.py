@@ -75,7 +75,7 @@ def add_user(app: FastAPI, role: str, agency: str | None = None, username: str |
 
 
 def csrf(client: TestClient, path: str = "/lapor") -> str:
-    token: str = client.get(path).context["csrf_token"]  # type: ignore[attr-defined]
+    token: str = client.get(path).context["csrf_token"]
     return token
 
 
@@ -136,7 +136,8 @@ def submit(client: TestClient, photos: list[bytes] | None = None, **overrides: s
     files = [("photos", (f"p{i}.jpg", p, "image/jpeg")) for i, p in enumerate(photos or [])]
     r = client.post("/lapor", data=data, files=files or None, follow_redirects=False)
     assert r.status_code == 303, r.text
-    return r.headers["location"].split("/")[2].split("?")[0]
+    location: str = r.headers["location"]
+    return location.split("/")[2].split("?")[0]
 
 
 class LiveServer:

@@ -18,10 +18,10 @@ from devices.loader import DEMO_SITE, load_site
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder
 from tests.support.influx import recorder_config
+from tests.support.paths import ROOT
 from tests.support.recorder import distinct_times, meter_state, publish_as_gateway, rows
 from tests.support.wait import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
 LOADED = load_site(DEMO_SITE)
 
 

@@ -103,7 +103,11 @@ async def test_bulk_telemetry_keeps_the_history_of_a_broker_outage(
         await mosquitto.stop()
         for lux in (111, 222, 333, 444):  # four distinct values, each read by a poll
             sensor.set_point("illuminance", lux)
-            await eventually(lambda lux=lux: gw.devices["env_front"].values.get("illuminance") == lux)
+
+            def polled(lux: int = lux) -> bool:
+                return gw.devices["env_front"].values.get("illuminance") == lux
+
+            await eventually(polled, what=f"the gateway read illuminance {lux}")
         assert gw.telemetry is not None and gw.telemetry.pending >= 4
         await mosquitto.start()
         await eventually(lambda: {111.0, 222.0, 333.0, 444.0} <= stored(), timeout=30, step=0.2)

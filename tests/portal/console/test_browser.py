@@ -14,11 +14,11 @@ from typing import Any
 
 from tests.support.axe import axe_source, serious_violations
 from tests.support.cdp import Page, chromium_page
+from tests.support.paths import ROOT
 from tests.support.portal_app import add_user
 from tests.support.stack import Stack
 from tests.support.wait import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "console"
 RECORD = """(() => {
   window.__seen = [];

@@ -25,11 +25,12 @@ from portal.services.room import load_plan
 from portal.services.scenes import load_scenes
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, running_gateway
+from tests.support.paths import ROOT
 from tests.support.portal_app import LiveServer, add_user, make_settings
 from tests.support.stack import Stack, login_async
 from tests.support.wait import eventually
 
-SCENES = Path(__file__).resolve().parents[2] / "portal" / "data" / "scenes.yaml"
+SCENES = ROOT / "portal" / "data" / "scenes.yaml"
 
 
 def test_shipped_scenes_are_valid_for_the_demo_room(tmp_path: Path) -> None:

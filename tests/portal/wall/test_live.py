@@ -28,11 +28,11 @@ from portal.services import reports
 from portal.services.events import NullSink
 from tests.support.axe import axe_source, serious_violations
 from tests.support.cdp import Page, chromium_page
+from tests.support.paths import ROOT
 from tests.support.portal_app import LiveServer, add_user
 from tests.support.stack import Stack, login_async, portal_app
 from tests.support.wait import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "wall"
 WIDTH, HEIGHT = 13440, 1080
 
