@@ -174,7 +174,7 @@ async def test_sighup_reload_and_cleanup_after_restart(
                 await asyncio.wait_for(proc.wait(), 10)
             except TimeoutError:
                 proc.send_signal(signal.SIGUSR1)
-                await asyncio.sleep(1)
+                await asyncio.sleep(1)  # time to write the stack dump before the kill (failure path only)
                 proc.kill()
                 raise
             finally:

@@ -23,6 +23,7 @@ from portal.services.intake import MAX_QUEUED_BYTES, ReportWriter, WriterDied
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from tests.support.portal import empty_tables
 from tests.support.portal_app import jpeg
+from tests.support.wait import eventually
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -162,8 +163,9 @@ async def test_a_dead_writer_fails_its_batches_and_is_replaced(setup: Any) -> No
     sent = [asyncio.ensure_future(writer.submit(prepared(policy, n))) for n in (2, 3)]
     await asyncio.sleep(0)
     queued = asyncio.ensure_future(writer.submit(prepared(policy, 4)))
-    await asyncio.sleep(0.05)
-    assert len(writer._in_flight) == 2 and len(writer._pending) == 1
+    await eventually(
+        lambda: len(writer._in_flight) == 2 and len(writer._pending) == 1, what="2 batches sent, 1 queued"
+    )
     os.kill(dead.pid, signal.SIGKILL)
     for lost in sent:
         with pytest.raises(WriterDied):
@@ -230,8 +232,9 @@ async def test_a_large_second_batch_waits_for_the_writer(setup: Any, monkeypatch
         p = prepared(policy, n)
         p.values["description"] = f"panjang {n:03d} " * 330  # distinct strings (pickle shares equal objects)
         big.append(asyncio.ensure_future(writer.submit(p)))
-    await asyncio.sleep(0.05)
-    assert len(writer._in_flight) == 2 and len(writer._pending) == 37
+    await eventually(
+        lambda: len(writer._in_flight) == 2 and len(writer._pending) == 37, what="2 batches sent, 37 queued"
+    )
     os.kill(process.pid, signal.SIGCONT)
     assert all(r is not None for r in await asyncio.gather(*small, *big))
     await writer.close()
