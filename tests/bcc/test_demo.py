@@ -16,10 +16,9 @@ import psutil
 
 from mosquitto import ROLES, mqtt_login
 from tests.bcc.demo_run import after, mqtt_passwords, start_demo
-from tests.mosquitto.probe import V311, Probe
 from tests.support.influx import influxql
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.mqtt_probe import V311, Probe
+from tests.support.paths import ROOT
 
 
 async def _portal_console_as(base: str, username: str, password: str) -> int:

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from devices.loader import DEMO_SITE, ConfigError, load_site
+from tests.support.paths import ROOT
 from tests.support.site_expect import TWO_FLOORS
 
-ROOT = Path(__file__).resolve().parents[2]
 ENV = {"PATH": "/usr/bin:/bin", "BCC_MQTT_PASSWORD": "s3cret-from-env"}
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from devices.loader import DEMO_SITE, PROFILE_DIR, ConfigError, load_profiles, load_site
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BAD_PROFILES = sorted((FIXTURES / "devices").glob("bad_*.yaml"))
 BAD_SITES = sorted((FIXTURES / "sites").glob("bad_*.yaml"))
 

@@ -14,8 +14,9 @@ from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import eventually, gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway
 from tests.support.influx import influxql, recorder_config
+from tests.support.wait import eventually
 
 
 def _now(offset_s: float = 0) -> str:

@@ -1,5 +1,7 @@
 """Bulk telemetry messages: grouped by device, split below the size limit, oldest dropped when full.
-(End to end with the real gateway, broker, recorder and InfluxDB: tests/recorder/test_end_to_end.py.)"""
+(End to end with the real gateway, broker, recorder and InfluxDB:
+tests/iot_gateway/recorder/test_end_to_end.py.)
+"""
 
 from __future__ import annotations
 

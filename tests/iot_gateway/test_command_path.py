@@ -11,7 +11,8 @@ import aiomqtt
 
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import eventually, gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.wait import eventually
 
 COIL_WRITES = (5, 15)
 

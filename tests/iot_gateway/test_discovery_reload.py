@@ -21,8 +21,8 @@ from iot_gateway import discovery
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway, site_dict
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 HA_VALIDATOR = Path(__file__).parent / "ha" / "validate_discovery.py"
 
 
@@ -166,7 +166,7 @@ async def test_sighup_reload_and_cleanup_after_restart(
                 await asyncio.wait_for(proc.wait(), 10)
             except TimeoutError:
                 proc.send_signal(signal.SIGUSR1)
-                await asyncio.sleep(1)
+                await asyncio.sleep(1)  # time to write the stack dump before the kill (failure path only)
                 proc.kill()
                 raise
             finally:

@@ -25,7 +25,8 @@ from mosquitto.config import PRODUCTION_CONF
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway
 from tests.support.homeassistant import CLIENT_ID, running_home_assistant, write_config
-from tests.support.simulators import tcp_client, wait_for
+from tests.support.simulators import tcp_client
+from tests.support.wait import eventually
 
 # "<time>: <client id> <qos> <topic filter>", one line per filter of a SUBSCRIBE.
 SUBSCRIBE_LINE = re.compile(r": (\S+) ([012]) (\S+)$")
@@ -105,7 +106,7 @@ async def test_real_home_assistant_discovers_switches_and_uses_qos_1(
         async def coil_on() -> bool:
             return await read_coil(room_sim, "lights_a", "relay_1")
 
-        await wait_for(coil_on, timeout_s=10)
+        await eventually(coil_on, timeout=10)
         await ha.wait_states(lambda s: s[switch]["state"] == "on", timeout=10)
 
     subs = subscriptions(broker.log_path, CLIENT_ID)

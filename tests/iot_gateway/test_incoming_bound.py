@@ -22,7 +22,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from iot_gateway.service import Gateway
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import eventually, gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.wait import eventually
 
 FLOOD = 10_000
 HANDLERS = 8

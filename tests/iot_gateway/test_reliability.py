@@ -15,8 +15,7 @@ import yaml
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway, site_dict
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 
 async def test_dead_device_goes_offline_and_neighbours_keep_their_rate(

@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,8 @@ from devices.loader import load_profiles, site_from_dict
 from mosquitto import MosquittoProcess
 from simulators import start_site, synthetic
 from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 RTU_SITE = {
     "site": "rtu_line",
     "buses": [{"name": "line1", "type": "rtu", "port": "/dev/ttyUSB0", "baudrate": 19200, "timeout_ms": 300}],

@@ -13,9 +13,7 @@ from bcc_common.net import free_port
 from mosquitto import MosquittoProcess, TlsFiles
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway
-
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures"
+from tests.support.paths import FIXTURES, ROOT
 
 
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"])

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from bcc_contract.topics import Topics
 from mosquitto import ROLES, MosquittoProcess
-from tests.mosquitto.probe import V5, V311, Probe
+from tests.support.mqtt_probe import V5, V311, Probe
+from tests.support.paths import ROOT
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "mqtt.md"
+DOC = ROOT / "docs" / "mqtt.md"
 PLACEHOLDERS = {"<device>": "probe_dev", "<node>": "bcc_probe_dev", "<client>": "probe_client"}
 NOT_AUTHORIZED = 0x87
 Table = dict[str, dict[str, frozenset[str]]]  # topic pattern -> role -> {"pub", "sub"}

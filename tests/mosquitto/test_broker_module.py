@@ -27,7 +27,8 @@ from mosquitto import (
     render_config,
     write_password_file,
 )
-from tests.mosquitto.probe import V5, V311, Probe
+from tests.support.mqtt_probe import V5, V311, Probe
+from tests.support.wait import eventually
 
 
 def test_read_role_secrets_reports_every_missing_role(tmp_path: Path) -> None:
@@ -187,13 +188,16 @@ async def test_production_config_starts_with_both_listeners(tmp_path: Path) -> N
             binary, "-c", str(tmp_path / "mosquitto.conf"), stderr=log
         )
     try:
-        for _ in range(400):  # readiness poll, at most ~2 s
+
+        async def accepts_login() -> bool:
             with contextlib.suppress(OSError):
-                if await mqtt_login("127.0.0.1", plain, "readonly", secrets_["readonly"]) == 0:
-                    break
-            await asyncio.sleep(0.005)
-        else:
-            pytest.fail((tmp_path / "log").read_text())
+                return await mqtt_login("127.0.0.1", plain, "readonly", secrets_["readonly"]) == 0
+            return False
+
+        try:
+            await eventually(accepts_login, 5, step=0.005, what="mosquitto accepting a login")
+        except AssertionError as err:
+            pytest.fail(f"{err}\n{(tmp_path / 'log').read_text()}")
         context = ssl.create_default_context(cafile=str(tls / "ca.crt"))
         context.check_hostname = False
         _reader, writer = await asyncio.open_connection("127.0.0.1", tls_port, ssl=context)

@@ -22,8 +22,8 @@ import pytest
 
 from mosquitto import ROLES
 from tests.bcc.demo_run import after, start_demo
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 NOT_SOURCE = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", "var", "artifacts")
 
 

@@ -8,47 +8,15 @@ axe-core comes from npm (``var/node``, installed on first use) and may find no s
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-
 from portal.main import create_app
-from tests.portal.cdp import Page, chromium_page
-from tests.portal.conftest import LiveServer, add_user, jpeg, make_settings
+from tests.support.axe import axe_source, serious_violations
+from tests.support.cdp import chromium_page
+from tests.support.paths import ROOT
+from tests.support.portal_app import LiveServer, add_user, jpeg, make_settings
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "portal"
-AXE_VERSION = "4.14.1"
-AXE = ROOT / "var" / "node" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def axe_source() -> str:
-    if not AXE.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("npm not installed: needed once to fetch axe-core")
-        AXE.parents[2].mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--no-save", "--no-audit", "--no-fund", f"axe-core@{AXE_VERSION}"],
-            cwd=AXE.parents[2],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return AXE.read_text(encoding="utf-8")
-
-
-async def serious_violations(page: Page, axe: str) -> list[str]:
-    if not await page.eval("typeof axe !== 'undefined'"):
-        await page.eval(axe + ";true")
-    found = await page.eval(
-        "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations"
-        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
-        ".map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', ')))"
-    )
-    return list(found)
 
 
 async def test_citizen_and_admin_in_chromium(tmp_path: Path) -> None:

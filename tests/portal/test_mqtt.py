@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,8 @@ from portal.config import PortalMqttSettings
 from portal.main import create_app
 from portal.runtime import runtime_of
 from portal.services import reports
-from tests.portal.conftest import FakeClock, csrf, make_settings, staff_client, submit
+from tests.support.portal_app import FakeClock, csrf, make_settings, staff_client, submit
+from tests.support.wait import eventually_sync
 
 EVENT_KEYS = {
     "event",
@@ -52,14 +52,11 @@ class Listener:
             self.messages.append((msg.topic, json.loads(msg.payload), bool(msg.retain)))
 
     def wait(self, topic: str, predicate: Any = lambda p: True, timeout: float = 5.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def found() -> dict[str, Any] | None:
             with self.lock:
-                for t, payload, _retain in self.messages:
-                    if t == topic and predicate(payload):
-                        return payload
-            time.sleep(0.01)
-        raise AssertionError(f"no message on {topic}; got {self.messages}")
+                return next((p for t, p, _r in self.messages if t == topic and predicate(p)), None)
+
+        return eventually_sync(found, timeout, step=0.01, what=f"a matching message on {topic}")
 
     def close(self) -> None:
         self.client.loop_stop()

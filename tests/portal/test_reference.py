@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from bcc_contract.reports import CATEGORIES_FILE
 from portal.reference import load_reference
+from tests.support.paths import ROOT
 
 
 def test_binjai_has_5_kecamatan_and_37_kelurahan() -> None:
@@ -38,7 +39,7 @@ def test_every_category_has_an_agency() -> None:
 
 
 def test_unknown_agency_is_refused(tmp_path: Path) -> None:
-    src = Path(__file__).resolve().parents[2] / "portal" / "data"
+    src = ROOT / "portal" / "data"
     (tmp_path / "areas.yaml").write_text((src / "areas.yaml").read_text())
     text = CATEGORIES_FILE.read_text().replace("agency: dinkes", "agency: nowhere")
     (tmp_path / "categories.yaml").write_text(text)

@@ -21,8 +21,9 @@ from sqlalchemy import func, select
 from bcc_common.net import free_port
 from portal.db import make_engine
 from portal.models import Report
-from tests.portal.conftest import report_form
 from tests.support.portal import empty_tables
+from tests.support.portal_app import report_form
+from tests.support.wait import eventually_sync
 
 
 @pytest.fixture
@@ -52,16 +53,18 @@ def two_workers(empty_postgres: str, tmp_path: Path) -> Iterator[tuple[str, psut
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
         parent = psutil.Process(proc.pid)
-        while True:  # ready: both workers started and the port answers
+
+        def ready() -> bool:
+            assert proc.poll() is None, f"bcc portal serve exited with {proc.returncode}"
             try:
-                if len(worker_processes(parent)) == 2 and httpx.get(url + "/", timeout=2).status_code == 200:
-                    break
+                return (
+                    len(worker_processes(parent)) == 2 and httpx.get(url + "/", timeout=2).status_code == 200
+                )
             except (httpx.HTTPError, psutil.Error):
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "portal workers did not start"
-            time.sleep(0.1)  # readiness poll
+                return False
+
+        eventually_sync(ready, timeout=60, step=0.1, what="both portal workers started and the port answers")
         yield url, parent
     finally:
         proc.terminate()

@@ -6,11 +6,10 @@ import asyncio
 import json
 import signal
 import sys
-from pathlib import Path
 
 from pymodbus.client import AsyncModbusTcpClient
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 
 async def http_get(url: str, path: str) -> object:
@@ -35,7 +34,7 @@ async def test_cli_prints_endpoints_and_exits_on_sigterm() -> None:
         "devices/sites/bcc_room.yaml",
         "--port",
         "0",
-        cwd=REPO,
+        cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

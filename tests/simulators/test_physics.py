@@ -10,7 +10,8 @@ import pytest
 from devices.loader import DEMO_SITE, load_site
 from simulators import SiteSimulator, start_site
 from simulators.physics import RoomPhysics
-from tests.support.simulators import tcp_client, wait_for
+from tests.support.simulators import tcp_client
+from tests.support.wait import eventually
 
 
 @pytest.fixture
@@ -24,14 +25,14 @@ async def live_room() -> AsyncIterator[SiteSimulator]:
 
 async def test_lights_on_raise_lux_and_power(live_room: SiteSimulator) -> None:
     front, back, meter = (live_room.device(d) for d in ("env_front", "env_back", "meter_main"))
-    await wait_for(lambda: meter.get_point("voltage_l1") != 230.0)  # physics is running
+    await eventually(lambda: meter.get_point("voltage_l1") != 230.0)  # physics is running
     assert front.get_point("illuminance") == 0 and meter.get_point("power_total") == 0.0
     async with tcp_client(live_room, "room_rs485") as client:
         assert not (await client.write_coils(0, [True] * 4, device_id=1)).isError()
         assert not (await client.write_coils(0, [True] * 4, device_id=2)).isError()
     # 8 circuits: about 320 lx at both sensors, about 480 W
-    await wait_for(lambda: all(280 <= float(s.get_point("illuminance")) <= 360 for s in (front, back)))
-    await wait_for(lambda: 460 <= float(meter.get_point("power_total")) <= 500)
+    await eventually(lambda: all(280 <= float(s.get_point("illuminance")) <= 360 for s in (front, back)))
+    await eventually(lambda: 460 <= float(meter.get_point("power_total")) <= 500)
     phases = [float(meter.get_point(f"power_l{n}")) for n in (1, 2, 3)]
     assert sum(phases) == pytest.approx(float(meter.get_point("power_total")), abs=2)
     assert all(p > 0 for p in phases)
@@ -48,7 +49,7 @@ async def test_physics_never_writes_coils_or_holding_registers(live_room: SiteSi
     lights.set_point("relay_5", True)
     meter = live_room.device("meter_main")
     start = meter.get_point("voltage_l3")
-    await wait_for(lambda: meter.get_point("voltage_l3") != start)
+    await eventually(lambda: meter.get_point("voltage_l3") != start)
     assert wall.get_point("layout") == "split_3" and lights.get_point("relay_5") is True
     assert wall.get_point("display_1_source") == "hdmi_1" and lights.get_point("device_address") == 1
 
@@ -57,7 +58,7 @@ async def test_hand_set_measurement_becomes_the_new_state(live_room: SiteSimulat
     env = live_room.device("env_back")
     env.set_point("co2", 1500)
     # the next steps drift from 1500, not back from the old state
-    await wait_for(lambda: env.get_point("co2") != 1500)
+    await eventually(lambda: env.get_point("co2") != 1500)
     assert 1400 < int(env.get_point("co2")) < 1550
 
 

@@ -38,11 +38,11 @@ def gateway_config(
     loaded: LoadedSite, broker: MosquittoProcess, mqtt: dict[str, Any] | None = None, **gateway: Any
 ) -> GatewayConfig:
     site = site_from_dict(site_dict(loaded, broker, mqtt, **gateway), loaded.profiles)
-    mqtt, password, problems = resolve_mqtt(
+    settings, password, problems = resolve_mqtt(
         site.site.mqtt, {"BCC_MQTT_PASSWORD": broker.password("gateway")}, "<test>"
     )
     assert not problems, problems
-    return GatewayConfig(loaded=site, mqtt=mqtt, password=password)
+    return GatewayConfig(loaded=site, mqtt=settings, password=password)
 
 
 @contextlib.asynccontextmanager
@@ -135,12 +135,3 @@ async def probe(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await task
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0, step: float = 0.02) -> None:
-    """Poll ``check`` until true; the step is the polling period of the check, not a readiness guess."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout:.1f} s")
-        await asyncio.sleep(step)

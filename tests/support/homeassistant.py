@@ -27,8 +27,8 @@ import httpx
 from bcc_common.net import free_port
 from bcc_common.process import stop_process
 from mosquitto import MosquittoProcess
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 HA_VENV_SCRIPT = ROOT / "scripts" / "ha-venv.sh"
 # Home Assistant's MQTT client id, so the broker log shows which subscriptions are Home Assistant's.
 CLIENT_ID = "hass-bcc-test"

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
@@ -37,19 +34,3 @@ async def tcp_client(
         yield client
     finally:
         client.close()
-
-
-async def wait_for(
-    condition: Callable[[], bool | Awaitable[bool]], *, timeout_s: float = 5.0, interval_s: float = 0.02
-) -> None:
-    """Poll ``condition`` until it holds; fail with a clear message at the deadline (never a blind sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result: Any = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(interval_s)

@@ -15,6 +15,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import voluptuous as vol
 from homeassistant import core
@@ -45,7 +46,7 @@ def _hass_context(hass: HomeAssistant) -> contextlib.AbstractContextManager[None
 
 def validate(path: str) -> int:
     with open(path, encoding="utf-8") as fh:
-        payloads: dict[str, dict] = json.load(fh)
+        payloads: dict[str, dict[str, Any]] = json.load(fh)
     problems: list[str] = []
     checked = 0
     qos: dict[int, int] = {}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
@@ -25,7 +24,8 @@ from portal.runtime import runtime_of
 from portal.services import reports, users, workflow
 from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
-from tests.portal.conftest import FakeClock, add_user, csrf, report_id, staff_client, submit
+from tests.support.portal_app import FakeClock, add_user, csrf, report_id, staff_client, submit
+from tests.support.wait import eventually_sync
 
 
 class Inbox:
@@ -67,12 +67,18 @@ def portal_with_smtp(
         yield app, client
 
 
+def notifier_of(app: FastAPI) -> Notifier:
+    notifier = runtime_of(app).connections.notifier
+    assert notifier is not None, "the portal runs without its notifier (no SMTP settings?)"
+    return notifier
+
+
 def test_reporter_is_told_each_step_and_nothing_else(
     settings: Settings, clock: FakeClock, inbox: tuple[Inbox, int]
 ) -> None:
     box, port = inbox
     with portal_with_smtp(settings, clock, port) as (app, client):
-        notifier = runtime_of(app).connections.notifier
+        notifier = notifier_of(app)
         code = submit(client, contact_email="warga@example.id", description="Rahasia: nomor rumah 12")
         first = box.wait(1)[0]
         assert first["To"] == "warga@example.id" and code in first["Subject"]
@@ -104,21 +110,14 @@ def outbox(app: FastAPI) -> list[Notification]:
         return list(db.scalars(select(Notification).order_by(Notification.id)))
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.05)  # polling period of the check
-
-
 def test_smtp_down_is_retried_then_counted_never_breaks_the_report(
     settings: Settings, clock: FakeClock
 ) -> None:
     with portal_with_smtp(settings, clock, free_port(), attempts=2) as (app, client):  # nothing listens
-        notifier = runtime_of(app).connections.notifier
+        notifier = notifier_of(app)
         code = submit(client, contact_email="warga@example.id")
         assert client.get(f"/laporan/{code}").status_code == 200
-        wait_for(lambda: notifier.failed == 1)  # the second attempt comes 1 s after the first
+        eventually_sync(lambda: notifier.failed == 1)  # the second attempt comes 1 s after the first
         [row] = outbox(app)
         assert row.attempts == 2 and row.failed_at is not None and row.sent_at is None
         assert "ConnectionRefusedError" in row.error
@@ -133,15 +132,15 @@ def test_unsent_notifications_survive_a_restart_and_go_out_once(
     box, port = inbox
     with portal_with_smtp(settings, clock, free_port(), attempts=5) as (app, client):
         code = submit(client, contact_email="warga@example.id")
-        wait_for(lambda: bool(outbox(app)) and outbox(app)[0].attempts >= 1)
+        eventually_sync(lambda: bool(outbox(app)) and outbox(app)[0].attempts >= 1)
         assert outbox(app)[0].sent_at is None  # (inside: after shutdown the app's engine is disposed)
     # two workers on the same database: one sends it, the other's claim fails
     with (
         portal_with_smtp(settings, clock, port) as (one, _c1),
         portal_with_smtp(settings, clock, port) as (two, _c2),
     ):
-        wait_for(lambda: outbox(one)[0].sent_at is not None)
-        assert runtime_of(one).connections.notifier.sent + runtime_of(two).connections.notifier.sent == 1
+        eventually_sync(lambda: outbox(one)[0].sent_at is not None)
+        assert notifier_of(one).sent + notifier_of(two).sent == 1
     [message] = box.wait(1)
     assert code in message["Subject"] and len(box.messages) == 1
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from portal.services.photos import PhotoRejected, clean_photo
-from tests.portal.conftest import jpeg
+from tests.support.portal_app import jpeg
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])

@@ -14,7 +14,7 @@ from portal.models import PRIVACIES, RESOLUTIONS, STATUSES, Report
 from portal.runtime import runtime_of
 from portal.services import reports, visibility
 from portal.services.events import NullSink
-from tests.portal.conftest import FakeClock, staff_client
+from tests.support.portal_app import FakeClock, staff_client
 
 
 def test_sql_and_predicate_follow_the_rule_for_every_combination(app: FastAPI, clock: FakeClock) -> None:

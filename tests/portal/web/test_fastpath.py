@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 from fastapi import FastAPI
@@ -21,13 +22,14 @@ from portal.models import Report
 from portal.runtime import PortalRuntime, runtime_of
 from portal.web import public, submission
 from portal.web.fastpath import ReportFastPath
-from tests.portal.conftest import FakeClock, csrf, jpeg, report_form
+from tests.support.portal_app import FakeClock, csrf, jpeg, report_form
 
 CODE = re.compile(r"/laporan/([A-Z0-9-]+)\?baru=1$")
 
 
 def without_fast_path(app: FastAPI) -> FastAPI:
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not ReportFastPath]
+    # Starlette types ``cls`` as a factory protocol, which mypy does not see a class as overlapping
+    app.user_middleware = [m for m in app.user_middleware if cast(object, m.cls) is not ReportFastPath]
     return app
 
 

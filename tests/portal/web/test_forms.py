@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from urllib.parse import urlencode
 
 import pytest
@@ -45,7 +45,7 @@ def request(body: bytes, content_type: str = URLENCODED) -> Request:
     return Request(scope, receive)
 
 
-async def chunks(body: bytes) -> AsyncIterator[bytes]:
+async def chunks(body: bytes) -> AsyncGenerator[bytes, None]:
     """The body as Starlette's parser gets it from a request stream, split mid-escape on purpose."""
     yield body[:5]
     yield body[5:]

@@ -16,7 +16,7 @@ from georeport import GeoReport
 
 from portal.runtime import runtime_of
 from portal.services import reports
-from tests.portal.conftest import API_KEY, FakeClock, LiveServer, csrf, jpeg, staff_client, submit
+from tests.support.portal_app import API_KEY, FakeClock, LiveServer, csrf, jpeg, staff_client, submit
 
 CONTACT_FIELDS = {"email", "phone", "first_name", "last_name", "device_id", "account_id", "contact_name"}
 REQUEST_FIELDS = {

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from portal.runtime import runtime_of
-from tests.portal.conftest import (
+from tests.support.portal_app import (
     FakeClock,
     add_user,
     csrf,
@@ -22,23 +22,23 @@ from tests.portal.conftest import (
 def test_home_lists_categories_in_indonesian_by_default(client: TestClient) -> None:
     r = client.get("/")
     assert r.status_code == 200
-    assert r.template.name == "home.html"  # type: ignore[attr-defined]
-    assert r.context["lang"] == "id"  # type: ignore[attr-defined]
-    keys = [c.key for c in r.context["categories"]]  # type: ignore[attr-defined]
+    assert r.template.name == "home.html"
+    assert r.context["lang"] == "id"
+    keys = [c.key for c in r.context["categories"]]
     assert keys == ["kesehatan", "perencanaan_pembangunan", "perizinan", "anggaran", "pengaduan_umum"]
     assert 'lang="id"' in r.text
 
 
 def test_english_is_chosen_by_query_and_kept_in_a_cookie(client: TestClient) -> None:
     r = client.get("/lapor?lang=en")
-    assert r.context["lang"] == "en"  # type: ignore[attr-defined]
+    assert r.context["lang"] == "en"
     assert "Make a report" in r.text
-    assert client.get("/lapor").context["lang"] == "en"  # type: ignore[attr-defined]
+    assert client.get("/lapor").context["lang"] == "en"
 
 
 def test_form_page_has_every_field_and_no_script(client: TestClient) -> None:
     r = client.get("/lapor")
-    assert r.template.name == "report_form.html"  # type: ignore[attr-defined]
+    assert r.template.name == "report_form.html"
     for name in (
         "category",
         "title",
@@ -62,8 +62,8 @@ def test_submit_redirects_to_status_page_with_code(client: TestClient) -> None:
     code = submit(client, photos=[jpeg()])
     assert code.startswith("BJ-") and len(code) == 17
     r = client.get(f"/laporan/{code}?baru=1")
-    assert r.template.name == "status.html"  # type: ignore[attr-defined]
-    ctx = r.context  # type: ignore[attr-defined]
+    assert r.template.name == "status.html"
+    ctx = r.context
     assert ctx["new"] is True and ctx["report"].code == code
     assert [e.kind for e in ctx["entries"]] == ["created"]
     assert len(ctx["report"].photos) == 1
@@ -85,8 +85,8 @@ def test_validation_errors_are_listed_in_the_users_language(client: TestClient) 
     }
     r = client.post("/lapor", data=data)
     assert r.status_code == 400
-    assert r.template.name == "report_form.html"  # type: ignore[attr-defined]
-    assert set(r.context["errors"]) == {"title", "kelurahan", "description", "contact_email", "lat"}  # type: ignore[attr-defined]
+    assert r.template.name == "report_form.html"
+    assert set(r.context["errors"]) == {"title", "kelurahan", "description", "contact_email", "lat"}
     assert "Judul wajib diisi." in r.text
     r = client.post("/lapor?lang=en", data={**data, "csrf_token": csrf(client)})
     assert "A title is required." in r.text
@@ -95,7 +95,7 @@ def test_validation_errors_are_listed_in_the_users_language(client: TestClient) 
 def test_honeypot_refuses_silently(client: TestClient) -> None:
     r = client.post("/lapor", data={"csrf_token": csrf(client), **report_form(), "website": "http://spam"})
     assert r.status_code == 400
-    assert r.context["errors"] == {"form": "err_form"}  # type: ignore[attr-defined]
+    assert r.context["errors"] == {"form": "err_form"}
 
 
 def test_add_information_keeps_the_original_text(client: TestClient) -> None:
@@ -107,7 +107,7 @@ def test_add_information_keeps_the_original_text(client: TestClient) -> None:
         follow_redirects=False,
     )
     assert r.status_code == 303
-    ctx = client.get(f"/laporan/{code}").context  # type: ignore[attr-defined]
+    ctx = client.get(f"/laporan/{code}").context
     assert [e.kind for e in ctx["entries"]] == ["created", "info"]
     assert ctx["report"].description == report_form()["description"]
     assert len(ctx["report"].photos) == 1
@@ -125,8 +125,8 @@ def test_public_list_hides_confidential_unverified_and_rejected(app: FastAPI, cl
     for code in (public, secret):
         admin.post(f"/staf/laporan/{ids[code]}/verifikasi", data={"csrf_token": csrf(admin, "/staf")})
     r = client.get("/daftar")
-    assert r.template.name == "list.html"  # type: ignore[attr-defined]
-    assert [x.code for x in r.context["reports"]] == [public]  # type: ignore[attr-defined]
+    assert r.template.name == "list.html"
+    assert [x.code for x in r.context["reports"]] == [public]
     assert r.context["points"] == []  # no map point given  # type: ignore[attr-defined]
     assert "Siti" not in r.text and "siti@example.id" not in r.text
     admin.close()
@@ -144,14 +144,14 @@ def test_similar_reports_same_kelurahan_or_within_100_m(app: FastAPI, client: Te
             rid = reports.get_by_code(db, code).id
             admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": csrf(admin, "/staf")})
     r = client.get("/lapor?category=perencanaan_pembangunan&kelurahan=tangsi&lat=3.6005&lon=98.4852")
-    found = {x.code for x in r.context["similar"]}  # type: ignore[attr-defined]
+    found = {x.code for x in r.context["similar"]}
     assert found == {near, same_kel}
-    listed = client.get("/daftar").context["points"]  # type: ignore[attr-defined]
+    listed = client.get("/daftar").context["points"]
     assert (
         [p["report"].code for p in listed] == [near] and 0 < listed[0]["x"] < 400 and 0 < listed[0]["y"] < 600
     )
     far = client.get("/lapor?category=perencanaan_pembangunan&kelurahan=kartini&lat=3.62&lon=98.50")
-    assert far.context["similar"] == []  # type: ignore[attr-defined]
+    assert far.context["similar"] == []
     admin.close()
 
 
@@ -164,14 +164,14 @@ def test_reopen_within_14_days_of_resolution(app: FastAPI, client: TestClient, c
     admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token, "agency": ""})
     admin.post(f"/staf/laporan/{rid}/tutup", data={"csrf_token": token, "resolution": "resolved_direct"})
     clock.advance(days=13)
-    assert client.get(f"/laporan/{code}").context["reopenable"] is True  # type: ignore[attr-defined]
+    assert client.get(f"/laporan/{code}").context["reopenable"] is True
     r = client.post(
         f"/laporan/{code}/buka",
         data={"csrf_token": csrf(client), "reason": "Masih banjir."},
         follow_redirects=False,
     )
     assert r.status_code == 303
-    ctx = client.get(f"/laporan/{code}").context  # type: ignore[attr-defined]
+    ctx = client.get(f"/laporan/{code}").context
     assert ctx["report"].status == "dispatched" and ctx["entries"][-1].kind == "reopened"
     admin.close()
     admin = staff_client(app, "admin")  # the first session expired during the 13 days
@@ -182,7 +182,7 @@ def test_reopen_within_14_days_of_resolution(app: FastAPI, client: TestClient, c
     clock.advance(days=15)
     r = client.post(f"/laporan/{code}/buka", data={"csrf_token": csrf(client), "reason": "Lagi."})
     assert r.status_code == 409
-    assert r.context["errors"] == {"reason": "err_reopen_window"}  # type: ignore[attr-defined]
+    assert r.context["errors"] == {"reason": "err_reopen_window"}
     admin.close()
 
 
@@ -200,16 +200,16 @@ def test_reporter_rates_a_closure_once_and_the_evaluation_counts_it(
         )
         assert r.status_code in (200, 303)
 
-    assert client.get(f"/laporan/{code}").context["rateable"] is False  # type: ignore[attr-defined]
+    assert client.get(f"/laporan/{code}").context["rateable"] is False
     admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
     admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token, "agency": ""})
     close()
     page = client.get(f"/laporan/{code}")
-    assert page.context["rateable"] is True  # type: ignore[attr-defined]
+    assert page.context["rateable"] is True
     assert f'action="/laporan/{code}/nilai"' in page.text and "Apakah masalah" in page.text
 
     r = client.post(f"/laporan/{code}/nilai", data={"csrf_token": csrf(client), "verdict": "great"})
-    assert r.status_code == 400 and r.context["errors"] == {"verdict": "err_verdict"}  # type: ignore[attr-defined]
+    assert r.status_code == 400 and r.context["errors"] == {"verdict": "err_verdict"}
     assert "Pilih salah satu penilaian." in r.text
     r = client.post(
         f"/laporan/{code}/nilai",
@@ -218,17 +218,17 @@ def test_reporter_rates_a_closure_once_and_the_evaluation_counts_it(
     )
     assert r.status_code == 303
     page = client.get(f"/laporan/{code}")
-    ctx = page.context  # type: ignore[attr-defined]
+    ctx = page.context
     assert ctx["report"].feedback == "unsolved" and ctx["rateable"] is False
     assert ctx["entries"][-1].kind == "rated_unsolved" and ctx["entries"][-1].actor_label == "pelapor"
     assert "Masih &lt;b&gt;banjir&lt;/b&gt;" in page.text and "Belum selesai" in page.text
     again = client.post(f"/laporan/{code}/nilai", data={"csrf_token": csrf(client), "verdict": "solved"})
     assert again.status_code == 409
-    assert again.context["errors"] == {"verdict": "err_feedback_closed"}  # type: ignore[attr-defined]
+    assert again.context["errors"] == {"verdict": "err_feedback_closed"}
 
     # not solved: the reporter reopens; the next closure can be rated again, and only it counts
     client.post(f"/laporan/{code}/buka", data={"csrf_token": csrf(client), "reason": "Masih banjir."})
-    assert client.get(f"/laporan/{code}").context["report"].feedback is None  # type: ignore[attr-defined]
+    assert client.get(f"/laporan/{code}").context["report"].feedback is None
     close()
     r = client.post(
         f"/laporan/{code}/nilai",
@@ -236,7 +236,7 @@ def test_reporter_rates_a_closure_once_and_the_evaluation_counts_it(
         follow_redirects=False,
     )
     assert r.status_code == 303
-    total = admin.get("/staf/evaluasi?month=2026-11").context["total"]  # type: ignore[attr-defined]
+    total = admin.get("/staf/evaluasi?month=2026-11").context["total"]
     assert (total.rated_by_reporter, total.reporter_says_solved) == (1, 1)
     csv_text = admin.get("/staf/evaluasi.csv?month=2026-11").text
     assert csv_text.splitlines()[0].endswith(",rated_by_reporter,reporter_says_solved")
@@ -262,7 +262,7 @@ def test_reporter_hides_name_then_the_report_and_can_never_loosen(app: FastAPI, 
     officer = staff_client(app, "agency", agency="bappeda")
     assert "Siti Aminah" in officer.get(f"/staf/laporan/{rid}").text
     page = client.get(f"/laporan/{code}")
-    assert page.context["stricter"] == ("anonymous", "confidential")  # type: ignore[attr-defined]
+    assert page.context["stricter"] == ("anonymous", "confidential")
     assert f'action="/laporan/{code}/privasi"' in page.text
 
     r = client.post(
@@ -273,13 +273,13 @@ def test_reporter_hides_name_then_the_report_and_can_never_loosen(app: FastAPI, 
     assert r.status_code == 303
     assert "Siti Aminah" not in officer.get(f"/staf/laporan/{rid}").text  # the agency no longer sees it
     assert "Siti Aminah" in admin.get(f"/staf/laporan/{rid}").text  # the admins still do
-    assert [x.code for x in client.get("/daftar").context["reports"]] == [code]  # type: ignore[attr-defined]
-    ctx = client.get(f"/laporan/{code}").context  # type: ignore[attr-defined]
+    assert [x.code for x in client.get("/daftar").context["reports"]] == [code]
+    ctx = client.get(f"/laporan/{code}").context
     assert ctx["entries"][-1].kind == "to_anonymous" and ctx["stricter"] == ("confidential",)
 
     back = client.post(f"/laporan/{code}/privasi", data={"csrf_token": csrf(client), "privacy": "public"})
     assert back.status_code == 400
-    assert back.context["errors"] == {"privacy": "err_privacy_stricter"}  # type: ignore[attr-defined]
+    assert back.context["errors"] == {"privacy": "err_privacy_stricter"}
     assert "lebih ketat" in back.text
 
     r = client.post(
@@ -288,17 +288,17 @@ def test_reporter_hides_name_then_the_report_and_can_never_loosen(app: FastAPI, 
         follow_redirects=False,
     )
     assert r.status_code == 303
-    assert client.get("/daftar").context["reports"] == []  # type: ignore[attr-defined]
+    assert client.get("/daftar").context["reports"] == []
     assert client.get(f"/open311/v2/requests/{code}.json").status_code == 404
     page = client.get(f"/laporan/{code}")  # the reporter still follows it by its code
-    assert page.status_code == 200 and page.context["stricter"] == ()  # type: ignore[attr-defined]
+    assert page.status_code == 200 and page.context["stricter"] == ()
     assert "/privasi" not in page.text
     officer.close()
     admin.close()
 
 
 def mine(client: TestClient) -> list[str]:
-    return [r.code for r in client.get("/lacak").context["mine"]]  # type: ignore[attr-defined]
+    return [r.code for r in client.get("/lacak").context["mine"]]
 
 
 def test_reports_are_remembered_on_this_device_only_when_asked(client: TestClient) -> None:
@@ -352,4 +352,4 @@ def test_a_logged_in_staff_member_can_use_the_public_forms(app: FastAPI, client:
 def test_unknown_code_is_404_page(client: TestClient) -> None:
     r = client.get("/laporan/BJ-2222-3333-4444")
     assert r.status_code == 404
-    assert r.template.name == "error.html"  # type: ignore[attr-defined]
+    assert r.template.name == "error.html"

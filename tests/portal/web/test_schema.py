@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
-from tests.portal.conftest import add_user, login
+from tests.support.portal_app import add_user, login
 
 
 @pytest.fixture

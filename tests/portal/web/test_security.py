@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
@@ -20,7 +19,7 @@ from portal.models import RateHit, Report
 from portal.runtime import runtime_of
 from portal.services import reports
 from portal.web.deps import RoleGuard
-from tests.portal.conftest import (
+from tests.support.portal_app import (
     FakeClock,
     LiveServer,
     add_user,
@@ -32,32 +31,14 @@ from tests.portal.conftest import (
     staff_client,
     submit,
 )
+from tests.support.portal_routes import api_routes, guards
 
 ROLES = ("admin", "agency", "operator", "viewer")
 HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options")
 
 
-def guards(route: APIRoute) -> list[RoleGuard]:
-    found, stack = [], [route.dependant]
-    while stack:
-        dep = stack.pop()
-        if isinstance(dep.call, RoleGuard):
-            found.append(dep.call)
-        stack.extend(dep.dependencies)
-    return found
-
-
-def api_routes(app: FastAPI) -> list[tuple[str, set[str], APIRoute]]:
-    """Every API route as served (FastAPI 0.165 includes routers lazily: flatten through its contexts)."""
-    out = []
-    for ctx in iter_route_contexts(app.routes):
-        if isinstance(ctx.original_route, APIRoute) and ctx.path:
-            out.append((ctx.path, set(ctx.methods or ()), ctx.original_route))
-    return out
-
-
 def staff_routes(app: FastAPI) -> list[tuple[str, str, RoleGuard]]:
-    out = []
+    out: list[tuple[str, str, RoleGuard]] = []
     for path, methods, route in api_routes(app):
         if path.startswith("/staf") and path != "/staf/masuk":
             found = guards(route)
@@ -155,7 +136,7 @@ def test_security_headers_on_pages_errors_and_photos(app: FastAPI, settings: Set
     app.add_api_route("/boom-for-test", boom)
     with TestClient(app, raise_server_exceptions=False) as c:
         code = submit(c, photos=[jpeg()])
-        photo = c.get(f"/laporan/{code}").context["report"].photos[0].filename  # type: ignore[attr-defined]
+        photo = c.get(f"/laporan/{code}").context["report"].photos[0].filename
         responses = [
             c.get("/"),
             c.get("/lapor"),
@@ -235,14 +216,14 @@ def test_polyglot_and_svg_uploads_are_refused(client: TestClient) -> None:
             files=[("photos", (name, data, ctype))],
         )
         assert r.status_code == 400, name
-        assert r.context["errors"] == {"photos": "photo_bad_type"}  # type: ignore[attr-defined]
+        assert r.context["errors"] == {"photos": "photo_bad_type"}
 
 
 def test_stored_photos_carry_no_exif(client: TestClient, settings: Settings) -> None:
     original = jpeg(gps=True)
     assert Image.open(__import__("io").BytesIO(original)).getexif()
     code = submit(client, photos=[original, jpeg(fmt="WEBP")])
-    stored = client.get(f"/laporan/{code}").context["report"].photos  # type: ignore[attr-defined]
+    stored = client.get(f"/laporan/{code}").context["report"].photos
     for photo in stored:
         assert re.fullmatch(r"[0-9a-f]{32}\.jpg", photo.filename)
         path = Path(settings.media_dir) / photo.filename
@@ -260,7 +241,7 @@ def test_rate_limit_answers_429_then_recovers(portal_db_url: str, tmp_path: Path
         submit(c)
         submit(c)
         r = c.post("/lapor", data={"csrf_token": csrf(c), **report_form()})
-        assert r.status_code == 429 and r.template.name == "error.html"  # type: ignore[attr-defined]
+        assert r.status_code == 429 and r.template.name == "error.html"
         assert "Terlalu banyak laporan" in r.text and "content-security-policy" in r.headers
         clock.advance(hours=1, seconds=1)
         submit(c)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from portal.services import workflow
-from tests.portal.conftest import FakeClock, add_user, csrf, login, report_id, staff_client, submit
+from tests.support.portal_app import FakeClock, add_user, csrf, login, report_id, staff_client, submit
 
 
 def test_login_sets_a_hardened_session_cookie(app: FastAPI, client: TestClient) -> None:
@@ -26,7 +26,7 @@ def test_login_sets_a_hardened_session_cookie(app: FastAPI, client: TestClient) 
             "password": "wrong-password-123",
         },
     )
-    assert bad.status_code == 401 and bad.context["failed"] is True  # type: ignore[attr-defined]
+    assert bad.status_code == 401 and bad.context["failed"] is True
     r = client.post(
         "/staf/masuk",
         data={"csrf_token": csrf(client, "/staf/masuk"), "username": who.username, "password": who.password},
@@ -34,7 +34,7 @@ def test_login_sets_a_hardened_session_cookie(app: FastAPI, client: TestClient) 
     )
     cookie = r.headers["set-cookie"]
     assert "bcc_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
-    assert client.get("/staf").template.name == "staff/queue.html"  # type: ignore[attr-defined]
+    assert client.get("/staf").template.name == "staff/queue.html"
     client.post("/staf/keluar", data={"csrf_token": csrf(client, "/staf")})
     assert client.get("/staf", follow_redirects=False).status_code == 303
 
@@ -43,7 +43,7 @@ def test_secure_cookie_flag_behind_tls(portal_db_url: str, tmp_path: object, clo
     from pathlib import Path
 
     from portal.main import create_app
-    from tests.portal.conftest import make_settings
+    from tests.support.portal_app import make_settings
 
     app = create_app(make_settings(portal_db_url, Path(str(tmp_path)), cookie_secure=True), clock=clock.now)
     who = add_user(app, "viewer")
@@ -63,10 +63,10 @@ def test_full_workflow_records_who_and_when(app: FastAPI, client: TestClient, cl
     officer = staff_client(app, "agency", agency="bappeda")
     token = csrf(admin, "/staf")
     queue = admin.get("/staf")
-    rows = queue.context["rows"]  # type: ignore[attr-defined]
+    rows = queue.context["rows"]
     assert [r.code for r, _ in rows] == [code] and rows[0][1]["overdue"] is False
     # The agency sees nothing before dispatch.
-    assert officer.get("/staf").context["result"].total == 0  # type: ignore[attr-defined]
+    assert officer.get("/staf").context["result"].total == 0
     assert officer.get(f"/staf/laporan/{rid}").status_code == 404
     clock.advance(hours=1)
     admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
@@ -74,7 +74,7 @@ def test_full_workflow_records_who_and_when(app: FastAPI, client: TestClient, cl
         f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token, "agency": "", "note": "Mohon dicek"}
     )
     page = officer.get(f"/staf/laporan/{rid}")
-    assert page.context["report"].agency == "bappeda"  # type: ignore[attr-defined]
+    assert page.context["report"].agency == "bappeda"
     assert page.context["show_contact"] is True  # public report: the agency may contact the reporter  # type: ignore[attr-defined]
     clock.advance(hours=2)
     officer.post(
@@ -86,7 +86,7 @@ def test_full_workflow_records_who_and_when(app: FastAPI, client: TestClient, cl
         data={"csrf_token": token, "resolution": "needs_budget", "note": "Usulan 2027"},
     )
     page = admin.get(f"/staf/laporan/{rid}")
-    report = page.context["report"]  # type: ignore[attr-defined]
+    report = page.context["report"]
     assert report.status == "closed" and report.resolution == "needs_budget"
     # the history reads as words, not as the stored kinds
     assert (
@@ -113,12 +113,12 @@ def test_anonymous_reporter_is_hidden_from_the_agency(app: FastAPI, client: Test
     rid = report_id(app, submit(client, privacy="anonymous"))
     admin = staff_client(app, "admin")
     token = csrf(admin, "/staf")
-    assert admin.get(f"/staf/laporan/{rid}").context["show_contact"] is True  # type: ignore[attr-defined]
+    assert admin.get(f"/staf/laporan/{rid}").context["show_contact"] is True
     admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
     admin.post(f"/staf/laporan/{rid}/disposisi", data={"csrf_token": token})
     officer = staff_client(app, "agency", agency="bappeda")
     page = officer.get(f"/staf/laporan/{rid}")
-    assert page.context["show_contact"] is False and "Siti" not in page.text  # type: ignore[attr-defined]
+    assert page.context["show_contact"] is False and "Siti" not in page.text
     admin.close()
     officer.close()
 
@@ -133,7 +133,7 @@ def test_duplicate_links_the_original_and_bad_transitions_are_refused(
         f"/staf/laporan/{report_id(app, second)}/tutup",
         data={"csrf_token": token, "resolution": "resolved_direct"},
     )
-    assert r.status_code == 409 and r.context["error"] == "err_verify_first"  # type: ignore[attr-defined]
+    assert r.status_code == 409 and r.context["error"] == "err_verify_first"
     r = admin.post(
         f"/staf/laporan/{report_id(app, second)}/tutup",
         data={"csrf_token": token, "resolution": "duplicate", "duplicate_code": "BJ-2222-2222-2222"},
@@ -144,7 +144,7 @@ def test_duplicate_links_the_original_and_bad_transitions_are_refused(
         data={"csrf_token": token, "resolution": "duplicate", "duplicate_code": first},
     )
     status = client.get(f"/laporan/{second}")
-    assert status.context["report"].duplicate_of.code == first  # type: ignore[attr-defined]
+    assert status.context["report"].duplicate_of.code == first
     admin.close()
 
 
@@ -155,9 +155,9 @@ def test_queue_shows_overdue_against_three_working_days(
     viewer = add_user(app, "viewer")
     clock.advance(days=3, hours=14)  # Thursday 23:00 WIB
     login(client, viewer)
-    assert client.get("/staf?overdue=1").context["result"].total == 0  # type: ignore[attr-defined]
+    assert client.get("/staf?overdue=1").context["result"].total == 0
     clock.advance(hours=2)
-    rows = client.get("/staf?overdue=1").context["rows"]  # type: ignore[attr-defined]
+    rows = client.get("/staf?overdue=1").context["rows"]
     assert len(rows) == 1 and rows[0][1]["overdue"] is True
 
 
@@ -166,13 +166,13 @@ def test_queue_counts_up_to_a_cap_and_its_pages_keep_the_filters(
 ) -> None:
     codes = [submit(client) for _ in range(3)]
     admin = staff_client(app, "admin")
-    exact = admin.get("/staf").context["result"]  # type: ignore[attr-defined]
+    exact = admin.get("/staf").context["result"]
     assert (exact.total, exact.more) == (3, False)
     # the cap and the page size scaled down: 3 matches, counted up to 2, 2 per page
     monkeypatch.setattr(workflow, "COUNT_CAP", 2)
     monkeypatch.setattr(workflow, "PAGE_SIZE", 2)
     first = admin.get("/staf?min_age_days=0&category=perencanaan_pembangunan")
-    result = first.context["result"]  # type: ignore[attr-defined]
+    result = first.context["result"]
     assert (result.total, result.more, len(result.reports)) == (2, True, 2)
     assert "Antrean laporan (2+)" in first.text
     link = re.search(r'<a href="\?([^"]+)">Berikutnya</a>', first.text)
@@ -181,7 +181,7 @@ def test_queue_counts_up_to_a_cap_and_its_pages_keep_the_filters(
     assert query["min_age_days"] == "0" and query["page"] == "2"
     assert query["category"] == "perencanaan_pembangunan"
     second = admin.get("/staf?" + html.unescape(link.group(1)))
-    shown = [r.code for r in second.context["result"].reports]  # type: ignore[attr-defined]
+    shown = [r.code for r in second.context["result"].reports]
     assert len(shown) == 1 and shown[0] in codes
     assert "Berikutnya" not in second.text  # a short page is the last one
 
@@ -198,8 +198,8 @@ def test_monthly_evaluation_and_csv(app: FastAPI, client: TestClient, clock: Fak
         admin.post(f"/staf/laporan/{rid}/tutup", data={"csrf_token": token, "resolution": resolution})
     submit(client)  # still open
     page = admin.get("/staf/evaluasi?month=2026-11")
-    assert page.template.name == "staff/evaluation.html"  # type: ignore[attr-defined]
-    total = page.context["total"]  # type: ignore[attr-defined]
+    assert page.template.name == "staff/evaluation.html"
+    total = page.context["total"]
     assert (total.received, total.resolved_direct, total.needs_budget, total.rejected, total.still_open) == (
         4,
         1,
@@ -215,5 +215,5 @@ def test_monthly_evaluation_and_csv(app: FastAPI, client: TestClient, clock: Fak
         ("kesehatan", "dinkes", "1"),
         ("perencanaan_pembangunan", "bappeda", "3"),
     }
-    assert admin.get("/staf/evaluasi?month=2026-10").context["rows"] == []  # type: ignore[attr-defined]
+    assert admin.get("/staf/evaluasi?month=2026-10").context["rows"] == []
     admin.close()

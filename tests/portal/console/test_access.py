@@ -13,9 +13,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.console.conftest import portal_app
-from tests.portal.conftest import csrf, staff_client
-from tests.portal.web.test_security import api_routes, guards
+from tests.support.portal_app import csrf, staff_client
+from tests.support.portal_routes import api_routes, guards
+from tests.support.stack import portal_app
 
 COMMAND = {"action": "circuit", "target": "lights_a.relay_1", "value": "ON", "name": "night"}
 
@@ -32,7 +32,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 def console_routes(app: FastAPI) -> list[tuple[str, str]]:
-    out = []
+    out: list[tuple[str, str]] = []
     for path, methods, route in api_routes(app):
         if path.startswith("/konsol"):
             [guard] = guards(route)
@@ -75,11 +75,11 @@ def test_operator_needs_the_csrf_token(app: FastAPI) -> None:
     assert page.status_code == 200
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert "/konsol" in c.get("/staf").text
-    token = page.context["csrf_token"]  # type: ignore[attr-defined]
+    token = page.context["csrf_token"]
     assert c.post("/konsol/perintah", data=COMMAND).status_code == 403
     assert c.post("/konsol/perintah", data={**COMMAND, "csrf_token": "x" * 64}).status_code == 403
     other = staff_client(app, "operator")  # another session's token is no good either
-    other_token = other.get("/konsol").context["csrf_token"]  # type: ignore[attr-defined]
+    other_token = other.get("/konsol").context["csrf_token"]
     other.close()
     assert c.post("/konsol/perintah", data={**COMMAND, "csrf_token": other_token}).status_code == 403
     assert audit_count(app) == 0
@@ -91,7 +91,7 @@ def test_operator_needs_the_csrf_token(app: FastAPI) -> None:
 
 def test_without_broker_a_command_fails_at_once_and_is_audited(app: FastAPI) -> None:
     c = staff_client(app, "operator")
-    token = c.get("/konsol").context["csrf_token"]  # type: ignore[attr-defined]
+    token = c.get("/konsol").context["csrf_token"]
     r = c.post(
         "/konsol/perintah", data={**COMMAND, "csrf_token": token}, headers={"Accept": "application/json"}
     )
@@ -109,7 +109,7 @@ def test_audit_filters_and_csv(app: FastAPI) -> None:
     op1 = staff_client(app, "operator")
     op2 = staff_client(app, "admin")
     for c, target in ((op1, "lights_a.relay_1"), (op2, "lights_b.relay_2"), (op2, "lights_b.relay_3")):
-        token = c.get("/konsol").context["csrf_token"]  # type: ignore[attr-defined]
+        token = c.get("/konsol").context["csrf_token"]
         data = {"csrf_token": token, "action": "circuit", "target": target, "value": "ON"}
         assert c.post("/konsol/perintah", data=data, follow_redirects=False).status_code == 303
     everything = op1.get("/konsol/audit.csv")
@@ -117,12 +117,12 @@ def test_audit_filters_and_csv(app: FastAPI) -> None:
     assert len(everything.text.strip().splitlines()) == 4
     only_b = op1.get("/konsol/audit.csv", params={"device": "lights_b"}).text.strip().splitlines()
     assert len(only_b) == 3 and all("lights_b" in row for row in only_b[1:])
-    user2 = op2.get("/konsol/audit").context["rows"][0].username  # type: ignore[attr-defined]
+    user2 = op2.get("/konsol/audit").context["rows"][0].username
     page = op1.get("/konsol/audit", params={"username": user2})
-    assert page.context["total"] == 2  # type: ignore[attr-defined]
-    assert op1.get("/konsol/audit", params={"status": "ok"}).context["total"] == 0  # type: ignore[attr-defined]
-    assert op1.get("/konsol/audit", params={"since": "2999-01-01"}).context["total"] == 0  # type: ignore[attr-defined]
-    assert op1.get("/konsol/audit", params={"until": "2999-01-01"}).context["total"] == 3  # type: ignore[attr-defined]
+    assert page.context["total"] == 2
+    assert op1.get("/konsol/audit", params={"status": "ok"}).context["total"] == 0
+    assert op1.get("/konsol/audit", params={"since": "2999-01-01"}).context["total"] == 0
+    assert op1.get("/konsol/audit", params={"until": "2999-01-01"}).context["total"] == 3
     assert op1.get("/konsol/audit", params={"since": "garbage"}).status_code == 200
     op1.close()
     op2.close()

@@ -1,5 +1,5 @@
-"""The console against the real stack: Mosquitto (project config), the demo room's simulators, the
-gateway in-process, and the portal under a real uvicorn with its MQTT client (role ``portal``).
+"""The real stack for the console and the wall: Mosquitto (project config), the demo room's simulators,
+the gateway in-process, and the portal under a real uvicorn with its MQTT client (role ``portal``).
 
 The HTTP client is asynchronous, so the gateway and the simulators (on the test's event loop) keep
 running while the test waits for the portal.
@@ -12,15 +12,13 @@ import contextlib
 import json
 import re
 import shutil
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 from fastapi import FastAPI
 
@@ -29,8 +27,10 @@ from portal.config import DEFAULT_SITE_FILE, PortalMqttSettings
 from portal.main import create_app
 from portal.services.deadlines import WIB
 from simulators.site import SiteSimulator
-from tests.portal.conftest import LiveServer, Login, add_user, make_settings
 from tests.support.gateway import gateway_config, running_gateway
+from tests.support.paths import ROOT
+from tests.support.portal_app import LiveServer, Login, add_user, make_settings
+from tests.support.wait import eventually
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -41,26 +41,13 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-async def login(client: httpx.AsyncClient, who: Login) -> None:
+async def login_async(client: httpx.AsyncClient, who: Login) -> None:
     page = await client.get("/staf/masuk")
     r = await client.post(
         "/staf/masuk",
         data={"csrf_token": csrf_of(page.text), "username": who.username, "password": who.password},
     )
     assert r.status_code == 303, r.text
-
-
-async def until(check: Callable[[], Any], timeout: float = 10.0, step: float = 0.05) -> Any:
-    """Await ``check()`` (sync or async) until truthy; returns its value (never a blind sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"condition not met within {timeout} s"
-        await asyncio.sleep(step)
 
 
 @dataclass
@@ -99,7 +86,7 @@ class Console:
             s = await self.status(txn)
             return s if s["status"] != "pending" else None
 
-        found: dict[str, Any] = await until(done, timeout)
+        found: dict[str, Any] = await eventually(done, timeout, what=f"command {txn} answered")
         return found
 
     async def state(self) -> dict[str, Any]:
@@ -121,7 +108,11 @@ class Console:
         """Collect the server-sent events of /konsol/events into ``self.events`` while inside."""
         task = asyncio.create_task(self._pump())
         try:
-            await until(lambda: any(k == "snapshot" for k, _ in self.events), 5)
+            await eventually(
+                lambda: any(k == "snapshot" for k, _ in self.events),
+                5,
+                what="the console's first snapshot event",
+            )
             yield
         finally:
             task.cancel()
@@ -139,19 +130,19 @@ class Stack:
     async def console(self, role: str = "operator") -> AsyncIterator[Console]:
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
             who = add_user(self.app, role)
-            await login(http, who)
+            await login_async(http, who)
             c = Console(self.app, http)
             yield c
 
 
-SHIPPED_SCENES = Path(__file__).resolve().parents[2] / "portal" / "data" / "scenes.yaml"
+SHIPPED_SCENES = ROOT / "portal" / "data" / "scenes.yaml"
 
 
 def scenes_away_from_now(tmp_path: Path) -> Path:
     """The shipped scenes with every schedule moved 12 hours away from now. These apps run on the real
     clock, and the shipped 22:00 WIB "night" schedule fired in any test that ran between 22:00 and
     22:05 WIB, switching lights and the wall under the test (seen in CI). Schedules themselves are
-    tested in test_scenes.py with a schedule set to the current minute."""
+    tested in tests/portal/console/test_scenes.py with a schedule set to the current minute."""
     book = yaml.safe_load(SHIPPED_SCENES.read_text(encoding="utf-8"))
     away = (datetime.now(UTC).astimezone(WIB) + timedelta(hours=12)).strftime("%H:%M")
     for schedule in (book.get("schedules") or {}).values():
@@ -197,11 +188,3 @@ async def portal_stack(
             )
         server = stack.enter_context(LiveServer(app))
         yield Stack(app, server.url, sim)
-
-
-@pytest.fixture
-async def stack(
-    tmp_path: Path, sqlite_template: Path, mosquitto: MosquittoProcess, room_sim: SiteSimulator
-) -> AsyncIterator[Stack]:
-    async with portal_stack(tmp_path, sqlite_template, mosquitto, room_sim, offline_after_failures=2) as s:
-        yield s

@@ -12,12 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.console.conftest import Stack, until
-from tests.portal.cdp import Page, chromium_page
-from tests.portal.conftest import add_user
-from tests.portal.test_browser import axe_source, serious_violations
+from tests.support.axe import axe_source, serious_violations
+from tests.support.cdp import chromium_page
+from tests.support.console_page import circuit, click_switch, text_of, wait_text
+from tests.support.paths import ROOT
+from tests.support.portal_app import add_user
+from tests.support.stack import Stack
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "console"
 RECORD = """(() => {
   window.__seen = [];
@@ -29,31 +30,6 @@ RECORD = """(() => {
   obs.observe(document.body, {subtree: true, childList: true, characterData: true});
   return true;
 })()"""
-
-
-def circuit(device: str, point: str) -> str:
-    return f'li.circuit[data-device="{device}"][data-point="{point}"]'
-
-
-async def click_switch(page: Page, device: str, point: str, value: str) -> None:
-    sel = f"{circuit(device, point)} form.cmd input[name=value][value={value}]"
-    await page.eval(
-        f"document.querySelector({json.dumps(sel)}).closest('form').querySelector('button').click()"
-    )
-
-
-async def text_of(page: Page, selector: str) -> str:
-    value: str = await page.eval(
-        f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent || ''"
-    )
-    return value.strip()
-
-
-async def wait_text(page: Page, selector: str, expected: str, timeout: float = 10.0) -> None:
-    async def shown() -> bool:
-        return expected in await text_of(page, selector)
-
-    await until(shown, timeout)
 
 
 async def test_console_in_chromium(stack: Stack, tmp_path: Path) -> None:

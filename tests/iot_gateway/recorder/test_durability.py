@@ -17,11 +17,11 @@ from devices.loader import DEMO_SITE, load_site
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder
 from mosquitto import MosquittoProcess
-from tests.recorder.helpers import distinct_times, meter_state, publish_as_gateway, rows
-from tests.support.gateway import eventually
 from tests.support.influx import recorder_config
+from tests.support.paths import ROOT
+from tests.support.recorder import distinct_times, meter_state, publish_as_gateway, rows
+from tests.support.wait import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
 LOADED = load_site(DEMO_SITE)
 
 

@@ -15,9 +15,10 @@ from iot_gateway.recorder.lineproto import iso_to_ns
 from iot_gateway.recorder.service import running_recorder
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.recorder.helpers import rows
-from tests.support.gateway import eventually, gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway
 from tests.support.influx import influxql, recorder_config
+from tests.support.recorder import rows
+from tests.support.wait import eventually
 
 
 @pytest.mark.parametrize("batch_ms", [None, 50], ids=["per-device", "bulk"])
@@ -102,7 +103,11 @@ async def test_bulk_telemetry_keeps_the_history_of_a_broker_outage(
         await mosquitto.stop()
         for lux in (111, 222, 333, 444):  # four distinct values, each read by a poll
             sensor.set_point("illuminance", lux)
-            await eventually(lambda lux=lux: gw.devices["env_front"].values.get("illuminance") == lux)
+
+            def polled(lux: int = lux) -> bool:
+                return gw.devices["env_front"].values.get("illuminance") == lux
+
+            await eventually(polled, what=f"the gateway read illuminance {lux}")
         assert gw.telemetry is not None and gw.telemetry.pending >= 4
         await mosquitto.start()
         await eventually(lambda: {111.0, 222.0, 333.0, 444.0} <= stored(), timeout=30, step=0.2)

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.console.conftest import Stack, until
-from tests.console.test_browser import circuit, wait_text
-from tests.portal.cdp import Page, chromium_page
-from tests.portal.conftest import add_user
+from tests.support.cdp import Page, chromium_page
+from tests.support.console_page import circuit, wait_text
+from tests.support.portal_app import add_user
+from tests.support.stack import Stack
+from tests.support.wait import eventually
 
 CLICKS = 20
 CONFIRM_WITHIN_MS = 1000.0
@@ -139,7 +140,7 @@ class PostHolder:
         body = base64.b64decode(got["body"]) if got["base64Encoded"] else got["body"].encode()
         if hold and params["request"]["method"] == "POST" and params.get("responseStatusCode") == 202:
             txns = [c["transaction"] for c in json.loads(body)["commands"]]
-            await until(lambda: results_shown(self.page, txns), 5, step=0.01)
+            await eventually(lambda: results_shown(self.page, txns), 5, step=0.01)
             self.held += 1
         await self.page.send(
             "Fetch.fulfillRequest",
@@ -180,11 +181,11 @@ async def test_confirmation_never_reverts_to_pending(stack: Stack, tmp_path: Pat
                 return "pending" not in cls.split() and cls.strip() != "cmdstatus"
 
             try:
-                await until(settled, GIVE_UP_S, step=0.02)
+                await eventually(settled, GIVE_UP_S, step=0.02)
             except AssertionError:
                 break  # stuck pending: stop here, the log below says which click and how
             # The device itself must have switched (the page shows what it reported).
-            await until(coil_is(sim, value == "ON"), 5)
+            await eventually(coil_is(sim, value == "ON"), 5)
 
         log: list[dict[str, Any]] = await page.eval("window.__log")
         problems = violations(log)

@@ -27,12 +27,13 @@ from mosquitto import MosquittoProcess
 from portal.runtime import runtime_of
 from portal.services import reports
 from portal.services.events import NullSink
-from tests.console.conftest import Stack, login, portal_app, until
-from tests.portal.cdp import Page, chromium_page
-from tests.portal.conftest import LiveServer, add_user
-from tests.portal.test_browser import axe_source, serious_violations
+from tests.support.axe import axe_source, serious_violations
+from tests.support.cdp import Page, chromium_page
+from tests.support.paths import ROOT
+from tests.support.portal_app import LiveServer, add_user
+from tests.support.stack import Stack, login_async, portal_app
+from tests.support.wait import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "wall"
 WIDTH, HEIGHT = 13440, 1080
 
@@ -105,8 +106,8 @@ async def test_layout_change_through_the_gateway_reflows_the_wall(
     async with chromium_page(tmp_path / "profile") as page:
         await wall_page(page, stack.url, stack.app)
         assert "Nama Pelapor" not in await page.eval("document.documentElement.outerHTML")
-        await until(lambda: page.eval("document.getElementById('wall').dataset.connection === 'live'"))
-        await until(lambda: page.eval("document.querySelector('.view-room .avail.online') !== null"))
+        await eventually(lambda: page.eval("document.getElementById('wall').dataset.connection === 'live'"))
+        await eventually(lambda: page.eval("document.querySelector('.view-room .avail.online') !== null"))
         assert await page.eval("document.getElementById('wall').dataset.layout") == "wide"
         assert await regions(page) == [["feed"], ["map"], ["counts"], ["deadlines"], ["clock", "room"]]
         widths = await page.eval(
@@ -123,7 +124,7 @@ async def test_layout_change_through_the_gateway_reflows_the_wall(
         sending = asyncio.create_task(
             asyncio.to_thread(publish_command, mosquitto, "wall", {"layout": "split_4"})
         )
-        await until(
+        await eventually(
             lambda: page.eval("document.getElementById('wall').dataset.layout === 'split_4'"), 5, 0.02
         )
         elapsed = time.monotonic() - started
@@ -135,14 +136,14 @@ async def test_layout_change_through_the_gateway_reflows_the_wall(
         await page.screenshot(ARTIFACTS / "02-split_4-13440x1080.png")
 
         await asyncio.to_thread(publish_command, mosquitto, "wall", {"layout": "split_7"})
-        await until(lambda: page.eval("document.getElementById('wall').dataset.layout === 'split_7'"), 5)
+        await eventually(lambda: page.eval("document.getElementById('wall').dataset.layout === 'split_7'"), 5)
         assert len(await regions(page)) == 7
         await page.screenshot(ARTIFACTS / "03-split_7-13440x1080.png")
 
 
 async def test_event_stream_follows_the_controller(stack: Stack, mosquitto: MosquittoProcess) -> None:
     async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http:
-        await login(http, add_user(stack.app, "viewer"))
+        await login_async(http, add_user(stack.app, "viewer"))
         seen: list[tuple[str, dict[str, Any]]] = []
 
         async def pump() -> None:
@@ -157,10 +158,14 @@ async def test_event_stream_follows_the_controller(stack: Stack, mosquitto: Mosq
 
         task = asyncio.create_task(pump())
         try:
-            await until(lambda: {d.get("view") for k, d in seen if k == "view"} >= {"feed", "room", "clock"})
+            await eventually(
+                lambda: {d.get("view") for k, d in seen if k == "view"} >= {"feed", "room", "clock"}
+            )
             assert [d["layout"] for k, d in seen if k == "layout"] == ["wide"]
             await asyncio.to_thread(publish_command, mosquitto, "wall", {"layout": "split_2"})
-            await until(lambda: [d["layout"] for k, d in seen if k == "layout"] == ["wide", "split_2"], 5)
+            await eventually(
+                lambda: [d["layout"] for k, d in seen if k == "layout"] == ["wide", "split_2"], 5
+            )
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -194,7 +199,9 @@ async def test_stale_marker_when_the_feed_stops_and_reconnect(tmp_path: Path, sq
         async with serving(app) as server:
             port = server.port
             await wall_page(page, server.url, app)
-            await until(lambda: page.eval("document.getElementById('wall').dataset.connection === 'live'"))
+            await eventually(
+                lambda: page.eval("document.getElementById('wall').dataset.connection === 'live'")
+            )
             await asyncio.sleep(4)  # longer than stale_after_s: the feed keeps the report views fresh
             assert (
                 await page.eval("document.querySelector('.view-feed').classList.contains('stale')") is False
@@ -203,7 +210,7 @@ async def test_stale_marker_when_the_feed_stops_and_reconnect(tmp_path: Path, sq
             # No broker in this test: the room's data cannot be current, and the page says so.
             assert await page.eval("document.querySelector('.view-room').classList.contains('stale')")
         # The portal is gone: after stale_after_s every data view is marked, the clock keeps going.
-        await until(
+        await eventually(
             lambda: page.eval(
                 "['feed','map','counts','deadlines'].every(v => "
                 "document.querySelector('.view-' + v).classList.contains('stale'))"
@@ -215,7 +222,7 @@ async def test_stale_marker_when_the_feed_stops_and_reconnect(tmp_path: Path, sq
         await page.screenshot(ARTIFACTS / "04-stale-13440x1080.png")
         # The portal is back on the same address: the page reconnects by itself, the marks go away.
         async with serving(app, port):
-            await until(
+            await eventually(
                 lambda: page.eval(
                     "document.getElementById('wall').dataset.connection === 'live' && "
                     "!document.querySelector('.view-feed').classList.contains('stale')"

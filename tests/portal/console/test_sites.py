@@ -13,8 +13,9 @@ import pytest
 from devices.loader import load_site
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator, start_site
-from tests.console.conftest import Console, Stack, portal_stack, until
 from tests.support.site_expect import TWO_FLOORS, Expected, expected
+from tests.support.stack import Console, Stack, portal_stack
+from tests.support.wait import eventually
 
 EXPECT = expected(TWO_FLOORS)
 
@@ -57,7 +58,7 @@ async def test_console_draws_every_device_of_the_site(floors: Stack) -> None:
     assert sim is not None
     await sim.device(EXPECT.circuits[-1][0]).set_point(EXPECT.circuits[-1][1], True)
     async with floors.console("operator") as c:
-        await until(lambda: _all_online(c, EXPECT), timeout=20)
+        await eventually(lambda: _all_online(c, EXPECT), timeout=20)
         page = await c.open()
         assert f"Lampu ({len(EXPECT.circuits)} sirkuit)" in page
         for n, (device, point) in enumerate(EXPECT.circuits, 1):
@@ -90,7 +91,7 @@ async def test_console_draws_every_device_of_the_site(floors: Stack) -> None:
         async def fed_back() -> bool:
             return bool((await c.state())["states"][wall].get(displays[2][1]) == "ON")
 
-        await until(fed_back)
+        await eventually(fed_back)
 
         # The wall's room panel of the same portal: every wall, sensor, meter and device of the site.
         room = (await c.http.get("/dinding")).text

@@ -13,8 +13,9 @@ from iot_gateway.recorder.metrics import RecorderMetrics
 from iot_gateway.recorder.provision import ensure_schema
 from iot_gateway.recorder.spool import Spool
 from iot_gateway.recorder.writer import Writer
-from tests.recorder.helpers import rows
 from tests.support.faultproxy import FaultProxy
+from tests.support.recorder import rows
+from tests.support.wait import eventually
 
 T = (time.time_ns() // 10**9 - 86400) * 10**9  # yesterday: inside the 90-day raw retention
 
@@ -25,12 +26,13 @@ def _line(i: int, value: str = "1i") -> tuple[int, str, bytes]:
 
 
 async def _run_until_empty(writer: Writer, timeout_s: float = 20) -> None:
+    def drained() -> bool:
+        writer.wake.set()  # flush now rather than after the flush interval
+        return not writer.spool.depth
+
     task = asyncio.create_task(writer.run())
     try:
-        async with asyncio.timeout(timeout_s):
-            while writer.spool.depth:
-                writer.wake.set()
-                await asyncio.sleep(0.01)  # poll period of the check
+        await eventually(drained, timeout_s, step=0.01, what="the spool written out")
     finally:
         task.cancel()
 
@@ -102,9 +104,9 @@ async def test_influxdb_unreachable_keeps_everything(tmp_path: Path) -> None:
     writer.spool.append([_line(i) for i in range(10)])
     task = asyncio.create_task(writer.run())
     try:
-        async with asyncio.timeout(5):
-            while not writer.metrics.write_errors.labels("InfluxUnavailable")._value.get():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)  # poll period of the check
+        await eventually(
+            lambda: writer.metrics.write_errors.labels("InfluxUnavailable")._value.get(), 5, step=0.01
+        )
     finally:
         task.cancel()
     assert writer.spool.depth == 20 and writer.spool.dead_points() == 0

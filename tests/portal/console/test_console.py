@@ -15,7 +15,8 @@ from mosquitto import MosquittoProcess
 from portal.config import DEFAULT_SITE_FILE
 from portal.runtime import runtime_of
 from portal.services.room import load_plan
-from tests.console.conftest import Console, Stack, portal_stack, until
+from tests.support.stack import Console, Stack, portal_stack
+from tests.support.wait import eventually
 
 
 def test_plan_of_the_demo_room() -> None:
@@ -39,7 +40,7 @@ def test_plan_of_the_demo_room() -> None:
 async def test_round_trip_switches_the_coil_and_is_audited(stack: Stack) -> None:
     assert stack.sim is not None
     async with stack.console("operator") as c:
-        await until(lambda: _online(c, "lights_a"))
+        await eventually(lambda: _online(c, "lights_a"))
         html = await c.open()
         assert _shown(html, "lights_a", "relay_3") == "OFF"  # rendered without JavaScript
         async with c.listening():
@@ -50,7 +51,7 @@ async def test_round_trip_switches_the_coil_and_is_audited(stack: Stack) -> None
             assert result["readback"] == {"relay_3": "ON"}
             assert stack.sim.device("lights_a").get_point("relay_3") is True
             # The SSE stream carried the new state before the confirmation, never the other way round.
-            await until(lambda: any(k == "command" for k, _ in c.events))
+            await eventually(lambda: any(k == "command" for k, _ in c.events))
             kinds = [
                 (k, d)
                 for k, d in c.events
@@ -75,7 +76,7 @@ async def test_round_trip_switches_the_coil_and_is_audited(stack: Stack) -> None
 async def test_all_lights_wall_and_layout(stack: Stack) -> None:
     assert stack.sim is not None
     async with stack.console("admin") as c:
-        await until(lambda: _online(c, "wall", "lights_b"))
+        await eventually(lambda: _online(c, "wall", "lights_b"))
         await c.open()
         commands = await c.send("all_lights", "", "ON")
         assert sorted(x["device"] for x in commands) == ["lights_a", "lights_b"]
@@ -92,7 +93,7 @@ async def test_all_lights_wall_and_layout(stack: Stack) -> None:
         [lay] = await c.send("layout", "wall", "split_4")
         assert (await c.result(lay["transaction"]))["status"] == "ok"
         assert stack.sim.device("wall").get_point("layout") == "split_4"
-        await until(lambda: _value(c, "wall", "layout", "split_4"))
+        await eventually(lambda: _value(c, "wall", "layout", "split_4"))
         for action, target, value in [
             ("layout", "wall", "split_9"),
             ("circuit", "lights_a.relay_9", "ON"),
@@ -114,7 +115,7 @@ async def test_stuck_relay_shows_failed_readback(stack: Stack) -> None:
     assert stack.sim is not None
     stack.sim.device("lights_b").set_fault("stuck")
     async with stack.console() as c:
-        await until(lambda: _online(c, "lights_b"))
+        await eventually(lambda: _online(c, "lights_b"))
         await c.open()
         [cmd] = await c.send("circuit", "lights_b.relay_1", "ON")
         result = await c.result(cmd["transaction"])
@@ -130,9 +131,9 @@ async def test_stuck_relay_shows_failed_readback(stack: Stack) -> None:
 async def test_dead_device_shows_unavailable(stack: Stack) -> None:
     assert stack.sim is not None
     async with stack.console() as c:
-        await until(lambda: _online(c, "lights_b"))
+        await eventually(lambda: _online(c, "lights_b"))
         stack.sim.device("lights_b").set_fault("no_answer")
-        await until(lambda: _avail(c, "lights_b", "offline"), timeout=15)
+        await eventually(lambda: _avail(c, "lights_b", "offline"), timeout=15)
         page = await c.open()
         assert 'class="avail offline" data-avail="lights_b">tidak tersedia' in page
         [cmd] = await c.send("circuit", "lights_b.relay_2", "ON")
@@ -150,12 +151,12 @@ async def test_no_response_is_a_timeout_never_a_success(
         portal_stack(tmp_path, sqlite_template, mosquitto, None, mqtt={"command_response_s": 0.5}) as s,
         s.console() as c,
     ):
-        await until(
-            lambda: (
-                runtime_of(c.app).connections.commands is not None
-                and runtime_of(c.app).connections.commands.connected.is_set()
-            )
-        )
+
+        def connected() -> bool:
+            commands = runtime_of(c.app).connections.commands
+            return commands is not None and commands.connected.is_set()
+
+        await eventually(connected, what="the console's MQTT client is connected")
         await c.open()
         [cmd] = await c.send("circuit", "lights_a.relay_1", "ON")
         assert (await c.status(cmd["transaction"]))["status"] == "pending"

@@ -25,11 +25,13 @@ from portal.services.deadlines import WIB
 from portal.services.room import load_plan
 from portal.services.scenes import load_scenes
 from simulators.site import SiteSimulator
-from tests.console.conftest import Stack, login, until
-from tests.portal.conftest import LiveServer, add_user, make_settings
 from tests.support.gateway import gateway_config, running_gateway
+from tests.support.paths import ROOT
+from tests.support.portal_app import LiveServer, add_user, make_settings
+from tests.support.stack import Stack, login_async
+from tests.support.wait import eventually
 
-SCENES = Path(__file__).resolve().parents[2] / "portal" / "data" / "scenes.yaml"
+SCENES = ROOT / "portal" / "data" / "scenes.yaml"
 
 
 def test_shipped_scenes_are_valid_for_the_demo_room(tmp_path: Path) -> None:
@@ -67,7 +69,7 @@ async def test_briefing_scene_end_to_end(stack: Stack) -> None:
     sim = stack.sim
     assert sim is not None
     async with stack.console("operator") as c:
-        await until(lambda: _ready(c.app))
+        await eventually(lambda: _ready(c.app))
         await c.open()
         async with c.listening():
             r = await c.http.post(
@@ -76,7 +78,7 @@ async def test_briefing_scene_end_to_end(stack: Stack) -> None:
                 headers={"Accept": "application/json"},
             )
             assert r.status_code == 202 and r.json() == {"scene": "briefing", "steps": 3}
-            await until(lambda: any(k == "scene" and d.get("done") for k, d in c.events), timeout=20)
+            await eventually(lambda: any(k == "scene" and d.get("done") for k, d in c.events), timeout=20)
             reports = [d for k, d in c.events if k == "scene"]
         assert [(d.get("step"), d["ok"]) for d in reports] == [(1, True), (2, True), (3, True), (None, True)]
         assert all(cmd["status"] == "ok" for d in reports[:3] for cmd in d["commands"])
@@ -129,7 +131,7 @@ async def test_schedule_fires_once_with_two_workers(
     apps = [worker(), worker()]
     cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
     async with running_gateway(cfg):
-        await until(lambda: room_sim.device("lights_a").get_point("relay_1") is True)
+        await eventually(lambda: room_sim.device("lights_a").get_point("relay_1") is True)
         with contextlib.ExitStack() as servers:
             urls = [servers.enter_context(LiveServer(app)).url for app in apps]
 
@@ -137,7 +139,7 @@ async def test_schedule_fires_once_with_two_workers(
                 with runtime_of(apps[0]).sessions() as s:
                     return list(s.scalars(select(ScheduleRun)))
 
-            await until(lambda: [r for r in runs() if r.result != "running"], timeout=20)
+            await eventually(lambda: [r for r in runs() if r.result != "running"], timeout=20)
             await asyncio.sleep(1.0)  # the measurement window: five more checks by each worker, still one run
             [run] = runs()
             assert run.schedule == "now" and run.result == "ok", (run.result, run.detail)
@@ -150,6 +152,6 @@ async def test_schedule_fires_once_with_two_workers(
             # Both workers show the schedule's last result (it is in the shared database).
             for app, url in zip(apps, urls, strict=True):
                 async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-                    await login(http, add_user(app, "operator"))
+                    await login_async(http, add_user(app, "operator"))
                     page = (await http.get("/konsol")).text
                     assert '<td class="result ok">' in page and ": ok (1/2 ok,ok; 2/2 ok)" in page

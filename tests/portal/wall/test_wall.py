@@ -13,7 +13,7 @@ from portal.main import create_app
 from portal.runtime import runtime_of
 from portal.services import reports, wall
 from portal.services.wall import LAYOUTS, VIEWS, WallError, load_wall
-from tests.portal.conftest import FakeClock, csrf, staff_client, submit
+from tests.support.portal_app import FakeClock, csrf, staff_client, submit
 
 PEOPLE = {
     "public": ("Siti Aminah Publik", "081234560001", "siti.publik@example.id"),
