@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--username", required=True)
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument(
-        "--agency", default=None, help="agency key, for --role agency (see portal/data/categories.yaml)"
+        "--agency", default=None, help="agency key, for --role agency (see bcc_contract/data/categories.yaml)"
     )
     p.add_argument("--display-name", default="")
     p.add_argument(
