@@ -3,6 +3,7 @@ ready when ``/ping`` answers 204 (about 0.1 s), plus helpers to build a recorder
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,18 @@ def recorder_config(
     return build_config(LoadedSite(site, loaded.profiles, loaded.path), env, "<test>")
 
 
-def influxql(url: str, q: str, db: str = "bcc") -> list[dict[str, Any]]:
-    """Run one InfluxQL statement synchronously; the ``series`` of the first result (may be empty)."""
+def influxql(url: str, q: str, db: str = "bcc", absent_ok: bool = False) -> list[dict[str, Any]]:
+    """Run one InfluxQL statement synchronously; the ``series`` of the first result (may be empty).
+
+    With ``absent_ok`` a database or retention policy that the recorder has not created yet reads as
+    no data (a poll that starts before the recorder's provisioning), not as an error.
+    """
     r = httpx.get(f"{url}/query", params={"db": db, "q": q, "epoch": "ns"}, timeout=10)
     r.raise_for_status()
     result = orjson.loads(r.content)["results"][0]
     if "error" in result:
+        if absent_ok and re.search(r"(database|retention policy) not found", result["error"]):
+            return []
         raise AssertionError(f"{q}: {result['error']}")
     series: list[dict[str, Any]] = result.get("series", [])
     return series
@@ -71,5 +78,5 @@ def influxql(url: str, q: str, db: str = "bcc") -> list[dict[str, Any]]:
 
 def count_rows(url: str, measurement: str, field: str, where: str = "") -> int:
     """Number of stored points with ``field`` set (``count()`` over all time)."""
-    series = influxql(url, f'SELECT count("{field}") FROM {measurement} {where}')
+    series = influxql(url, f'SELECT count("{field}") FROM {measurement} {where}', absent_ok=True)
     return sum(int(row[1]) for s in series for row in s["values"])

@@ -66,10 +66,10 @@ async def publish_as_gateway(
 
 
 def rows(url: str, measurement: str, field: str, where: str = "") -> int:
-    series = influxql(url, f'SELECT count("{field}") FROM "raw"."{measurement}" {where}')
+    series = influxql(url, f'SELECT count("{field}") FROM "raw"."{measurement}" {where}', absent_ok=True)
     return sum(int(r[1]) for s in series for r in s["values"])
 
 
 def distinct_times(url: str, measurement: str, field: str, where: str = "") -> int:
-    series = influxql(url, f'SELECT "{field}" FROM "raw"."{measurement}" {where}')
+    series = influxql(url, f'SELECT "{field}" FROM "raw"."{measurement}" {where}', absent_ok=True)
     return len({r[0] for s in series for r in s["values"]})
