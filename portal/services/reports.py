@@ -22,6 +22,7 @@ from portal.services import deadlines, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.photos import PhotoRejected, clean_photo, store_photo
 from portal.services.ratelimit import RateLimiter
+from portal.services.textclean import clean_text
 
 REPORTS = cast(Table, Report.__table__)
 ENTRIES = cast(Table, ReportEntry.__table__)
@@ -159,6 +160,7 @@ def prepare_report(
 ) -> Prepared:
     """Validate (InvalidInput with every problem), clean and store the photos, build the row.
     ``client`` is the key of the submission rate limit (the client address) if one applies."""
+    inp = ReportInput(**{f.name: clean_text(getattr(inp, f.name)) for f in fields(ReportInput)})
     if errors := validate(ref, inp):
         raise InvalidInput(errors)
     point = parse_point(inp.lat, inp.lon)
@@ -407,6 +409,7 @@ def add_info(
     report = get_by_code(db, code)
     if report.status == "closed":
         raise TransitionRefused("err_closed")
+    text = clean_text(text)
     if not text.strip() and not photos:
         raise InvalidInput({"body": "err_info_required"})
     if len(text) > MAX_DESCRIPTION:
