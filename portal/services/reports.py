@@ -114,6 +114,18 @@ def validate(ref: Reference, inp: ReportInput) -> dict[str, str]:
     return errors
 
 
+_INPUT_FIELDS = tuple(f.name for f in fields(ReportInput))
+
+
+def _cleaned(inp: ReportInput) -> ReportInput:
+    """``inp`` without control characters (portal.services.textclean); the same object when it has none."""
+    values = [getattr(inp, name) for name in _INPUT_FIELDS]
+    cleaned = [clean_text(v) for v in values]
+    if cleaned == values:
+        return inp
+    return ReportInput(**dict(zip(_INPUT_FIELDS, cleaned, strict=True)))
+
+
 def _store_photos(raws: Sequence[bytes], media_dir: Path, max_bytes: int, max_count: int) -> list[Photo]:
     if len(raws) > max_count:
         raise InvalidInput({"photos": "photo_too_many"})
@@ -160,7 +172,7 @@ def prepare_report(
 ) -> Prepared:
     """Validate (InvalidInput with every problem), clean and store the photos, build the row.
     ``client`` is the key of the submission rate limit (the client address) if one applies."""
-    inp = ReportInput(**{f.name: clean_text(getattr(inp, f.name)) for f in fields(ReportInput)})
+    inp = _cleaned(inp)
     if errors := validate(ref, inp):
         raise InvalidInput(errors)
     point = parse_point(inp.lat, inp.lon)
