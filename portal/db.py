@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Dialect, Engine, Table, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, Table, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# SQLite gives its -wal and -shm files the database file's own mode, so 0600 there covers all three.
+PRIVATE_FILE = 0o600
+log = structlog.get_logger(__name__)
 
 
 def make_engine(url: str) -> Engine:
-    """Engine for SQLite (foreign keys on, WAL) or PostgreSQL (psycopg 3); creates the SQLite folder."""
+    """Engine for SQLite (foreign keys on, WAL) or PostgreSQL (psycopg 3); creates the SQLite folder
+    and file, readable by the portal's user only (:func:`private_sqlite_file`)."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = make_url(url).database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_sqlite_file(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -37,6 +43,22 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 (its folder 0700 if created here) before SQLite opens it, and
+    bring an existing database and its -wal/-shm files to 0600: the file holds reporters' names,
+    phones and e-mails. The mode is set explicitly, whatever the process umask."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o777 != PRIVATE_FILE:
+                file.chmod(PRIVATE_FILE)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # owned by another account: say so, the operator must fix it
+            log.warning("database_file_mode_not_changed", path=str(file))
 
 
 _WRITE_LOCKS: dict[str, threading.Lock] = {}

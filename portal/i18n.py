@@ -184,6 +184,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "photo_empty": ("Foto kosong.", "The photo is empty."),
     "photo_too_large": ("Foto terlalu besar (maksimal 5 MB).", "The photo is too large (at most 5 MB)."),
     "photo_too_many": ("Maksimal 3 foto.", "At most 3 photos."),
+    "photo_too_many_pixels": (
+        "Resolusi foto terlalu besar (maksimal 40 megapiksel).",
+        "The photo has too many pixels (at most 40 megapixels).",
+    ),
     "photo_bad_type": (
         "Hanya foto JPEG, PNG atau WebP yang diterima.",
         "Only JPEG, PNG or WebP photos are accepted.",
@@ -202,6 +206,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Too many reports from this address. Try again later.",
     ),
     "error_400": ("Permintaan tidak valid.", "Invalid request."),
+    "err_month": (
+        "Bulan tidak valid: tulis TTTT-BB dengan angka biasa, misalnya 2026-11.",
+        "Invalid month: write YYYY-MM in plain digits, e.g. 2026-11.",
+    ),
     "error_500": (
         "Terjadi kesalahan. Laporan Anda tetap aman; coba lagi.",
         "Something went wrong. Please try again.",

@@ -31,6 +31,7 @@ from portal.reference import Reference, load_reference
 from portal.services.deadlines import WIB
 from portal.services.events import EventSink, NullSink
 from portal.services.notify import Notifier
+from portal.services.photos import ensure_private_dir
 from portal.services.ratelimit import RateLimiter
 from portal.services.report_writer import ReportWriter
 from portal.services.room import LiveRoom, load_plan
@@ -134,7 +135,8 @@ class PortalRuntime:
 
 def build_runtime(settings: Settings, clock: Callable[[], datetime]) -> PortalRuntime:
     """Everything the portal holds, before anything starts (the lifespan starts processes and clients)."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url)  # a SQLite file is created 0600
+    ensure_private_dir(settings.media_dir)  # reporters' photos: 0700, each file 0600
     sessions = session_factory(engine)
     connections = Connections()
     room = LiveRoom(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import statistics
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session
 from portal.models import Report
 from portal.reference import Reference
 from portal.services.deadlines import WIB
+
+_MONTH = re.compile(r"\A([0-9]{4})-(0[1-9]|1[0-2])\Z")
 
 
 @dataclass
@@ -39,8 +42,17 @@ class Row:
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """UTC start and end of a ``YYYY-MM`` month in Binjai's time zone; ValueError when malformed."""
-    year, mon = (int(p) for p in month.split("-"))
+    """UTC start and end of a ``YYYY-MM`` month in Binjai's time zone; ValueError when malformed.
+
+    Strict: ASCII digits only and nothing around them (``int`` would take full-width digits, spaces and
+    a trailing newline, which then reach the CSV's file name header), years 1970 to 9998 (a month
+    whose bounds exist in UTC)."""
+    found = _MONTH.match(month)
+    if found is None:
+        raise ValueError(f"not a YYYY-MM month: {month!r}")
+    year, mon = int(found[1]), int(found[2])
+    if not 1970 <= year <= 9998:
+        raise ValueError(f"month out of range: {month!r}")
     start = datetime.combine(date(year, mon, 1), time(), WIB)
     end = datetime.combine(date(year + mon // 12, mon % 12 + 1, 1), time(), WIB)
     return start, end

@@ -22,6 +22,7 @@ from portal.services import deadlines, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.photos import PhotoRejected, clean_photo, store_photo
 from portal.services.ratelimit import RateLimiter
+from portal.services.textclean import clean_text
 
 REPORTS = cast(Table, Report.__table__)
 ENTRIES = cast(Table, ReportEntry.__table__)
@@ -113,6 +114,18 @@ def validate(ref: Reference, inp: ReportInput) -> dict[str, str]:
     return errors
 
 
+_INPUT_FIELDS = tuple(f.name for f in fields(ReportInput))
+
+
+def _cleaned(inp: ReportInput) -> ReportInput:
+    """``inp`` without control characters (portal.services.textclean); the same object when it has none."""
+    values = [getattr(inp, name) for name in _INPUT_FIELDS]
+    cleaned = [clean_text(v) for v in values]
+    if cleaned == values:
+        return inp
+    return ReportInput(**dict(zip(_INPUT_FIELDS, cleaned, strict=True)))
+
+
 def _store_photos(raws: Sequence[bytes], media_dir: Path, max_bytes: int, max_count: int) -> list[Photo]:
     if len(raws) > max_count:
         raise InvalidInput({"photos": "photo_too_many"})
@@ -159,6 +172,7 @@ def prepare_report(
 ) -> Prepared:
     """Validate (InvalidInput with every problem), clean and store the photos, build the row.
     ``client`` is the key of the submission rate limit (the client address) if one applies."""
+    inp = _cleaned(inp)
     if errors := validate(ref, inp):
         raise InvalidInput(errors)
     point = parse_point(inp.lat, inp.lon)
@@ -407,6 +421,7 @@ def add_info(
     report = get_by_code(db, code)
     if report.status == "closed":
         raise TransitionRefused("err_closed")
+    text = clean_text(text)
     if not text.strip() and not photos:
         raise InvalidInput({"body": "err_info_required"})
     if len(text) > MAX_DESCRIPTION:

@@ -19,6 +19,7 @@ from portal.reference import Reference
 from portal.services import deadlines, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.reports import normalize_code
+from portal.services.textclean import clean_text
 
 PAGE_SIZE = 50
 
@@ -132,6 +133,7 @@ def _require(user: User, *roles: str) -> None:
 
 
 def _entry(report: Report, kind: str, user: User, now: datetime, label: str, body: str = "") -> None:
+    body = clean_text(body)  # staff paste text too: keep it printable and XML-safe
     report.entries.append(ReportEntry(kind=kind, at=now, actor_id=user.id, actor_label=label, body=body))
     report.updated_at = now
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -37,6 +38,7 @@ router = APIRouter(prefix="/konsol", default_response_class=HTMLResponse)
 ConsoleUser = Annotated[User, Depends(RoleGuard("admin", "operator"))]
 KEEPALIVE_S = 15.0
 CSV_LIMIT = 100_000
+_DAY = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 # The console is the one page with JavaScript: our own script, talking to our own origin only.
 CONSOLE_CSP = (
     "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
@@ -210,8 +212,10 @@ def _filter(
     username: str, device: str, status: str, since: str, until: str, page: int = 1
 ) -> audit.AuditFilter:
     def day(text: str) -> datetime | None:
-        with contextlib.suppress(ValueError):
-            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        # ASCII digits only (strptime's \d takes any script's digits); not a date: no bound, as before
+        if _DAY.match(text):
+            with contextlib.suppress(ValueError):
+                return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
         return None
 
     end = day(until)
@@ -220,7 +224,8 @@ def _filter(
         device=device[:48],
         status=status if status in (*RESULT_STATUSES, "pending") else "",
         since=day(since),
-        until=end + timedelta(days=1) if end else None,
+        # "until 9999-12-31" includes that whole day, which has no next day to stop at: no upper bound
+        until=end + timedelta(days=1) if end and end.date() < date.max else None,
         page=max(1, min(page, 100_000)),
     )
 

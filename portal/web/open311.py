@@ -20,11 +20,12 @@ from starlette.datastructures import UploadFile
 
 from bcc_common.timefmt import iso
 from portal.errors import InvalidInput
+from portal.i18n import translate
 from portal.models import OPEN_STATUSES, Report
 from portal.reference import Reference
 from portal.services import reports, visibility
 from portal.services.workflow import due_of
-from portal.web.deps import NowDep, RefDep, SessionDep, SettingsDep, SinkDep
+from portal.web.deps import NowDep, RefDep, SessionDep, SettingsDep, SinkDep, lang_of
 from portal.web.open311_format import Open311Error, respond
 from portal.web.submission import policy, read_photos_async
 
@@ -190,13 +191,23 @@ def request_item(report: Report, ref: Reference, base_url: str) -> dict[str, Any
 
 
 def _date(value: str | None, name: str) -> datetime | None:
+    """A W3C datetime as UTC; 400 when it is none or has no UTC equivalent (0001-01-01T00:00+07:00)."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as err:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError) as err:
         raise Open311Error(400, f"{name} must be a W3C datetime, e.g. 2026-11-01T00:00:00Z") from err
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _shift(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, stopping at the first or last representable instant: the default window of
+    a date at either end of the calendar (0001-01-01, 9999-12-31) is cut there, not an overflow."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return (datetime.max if delta > timedelta(0) else datetime.min).replace(tzinfo=UTC)
 
 
 def _list(value: str | None) -> list[str]:
@@ -225,8 +236,8 @@ def get_requests(
         start, end = _date(start_date, "start_date"), _date(end_date, "end_date")
         if start and end and end - start > MAX_SPAN:
             raise Open311Error(400, "start_date and end_date may not span more than 90 days")
-        end = end or (min(now, start + MAX_SPAN) if start else now)
-        start = start or end - MAX_SPAN
+        end = end or (min(now, _shift(start, MAX_SPAN)) if start else now)
+        start = start or _shift(end, -MAX_SPAN)
         query = query.where(Report.created_at >= start, Report.created_at <= end)
         if codes := _list(service_code):
             query = query.where(Report.category.in_(codes))
@@ -339,7 +350,10 @@ async def post_request(
             "contact_email": "email",
             "photos": "media",
         }
-        raise Open311Error(400, "Invalid: " + ", ".join(names.get(k, k) for k in err.errors)) from err
+        detail = "Invalid: " + ", ".join(names.get(k, k) for k in err.errors)
+        if reason := err.errors.get("photos"):  # say why, as the form does (too many pixels, wrong type...)
+            detail += f" ({translate(reason, lang_of(request))})"
+        raise Open311Error(400, detail) from err
     return respond(
         fmt,
         "service_requests",

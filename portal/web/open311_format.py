@@ -8,6 +8,8 @@ from xml.etree import ElementTree as ET
 
 from fastapi.responses import Response
 
+from portal.services.textclean import clean_text
+
 
 class Open311Error(Exception):
     def __init__(self, status: int, description: str) -> None:
@@ -27,7 +29,8 @@ def _xml(value: Any, parent: ET.Element) -> None:
         elif isinstance(item, bool):
             child.text = "true" if item else "false"
         elif item is not None:
-            child.text = str(item)
+            # stored before input was cleaned, or typed by staff: never a character XML 1.0 forbids
+            child.text = clean_text(str(item))
 
 
 def respond(

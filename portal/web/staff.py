@@ -29,6 +29,7 @@ from portal.web.deps import (
     SinkDep,
     StaffUser,
     client_ip,
+    lang_of,
     render,
     runtime_from,
 )
@@ -276,12 +277,21 @@ def close(
     )
 
 
-def _month(month: str, now: datetime) -> str:
+def _month(month: str, now: datetime) -> str | None:
+    """The month asked for (``YYYY-MM``), the current one when none is, None when it is not a month."""
+    if not month:
+        return now.astimezone(WIB).strftime("%Y-%m")
     try:
         evaluation.month_bounds(month)
     except ValueError:
-        return now.astimezone(WIB).strftime("%Y-%m")
+        return None
     return month
+
+
+def _bad_month(request: Request) -> Response:
+    """400 with the reason in the user's language, for the page and its CSV alike."""
+    context = {"status": 400, "message_key": "err_month"}
+    return render(request, lang_of(request), "error.html", context, 400)
 
 
 @router.get("/evaluasi")
@@ -294,24 +304,28 @@ def evaluation_page(
     user: EvaluationUser,
     month: str = "",
 ) -> Response:
-    month = _month(month, now)
-    rows = evaluation.evaluate(db, ref, month)
+    chosen = _month(month, now)
+    if chosen is None:
+        return _bad_month(request)
+    rows = evaluation.evaluate(db, ref, chosen)
     peak = max([r.received for r in rows] or [1])
-    context = {"month": month, "rows": rows, "total": evaluation.totals(rows), "peak": max(peak, 1)}
+    context = {"month": chosen, "rows": rows, "total": evaluation.totals(rows), "peak": max(peak, 1)}
     return render(request, lang, "staff/evaluation.html", context)
 
 
 @router.get("/evaluasi.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 def evaluation_csv(
-    db: SessionDep, ref: RefDep, now: NowDep, user: EvaluationUser, month: str = ""
+    request: Request, db: SessionDep, ref: RefDep, now: NowDep, user: EvaluationUser, month: str = ""
 ) -> Response:
-    month = _month(month, now)
-    body = evaluation.to_csv(evaluation.evaluate(db, ref, month))
+    chosen = _month(month, now)
+    if chosen is None:
+        return _bad_month(request)
+    body = evaluation.to_csv(evaluation.evaluate(db, ref, chosen))
     return Response(
         body,
         media_type="text/csv; charset=utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="evaluasi-{month}.csv"',
+            "Content-Disposition": f'attachment; filename="evaluasi-{chosen}.csv"',
             "Cache-Control": "no-store",
         },
     )

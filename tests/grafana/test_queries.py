@@ -64,8 +64,11 @@ async def test_every_panel_query_returns_a_series(
             await asyncio.sleep(2.2)  # the observation window for the 0.2 s health period
             health = portal.all("bcc/bridge/health", since=first)
             assert len(health) >= 5 and any(h.get("poll_latency_ms_mean") for h in health), health[-1:]
-        await eventually(lambda: rec.intake.messages > 0 and bool(influxql(
-            influxd.url, 'SELECT count("written") FROM "raw"."recorder"', absent_ok=True)), timeout=10)  # fmt: skip
+        written = 'SELECT count("written") FROM "raw"."recorder"'
+        await eventually(
+            lambda: rec.intake.messages > 0 and bool(influxql(influxd.url, written, absent_ok=True)),
+            timeout=10,
+        )
         await asyncio.sleep(0.5)  # several 0.2 s recorder statistics (write-rate needs two)
         await rec.drain(10)
     devices = [d.id for d in loaded.site.devices] + ["bridge"]

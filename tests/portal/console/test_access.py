@@ -124,5 +124,11 @@ def test_audit_filters_and_csv(app: FastAPI) -> None:
     assert op1.get("/konsol/audit", params={"since": "2999-01-01"}).context["total"] == 0
     assert op1.get("/konsol/audit", params={"until": "2999-01-01"}).context["total"] == 3
     assert op1.get("/konsol/audit", params={"since": "garbage"}).status_code == 200
+    # the last representable day, and digits of another script: a filter or none, never a 500
+    for params in ({"until": "9999-12-31"}, {"until": "２０２６-１１-０２"}, {"since": "0001-01-01"}):
+        page = op1.get("/konsol/audit", params=params)
+        assert page.status_code == 200 and page.context["total"] == 3
+        assert len(op1.get("/konsol/audit.csv", params=params).text.strip().splitlines()) == 4
+    assert op1.get("/konsol/audit", params={"since": "9999-12-31"}).context["total"] == 0
     op1.close()
     op2.close()

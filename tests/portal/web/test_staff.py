@@ -8,12 +8,22 @@ import io
 import re
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from portal.services import workflow
-from tests.support.portal_app import FakeClock, add_user, csrf, login, report_id, staff_client, submit
+from tests.support.portal_app import (
+    FakeClock,
+    LiveServer,
+    add_user,
+    csrf,
+    login,
+    report_id,
+    staff_client,
+    submit,
+)
 
 
 def test_login_sets_a_hardened_session_cookie(app: FastAPI, client: TestClient) -> None:
@@ -216,4 +226,35 @@ def test_monthly_evaluation_and_csv(app: FastAPI, client: TestClient, clock: Fak
         ("perencanaan_pembangunan", "bappeda", "3"),
     }
     assert admin.get("/staf/evaluasi?month=2026-10").context["rows"] == []
+    admin.close()
+
+
+BAD_MONTHS = [
+    "２０２６-11",
+    "2026-11\n",
+    "2026-11\r\nX-Evil: 1",
+    " 2026-11",
+    "+2026-11",
+    "2026-1",
+    "2026-13",
+    "0001-01",
+]
+
+
+def test_evaluation_month_is_validated_strictly(app: FastAPI, client: TestClient) -> None:
+    """Full-width digits (int() takes them: a 500 in the CSV's file name header) and a trailing newline
+    (the server dropped the connection) are refused with a clear 400, on a real server, in both
+    languages; the page and the CSV alike. No month at all is the current one."""
+    admin = staff_client(app, "admin")
+    session = {"bcc_session": admin.cookies["bcc_session"]}
+    with LiveServer(app) as live, httpx.Client(base_url=live.url, cookies=session) as http:
+        for month in BAD_MONTHS:
+            for path in ("/staf/evaluasi", "/staf/evaluasi.csv"):
+                r = http.get(path, params={"month": month})
+                assert r.status_code == 400, (month, path, r.status_code)
+                assert "TTTT-BB" in r.text and "attachment" not in r.headers.get("content-disposition", "")
+        r = http.get("/staf/evaluasi.csv", params={"month": "２０２６-11", "lang": "en"})
+        assert r.status_code == 400 and "write YYYY-MM in plain digits" in r.text
+        r = http.get("/staf/evaluasi.csv")
+        assert r.status_code == 200 and 'filename="evaluasi-2026-11.csv"' in r.headers["content-disposition"]
     admin.close()
