@@ -1,4 +1,5 @@
-"""Public pages: home, the report form with similar-report suggestions, status by code, the public list."""
+"""Public pages: home, the report form with similar-report suggestions, status by code, the reporter's
+actions (with the reporter's key), the public list, photos."""
 
 from __future__ import annotations
 
@@ -10,24 +11,30 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from portal.errors import InvalidInput, NotFound, TransitionRefused
-from portal.models import FEEDBACKS, STATUSES, Report
+from portal.models import FEEDBACKS, STATUSES, Photo, Report
 from portal.reference import Lang
-from portal.services import deadlines, reports
+from portal.services import deadlines, reporter_keys, reports, visibility
 from portal.services.photos import NAME_RE
-from portal.web import submission
+from portal.web import reporter, submission
 from portal.web.deps import (
     CsrfDep,
     LangDep,
     NowDep,
+    PublicWriteLimit,
     RefDep,
     SessionDep,
     SettingsDep,
     SinkDep,
+    lang_of,
+    load_staff_session,
+    public_write_allowed,
     read_form,
+    reject_nul,
     render,
     runtime_from,
     settings_of,
@@ -106,26 +113,61 @@ async def submit_report(request: Request) -> Response:
         await form.close()
 
 
+@router.post("/lapor/serupa")
+async def check_similar(request: Request) -> Response:
+    """The form's "check similar reports" button: the form again, as typed, with the similar reports
+    listed. POST (never GET), so that nothing typed - a name, a phone number, an e-mail - lands in a
+    URL, the browser history or an access log; photos chosen are not kept (the browser drops them)."""
+    form = await read_form(request)
+    try:
+        await verify_csrf(request, form)
+        reject_nul(form)
+        if not await run_in_threadpool(public_write_allowed, request):
+            raise HTTPException(429, "Too many requests")
+        values = {name: form.get(name, default) for name, default in submission.REPORT_FIELDS.items()}
+        inp = reports.ReportInput(**{k: v[:4000] if isinstance(v, str) else "" for k, v in values.items()})
+        runtime = runtime_from(request)
+
+        def page() -> Response:
+            with runtime.sessions() as db:
+                return submission.form_page(request, lang_of(request), db, inp, {})
+
+        return await run_in_threadpool(page)
+    finally:
+        await form.close()
+
+
 @router.get("/lacak")
 def track(request: Request, lang: LangDep, db: SessionDep, kode: str = "") -> Response:
     code = reports.normalize_code(kode)
     if code:
         return RedirectResponse(f"/laporan/{code}", status_code=303)
+    mine = reports.by_codes(db, submission.remembered(request))
     context = {
         "code": kode[:40],
         "not_found": bool(kode),
-        "mine": reports.by_codes(db, submission.remembered(request)),
+        # the cookie is the browser's to forge: a confidential report only with its key
+        "mine": [r for r in mine if reporter.may_see(request, r)],
     }
     return render(request, lang, "track.html", context, 404 if kode else 200)
 
 
-@router.post("/laporan/{code}/ingat", dependencies=[CsrfDep])
-def remember_report(request: Request, db: SessionDep, code: str) -> Response:
-    """Remember this report on this device (the "Laporan saya" list on /lacak)."""
+def _visible(request: Request, db: Session, code: str) -> Report:
+    """The report of ``code`` if this request may see it (portal.web.reporter.may_see), else 404: a
+    confidential report is indistinguishable from an unknown code for anyone but its reporter."""
     try:
         report = reports.get_by_code(db, code)
     except NotFound as err:
         raise HTTPException(404, "No such report") from err
+    if not reporter.may_see(request, report):
+        raise HTTPException(404, "No such report")
+    return report
+
+
+@router.post("/laporan/{code}/ingat", dependencies=[CsrfDep, PublicWriteLimit])
+def remember_report(request: Request, db: SessionDep, code: str) -> Response:
+    """Remember this report on this device (the "Laporan saya" list on /lacak)."""
+    report = _visible(request, db, code)
     response = RedirectResponse(f"/laporan/{report.code}", status_code=303)
     submission.remember(request, response, report.code)
     return response
@@ -149,11 +191,21 @@ def _status_page(
     code: str,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    granted: reporter.Access | None = None,
 ) -> Response:
-    try:
-        report = reports.get_by_code(db, code)
-    except NotFound as err:
-        raise HTTPException(404, "No such report") from err
+    """The status page. Anyone with the code sees a report that is not confidential (not its contact
+    details: the page never shows them); only its reporter sees the reporter's forms, and a
+    confidential report at all (404 for everyone else)."""
+    report = _visible(request, db, code)
+    acc = granted or reporter.access(request, db, report)
+    if not acc.reporter and not visibility.is_not_confidential(report):
+        raise HTTPException(404, "No such report")
+    new = request.query_params.get("baru") == "1"
+    # shown once: right after submission (or a claim), from the cookie the submission set
+    shown_key = acc.issued or (
+        submission.held_keys(request).get(report.code) if new and acc.reporter else None
+    )
+    duplicate = report.duplicate_of
     reopenable = (
         report.status == "closed"
         and report.resolution == "resolved_direct"
@@ -163,20 +215,58 @@ def _status_page(
     context = {
         "report": report,
         "entries": report.entries,
-        "reopenable": reopenable,
-        "rateable": reports.feedback_open(report, now),
-        "stricter": reports.stricter_privacies(report),
+        "reporter": acc.reporter,
+        "reopenable": acc.reporter and reopenable,
+        "rateable": acc.reporter and reports.feedback_open(report, now),
+        "stricter": reports.stricter_privacies(report) if acc.reporter else (),
         "remembered": report.code in submission.remembered(request),
         "verdicts": FEEDBACKS,
         "errors": errors or {},
-        "new": request.query_params.get("baru") == "1",
+        "new": new,
+        "shown_key": shown_key,
+        "key_link": f"{settings_of(request).public_url}/laporan/{report.code}/kunci/{shown_key}",
+        # the original of a duplicate is linked only if it is not confidential
+        "duplicate_code": duplicate.code if duplicate and visibility.is_not_confidential(duplicate) else None,
     }
-    return render(request, lang, "status.html", context, status)
+    response = render(request, lang, "status.html", context, status)
+    if acc.issued:
+        submission.keep_key(request, response, report.code, acc.issued)
+    return response
 
 
 @router.get("/laporan/{code}")
 def report_status(request: Request, lang: LangDep, db: SessionDep, now: NowDep, code: str) -> Response:
     return _status_page(request, lang, db, now, code)
+
+
+def _open_with_key(request: Request, db: Session, code: str, key: str) -> Response:
+    """Keep ``key`` in this browser if it opens report ``code``, then the status page (303); 404 for a
+    wrong key or code, so that the answer tells nothing about either."""
+    try:
+        report = reports.get_by_code(db, code)
+    except NotFound as err:
+        raise HTTPException(404, "No such report") from err
+    if not reporter_keys.matches(key, report.secret_hash):
+        raise HTTPException(404, "No such report")
+    response = RedirectResponse(f"/laporan/{report.code}", status_code=303)
+    submission.keep_key(request, response, report.code, key)
+    return response
+
+
+@router.get("/laporan/{code}/kunci/{key}", dependencies=[PublicWriteLimit])
+def open_with_link(request: Request, db: SessionDep, code: str, key: str) -> Response:
+    """The reporter's link (shown once after submission, sent by e-mail): keeps the key in this browser
+    and redirects to the plain status page, so the key stays out of the address bar and the history.
+    The portal's access log masks the key (portal.cli)."""
+    return _open_with_key(request, db, code, key)
+
+
+@router.post("/laporan/{code}/kunci", dependencies=[CsrfDep, PublicWriteLimit])
+def open_with_typed_key(
+    request: Request, db: SessionDep, code: str, kunci: Annotated[str, Form()] = ""
+) -> Response:
+    """The reporter types (or pastes) their key, or the whole link, on another device."""
+    return _open_with_key(request, db, code, kunci.strip().rstrip("/").rpartition("/")[2])
 
 
 def _citizen_step(
@@ -189,7 +279,11 @@ def _citizen_step(
     step: Callable[[], Report],
 ) -> Response:
     """Run one of the reporter's steps on their report: the status page again on success (303), with
-    the errors in the user's language on bad input (400) or a step the report's state refuses (409)."""
+    the errors in the user's language on bad input (400) or a step the report's state refuses (409).
+    Only the reporter (the report's key) may: 403 for anyone else, 404 if the report is confidential."""
+    acc = reporter.access(request, db, _visible(request, db, code))
+    if not acc.reporter:
+        return _status_page(request, lang, db, now, code, {"kunci": "err_reporter_key"}, 403, acc)
     try:
         report = step()
     except NotFound as err:
@@ -198,10 +292,13 @@ def _citizen_step(
         return _status_page(request, lang, db, now, code, err.errors, 400)
     except TransitionRefused as err:
         return _status_page(request, lang, db, now, code, {refused_field: str(err)}, 409)
-    return RedirectResponse(f"/laporan/{report.code}", status_code=303)
+    response = RedirectResponse(f"/laporan/{report.code}", status_code=303)
+    if acc.issued:
+        submission.keep_key(request, response, report.code, acc.issued)
+    return response
 
 
-@router.post("/laporan/{code}/info", dependencies=[CsrfDep])
+@router.post("/laporan/{code}/info", dependencies=[CsrfDep, PublicWriteLimit])
 def add_info(
     request: Request,
     lang: LangDep,
@@ -212,12 +309,14 @@ def add_info(
     photos: PhotosField = None,
     body: Annotated[str, Form()] = "",
 ) -> Response:
-    raws = submission.read_photos(photos, settings.max_photo_bytes)
-    step = partial(reports.add_info, db, code, body, raws, submission.policy(settings), now)
+    def step() -> Report:  # the photos are read only once the reporter is known
+        raws = submission.read_photos(photos, settings.max_photo_bytes)
+        return reports.add_info(db, code, body, raws, submission.policy(settings), now)
+
     return _citizen_step(request, lang, db, now, code, "body", step)
 
 
-@router.post("/laporan/{code}/buka", dependencies=[CsrfDep])
+@router.post("/laporan/{code}/buka", dependencies=[CsrfDep, PublicWriteLimit])
 def reopen(
     request: Request,
     lang: LangDep,
@@ -231,7 +330,7 @@ def reopen(
     return _citizen_step(request, lang, db, now, code, "reason", step)
 
 
-@router.post("/laporan/{code}/nilai", dependencies=[CsrfDep])
+@router.post("/laporan/{code}/nilai", dependencies=[CsrfDep, PublicWriteLimit])
 def rate(
     request: Request,
     lang: LangDep,
@@ -246,7 +345,7 @@ def rate(
     return _citizen_step(request, lang, db, now, code, "verdict", step)
 
 
-@router.post("/laporan/{code}/privasi", dependencies=[CsrfDep])
+@router.post("/laporan/{code}/privasi", dependencies=[CsrfDep, PublicWriteLimit])
 def raise_privacy(
     request: Request,
     lang: LangDep,
@@ -291,10 +390,27 @@ def public_list(
     return render(request, lang, "list.html", context)
 
 
+STAFF_SEEING_CONFIDENTIAL = frozenset({"admin", "agency"})  # the roles whose pages show such reports
+
+
+def _photo_visible(request: Request, name: str) -> bool:
+    """A photo is served publicly only while its report is not confidential (a report made confidential
+    later keeps photo URLs that Open311 and pages already published: they stop working); otherwise only
+    to its reporter and to the staff roles that handle confidential reports."""
+    with runtime_from(request).sessions() as db:
+        report = db.scalar(
+            select(Report).join(Photo, Photo.report_id == Report.id).where(Photo.filename == name)
+        )
+        if report is None or visibility.is_not_confidential(report) or reporter.may_see(request, report):
+            return report is not None
+    user = load_staff_session(request)
+    return user is not None and user.role in STAFF_SEEING_CONFIDENTIAL
+
+
 @router.get("/foto/{name}")
 async def photo(request: Request, name: str, settings: SettingsDep) -> Response:
     """Stored photos only, by their random name, as JPEG that browsers may not sniff or script."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.match(name) or not await run_in_threadpool(_photo_visible, request, name):
         raise HTTPException(404, "No such photo")
     path = settings.media_dir / name
     if not await run_in_threadpool(path.is_file):
