@@ -242,3 +242,15 @@ def test_closed_request_reports_close_time_and_resolution(
     assert row["updated_datetime"] == (clock.now()).isoformat().replace("+00:00", "Z")
     assert row["agency_responsible"].startswith("Badan Perencanaan")
     admin.close()
+
+
+def test_service_request_id_finds_what_the_single_lookup_finds(app: FastAPI, client: TestClient) -> None:
+    """Defect: ``requests.json?service_request_id=CODE`` answered nothing for a fresh (unverified)
+    report that ``requests/CODE.json`` returned, so a client polling its own requests saw nothing."""
+    fresh = submit(client)
+    secret = submit(client, privacy="confidential")
+    single = client.get(f"/open311/v2/requests/{fresh}.json").json()
+    filtered = client.get(f"/open311/v2/requests.json?service_request_id={fresh},{secret}").json()
+    assert filtered == single and [r["service_request_id"] for r in filtered] == [fresh]
+    assert client.get(f"/open311/v2/requests/{secret}.json").status_code == 404  # never a confidential one
+    assert fresh not in {r["service_request_id"] for r in client.get("/open311/v2/requests.json").json()}

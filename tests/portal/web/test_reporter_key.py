@@ -80,7 +80,6 @@ def test_reporter_actions_need_the_key_not_just_the_public_code(app: FastAPI, cl
     """Defect: knowing the public code was enough to add text under "Pelapor", make a report
     confidential (censorship), rate or reopen it."""
     code = submit(client)
-    link = key_link(client, code)
     other = stranger(app)
     token = csrf(other)
     before = stored(app, code)
@@ -107,6 +106,7 @@ def test_reporter_actions_need_the_key_not_just_the_public_code(app: FastAPI, cl
     assert r.status_code == 404 and "bcc_keys" not in other.cookies
     assert other.get(f"/laporan/{code}/kunci/{'A' * 32}", follow_redirects=False).status_code == 404
 
+    link = key_link(client, code)
     # the reporter's link opens it on another device: kept in a cookie, the URL left without the key
     r = other.get(link.removeprefix("http://testserver"), follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/laporan/{code}"
