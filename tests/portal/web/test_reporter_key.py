@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -126,7 +127,9 @@ def test_reporter_actions_need_the_key_not_just_the_public_code(app: FastAPI, cl
     third.close()
 
 
-def test_key_cookie_is_secure_when_the_portal_says_so(portal_db_url: str, tmp_path, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+def test_key_cookie_is_secure_when_the_portal_says_so(
+    portal_db_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
     app = create_app(make_settings(portal_db_url, tmp_path, cookie_secure=True), clock=clock.now)
     with TestClient(app, base_url="https://testserver") as c:
         r = c.post("/lapor", data={"csrf_token": csrf(c), **report_form()}, follow_redirects=False)
@@ -259,7 +262,7 @@ def test_reports_stored_before_keys_are_claimed_by_the_browser_that_remembered_t
         c.close()
 
 
-def test_legacy_claims_can_be_switched_off(portal_db_url: str, tmp_path, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+def test_legacy_claims_can_be_switched_off(portal_db_url: str, tmp_path: Path, clock: FakeClock) -> None:
     app = create_app(make_settings(portal_db_url, tmp_path, legacy_reporter_claims=False), clock=clock.now)
     with TestClient(app) as c:
         r = c.post(
@@ -294,7 +297,7 @@ def test_check_similar_sends_nothing_typed_in_a_url(app: FastAPI, client: TestCl
 
 
 @pytest.fixture
-def limited(portal_db_url: str, tmp_path, clock: FakeClock) -> FastAPI:  # type: ignore[no-untyped-def]
+def limited(portal_db_url: str, tmp_path: Path, clock: FakeClock) -> FastAPI:
     return create_app(make_settings(portal_db_url, tmp_path, public_writes_per_hour=3), clock=clock.now)
 
 
