@@ -257,7 +257,7 @@ def _open_with_key(request: Request, db: Session, code: str, key: str) -> Respon
 def open_with_link(request: Request, db: SessionDep, code: str, key: str) -> Response:
     """The reporter's link (shown once after submission, sent by e-mail): keeps the key in this browser
     and redirects to the plain status page, so the key stays out of the address bar and the history.
-    The portal's access log masks the key (portal.cli)."""
+    The portal's access log masks the key (portal.accesslog)."""
     return _open_with_key(request, db, code, key)
 
 
@@ -289,9 +289,9 @@ def _citizen_step(
     except NotFound as err:
         raise HTTPException(404, "No such report") from err
     except InvalidInput as err:
-        return _status_page(request, lang, db, now, code, err.errors, 400)
+        return _status_page(request, lang, db, now, code, err.errors, 400, acc)
     except TransitionRefused as err:
-        return _status_page(request, lang, db, now, code, {refused_field: str(err)}, 409)
+        return _status_page(request, lang, db, now, code, {refused_field: str(err)}, 409, acc)
     response = RedirectResponse(f"/laporan/{report.code}", status_code=303)
     if acc.issued:
         submission.keep_key(request, response, report.code, acc.issued)

@@ -262,6 +262,26 @@ def test_reports_stored_before_keys_are_claimed_by_the_browser_that_remembered_t
         c.close()
 
 
+def test_a_legacy_claim_made_by_a_refused_action_still_keeps_the_key(
+    app: FastAPI, client: TestClient
+) -> None:
+    r = client.post(
+        "/lapor", data={"csrf_token": csrf(client), **report_form(remember="1")}, follow_redirects=False
+    )
+    code = r.headers["location"].split("/")[2].split("?")[0]
+    with runtime_of(app).sessions() as db:
+        db.execute(update(Report).where(Report.code == code).values(secret_hash=None))
+        db.commit()
+    client.cookies.delete("bcc_keys")
+    r = client.post(f"/laporan/{code}/info", data={"csrf_token": csrf(client), "body": ""})  # empty: 400
+    assert r.status_code == 400 and KEY_LINK.search(r.text) is not None
+    assert code in (client.cookies.get("bcc_keys") or "")
+    r = client.post(
+        f"/laporan/{code}/info", data={"csrf_token": csrf(client), "body": "Isi"}, follow_redirects=False
+    )
+    assert r.status_code == 303
+
+
 def test_legacy_claims_can_be_switched_off(portal_db_url: str, tmp_path: Path, clock: FakeClock) -> None:
     app = create_app(make_settings(portal_db_url, tmp_path, legacy_reporter_claims=False), clock=clock.now)
     with TestClient(app) as c:
