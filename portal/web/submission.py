@@ -71,16 +71,16 @@ def held_keys(request: Request) -> dict[str, str]:
 
 def keep_key(request: Request, response: Response, code: str, key: str) -> None:
     """Remember ``key`` of report ``code`` in this browser (the newest first; the oldest beyond
-    ``KEYS_MAX`` are dropped)."""
+    ``KEYS_MAX`` are dropped).
+
+    The header is written here, not with ``Response.set_cookie``: the standard library's cookie
+    builder cost 40 us, a tenth of a submission's time in the web process, and the value needs no
+    quoting (normalized codes and URL-safe keys, joined by ":" and ".")."""
     items = [(code, key), *((c, k) for c, k in held_keys(request).items() if c != code)][:KEYS_MAX]
-    response.set_cookie(
-        KEYS_COOKIE,
-        ".".join(f"{c}:{k}" for c, k in items),
-        max_age=KEYS_MAX_AGE,
-        httponly=True,
-        samesite="lax",
-        secure=settings_of(request).cookie_secure,
-    )
+    value = ".".join(f"{c}:{k}" for c, k in items if reporter_keys.well_formed(k))
+    secure = "; Secure" if settings_of(request).cookie_secure else ""
+    header = f"{KEYS_COOKIE}={value}; HttpOnly; Max-Age={KEYS_MAX_AGE}; Path=/; SameSite=lax{secure}"
+    response.raw_headers.append((b"set-cookie", header.encode("latin-1")))
 
 
 def read_photos(files: list[UploadFile] | None, max_bytes: int) -> list[bytes]:
