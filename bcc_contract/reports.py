@@ -24,6 +24,7 @@ RESOLUTIONS: tuple[Resolution, ...] = get_args(Resolution)
 ReportStatus = Literal["submitted", "verified", "dispatched", "responded", "closed"]
 STATUSES: tuple[ReportStatus, ...] = get_args(ReportStatus)
 OPEN_STATUSES: tuple[ReportStatus, ...] = STATUSES[:-1]
+CONFIDENTIAL = "confidential"  # the privacy whose report events carry no tracking code
 
 CATEGORIES_FILE = Path(str(resources.files("bcc_contract") / "data" / "categories.yaml"))
 
@@ -47,6 +48,8 @@ class ReportFacts(Protocol):
     @property
     def kecamatan(self) -> str: ...
     @property
+    def privacy(self) -> str: ...
+    @property
     def status(self) -> str: ...
     @property
     def resolution(self) -> str | None: ...
@@ -61,7 +64,9 @@ class ReportFacts(Protocol):
 def event_payload(event: EventName, report: ReportFacts, now: datetime) -> dict[str, Any]:
     """The ``<base>/reports/events`` payload for ``report`` right after ``event``.
 
-    Keys, codes, durations and counts only: never a name, phone, e-mail, text or photo. ``late`` tells
+    Keys, codes, durations and counts only: never a name, phone, e-mail, text or photo. ``report`` is
+    the tracking code, or None for a confidential report: the topic is read by several accounts and
+    stored for years, and a confidential report must not be identifiable from it. ``late`` tells
     whether the step this event completes missed its deadline: verification for ``verified``, the
     agency's response for ``responded``, either of them for ``closed``.
     """
@@ -72,7 +77,7 @@ def event_payload(event: EventName, report: ReportFacts, now: datetime) -> dict[
     }.get(event, False)
     return {
         "event": event,
-        "report": report.code,
+        "report": None if report.privacy == CONFIDENTIAL else report.code,
         "category": report.category,
         "agency": report.agency,
         "kecamatan": report.kecamatan,

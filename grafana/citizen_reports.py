@@ -141,6 +141,7 @@ def build(categories: tuple[str, ...] | None = None) -> Dashboard:
         ),
         Table(
             title="Latest closures",
+            description="A confidential report's closure has no tracking code (its events carry none)",
             dataSource=DS,
             targets=[
                 target(

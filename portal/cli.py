@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     engine.dispose()
     if args.portal_command == "migrate":
         return 0
+    from portal.accesslog import log_config
     from portal.main import create_app
     from portal.services.notify import SmtpSettings
 
@@ -85,5 +86,6 @@ def run(args: argparse.Namespace) -> int:
         server_header=False,
         log_level=args.log_level,
         access_log=not args.no_access_log,
+        log_config=log_config(),  # the access log masks reporter keys
     )
     return 0

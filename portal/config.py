@@ -55,6 +55,11 @@ class Settings(BaseModel):
     max_photos: int = Field(default=3, ge=0, le=10)
     max_photo_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     submissions_per_hour: int = Field(default=10, ge=1)
+    # every other public write (reporter actions, "check similar", Open311 POST), per client address
+    public_writes_per_hour: int = Field(default=60, ge=1)
+    # reports stored before reporter keys: a browser whose "Laporan saya" cookie lists the code may
+    # claim the key once (docs/security-reporter.md); turn off once the transition is over
+    legacy_reporter_claims: bool = True
     open311_api_keys: tuple[SecretStr, ...] = ()
     jurisdiction_id: str = "binjaikota.go.id"
     public_url: str = "http://127.0.0.1:8000"
@@ -104,6 +109,8 @@ class Settings(BaseModel):
             ("JURISDICTION_ID", "jurisdiction_id"),
             ("PUBLIC_URL", "public_url"),
             ("SUBMISSIONS_PER_HOUR", "submissions_per_hour"),
+            ("PUBLIC_WRITES_PER_HOUR", "public_writes_per_hour"),
+            ("LEGACY_REPORTER_CLAIMS", "legacy_reporter_claims"),
             ("COOKIE_SECURE", "cookie_secure"),
             ("TRUST_FORWARDED_FOR", "trust_forwarded_for"),
             ("SITE_FILE", "site_file"),

@@ -70,6 +70,27 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "mine_title": ("Laporan yang diingat di perangkat ini", "Reports remembered on this device"),
     "btn_forget": ("Lupakan semua dari perangkat ini", "Forget them all on this device"),
     "btn_remember": ("Ingat laporan ini di perangkat ini", "Remember this report on this device"),
+    "key_title": ("Kunci pelapor Anda", "Your reporter key"),
+    "key_hint": (
+        "Hanya Anda yang menerima kunci ini, dan hanya sekali: simpan tautan di bawah (salin, atau catat). "
+        "Kunci diperlukan untuk menambah informasi, membuka kembali, menilai atau merahasiakan laporan. "
+        "Peramban ini sudah mengingatnya; dengan tautan ini perangkat lain juga bisa. Jangan dibagikan.",
+        "Only you receive this key, and only once: keep the link below (copy it, or write it down). The "
+        "key is needed to add information, reopen, rate or make the report confidential. This browser "
+        "already remembers it; with the link another device can too. Do not share it.",
+    ),
+    "key_enter": ("Anda pelapornya?", "Are you the reporter?"),
+    "key_enter_hint": (
+        "Masukkan kunci pelapor (atau tautan kunci) yang Anda terima saat melapor atau lewat e-mail.",
+        "Enter the reporter key (or key link) you received when reporting or by e-mail.",
+    ),
+    "f_key": ("Kunci pelapor", "Reporter key"),
+    "btn_key": ("Buka sebagai pelapor", "Open as the reporter"),
+    "err_reporter_key": (
+        "Hanya pelapor (dengan kunci pelapor) yang dapat melakukan ini.",
+        "Only the reporter (with the reporter key) can do this.",
+    ),
+    "duplicate_hidden": ("Laporan asal bersifat rahasia.", "The original report is confidential."),
     "status_title": ("Status laporan", "Report status"),
     "history": ("Riwayat", "History"),
     "add_info": ("Tambah informasi", "Add information"),

@@ -142,6 +142,9 @@ class Report(Base):
     # the reporter's verdict on the latest closure (FEEDBACKS) and when it was given
     feedback: Mapped[str | None] = mapped_column(String(16))
     feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SHA-256 of the reporter's secret key (portal.services.reporter_keys); None only for reports stored
+    # before keys existed, until their reporter's browser claims one
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
     entries: Mapped[list[ReportEntry]] = relationship(
         back_populates="report", order_by="ReportEntry.id", cascade="all, delete-orphan"
     )
@@ -246,3 +249,6 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str] = mapped_column(Text, default="")
+    # The reporter's key for the ``created`` e-mail: the one place it exists in clear, and only until
+    # that e-mail is sent or given up (erased in the same UPDATE; docs/security-reporter.md).
+    reporter_key: Mapped[str | None] = mapped_column(String(64))

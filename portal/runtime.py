@@ -126,6 +126,7 @@ class PortalRuntime:
     scene_tasks: set[asyncio.Task[Any]]  # scene runs in progress, cancelled on shutdown
     report_writer: ReportWriter  # the group-commit writer process of the report form
     login_limiter: RateLimiter
+    public_limiter: RateLimiter  # every public write but the report form (portal.web.deps)
     wall: WallState
     connections: Connections
 
@@ -160,6 +161,7 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime]) -> PortalRu
         # the writer reads the sink per batch: the lifespan swaps it when MQTT or SMTP start and stop
         report_writer=ReportWriter(sessions, lambda: connections.events, submit_limiter),
         login_limiter=RateLimiter("login", 20, timedelta(minutes=15)),
+        public_limiter=RateLimiter("public", settings.public_writes_per_hour, timedelta(hours=1)),
         wall=WallState.load(settings),
         connections=connections,
     )

@@ -220,11 +220,16 @@ class Schema:
             "resolution": resolution,
             "late": "true" if body.get("late") else "false",
         }
-        fields: dict[str, FieldValue] = {"count": 1, "report": str(body["report"])}
+        fields: dict[str, FieldValue] = {"count": 1}
+        # a confidential report's events carry no tracking code (``report`` null): stored without one
+        code = body.get("report")
+        if code is not None:
+            fields["report"] = str(code)
         duration = body.get("duration_s")
         if isinstance(duration, int | float) and not isinstance(duration, bool):
             fields["duration_s"] = float(duration)
-        ts = nudge(ts_to_ns(body["ts"]), body["report"], event)
+        identity = (code, event) if code is not None else (event, category, body.get("kecamatan"), duration)
+        ts = nudge(ts_to_ns(body["ts"]), *identity)
         return Record(lines=[(line("report_event", tags, fields, ts), len(fields))], rp=REPORTS_RP)
 
     def _backlog(self, body: Any) -> Record:

@@ -1,6 +1,7 @@
 """Report lifecycle events and backlog gauges for Grafana, in the schema of docs/portal.md.
 
-The payloads carry keys, codes, durations and counts only: never a name, phone, e-mail, text or photo.
+The payloads carry keys, codes (none for a confidential report), durations and counts only: never a
+name, phone, e-mail, text or photo.
 Services hand events to an :class:`EventSink` after their transaction commits; the MQTT publisher
 (held by the portal's runtime, portal/runtime.py) is the production sink, and a failing sink never
 fails the caller.
@@ -37,12 +38,13 @@ class NullSink:
         return None
 
 
-def stage(db: Session, sink: EventSink, event: EventName, code: str, now: datetime) -> None:
+def stage(db: Session, sink: EventSink, event: EventName, code: str, now: datetime, key: str = "") -> None:
     """Before the commit of the transaction that makes ``event`` happen: let the sink add rows that must
-    commit with it (the reporter-notification outbox, portal.services.notify), if it has any."""
+    commit with it (the reporter-notification outbox, portal.services.notify), if it has any. ``key``
+    is the reporter's secret key of a new report (``created``), for the reporter's e-mail only."""
     staging = getattr(sink, "stage", None)
     if staging is not None:
-        staging(db, event, code, now)
+        staging(db, event, code, now, key)
 
 
 def emit(sink: EventSink, event: EventName, report: ReportFacts, now: datetime) -> None:

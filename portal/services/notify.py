@@ -6,7 +6,9 @@ adds a row to the ``notifications`` table (the outbox) in the very transaction o
 so one worker sends each), looks the report up by its tracking code and sends one short message in
 Bahasa Indonesia (with an English line) to the contact e-mail the citizen gave, if any. The message
 carries the tracking code, the new status and the link to the status page: never the report's text,
-so a forwarded or misdirected e-mail reveals nothing else. A failed send is retried with backoff
+so a forwarded or misdirected e-mail reveals nothing else. The ``created`` e-mail also carries the
+reporter's secret key (as a link), the one copy besides the submitter's browser: the outbox row holds
+it in clear only until that e-mail is sent or given up. A failed send is retried with backoff
 (``next_at``) up to ``attempts`` times, then marked failed, logged and counted; unsent rows survive
 a restart and are sent by the next start. The status page stays the source of truth.
 """
@@ -112,12 +114,19 @@ class Notifier:
         self.sent = 0
         self.failed = 0
 
-    def outbox_row(self, event: str, code: str, now: datetime) -> Notification | None:
-        """The outbox row for ``event``, to add to the transaction that makes the event happen."""
+    def outbox_row(self, event: str, code: str, now: datetime, key: str = "") -> Notification | None:
+        """The outbox row for ``event``, to add to the transaction that makes the event happen (with the
+        reporter's key of a new report, kept only until the e-mail is sent or given up)."""
         if event not in MESSAGES:
             return None
         return Notification(
-            code=code, event=event, created_at=now, next_at=self._clock(), attempts=0, error=""
+            code=code,
+            event=event,
+            created_at=now,
+            next_at=self._clock(),
+            attempts=0,
+            error="",
+            reporter_key=key or None,
         )
 
     def wake(self) -> None:
@@ -193,10 +202,10 @@ class Notifier:
         with self._sessions() as db:
             row = db.get(Notification, nid)
             assert row is not None
-            code, event, attempts = row.code, row.event, row.attempts
+            code, event, attempts, key = row.code, row.event, row.attempts, row.reporter_key
         message: EmailMessage | None = None
         try:
-            message = self.compose(code, event)
+            message = self.compose(code, event, key)
             error = self._send_once(message) if message is not None else None
         except Exception as err:  # a lookup failure is retried like a send failure
             error = f"{type(err).__name__}: {err}"
@@ -204,9 +213,9 @@ class Notifier:
         values: dict[str, Any] = {"claimed_until": None, "attempts": attempts + 1}
         gave_up = error is not None and attempts + 1 >= self.smtp.attempts
         if error is None:
-            values["sent_at"] = now
+            values.update(sent_at=now, reporter_key=None)  # the key in clear lives no longer than this
         elif gave_up:
-            values.update(failed_at=now, error=error[:2000])
+            values.update(failed_at=now, error=error[:2000], reporter_key=None)
         else:
             values.update(next_at=now + timedelta(seconds=min(2.0**attempts, 300.0)), error=error[:2000])
         with self._sessions() as db, writer(db):
@@ -219,8 +228,10 @@ class Notifier:
         elif error is None and message is not None:
             self.sent += 1
 
-    def compose(self, code: str, event: str) -> EmailMessage | None:
-        """The e-mail for ``event`` on report ``code``, or None when the reporter left no e-mail."""
+    def compose(self, code: str, event: str, key: str | None = None) -> EmailMessage | None:
+        """The e-mail for ``event`` on report ``code``, or None when the reporter left no e-mail. ``key``
+        (the ``created`` e-mail only) is the reporter's secret key, sent as the link that opens the
+        report's reporter actions in any browser."""
         with self._sessions() as db:
             report = db.scalar(select(Report).where(Report.code == code))
             if report is None or not report.contact_email or event not in MESSAGES:
@@ -229,8 +240,16 @@ class Notifier:
             lines = [f"Kode laporan / tracking code: {report.code}", "", text_id]
             if event == "closed" and report.resolution in RESOLUTIONS:
                 lines.append(f"Hasil: {RESOLUTIONS[report.resolution]}.")
+            lines.append(f"Lihat status dan riwayatnya: {self._public_url}/laporan/{report.code}")
+            if key:
+                lines += [
+                    "",
+                    "Kunci pelapor Anda (rahasia, jangan dibagikan): dengan tautan ini Anda dapat menambah",
+                    "informasi, membuka kembali, menilai atau merahasiakan laporan dari perangkat mana pun:",
+                    f"{self._public_url}/laporan/{report.code}/kunci/{key}",
+                    "Your reporter key (secret, do not share): the link above lets you act on your report.",
+                ]
             lines += [
-                f"Lihat status dan riwayatnya: {self._public_url}/laporan/{report.code}",
                 "",
                 f"{text_en} Status: {report.status}.",
                 "",
@@ -267,8 +286,8 @@ class NotifyingSink:
         self.inner = inner
         self.notifier = notifier
 
-    def stage(self, db: Session, event: str, code: str, now: datetime) -> None:
-        row = self.notifier.outbox_row(event, code, now)
+    def stage(self, db: Session, event: str, code: str, now: datetime, key: str = "") -> None:
+        row = self.notifier.outbox_row(event, code, now, key)
         if row is not None:
             db.add(row)
 

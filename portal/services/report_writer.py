@@ -87,7 +87,7 @@ class _Prestaged:
     def __init__(self, staged: dict[str, list[StagedRow]]) -> None:
         self.staged = staged
 
-    def stage(self, db: Session, event: str, code: str, now: datetime) -> None:
+    def stage(self, db: Session, event: str, code: str, now: datetime, key: str = "") -> None:
         for cls, values in self.staged.get(code, ()):
             db.add(cls(**values))
 
@@ -364,7 +364,14 @@ class ReportWriter:
         if getattr(sink, "stage", None) is not None:
             for prepared, _ in batch:
                 rows = StagedRows()
-                stage(rows, sink, "created", str(prepared.values["code"]), prepared.values["created_at"])  # type: ignore[arg-type]
+                stage(
+                    rows,  # type: ignore[arg-type]
+                    sink,
+                    "created",
+                    str(prepared.values["code"]),
+                    prepared.values["created_at"],  # type: ignore[arg-type]
+                    prepared.key,
+                )
                 staged[str(prepared.values["code"])] = rows.rows
         message = pickle.dumps(([pack(p) for p, _ in batch], staged), PICKLE)
         if self._in_flight and len(message) > MAX_QUEUED_BYTES:

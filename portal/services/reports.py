@@ -18,7 +18,7 @@ from portal.db import dbapi_cursor, raw_insert, writer
 from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import FEEDBACKS, OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
 from portal.reference import Reference
-from portal.services import deadlines, visibility
+from portal.services import deadlines, reporter_keys, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.photos import PhotoRejected, clean_photo, store_photo
 from portal.services.ratelimit import RateLimiter
@@ -154,6 +154,7 @@ class Prepared:
     photos: list[Photo]
     media_dir: Path
     client: str = ""  # the rate-limit key (client address) when the submission is limited
+    key: str = ""  # the reporter's secret key (only its hash is in ``values``): for the submitter alone
 
     def discard(self) -> None:
         """Remove the stored photo files (the insert failed)."""
@@ -179,6 +180,7 @@ def prepare_report(
     kec = ref.kecamatan_of(inp.kelurahan)
     assert kec is not None
     stored = _store_photos(photos, policy.media_dir, policy.max_bytes, policy.max_count)
+    key, key_hash = reporter_keys.new_key()
     values: dict[str, object] = {
         "code": new_code(),
         "category": inp.category,
@@ -202,8 +204,9 @@ def prepare_report(
         "verify_due": deadlines.verify_due(now),
         "verify_late": False,
         "respond_late": False,
+        "secret_hash": key_hash,
     }
-    return Prepared(values, stored, policy.media_dir, client)
+    return Prepared(values, stored, policy.media_dir, client, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,7 @@ class NewReport:
     category: str
     agency: str | None
     kecamatan: str
+    privacy: str
     status: str
     resolution: str | None
     created_at: datetime
@@ -313,7 +317,9 @@ def store_reports(
                     ],
                 )
             for p in accepted:
-                stage(db, sink, "created", str(p.values["code"]), cast(datetime, p.values["created_at"]))
+                stage(
+                    db, sink, "created", str(p.values["code"]), cast(datetime, p.values["created_at"]), p.key
+                )
             db.commit()
     except Exception:
         db.rollback()
@@ -339,7 +345,8 @@ def create_report(
     """Validate, store photos, insert the report with its first history entry, commit, emit ``created``.
 
     The web form goes through :class:`portal.services.report_writer.ReportWriter` instead, which commits
-    concurrent submissions together."""
+    concurrent submissions together. The reporter's key reaches only the reporter's e-mail, if given
+    (the ``created`` notification); Open311 has no field to hand it out."""
     prepared = prepare_report(ref, inp, photos, policy, now, source)
     stored = insert_reports(db, [prepared], sink)[0]
     assert stored is not None  # no limiter: never refused

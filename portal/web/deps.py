@@ -16,6 +16,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
 from portal.config import Settings
+from portal.db import writer
 from portal.i18n import translate
 from portal.models import User
 from portal.reference import Lang, Reference
@@ -188,6 +189,27 @@ async def check_csrf(request: Request) -> AsyncIterator[None]:
 
 
 CsrfDep = Depends(check_csrf)
+
+
+# ---- the rate limit of public writes -----------------------------------------------------------------
+def public_write_allowed(request: Request) -> bool:
+    """Count one public write (a reporter action, "check similar", an Open311 POST) for the client's
+    address in the shared limit (``rate_hits``, every worker); False when it is over
+    ``public_writes_per_hour``. Blocking: call from a thread."""
+    runtime = runtime_from(request)
+    client = client_ip(request, runtime.settings.trust_forwarded_for)
+    with runtime.sessions() as db, writer(db):
+        allowed = runtime.public_limiter.hit(db.connection(), [client], runtime.clock())[0]
+        db.commit()
+    return allowed
+
+
+def limit_public_write(request: Request) -> None:
+    if not public_write_allowed(request):
+        raise HTTPException(429, "Too many requests")
+
+
+PublicWriteLimit = Depends(limit_public_write)
 
 
 # ---- staff sessions and roles ------------------------------------------------------------------------

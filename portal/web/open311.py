@@ -25,7 +25,7 @@ from portal.models import OPEN_STATUSES, Report
 from portal.reference import Reference
 from portal.services import reports, visibility
 from portal.services.workflow import due_of
-from portal.web.deps import NowDep, RefDep, SessionDep, SettingsDep, SinkDep, lang_of
+from portal.web.deps import NowDep, RefDep, SessionDep, SettingsDep, SinkDep, lang_of, public_write_allowed
 from portal.web.open311_format import Open311Error, respond
 from portal.web.submission import policy, read_photos_async
 
@@ -229,10 +229,14 @@ def get_requests(
     status: str | None = None,
 ) -> Response:
     _check(fmt, jurisdiction_id, settings.jurisdiction_id)
-    query = select(Report).where(visibility.listed()).options(selectinload(Report.photos))
-    if ids := _list(service_request_id):  # overrides every other filter (spec)
-        query = query.where(Report.code.in_([reports.normalize_code(i) for i in ids[:MAX_ROWS]]))
+    query = select(Report).options(selectinload(Report.photos))
+    if ids := _list(service_request_id):
+        # overrides every other filter (spec), and finds what ``GET /requests/{id}`` finds (a client
+        # polling its own fresh requests): by tracking code, not only listed reports
+        codes = [reports.normalize_code(i) for i in ids[:MAX_ROWS]]
+        query = query.where(Report.code.in_(codes), visibility.not_confidential())
     else:
+        query = query.where(visibility.listed())
         start, end = _date(start_date, "start_date"), _date(end_date, "end_date")
         if start and end and end - start > MAX_SPAN:
             raise Open311Error(400, "start_date and end_date may not span more than 90 days")
@@ -304,6 +308,8 @@ async def post_request(
         for k in settings.open311_api_keys
     ):
         raise Open311Error(403, "Invalid api_key received -- can't proceed with create_request.")
+    if not await run_in_threadpool(public_write_allowed, request):  # per client address, as on the web
+        raise Open311Error(429, "Too many requests from this address; try again later")
     if service_code not in ref.categories:
         raise Open311Error(404, f"service_code not found: {service_code}")
     if not ((lat and long) or address_string or address_id):

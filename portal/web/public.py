@@ -1,33 +1,25 @@
-"""Public pages: home, the report form with similar-report suggestions, status by code, the public list."""
+"""Public pages: home, the report form with similar-report suggestions, code lookup and "Laporan saya",
+the public list and its map (a report's own pages are portal.web.status)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from functools import partial
-from typing import Annotated
-
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from sqlalchemy.orm import Session
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
-from portal.errors import InvalidInput, NotFound, TransitionRefused
-from portal.models import FEEDBACKS, STATUSES, Report
-from portal.reference import Lang
-from portal.services import deadlines, reports
-from portal.services.photos import NAME_RE
-from portal.web import submission
+from portal.models import STATUSES, Report
+from portal.services import reports
+from portal.web import reporter, submission
 from portal.web.deps import (
     CsrfDep,
     LangDep,
-    NowDep,
     RefDep,
     SessionDep,
-    SettingsDep,
-    SinkDep,
+    lang_of,
+    public_write_allowed,
     read_form,
+    reject_nul,
     render,
     runtime_from,
     settings_of,
@@ -35,9 +27,6 @@ from portal.web.deps import (
 )
 
 router = APIRouter(default_response_class=HTMLResponse)
-# Default None, not ``default_factory=list``: pydantic inspects a factory's signature on every request,
-# and for the builtin ``list`` that means parsing its text signature (5 % of a submission's time).
-PhotosField = Annotated[list[UploadFile] | None, File()]
 
 
 @router.get("/")
@@ -106,29 +95,43 @@ async def submit_report(request: Request) -> Response:
         await form.close()
 
 
+@router.post("/lapor/serupa")
+async def check_similar(request: Request) -> Response:
+    """The form's "check similar reports" button: the form again, as typed, with the similar reports
+    listed. POST (never GET), so that nothing typed - a name, a phone number, an e-mail - lands in a
+    URL, the browser history or an access log; photos chosen are not kept (the browser drops them)."""
+    form = await read_form(request)
+    try:
+        await verify_csrf(request, form)
+        reject_nul(form)
+        if not await run_in_threadpool(public_write_allowed, request):
+            raise HTTPException(429, "Too many requests")
+        values = {name: form.get(name, default) for name, default in submission.REPORT_FIELDS.items()}
+        inp = reports.ReportInput(**{k: v[:4000] if isinstance(v, str) else "" for k, v in values.items()})
+        runtime = runtime_from(request)
+
+        def page() -> Response:
+            with runtime.sessions() as db:
+                return submission.form_page(request, lang_of(request), db, inp, {})
+
+        return await run_in_threadpool(page)
+    finally:
+        await form.close()
+
+
 @router.get("/lacak")
 def track(request: Request, lang: LangDep, db: SessionDep, kode: str = "") -> Response:
     code = reports.normalize_code(kode)
     if code:
         return RedirectResponse(f"/laporan/{code}", status_code=303)
+    mine = reports.by_codes(db, submission.remembered(request))
     context = {
         "code": kode[:40],
         "not_found": bool(kode),
-        "mine": reports.by_codes(db, submission.remembered(request)),
+        # the cookie is the browser's to forge: a confidential report only with its key
+        "mine": [r for r in mine if reporter.may_see(request, r)],
     }
     return render(request, lang, "track.html", context, 404 if kode else 200)
-
-
-@router.post("/laporan/{code}/ingat", dependencies=[CsrfDep])
-def remember_report(request: Request, db: SessionDep, code: str) -> Response:
-    """Remember this report on this device (the "Laporan saya" list on /lacak)."""
-    try:
-        report = reports.get_by_code(db, code)
-    except NotFound as err:
-        raise HTTPException(404, "No such report") from err
-    response = RedirectResponse(f"/laporan/{report.code}", status_code=303)
-    submission.remember(request, response, report.code)
-    return response
 
 
 @router.post("/lacak/lupakan", dependencies=[CsrfDep])
@@ -139,125 +142,6 @@ def forget_reports(request: Request) -> Response:
         submission.MINE_COOKIE, httponly=True, samesite="lax", secure=settings_of(request).cookie_secure
     )
     return response
-
-
-def _status_page(
-    request: Request,
-    lang: LangDep,
-    db: SessionDep,
-    now: NowDep,
-    code: str,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> Response:
-    try:
-        report = reports.get_by_code(db, code)
-    except NotFound as err:
-        raise HTTPException(404, "No such report") from err
-    reopenable = (
-        report.status == "closed"
-        and report.resolution == "resolved_direct"
-        and report.closed_at is not None
-        and now - report.closed_at <= deadlines.REOPEN_WINDOW
-    )
-    context = {
-        "report": report,
-        "entries": report.entries,
-        "reopenable": reopenable,
-        "rateable": reports.feedback_open(report, now),
-        "stricter": reports.stricter_privacies(report),
-        "remembered": report.code in submission.remembered(request),
-        "verdicts": FEEDBACKS,
-        "errors": errors or {},
-        "new": request.query_params.get("baru") == "1",
-    }
-    return render(request, lang, "status.html", context, status)
-
-
-@router.get("/laporan/{code}")
-def report_status(request: Request, lang: LangDep, db: SessionDep, now: NowDep, code: str) -> Response:
-    return _status_page(request, lang, db, now, code)
-
-
-def _citizen_step(
-    request: Request,
-    lang: Lang,
-    db: Session,
-    now: datetime,
-    code: str,
-    refused_field: str,
-    step: Callable[[], Report],
-) -> Response:
-    """Run one of the reporter's steps on their report: the status page again on success (303), with
-    the errors in the user's language on bad input (400) or a step the report's state refuses (409)."""
-    try:
-        report = step()
-    except NotFound as err:
-        raise HTTPException(404, "No such report") from err
-    except InvalidInput as err:
-        return _status_page(request, lang, db, now, code, err.errors, 400)
-    except TransitionRefused as err:
-        return _status_page(request, lang, db, now, code, {refused_field: str(err)}, 409)
-    return RedirectResponse(f"/laporan/{report.code}", status_code=303)
-
-
-@router.post("/laporan/{code}/info", dependencies=[CsrfDep])
-def add_info(
-    request: Request,
-    lang: LangDep,
-    db: SessionDep,
-    settings: SettingsDep,
-    now: NowDep,
-    code: str,
-    photos: PhotosField = None,
-    body: Annotated[str, Form()] = "",
-) -> Response:
-    raws = submission.read_photos(photos, settings.max_photo_bytes)
-    step = partial(reports.add_info, db, code, body, raws, submission.policy(settings), now)
-    return _citizen_step(request, lang, db, now, code, "body", step)
-
-
-@router.post("/laporan/{code}/buka", dependencies=[CsrfDep])
-def reopen(
-    request: Request,
-    lang: LangDep,
-    db: SessionDep,
-    sink: SinkDep,
-    now: NowDep,
-    code: str,
-    reason: Annotated[str, Form()] = "",
-) -> Response:
-    step = partial(reports.reopen, db, code, reason, sink, now)
-    return _citizen_step(request, lang, db, now, code, "reason", step)
-
-
-@router.post("/laporan/{code}/nilai", dependencies=[CsrfDep])
-def rate(
-    request: Request,
-    lang: LangDep,
-    db: SessionDep,
-    now: NowDep,
-    code: str,
-    verdict: Annotated[str, Form()] = "",
-    comment: Annotated[str, Form()] = "",
-) -> Response:
-    """The reporter's verdict on a closed report: solved, partly, unsolved (once per closure)."""
-    step = partial(reports.give_feedback, db, code, verdict, comment, now)
-    return _citizen_step(request, lang, db, now, code, "verdict", step)
-
-
-@router.post("/laporan/{code}/privasi", dependencies=[CsrfDep])
-def raise_privacy(
-    request: Request,
-    lang: LangDep,
-    db: SessionDep,
-    now: NowDep,
-    code: str,
-    privacy: Annotated[str, Form()] = "",
-) -> Response:
-    """The reporter hides their name (anonymous) or the whole report (confidential) after the fact."""
-    step = partial(reports.raise_privacy, db, code, privacy, now)
-    return _citizen_step(request, lang, db, now, code, "privacy", step)
 
 
 def map_points(rows: list[Report]) -> list[dict[str, object]]:
@@ -289,23 +173,3 @@ def public_list(
         "points": map_points(rows),
     }
     return render(request, lang, "list.html", context)
-
-
-@router.get("/foto/{name}")
-async def photo(request: Request, name: str, settings: SettingsDep) -> Response:
-    """Stored photos only, by their random name, as JPEG that browsers may not sniff or script."""
-    if not NAME_RE.match(name):
-        raise HTTPException(404, "No such photo")
-    path = settings.media_dir / name
-    if not await run_in_threadpool(path.is_file):
-        raise HTTPException(404, "No such photo")
-    return FileResponse(
-        path,
-        media_type="image/jpeg",
-        headers={
-            "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
-            "Cache-Control": "private, max-age=86400",
-            "Content-Disposition": f'inline; filename="{name}"',
-            "Cross-Origin-Resource-Policy": "same-origin",
-        },
-    )

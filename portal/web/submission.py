@@ -1,5 +1,5 @@
 """The citizen's report form, shared by its route (portal.web.public), the fast path and Open311:
-form page, submission, photo uploads, and the "Laporan saya" cookie."""
+form page, submission, photo uploads, the "Laporan saya" cookie and the cookie of reporter keys."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from portal.errors import InvalidInput
 from portal.models import Report
 from portal.reference import Lang
 from portal.runtime import PortalRuntime
-from portal.services import reports
+from portal.services import reporter_keys, reports
 from portal.web.deps import client_ip, lang_of, render, settings_of
 
-# "Laporan saya": tracking codes this browser chose to remember, newest first. Only codes (each one
-# already the key to its status page), never names or text; off unless the citizen ticks the box,
-# since a phone may be shared. Read on /lacak, cleared with one button there.
+# "Laporan saya": tracking codes this browser chose to remember, newest first. Only codes (public ids:
+# they grant nothing, the reporter's keys are in KEYS_COOKIE), never names or text; off unless the
+# citizen ticks the box, since a phone may be shared. Read on /lacak, cleared with one button there.
+# For reports stored before keys existed it is also the one trace of their reporter (a key claim,
+# portal.web.reporter).
 MINE_COOKIE = "bcc_mine"
 MINE_MAX = 20
 
@@ -43,6 +45,42 @@ def remember(request: Request, response: Response, code: str) -> None:
         samesite="lax",
         secure=settings_of(request).cookie_secure,
     )
+
+
+# The keys of the reports submitted (or claimed) in this browser: "CODE:KEY" items joined by ".",
+# newest first. HttpOnly (no script reads it), SameSite=Lax, Secure with ``cookie_secure``; always set
+# on submission, since without it the submitter could not act on their report from this browser.
+KEYS_COOKIE = "bcc_keys"
+KEYS_MAX = 20
+KEYS_MAX_AGE = 365 * 86400
+
+
+def held_keys(request: Request) -> dict[str, str]:
+    """Tracking code -> key of every well-formed entry of the keys cookie (not checked against the
+    database: portal.web.reporter.access does that for the report at hand)."""
+    held: dict[str, str] = {}
+    for item in request.cookies.get(KEYS_COOKIE, "").split("."):
+        raw_code, _, key = item.partition(":")
+        code = reports.normalize_code(raw_code)
+        if code and code not in held and reporter_keys.well_formed(key):
+            held[code] = key
+        if len(held) >= KEYS_MAX:
+            break
+    return held
+
+
+def keep_key(request: Request, response: Response, code: str, key: str) -> None:
+    """Remember ``key`` of report ``code`` in this browser (the newest first; the oldest beyond
+    ``KEYS_MAX`` are dropped).
+
+    The header is written here, not with ``Response.set_cookie``: the standard library's cookie
+    builder cost 40 us, a tenth of a submission's time in the web process, and the value needs no
+    quoting (normalized codes and URL-safe keys, joined by ":" and ".")."""
+    items = [(code, key), *((c, k) for c, k in held_keys(request).items() if c != code)][:KEYS_MAX]
+    value = ".".join(f"{c}:{k}" for c, k in items if reporter_keys.well_formed(k))
+    secure = "; Secure" if settings_of(request).cookie_secure else ""
+    header = f"{KEYS_COOKIE}={value}; HttpOnly; Max-Age={KEYS_MAX_AGE}; Path=/; SameSite=lax{secure}"
+    response.raw_headers.append((b"set-cookie", header.encode("latin-1")))
 
 
 def read_photos(files: list[UploadFile] | None, max_bytes: int) -> list[bytes]:
@@ -127,6 +165,7 @@ async def submit_form(runtime: PortalRuntime, request: Request, form: FormData) 
     if report is None:
         raise HTTPException(429, "Too many submissions")
     response = RedirectResponse(f"/laporan/{report.code}?baru=1", status_code=303)
+    keep_key(request, response, report.code, prepared.key)  # shown once on the page redirected to
     if form.get("remember") == "1":
         remember(request, response, report.code)
     return response

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +32,7 @@ class Facts:
     created_at: datetime
     agency: str | None = "dinkes"
     kecamatan: str = "binjai_kota"
+    privacy: str = "public"
     status: str = "submitted"
     resolution: str | None = None
     verify_late: bool = False
@@ -75,6 +76,12 @@ async def test_every_event_and_category_is_stored_and_drawn(influxd: InfluxdProc
             assert record.problem is None, (event, category, record.problem)
             assert record.rp == REPORTS_RP
             lines += [text for text, _ in record.lines]
+    # a confidential report's closure: stored and drawn in "Latest closures", without its code
+    secret = Facts("BJI-RAHASIA", categories[0], now - timedelta(hours=2), privacy="confidential")
+    closed = orjson.dumps(
+        event_payload("closed", replace(secret, status="closed"), now - timedelta(seconds=30))
+    )
+    lines += [text for text, _ in schema.convert(Topics().report_events, closed, time.time_ns()).lines]
     rp = f'CREATE RETENTION POLICY "{REPORTS_RP}" ON "bcc" DURATION INF REPLICATION 1'
     async with httpx.AsyncClient(base_url=influxd.url) as http:
         for q in ("CREATE DATABASE bcc", rp):
@@ -96,3 +103,7 @@ async def test_every_event_and_category_is_stored_and_drawn(influxd: InfluxdProc
     drawn_events = series_tags(influxd.url, queries["Report events per day by kind"], "event")
     assert drawn_categories == set(categories)
     assert drawn_events == set(EVENTS)
+    (table,) = influxql(influxd.url, queries["Latest closures"])
+    rows = [dict(zip(table["columns"], v, strict=True)) for v in table["values"]]
+    assert len(rows) == len(categories) + 1 and "BJI-RAHASIA" not in json.dumps(rows)
+    assert sum(r["report"] is None for r in rows) == 1

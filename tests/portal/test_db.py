@@ -1,12 +1,21 @@
-"""Migrations: the Alembic head matches the models on SQLite and on PostgreSQL."""
+"""Migrations: the Alembic head matches the models on SQLite and on PostgreSQL, and keeps existing data."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import MetaData, insert, inspect, text
 
 from portal.db import make_engine, upgrade
 from portal.models import Base
+from tests.support.portal import ADMIN_DSN
 
 
 def test_migrations_match_the_models(portal_db_url: str) -> None:
@@ -16,3 +25,48 @@ def test_migrations_match_the_models(portal_db_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database without any migration applied, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'portal.db'}"
+        return
+    name = "bcc_portal_migrate_" + secrets.token_hex(6)
+    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_0007_keeps_existing_reports_without_a_key(empty_db_url: str) -> None:
+    """Reports stored before reporter keys keep every column and get ``secret_hash`` NULL: their
+    reporters' browsers claim a key later (portal.web.reporter)."""
+    engine = make_engine(empty_db_url)
+    upgrade(engine, "0006")
+    old = MetaData()
+    old.reflect(engine, only=["reports", "notifications"])
+    assert "secret_hash" not in old.tables["reports"].c
+    now = datetime(2026, 11, 2, 2, 0)
+    row = {
+        "code": "BJ-2345-6789-ABCD", "category": "kesehatan", "kecamatan": "binjai_kota",
+        "kelurahan": "tangsi", "title": "Lama", "description": "Sebelum kunci", "address": "",
+        "privacy": "confidential", "contact_name": "Siti", "contact_phone": "", "contact_email": "",
+        "source": "web", "status": "submitted", "created_at": now, "updated_at": now, "verify_due": now,
+        "verify_late": False, "respond_late": False,
+    }  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(insert(old.tables["reports"]).values(row))
+    upgrade(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT code, title, privacy, contact_name, secret_hash FROM reports")
+        ).one()
+        outbox = [c["name"] for c in inspect(conn).get_columns("notifications")]
+    engine.dispose()
+    assert tuple(stored) == ("BJ-2345-6789-ABCD", "Lama", "confidential", "Siti", None)
+    assert "reporter_key" in outbox

@@ -128,3 +128,51 @@ async def test_submission_succeeds_while_the_broker_is_down(
     with TestClient(app) as client:
         code = submit(client)
         assert client.get(f"/laporan/{code}").status_code == 200
+
+
+def test_confidential_reports_events_carry_no_tracking_code(
+    mosquitto: MosquittoProcess, portal_db_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Defect: every event carried the report's code, confidential ones included, to every account that
+    reads bcc/reports/events (and on into InfluxDB and Grafana)."""
+    mqtt_settings = PortalMqttSettings(
+        host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal")
+    )
+    app = create_app(make_settings(portal_db_url, tmp_path, mqtt=mqtt_settings), clock=clock.now)
+    listener = Listener(mosquitto)
+    try:
+        with TestClient(app) as client:
+            listener.wait("bcc/reports/backlog")
+            secret = submit(client, privacy="confidential")
+            created = listener.wait("bcc/reports/events", lambda p: p["event"] == "created")
+            assert set(created) == EVENT_KEYS and created["report"] is None
+            later = submit(client)  # public when created, confidential from then on
+            listener.wait("bcc/reports/events", lambda p: p["report"] == later)
+            r = client.post(
+                f"/laporan/{later}/privasi", data={"csrf_token": csrf(client), "privacy": "confidential"}
+            )
+            assert r.status_code == 200
+            admin = staff_client(app, "admin")
+            token = csrf(admin, "/staf")
+            with runtime_of(app).sessions() as db:
+                ids = [reports.get_by_code(db, c).id for c in (secret, later)]
+            for rid in ids:
+                admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
+            eventually_sync(
+                lambda: len(verified_events(listener)) >= 2, 5, 0.01, "both verifications went out"
+            )
+            admin.close()
+        with listener.lock:
+            everything = json.dumps([m[1] for m in listener.messages])
+        verified = verified_events(listener)
+        assert len(verified) == 2 and all(e["report"] is None for e in verified)
+        assert secret not in everything
+    finally:
+        listener.close()
+
+
+def verified_events(listener: Listener) -> list[dict[str, Any]]:
+    with listener.lock:
+        return [
+            m[1] for m in listener.messages if m[0] == "bcc/reports/events" and m[1]["event"] == "verified"
+        ]

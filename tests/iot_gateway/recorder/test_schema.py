@@ -107,6 +107,22 @@ def test_report_events_and_backlog() -> None:
     assert lines[3].startswith("report_overdue verification=1i,response=0i ")
 
 
+def test_a_confidential_reports_event_is_stored_without_a_tracking_code() -> None:
+    """The portal publishes ``report: null`` for a confidential report: still counted (the backlog and
+    the closure statistics need it), with no field that could identify it."""
+    event = {
+        "event": "closed", "report": None, "category": "perizinan", "agency": "dpmptsp",
+        "kecamatan": "binjai_kota", "status": "closed", "resolution": "rejected", "duration_s": 60,
+        "late": False, "ts": "2026-11-27T10:15:02.120Z",
+    }  # fmt: skip
+    rec = SCHEMA.convert("bcc/reports/events", orjson.dumps(event), 0)
+    assert rec.problem is None
+    ((text, n),) = rec.lines
+    assert n == 2 and "report=" not in text and "None" not in text
+    assert " count=1i,duration_s=60.0 " in text
+    assert SCHEMA.convert("bcc/reports/events", orjson.dumps(event), 0).lines == rec.lines  # same nudge
+
+
 def test_availability_health_and_responses() -> None:
     rec = SCHEMA.convert("bcc/lights_a/availability", b"offline", 42)
     assert rec.lines == [("availability,device=lights_a,site=bcc_room online=0i 42", 1)]

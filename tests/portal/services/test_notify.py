@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -103,6 +104,27 @@ def test_reporter_is_told_each_step_and_nothing_else(
         submit(client, contact_email="")
         admin.close()
     assert notifier.sent == 3 and notifier.failed == 0
+
+
+def test_the_created_email_carries_the_reporter_key_which_the_outbox_then_forgets(
+    settings: Settings, clock: FakeClock, inbox: tuple[Inbox, int]
+) -> None:
+    """The key reaches the reporter's e-mail (the only copy besides the submitter's browser); the
+    outbox row held it in clear only until the e-mail was sent."""
+    box, port = inbox
+    with portal_with_smtp(settings, clock, port) as (app, client):
+        code = submit(client, contact_email="warga@example.id")
+        raw = box.wait(1)[0].get_payload(decode=True)  # long lines travel quoted-printable
+        body = raw.decode() if isinstance(raw, bytes) else ""
+        link = re.search(rf"{settings.public_url}/laporan/{code}/kunci/([A-Za-z0-9_-]{{32}})", body)
+        assert link is not None
+        assert f"{code}:{link.group(1)}" in (client.cookies.get("bcc_keys") or "")  # the same key
+        eventually_sync(lambda: all(n.sent_at is not None for n in outbox(app)))
+        assert [n.reporter_key for n in outbox(app)] == [None]
+        other = TestClient(app)  # the link opens the reporter's actions in another browser
+        r = other.get(link.group(0).removeprefix(settings.public_url), follow_redirects=False)
+        assert r.status_code == 303 and "bcc_keys" in other.cookies
+        other.close()
 
 
 def outbox(app: FastAPI) -> list[Notification]:

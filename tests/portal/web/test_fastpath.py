@@ -45,8 +45,9 @@ def pair(settings: Settings, clock: FakeClock) -> Iterator[tuple[TestClient, Tes
 def stored(app: FastAPI, code: str) -> dict[str, object]:
     with runtime_of(app).sessions() as db:
         report = db.scalars(select(Report).where(Report.code == code)).one()
-        skip = {"id", "code", "created_at", "updated_at", "verify_due"}
-        return {c.key: getattr(report, c.key) for c in Report.__table__.columns if c.key not in skip}
+        skip = {"id", "code", "created_at", "updated_at", "verify_due", "secret_hash"}
+        row = {c.key: getattr(report, c.key) for c in Report.__table__.columns if c.key not in skip}
+        return {**row, "has_key": report.secret_hash is not None and len(report.secret_hash) == 64}
 
 
 def test_a_plain_submission_gets_the_same_answer_and_row_on_both_paths(
@@ -69,6 +70,8 @@ def test_a_plain_submission_gets_the_same_answer_and_row_on_both_paths(
             assert fast.headers[name] == plain.headers[name], name
     assert "bcc_mine=" + fast_code in fast.headers["set-cookie"]
     assert "bcc_mine=" + plain_code in plain.headers["set-cookie"]
+    assert "bcc_keys=" + fast_code + ":" in fast.headers["set-cookie"]  # both keep the reporter's key
+    assert "bcc_keys=" + plain_code + ":" in plain.headers["set-cookie"]
     assert fast.content == plain.content
     app = pair[0].app
     assert isinstance(app, FastAPI)

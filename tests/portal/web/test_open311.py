@@ -307,3 +307,15 @@ def test_extreme_dates_are_answered_not_a_server_error(
         assert "_date must be a W3C datetime" in (
             ET.fromstring(r.content).findtext("error/description") or ""
         )
+
+
+def test_service_request_id_finds_what_the_single_lookup_finds(app: FastAPI, client: TestClient) -> None:
+    """Defect: ``requests.json?service_request_id=CODE`` answered nothing for a fresh (unverified)
+    report that ``requests/CODE.json`` returned, so a client polling its own requests saw nothing."""
+    fresh = submit(client)
+    secret = submit(client, privacy="confidential")
+    single = client.get(f"/open311/v2/requests/{fresh}.json").json()
+    filtered = client.get(f"/open311/v2/requests.json?service_request_id={fresh},{secret}").json()
+    assert filtered == single and [r["service_request_id"] for r in filtered] == [fresh]
+    assert client.get(f"/open311/v2/requests/{secret}.json").status_code == 404  # never a confidential one
+    assert fresh not in {r["service_request_id"] for r in client.get("/open311/v2/requests.json").json()}
