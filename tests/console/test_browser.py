@@ -16,6 +16,7 @@ from tests.console.conftest import Stack, until
 from tests.portal.cdp import Page, chromium_page
 from tests.portal.conftest import add_user
 from tests.portal.test_browser import axe_source, serious_violations
+from tests.support.staff_login import totp_code
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "console"
@@ -64,6 +65,9 @@ async def test_console_in_chromium(stack: Stack, tmp_path: Path) -> None:
         await page.goto(f"{stack.url}/staf/masuk")
         await page.fill("#username", operator.username)
         await page.fill("#password", operator.password)
+        await page.click_and_wait("form button[type=submit]")
+        assert operator.totp_secret is not None  # operators log in with a second factor
+        await page.fill("#code", totp_code(stack.app, operator.username, operator.totp_secret))
         await page.click_and_wait("form button[type=submit]")
         await page.goto(f"{stack.url}/konsol")
         await wait_text(page, "#live", "langsung")

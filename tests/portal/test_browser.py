@@ -17,6 +17,7 @@ import pytest
 from portal.main import create_app
 from tests.portal.cdp import Page, chromium_page
 from tests.portal.conftest import LiveServer, add_user, jpeg, make_settings
+from tests.support.staff_login import totp_code
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "portal"
@@ -90,6 +91,9 @@ async def test_citizen_and_admin_in_chromium(tmp_path: Path) -> None:
             await page.goto(f"{base}/staf")
             await page.fill("#username", admin.username)
             await page.fill("#password", admin.password)
+            await page.click_and_wait("form button[type=submit]")
+            assert admin.totp_secret is not None  # admins log in with a second factor
+            await page.fill("#code", totp_code(app, admin.username, admin.totp_secret))
             await page.click_and_wait("form button[type=submit]")
             assert (await page.url()).endswith("/staf")
             await page.screenshot(ARTIFACTS / "03-queue.png")

@@ -142,7 +142,7 @@ async def test_layout_change_through_the_gateway_reflows_the_wall(
 
 async def test_event_stream_follows_the_controller(stack: Stack, mosquitto: MosquittoProcess) -> None:
     async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http:
-        await login(http, add_user(stack.app, "viewer"))
+        await login(http, add_user(stack.app, "viewer"), stack.app)
         seen: list[tuple[str, dict[str, Any]]] = []
 
         async def pump() -> None:

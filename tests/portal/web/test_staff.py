@@ -17,7 +17,7 @@ from tests.portal.conftest import FakeClock, add_user, csrf, login, report_id, s
 
 
 def test_login_sets_a_hardened_session_cookie(app: FastAPI, client: TestClient) -> None:
-    who = add_user(app, "admin")
+    who = add_user(app, "viewer")  # no second factor: the password opens the session
     bad = client.post(
         "/staf/masuk",
         data={
