@@ -39,7 +39,7 @@ def contact_views(db: Session, report_id: int | None = None) -> list[tuple[Conta
     if report_id is not None:
         query = query.where(ContactView.report_id == report_id)
     rows = db.execute(query.order_by(ContactView.id.desc()).limit(LOG_PAGE))
-    return [(view, code) for view, code in rows.tuples()]
+    return [(view, code) for view, code in rows]
 
 
 def redact(
