@@ -29,10 +29,14 @@ def make_lifespan(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Lifespan
         await asyncio.to_thread(runtime.report_writer.start)  # the writer process (report_writer.py)
         backlog, schedules = _connect_mqtt(runtime)
         notifier = _start_notifier(runtime, smtp)
-        settings = runtime.settings
+        settings, stop_erasure = runtime.settings, asyncio.Event()
         erasure = asyncio.create_task(
             run_periodically(
-                runtime.sessions, runtime.clock, settings.erase_contact_days, settings.erase_check_s
+                runtime.sessions,
+                runtime.clock,
+                settings.erase_contact_days,
+                settings.erase_check_s,
+                stop_erasure,
             ),
             name="portal-erasure",
         )
@@ -45,7 +49,9 @@ def make_lifespan(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Lifespan
                 assert isinstance(events, NotifyingSink)
                 runtime.connections.events = events.inner
             await runtime.report_writer.close()
-            for running in (erasure, schedules, *runtime.scene_tasks):
+            stop_erasure.set()
+            await erasure  # lets a run in progress finish (not cancelled: its thread holds a connection)
+            for running in (schedules, *runtime.scene_tasks):
                 await _cancel(running)
             if backlog is not None:
                 await _cancel(backlog)

@@ -79,12 +79,19 @@ def run_once(sessions: sessionmaker[Session], now: datetime, days: int, worker: 
 
 
 async def run_periodically(
-    sessions: sessionmaker[Session], clock: Callable[[], datetime], days: int, check_s: float
+    sessions: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    days: int,
+    check_s: float,
+    stop: asyncio.Event,
 ) -> None:
-    """Every ``check_s`` seconds, try to claim and run today's erasure (one worker wins per day)."""
+    """Every ``check_s`` seconds, try to claim and run today's erasure (one worker wins per day), until
+    ``stop`` is set. Stopping waits for a run in progress: its thread holds a database connection, which
+    must be returned before the lifespan disposes of the engine."""
     worker = f"worker-{secrets.token_hex(4)}"
-    while True:
+    while not stop.is_set():
         # a failure is logged in run_once; the next day's slot tries again
         with contextlib.suppress(Exception):
             await asyncio.to_thread(run_once, sessions, clock(), days, worker)
-        await asyncio.sleep(check_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), check_s)

@@ -40,7 +40,8 @@ router = APIRouter(prefix="/staf", default_response_class=HTMLResponse)
 def safe_next(target: str) -> str:
     """Only local staff or console paths: no open redirect through ``next``."""
     local = target.startswith(("/staf", "/konsol", "/dinding"))
-    return target if local and "//" not in target and "\\" not in target else "/staf"
+    login_flow = target.startswith(("/staf/masuk", "/staf/2fa"))  # would lead back here
+    return target if local and not login_flow and "//" not in target and "\\" not in target else "/staf"
 
 
 def _session_response(target: str, token: str, settings: Settings, hours: float) -> Response:

@@ -3,9 +3,12 @@ account, deactivation and password resets, on both databases."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import pyotp
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -15,6 +18,19 @@ from portal.runtime import runtime_of
 from tests.portal.conftest import FakeClock, Login, add_user, csrf, login, report_id, staff_client, submit
 
 SECRET_RE = re.compile(r'id="totp-secret">([A-Z2-7]+)<')
+# The ``client`` fixture runs the app's lifespan, whose end disposes of the engine (and so closes the
+# pooled connections the other browsers of a test used).
+pytestmark = pytest.mark.usefixtures("client")
+
+
+@contextlib.contextmanager
+def browser(app: FastAPI) -> Iterator[TestClient]:
+    """Another browser (own cookie jar) on the running app."""
+    c = TestClient(app)
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 def test_a_planted_csrf_cookie_cannot_forge_staff_actions(app: FastAPI, client: TestClient) -> None:
@@ -116,27 +132,27 @@ def test_an_admin_account_without_second_factor_is_not_logged_in_by_its_password
 def test_failed_logins_are_throttled_per_account(app: FastAPI, clock: FakeClock) -> None:
     who = add_user(app, "viewer")
     for _ in range(10):  # each from a fresh browser, as a distributed guesser would
-        with TestClient(app) as c:
+        with browser(app) as c:
             data = {"csrf_token": csrf(c, "/staf/masuk"), "username": who.username, "password": "x" * 12}
             assert c.post("/staf/masuk", data=data).status_code == 401
-    with TestClient(app) as c:
+    with browser(app) as c:
         data = {"csrf_token": csrf(c, "/staf/masuk"), "username": who.username, "password": who.password}
         assert c.post("/staf/masuk", data=data).status_code == 429  # even the right password
         other = add_user(app, "viewer")  # other accounts are not affected
         login(c, other)
     clock.advance(minutes=15, seconds=1)
-    with TestClient(app) as c:
+    with browser(app) as c:
         login(c, who)
 
 
 def test_wrong_second_factor_codes_count_against_the_account(app: FastAPI) -> None:
     who = add_user(app, "operator")
     for _ in range(10):
-        with TestClient(app) as c:
+        with browser(app) as c:
             _password_step(c, who)
             r = c.post("/staf/2fa", data={"csrf_token": csrf(c, "/staf/2fa"), "code": "123456"})
             assert r.status_code == 401
-    with TestClient(app) as c:
+    with browser(app) as c:
         data = {"csrf_token": csrf(c, "/staf/masuk"), "username": who.username, "password": who.password}
         assert c.post("/staf/masuk", data=data).status_code == 429
 
@@ -185,7 +201,7 @@ def test_admin_resets_a_second_factor(app: FastAPI) -> None:
     uid = _user_id(app, who.username)
     r = admin.post(f"/staf/akun/{uid}/2fa", data={"csrf_token": csrf(admin, "/staf/akun")})
     assert r.status_code == 200
-    with TestClient(app) as c:
+    with browser(app) as c:
         _password_step(c, who)
         assert SECRET_RE.search(c.get("/staf/2fa").text)  # enrols anew
     admin.close()
