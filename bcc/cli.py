@@ -21,7 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "broker": ("mosquitto.cli", "Mosquitto tooling: password file and runtime config"),
     "bench": ("bench.cli", "benchmarks that print JSON with the raw ceiling measured alongside"),
     "portal": ("portal.cli", "citizen portal: serve it, or apply its database migrations"),
-    "admin": ("portal.admin", "portal administration: create staff accounts"),
+    "admin": ("portal.admin", "portal staff accounts: create, list, deactivate, reset password or 2FA"),
     "recorder": ("iot_gateway.recorder.cli", "record MQTT state and report events into InfluxDB"),
     "grafana": ("grafana.cli", "build the Grafana dashboards (JSON) from the profiles and the site"),
 }

@@ -1,6 +1,7 @@
-"""``bcc admin bootstrap`` (the site starts with two admins) and ``bcc admin create-user``.
+"""``bcc admin``: bootstrap (the site starts with two admins), create-user, list-users, deactivate,
+reactivate, reset-password and reset-2fa.
 
-The password comes from ``--password-file``, from a prompt, or is generated with ``--generate`` and
+A password comes from ``--password-file``, from a prompt, or is generated with ``--generate`` and
 printed once; it is never taken from the command line, where other users could read it.
 """
 
@@ -21,7 +22,7 @@ from portal.db import make_engine, session_factory, upgrade
 from portal.errors import InvalidInput
 from portal.models import ROLES, User
 from portal.reference import load_reference
-from portal.services import users
+from portal.services import twofactor, users
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--password-file", type=Path, help="read the password from this file (first line)")
     source.add_argument("--generate", action="store_true", help="generate a password and print it once")
+
+    listing = sub.add_parser("list-users", help="list the staff accounts (role, active, second factor)")
+    _database_arg(listing)
+    for name, text in (
+        ("deactivate", "deactivate an account: it can no longer log in and its sessions end"),
+        ("reactivate", "reactivate a deactivated account"),
+        ("reset-password", "set a new password for an account (its sessions end)"),
+        ("reset-2fa", "remove an account's second factor: it enrols a new one at its next login"),
+    ):
+        one = sub.add_parser(name, help=text)
+        one.add_argument("--username", required=True)
+        _database_arg(one)
+        if name == "reset-password":
+            given = one.add_mutually_exclusive_group()
+            given.add_argument("--password-file", type=Path, help="read the password from this file")
+            given.add_argument("--generate", action="store_true", help="generate a password, print it once")
+
+
+def _database_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", default=os.environ.get("BCC_PORTAL_DATABASE_URL", DEFAULT_DB_URL))
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -91,9 +112,45 @@ def bootstrap(database_url: str, out: Path) -> int:
     return 0
 
 
+def manage(args: argparse.Namespace) -> int:
+    """The account commands other than create-user and bootstrap."""
+    command = args.admin_command
+    password = _password(args) if command == "reset-password" else ""
+    engine = make_engine(args.database_url)
+    try:
+        upgrade(engine)
+        with session_factory(engine)() as db:
+            if command == "list-users":
+                for u in users.list_users(db):
+                    second = "2fa" if u.totp_secret else ("2fa-missing" if twofactor.required(u) else "-")
+                    state = "active" if u.active else "deactivated"
+                    print(f"{u.username}\t{u.role}\t{u.agency or '-'}\t{state}\t{second}")
+                return 0
+            user = users.find_user(db, args.username)
+            now = datetime.now(UTC)
+            if command in ("deactivate", "reactivate"):
+                users.set_active(db, user, command == "reactivate")
+            elif command == "reset-password":
+                users.reset_password(db, user, password, now)
+            else:
+                twofactor.reset(db, user)
+                users.end_user_sessions(db, user)
+    except InvalidInput as err:
+        for field, problem in err.errors.items():
+            print(f"{field}: {problem}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    shown = f" (new password: {password})" if command == "reset-password" and args.generate else ""
+    print(f"{command}: {args.username}{shown}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.admin_command == "bootstrap":
         return bootstrap(args.database_url, args.out)
+    if args.admin_command != "create-user":
+        return manage(args)
     password = _password(args)
     engine = make_engine(args.database_url)
     try:

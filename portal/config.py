@@ -65,6 +65,12 @@ class Settings(BaseModel):
     public_url: str = "http://127.0.0.1:8000"
     trust_forwarded_for: bool = False
     session_hours: float = Field(default=8.0, gt=0)
+    # Failed logins (password or second factor) per account in 15 minutes, besides the per-address limit.
+    account_login_attempts: int = Field(default=10, ge=1)
+    # Reporters' contact details are erased this many days after their report closed (UU PDP 27/2022);
+    # every worker checks every ``erase_check_s`` and one of them runs the day's erasure.
+    erase_contact_days: int = Field(default=365, ge=1)
+    erase_check_s: float = Field(default=3600.0, gt=0)
     mqtt: PortalMqttSettings | None = None
     site_file: Path = DEFAULT_SITE_FILE
     # Scenes and schedules of the console (data, see the file); schedules are checked every
@@ -115,6 +121,8 @@ class Settings(BaseModel):
             ("TRUST_FORWARDED_FOR", "trust_forwarded_for"),
             ("SITE_FILE", "site_file"),
             ("SCENES_FILE", "scenes_file"),
+            ("ACCOUNT_LOGIN_ATTEMPTS", "account_login_attempts"),
+            ("ERASE_CONTACT_DAYS", "erase_contact_days"),
         ]:
             if (value := get(name)) is not None:
                 data[key] = value

@@ -151,6 +151,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Pelapor menjadikan laporan rahasia",
         "The reporter made the report confidential",
     ),
+    "entry_redacted": (
+        "Petugas menyamarkan data pribadi dalam teks laporan",
+        "Staff redacted personal data in the report's text",
+    ),
     "actor_pelapor": ("Pelapor", "Reporter"),
     "actor_admin": ("Admin BCC", "BCC admin"),
     "errors_intro": ("Periksa kembali isian berikut:", "Please check these fields:"),
@@ -239,6 +243,99 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "back_home": ("Kembali ke beranda", "Back to the home page"),
     "photo": ("Foto", "Photo"),
     "no_js_note": ("Halaman ini bekerja tanpa JavaScript.", "This page works without JavaScript."),
+    # staff accounts, second factor, personal data (portal/web/staff_auth.py, staff_admin.py)
+    "nav_accounts": ("Akun petugas", "Staff accounts"),
+    "nav_contact_log": ("Log akses kontak", "Contact access log"),
+    "nav_password": ("Ganti kata sandi", "Change password"),
+    "tfa_title": ("Verifikasi dua langkah", "Two-step verification"),
+    "tfa_code": ("Kode 6 angka dari aplikasi autentikator", "6-digit code from your authenticator app"),
+    "tfa_recovery": ("Atau kode pemulihan", "Or a recovery code"),
+    "tfa_recovery_hint": (
+        "Setiap kode pemulihan hanya berlaku satu kali.",
+        "Each recovery code works only once.",
+    ),
+    "tfa_enrol_intro": (
+        "Akun admin dan operator wajib memakai verifikasi dua langkah. Tambahkan akun ini di aplikasi "
+        "autentikator (misalnya FreeOTP atau Google Authenticator) dengan kunci atau URI di bawah, "
+        "lalu masukkan kode yang muncul.",
+        "Admin and operator accounts must use two-step verification. Add this account to an "
+        "authenticator app (for example FreeOTP or Google Authenticator) with the key or URI below, "
+        "then enter the code it shows.",
+    ),
+    "tfa_secret": ("Kunci", "Key"),
+    "tfa_uri": ("URI penyiapan", "Provisioning URI"),
+    "tfa_wrong": ("Kode salah atau sudah dipakai.", "Wrong or already used code."),
+    "tfa_codes_title": ("Kode pemulihan Anda", "Your recovery codes"),
+    "tfa_codes_intro": (
+        "Simpan kode ini di tempat aman (dicetak atau pengelola kata sandi). Kode ini hanya tampil sekali "
+        "dan masing-masing berlaku satu kali bila ponsel Anda hilang.",
+        "Keep these codes somewhere safe (printed or in a password manager). They are shown only once; "
+        "each works once if you lose your phone.",
+    ),
+    "tfa_continue": ("Lanjut", "Continue"),
+    "btn_confirm": ("Konfirmasi", "Confirm"),
+    "pw_title": ("Ganti kata sandi", "Change password"),
+    "pw_current": ("Kata sandi sekarang", "Current password"),
+    "pw_new": ("Kata sandi baru (minimal 12 karakter)", "New password (at least 12 characters)"),
+    "pw_repeat": ("Ulangi kata sandi baru", "Repeat the new password"),
+    "pw_done": (
+        "Kata sandi diganti. Sesi Anda di perangkat lain sudah diakhiri.",
+        "Password changed. Your sessions on other devices have ended.",
+    ),
+    "pw_wrong_current": ("Kata sandi sekarang salah.", "The current password is wrong."),
+    "pw_mismatch": ("Kedua kata sandi baru tidak sama.", "The two new passwords differ."),
+    "pw_too_short": (
+        "Kata sandi baru minimal 12 karakter.",
+        "The new password needs at least 12 characters.",
+    ),
+    "acc_username": ("Nama pengguna", "Username"),
+    "acc_role": ("Peran", "Role"),
+    "acc_state": ("Status", "State"),
+    "acc_active": ("aktif", "active"),
+    "acc_inactive": ("nonaktif", "deactivated"),
+    "acc_2fa": ("Dua langkah", "Two-step"),
+    "acc_2fa_on": ("terpasang", "enrolled"),
+    "acc_2fa_missing": ("belum (wajib)", "not yet (required)"),
+    "acc_2fa_none": ("tidak wajib", "not required"),
+    "acc_deactivate": ("Nonaktifkan", "Deactivate"),
+    "acc_reactivate": ("Aktifkan", "Reactivate"),
+    "acc_reset_pw": ("Atur ulang kata sandi", "Reset password"),
+    "acc_reset_2fa": ("Atur ulang dua langkah", "Reset two-step"),
+    "acc_new_password": (
+        "Kata sandi baru (tampil sekali, serahkan langsung kepada pemilik akun):",
+        "New password (shown once, hand it to the account's owner in person):",
+    ),
+    "cv_intro": (
+        "Setiap kali halaman petugas menampilkan nama, nomor HP atau email pelapor (UU PDP 27/2022).",
+        "Every time a staff page showed a reporter's name, phone or e-mail (UU PDP 27/2022).",
+    ),
+    "cv_when": ("Waktu", "When"),
+    "cv_who": ("Petugas", "Staff"),
+    "cv_report": ("Laporan", "Report"),
+    "cv_none": ("Belum ada akses.", "No views yet."),
+    "contact_erased": (
+        "Kontak pelapor sudah dihapus (masa simpan berakhir).",
+        "The reporter's contact details were erased (retention period over).",
+    ),
+    "redact_title": ("Samarkan data pribadi", "Redact personal data"),
+    "redact_field": ("Bagian", "Part"),
+    "redact_field_title": ("Judul", "Title"),
+    "redact_field_description": ("Isi laporan", "Description"),
+    "redact_phrases": (
+        "Teks yang disamarkan (satu per baris, persis seperti dalam laporan)",
+        "Text to redact (one per line, exactly as in the report)",
+    ),
+    "redact_btn": ("Samarkan", "Redact"),
+    "redact_originals": (
+        "Teks asli sebelum disamarkan (hanya admin)",
+        "Original text before redaction (admins only)",
+    ),
+    "err_redact_field": ("Bagian tidak dikenal.", "Unknown part."),
+    "err_redact_empty": ("Tulis teks yang akan disamarkan.", "Write the text to redact."),
+    "err_redact_missing": (
+        "Teks itu tidak ada dalam laporan.",
+        "That text is not in the report.",
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-"""The portal's start and stop: the writer process, the MQTT client and its tasks, the e-mail notifier."""
+"""The portal's start and stop: writer process, MQTT client and tasks, e-mail notifier, erasure job."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from portal.mqtt import MqttEventSink
 from portal.runtime import PortalRuntime
+from portal.services.erasure import run_periodically
 from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from portal.services.scenes import run_schedules
@@ -28,6 +29,17 @@ def make_lifespan(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Lifespan
         await asyncio.to_thread(runtime.report_writer.start)  # the writer process (report_writer.py)
         backlog, schedules = _connect_mqtt(runtime)
         notifier = _start_notifier(runtime, smtp)
+        settings, stop_erasure = runtime.settings, asyncio.Event()
+        erasure = asyncio.create_task(
+            run_periodically(
+                runtime.sessions,
+                runtime.clock,
+                settings.erase_contact_days,
+                settings.erase_check_s,
+                stop_erasure,
+            ),
+            name="portal-erasure",
+        )
         try:
             yield
         finally:
@@ -37,6 +49,8 @@ def make_lifespan(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Lifespan
                 assert isinstance(events, NotifyingSink)
                 runtime.connections.events = events.inner
             await runtime.report_writer.close()
+            stop_erasure.set()
+            await erasure  # lets a run in progress finish (not cancelled: its thread holds a connection)
             for running in (schedules, *runtime.scene_tasks):
                 await _cancel(running)
             if backlog is not None:

@@ -49,6 +49,7 @@ EntryKind = Literal[
     "rated_unsolved",
     "to_anonymous",
     "to_confidential",
+    "redacted",
 ]
 # The reporter's verdict on a closed report (SP4N-LAPOR!'s "tanggapan pelapor"): one per closure.
 FEEDBACKS = ("solved", "partly", "unsolved")
@@ -88,6 +89,11 @@ class User(Base):
     agency: Mapped[str | None] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # TOTP second factor (portal/services/twofactor.py): the base32 secret once enrolled, and the last
+    # time step accepted, so that a code is never accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int] = mapped_column(Integer, default=0)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class StaffSession(Base):
@@ -99,7 +105,21 @@ class StaffSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # True between the password and the second factor: such a session opens only the 2FA pages.
+    pending_2fa: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the secret being enrolled (shown to the user, saved on the account once a code matches)
+    totp_candidate: Mapped[str | None] = mapped_column(String(64))
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class RecoveryCode(Base):
+    """A one-time recovery code of an account's second factor; only its SHA-256 is stored."""
+
+    __tablename__ = "recovery_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Report(Base):
@@ -145,6 +165,8 @@ class Report(Base):
     # SHA-256 of the reporter's secret key (portal.services.reporter_keys); None only for reports stored
     # before keys existed, until their reporter's browser claims one
     secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # when the erasure job (portal/services/erasure.py) blanked the contact details
+    contact_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     entries: Mapped[list[ReportEntry]] = relationship(
         back_populates="report", order_by="ReportEntry.id", cascade="all, delete-orphan"
     )
@@ -252,3 +274,44 @@ class Notification(Base):
     # The reporter's key for the ``created`` e-mail: the one place it exists in clear, and only until
     # that e-mail is sent or given up (erased in the same UPDATE; docs/security-reporter.md).
     reporter_key: Mapped[str | None] = mapped_column(String(64))
+
+
+class ContactView(Base):
+    """One view of a reporter's contact details by a staff member (the personal-data access log)."""
+
+    __tablename__ = "contact_views"
+    __table_args__ = (Index("ix_contact_views_at", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Redaction(Base):
+    """Staff removed personal data from a citizen's text: the original, kept for admins only, and who."""
+
+    __tablename__ = "redactions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(String(16))  # title | description
+    original: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobRun(Base):
+    """One run of a periodic job for one slot (a day), claimed by exactly one worker: the unique key
+    decides, on every backend."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "slot", name="uq_job_runs_slot"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(32))
+    slot: Mapped[str] = mapped_column(String(32))
+    worker: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[str] = mapped_column(String(24))  # running | ok | failed
+    detail: Mapped[str] = mapped_column(Text, default="")

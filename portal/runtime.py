@@ -125,7 +125,8 @@ class PortalRuntime:
     scenes: SceneBook
     scene_tasks: set[asyncio.Task[Any]]  # scene runs in progress, cancelled on shutdown
     report_writer: ReportWriter  # the group-commit writer process of the report form
-    login_limiter: RateLimiter
+    login_limiter: RateLimiter  # login attempts per client address
+    account_limiter: RateLimiter  # failed logins (password or second factor) per account
     public_limiter: RateLimiter  # every public write but the report form (portal.web.deps)
     wall: WallState
     connections: Connections
@@ -162,6 +163,7 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime]) -> PortalRu
         report_writer=ReportWriter(sessions, lambda: connections.events, submit_limiter),
         login_limiter=RateLimiter("login", 20, timedelta(minutes=15)),
         public_limiter=RateLimiter("public", settings.public_writes_per_hour, timedelta(hours=1)),
+        account_limiter=RateLimiter("login_account", settings.account_login_attempts, timedelta(minutes=15)),
         wall=WallState.load(settings),
         connections=connections,
     )

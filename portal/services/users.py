@@ -1,7 +1,10 @@
 """Staff accounts and server-side sessions: argon2 password hashes (pwdlib), random session tokens.
 
 The session cookie holds a 256-bit random token; the database stores only its SHA-256, so a leaked
-database does not leak live sessions. Each session carries its own CSRF token.
+database does not leak live sessions. Each session carries its own CSRF token. An account of a role
+with a second factor (portal/services/twofactor.py) first gets a short *pending* session that opens
+only the second-factor pages; the full session is a new token once the code is checked. Deactivating
+an account, an admin's password reset and a password change end the account's (other) sessions.
 """
 
 from __future__ import annotations
@@ -27,8 +30,18 @@ _hasher = PasswordHash((Argon2Hasher(),))
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
+PENDING_SESSION = timedelta(minutes=10)  # time to type the second factor after the password
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LEN:
+        raise InvalidInput({"password": f"at least {MIN_PASSWORD_LEN} characters"})
+    if len(password) > 1024:
+        raise InvalidInput({"password": "at most 1024 characters"})
 
 
 def create_user(
@@ -91,16 +104,21 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(db: Session, user: User, now: datetime, hours: float) -> tuple[str, StaffSession]:
-    """A new session for ``user``; returns the cookie token (shown once) and the stored session."""
+def start_session(
+    db: Session, user: User, now: datetime, hours: float, pending_2fa: bool = False
+) -> tuple[str, StaffSession]:
+    """A new session for ``user``; returns the cookie token (shown once) and the stored session.
+    A ``pending_2fa`` session lasts :data:`PENDING_SESSION` and opens only the second-factor pages."""
     db.execute(delete(StaffSession).where(StaffSession.expires_at < now))
     token = secrets.token_urlsafe(32)
+    life = PENDING_SESSION if pending_2fa else timedelta(hours=hours)
     session = StaffSession(
         token_hash=_digest(token),
         user_id=user.id,
         csrf_token=secrets.token_urlsafe(32),
         created_at=now,
-        expires_at=now + timedelta(hours=hours),
+        expires_at=now + life,
+        pending_2fa=pending_2fa,
     )
     db.add(session)
     db.commit()
@@ -119,3 +137,62 @@ def load_session(db: Session, token: str, now: datetime) -> StaffSession | None:
 def end_session(db: Session, token: str) -> None:
     db.execute(delete(StaffSession).where(StaffSession.token_hash == _digest(token)))
     db.commit()
+
+
+def token_hash(token: str) -> str:
+    return _digest(token)
+
+
+def end_user_sessions(db: Session, user: User, keep_token: str = "") -> None:
+    """End every session of ``user`` but the one whose cookie token is ``keep_token`` (committed)."""
+    query = delete(StaffSession).where(StaffSession.user_id == user.id)
+    if keep_token:
+        query = query.where(StaffSession.token_hash != _digest(keep_token))
+    db.execute(query)
+    db.commit()
+
+
+def find_user(db: Session, username: str) -> User:
+    user = db.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise InvalidInput({"username": "no such account"})
+    return user
+
+
+def list_users(db: Session) -> list[User]:
+    return list(db.scalars(select(User).order_by(User.username)))
+
+
+def set_active(db: Session, user: User, active: bool) -> None:
+    """Deactivate (its sessions end: it can no longer log in or act) or reactivate an account."""
+    user.active = active
+    if not active:
+        db.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
+    db.commit()
+
+
+def reset_password(db: Session, user: User, password: str, now: datetime) -> None:
+    """An admin sets a new password (handed over out of band); every session of the account ends."""
+    _check_password(password)
+    user.password_hash = hash_password(password)
+    user.password_changed_at = now
+    db.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
+    db.commit()
+
+
+def change_own_password(
+    db: Session, user: User, current: str, new: str, repeat: str, now: datetime, keep_token: str
+) -> None:
+    """The user changes their own password (the current one is required); their other sessions end."""
+    if not _hasher.verify(current[:1024], user.password_hash):
+        raise InvalidInput({"current": "pw_wrong_current"})
+    if new != repeat:
+        raise InvalidInput({"repeat": "pw_mismatch"})
+    try:
+        _check_password(new)
+    except InvalidInput as err:
+        raise InvalidInput({"password": "pw_too_short"}) from err
+    user.password_hash = hash_password(new)
+    user.password_changed_at = now
+    db.commit()
+    end_user_sessions(db, user, keep_token)

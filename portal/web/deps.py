@@ -18,7 +18,7 @@ from starlette.responses import Response
 from portal.config import Settings
 from portal.db import writer
 from portal.i18n import translate
-from portal.models import User
+from portal.models import StaffSession, User
 from portal.reference import Lang, Reference
 from portal.runtime import PortalRuntime, runtime_of
 from portal.services import users
@@ -109,7 +109,7 @@ def client_ip(request: Request, trust_forwarded_for: bool) -> str:
 # ---- CSRF --------------------------------------------------------------------------------------------
 def csrf_token(request: Request) -> str:
     """The token forms must echo: the staff session's own token, else an HMAC of the ``bcc_csrf`` cookie."""
-    session = getattr(request.state, "staff_session", None)
+    session = request.scope.get("state", {}).get("staff_session")
     if session is not None:
         token: str = session.csrf_token
         return token
@@ -165,13 +165,16 @@ async def verify_csrf(request: Request, form: FormData) -> None:
         await run_in_threadpool(load_staff_session, request)
     else:
         load_staff_session(request)
-    # A public page rendered for a logged-in staff member carries the cookie token (public pages do
-    # not look the session up): accept it as well; both are bound to this browser.
-    if not (
-        hmac.compare_digest(sent, csrf_token(request))
-        or hmac.compare_digest(sent, cookie_csrf_token(request))
-    ):
+    if hmac.compare_digest(sent, csrf_token(request)):
+        return
+    if not hmac.compare_digest(sent, cookie_csrf_token(request)):
         raise HTTPException(403, "CSRF token invalid")
+    # A public page rendered for a logged-in staff member carries the cookie token (public pages do
+    # not look the session up), so it is accepted, but the request then acts anonymously: the cookie
+    # token proves only this browser, and a ``bcc_csrf`` cookie can be planted (a sibling subdomain,
+    # plain HTTP), so it must never authorize a staff action. Staff routes then answer 401.
+    state = request.scope.setdefault("state", {})
+    state["staff_user"] = state["staff_session"] = state["pending_session"] = None
 
 
 async def check_csrf(request: Request) -> AsyncIterator[None]:
@@ -214,6 +217,8 @@ PublicWriteLimit = Depends(limit_public_write)
 
 # ---- staff sessions and roles ------------------------------------------------------------------------
 def load_staff_session(request: Request) -> User | None:
+    """The logged-in staff member (None when anonymous or still owing the second factor); a session
+    that waits for the second factor is kept as ``request.state.pending_session``."""
     state = request.scope.get("state", {})  # Request.state's dict (State raises on a missing key)
     if "staff_user" in state:
         user: User | None = state["staff_user"]
@@ -223,10 +228,21 @@ def load_staff_session(request: Request) -> User | None:
     if token:
         with runtime_from(request).sessions() as db:
             found = users.load_session(db, token, now_of(request))
-    request.state.staff_session = found
-    user = found.user if found else None
+    request.state.staff_session = found  # its CSRF token is the one forms carry (pending or not)
+    pending = found is not None and found.pending_2fa
+    request.state.pending_session = found if pending else None
+    user = found.user if found and not pending else None
     request.state.staff_user = user
     return user
+
+
+def pending_session(request: Request) -> StaffSession:
+    """The session between password and second factor; anything else goes back to the login page."""
+    load_staff_session(request)
+    found: StaffSession | None = request.scope.get("state", {}).get("pending_session")
+    if found is None:
+        raise LoginRequired()
+    return found
 
 
 class LoginRequired(Exception):
@@ -248,6 +264,7 @@ class RoleGuard:
         return user
 
 
+PendingDep = Annotated[StaffSession, Depends(pending_session)]
 ALL_STAFF = ("admin", "agency", "operator", "viewer")
 StaffUser = Annotated[User, Depends(RoleGuard(*ALL_STAFF))]
 AdminUser = Annotated[User, Depends(RoleGuard("admin"))]

@@ -1,4 +1,4 @@
-"""Staff pages: login, the queue, one report with its actions, the monthly evaluation and its CSV."""
+"""Staff pages: the queue, one report with its actions (redaction too), the monthly evaluation, its CSV."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
-from portal.db import writer
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
 from portal.models import RESOLUTIONS, STATUSES, User
-from portal.services import evaluation, users, workflow
+from portal.services import evaluation, personal_data, workflow
 from portal.services.deadlines import WIB
 from portal.web.deps import (
-    SESSION_COOKIE,
     AdminUser,
     CsrfDep,
     EvaluationUser,
@@ -25,71 +23,15 @@ from portal.web.deps import (
     RefDep,
     ResponderUser,
     SessionDep,
-    SettingsDep,
     SinkDep,
     StaffUser,
-    client_ip,
     lang_of,
     render,
-    runtime_from,
 )
 
 router = APIRouter(prefix="/staf", default_response_class=HTMLResponse)
 # Database ids are 32-bit on every backend: larger numbers are a 422, not an overflow deep in the driver.
 ReportId = Annotated[int, Path(ge=1, le=2_147_483_647)]
-
-
-@router.get("/masuk")
-def login_form(request: Request, lang: LangDep, next: str = "/staf") -> Response:
-    return render(request, lang, "staff/login.html", {"next": _safe_next(next), "failed": False})
-
-
-def _safe_next(target: str) -> str:
-    """Only local staff paths: no open redirect through ``next``."""
-    return target if target.startswith("/staf") and "//" not in target and "\\" not in target else "/staf"
-
-
-@router.post("/masuk", dependencies=[CsrfDep])
-def login(
-    request: Request,
-    lang: LangDep,
-    db: SessionDep,
-    settings: SettingsDep,
-    now: NowDep,
-    username: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/staf",
-) -> Response:
-    with writer(db):  # the attempt counts in the shared limit whatever its outcome
-        allowed = runtime_from(request).login_limiter.hit(
-            db.connection(), [client_ip(request, settings.trust_forwarded_for)], now
-        )[0]
-        db.commit()
-    if not allowed:
-        raise HTTPException(429, "Too many login attempts")
-    user = users.authenticate(db, username, password[:1024])
-    if user is None:
-        return render(request, lang, "staff/login.html", {"next": _safe_next(next), "failed": True}, 401)
-    token, _session = users.start_session(db, user, now, settings.session_hours)
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=int(settings.session_hours * 3600),
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure,
-        path="/",
-    )
-    return response
-
-
-@router.post("/keluar", dependencies=[CsrfDep])
-def logout(request: Request, db: SessionDep, user: StaffUser) -> Response:
-    users.end_session(db, request.cookies.get(SESSION_COOKIE, ""))
-    response = RedirectResponse("/staf/masuk", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
 
 
 @router.get("")
@@ -148,10 +90,14 @@ def _report_page(
         report = workflow.get_for_staff(db, user, report_id)
     except NotFound as err:
         raise HTTPException(404, "No such report") from err
+    show_contact = workflow.sees_contact(user, report) and personal_data.has_contact(report)
+    if show_contact:  # the personal-data access log: who was shown the reporter's contact, when
+        personal_data.log_contact_view(db, user, report, now)
     context = {
         "report": report,
         "age": workflow.age_info(report, now),
-        "show_contact": workflow.sees_contact(user, report),
+        "show_contact": show_contact,
+        "originals": personal_data.redactions_of(db, user, report.id),
         "resolutions": RESOLUTIONS,
         "error": error,
         "user": user,
@@ -275,6 +221,27 @@ def close(
         report_id,
         lambda: workflow.close(db, user, report_id, resolution, note, duplicate_code, sink, now),
     )
+
+
+@router.post("/laporan/{report_id}/samarkan", dependencies=[CsrfDep])
+def redact(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    now: NowDep,
+    user: ResponderUser,
+    report_id: ReportId,
+    field: Annotated[str, Form()] = "description",
+    phrases: Annotated[str, Form()] = "",
+) -> Response:
+    """Replace personal data the citizen typed (one phrase per line) with a marker; admins keep the
+    original (portal/services/personal_data.py)."""
+
+    def action() -> None:
+        report = workflow.get_for_staff(db, user, report_id)
+        personal_data.redact(db, user, report, field, phrases[:4000], now)
+
+    return _after(request, lang, db, now, user, report_id, action)
 
 
 def _month(month: str, now: datetime) -> str | None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from bcc.cli import build_parser
 from portal.db import make_engine, session_factory
-from portal.services import users
+from portal.models import StaffSession
+from portal.services import twofactor, users
 
 
 def main(argv: list[str]) -> int:
@@ -106,3 +109,42 @@ def test_bootstrap_creates_two_admins_once(portal_db_url: str, tmp_path: Path) -
         == 0
     )
     assert not (tmp_path / "again.txt").exists()
+
+
+def test_account_commands(portal_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """list-users, deactivate, reactivate, reset-password and reset-2fa on a real database."""
+    db_args = ["--database-url", portal_db_url]
+    (tmp_path / "pw").write_text("first-password-123\n")
+    create = ["admin", "create-user", "--username", "op.satu", "--role", "operator"]
+    assert main([*create, "--password-file", str(tmp_path / "pw"), *db_args]) == 0
+    engine = make_engine(portal_db_url)
+    with session_factory(engine)() as db:
+        user = users.find_user(db, "op.satu")
+        twofactor.enrol(db, user, twofactor.new_secret(), 0)
+        users.start_session(db, user, datetime.now(UTC), 8)
+    capsys.readouterr()
+    assert main(["admin", "list-users", *db_args]) == 0
+    assert capsys.readouterr().out.split() == ["op.satu", "operator", "-", "active", "2fa"]
+
+    def sessions() -> int:
+        with session_factory(engine)() as db:
+            return db.scalar(select(func.count()).select_from(StaffSession)) or 0
+
+    assert sessions() == 1
+    assert main(["admin", "deactivate", "--username", "op.satu", *db_args]) == 0
+    assert sessions() == 0
+    with session_factory(engine)() as db:
+        assert users.authenticate(db, "op.satu", "first-password-123") is None
+    assert main(["admin", "reactivate", "--username", "op.satu", *db_args]) == 0
+    assert main(["admin", "reset-password", "--username", "op.satu", "--generate", *db_args]) == 0
+    new_password = capsys.readouterr().out.strip().rsplit(" ", 1)[-1].rstrip(")")
+    assert main(["admin", "reset-2fa", "--username", "op.satu", *db_args]) == 0
+    with session_factory(engine)() as db:
+        again = users.authenticate(db, "op.satu", new_password)
+        assert again is not None and again.totp_secret is None
+        assert twofactor.recovery_codes_left(db, again) == 0
+    capsys.readouterr()
+    assert main(["admin", "list-users", *db_args]) == 0
+    assert capsys.readouterr().out.split()[-1] == "2fa-missing"
+    assert main(["admin", "deactivate", "--username", "nobody", *db_args]) == 2
+    engine.dispose()

@@ -19,7 +19,8 @@ from PIL import Image
 from bcc_common.net import free_port
 from portal.config import Settings
 from portal.runtime import runtime_of
-from portal.services import reports, users
+from portal.services import reports, twofactor, users
+from tests.support.staff_login import enrol_totp, totp_code
 from tests.support.wait import eventually_sync
 
 # Monday 2 November 2026, 09:00 WIB: working-day arithmetic is easy to follow from here.
@@ -65,15 +66,20 @@ class Login:
     username: str
     password: str
     role: str
+    totp_secret: str | None = None  # the second factor, enrolled for admins and operators
 
 
-def add_user(app: FastAPI, role: str, agency: str | None = None, username: str | None = None) -> Login:
+def add_user(
+    app: FastAPI, role: str, agency: str | None = None, username: str | None = None, enrol: bool = True
+) -> Login:
+    """A new account; admins and operators get a second factor unless ``enrol`` is False."""
     username = username or f"{role}_{secrets.token_hex(3)}"
     password = secrets.token_urlsafe(16)
     runtime = runtime_of(app)
     with runtime.sessions() as db:
         users.create_user(db, runtime.reference, username, role, password, runtime.clock(), agency=agency)
-    return Login(username, password, role)
+    secret = enrol_totp(app, username) if enrol and role in twofactor.ROLES_WITH_2FA else None
+    return Login(username, password, role, secret)
 
 
 def csrf(client: TestClient, path: str = "/lapor") -> str:
@@ -82,9 +88,23 @@ def csrf(client: TestClient, path: str = "/lapor") -> str:
 
 
 def login(client: TestClient, who: Login) -> None:
+    """Log in with the password and, for admins and operators, a TOTP code of the app's clock."""
     r = client.post(
         "/staf/masuk",
         data={"csrf_token": csrf(client, "/staf/masuk"), "username": who.username, "password": who.password},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    if who.totp_secret is None:
+        return
+    assert r.headers["location"].startswith("/staf/2fa"), r.headers["location"]
+    app: FastAPI = client.app  # type: ignore[assignment]
+    r = client.post(
+        "/staf/2fa",
+        data={
+            "csrf_token": csrf(client, "/staf/2fa"),
+            "code": totp_code(app, who.username, who.totp_secret),
+        },
         follow_redirects=False,
     )
     assert r.status_code == 303, r.text

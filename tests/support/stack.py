@@ -30,6 +30,7 @@ from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, running_gateway
 from tests.support.paths import ROOT
 from tests.support.portal_app import LiveServer, Login, add_user, make_settings
+from tests.support.staff_login import totp_code
 from tests.support.wait import eventually
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -41,11 +42,20 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-async def login_async(client: httpx.AsyncClient, who: Login) -> None:
+async def login_async(client: httpx.AsyncClient, who: Login, app: FastAPI) -> None:
+    """Password, then (admins and operators) a TOTP code of ``app``'s clock."""
     page = await client.get("/staf/masuk")
     r = await client.post(
         "/staf/masuk",
         data={"csrf_token": csrf_of(page.text), "username": who.username, "password": who.password},
+    )
+    assert r.status_code == 303, r.text
+    if who.totp_secret is None:
+        return
+    page = await client.get(r.headers["location"])
+    r = await client.post(
+        "/staf/2fa",
+        data={"csrf_token": csrf_of(page.text), "code": totp_code(app, who.username, who.totp_secret)},
     )
     assert r.status_code == 303, r.text
 
@@ -130,7 +140,7 @@ class Stack:
     async def console(self, role: str = "operator") -> AsyncIterator[Console]:
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
             who = add_user(self.app, role)
-            await login_async(http, who)
+            await login_async(http, who, self.app)
             c = Console(self.app, http)
             yield c
 

@@ -59,7 +59,7 @@ def test_anonymous_viewer_and_agency_are_refused(app: FastAPI, client: TestClien
             assert r.headers["location"] == f"/staf/masuk?next={path}"
     for role in ("viewer", "agency"):
         c = staff_client(app, role, agency="bappeda" if role == "agency" else None)
-        token = csrf(c, "/staf/masuk")
+        token = csrf(c, "/staf")  # the session's own token (the cookie token would act anonymously)
         for method, path in routes:
             data = {"csrf_token": token, **COMMAND} if method == "POST" else None
             r = c.request(method, path, data=data, follow_redirects=False)

@@ -152,6 +152,6 @@ async def test_schedule_fires_once_with_two_workers(
             # Both workers show the schedule's last result (it is in the shared database).
             for app, url in zip(apps, urls, strict=True):
                 async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-                    await login_async(http, add_user(app, "operator"))
+                    await login_async(http, add_user(app, "operator"), app)
                     page = (await http.get("/konsol")).text
                     assert '<td class="result ok">' in page and ": ok (1/2 ok,ok; 2/2 ok)" in page

@@ -143,7 +143,7 @@ async def test_layout_change_through_the_gateway_reflows_the_wall(
 
 async def test_event_stream_follows_the_controller(stack: Stack, mosquitto: MosquittoProcess) -> None:
     async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http:
-        await login_async(http, add_user(stack.app, "viewer"))
+        await login_async(http, add_user(stack.app, "viewer"), stack.app)
         seen: list[tuple[str, dict[str, Any]]] = []
 
         async def pump() -> None:

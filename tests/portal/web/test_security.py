@@ -40,7 +40,8 @@ HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy
 def staff_routes(app: FastAPI) -> list[tuple[str, str, RoleGuard]]:
     out: list[tuple[str, str, RoleGuard]] = []
     for path, methods, route in api_routes(app):
-        if path.startswith("/staf") and path != "/staf/masuk":
+        # the login flow: password, second factor (its own guard: a pending session), logout
+        if path.startswith("/staf") and path not in ("/staf/masuk", "/staf/2fa", "/staf/keluar"):
             found = guards(route)
             assert len(found) == 1, f"{path} has no role guard"
             out.extend((method, path, found[0]) for method in sorted(methods))
@@ -49,7 +50,7 @@ def staff_routes(app: FastAPI) -> list[tuple[str, str, RoleGuard]]:
 
 
 def _path(path: str, report_id: int) -> str:
-    return path.replace("{report_id}", str(report_id))
+    return path.replace("{report_id}", str(report_id)).replace("{user_id}", "1")
 
 
 def _dispatched_report(app: FastAPI, client: TestClient) -> int:
@@ -75,7 +76,7 @@ def test_every_staff_route_rejects_anonymous_and_wrong_roles(app: FastAPI, clien
             assert r.headers["location"].startswith("/staf/masuk")
     for role in ROLES:
         c = staff_client(app, role, agency="bappeda" if role == "agency" else None)
-        token = csrf(c, "/staf/masuk")
+        token = csrf(c, "/staf")  # the session's own token (the cookie token would act anonymously)
         for method, path, guard in routes:
             if role in guard.roles:
                 continue
@@ -271,8 +272,10 @@ def test_rate_limits_are_shared_by_every_worker(portal_db_url: str, tmp_path: Pa
 
         for i in range(20):  # the login limit: 20 attempts per 15 minutes, whichever worker answers
             c = (a, b)[i % 2]
+            # a different account each time: the per-account limit (10 failures) is tested on its own
             r = c.post(
-                "/staf/masuk", data={"csrf_token": csrf(c, "/staf/masuk"), "username": "x", "password": "y"}
+                "/staf/masuk",
+                data={"csrf_token": csrf(c, "/staf/masuk"), "username": f"x{i}", "password": "y"},
             )
             assert r.status_code == 401
         r = a.post(
