@@ -152,7 +152,8 @@ async def demo(args: argparse.Namespace) -> int:
         else:
             print("  recorder:   not started: influxd is not installed (apt-get install influxdb)")
         print(f"  portal:     {portal.url}  (citizen pages; staff login at {portal.url}/staf/masuk,")
-        print(f"              operator console at {portal.url}/konsol)")
+        print(f"              operator console at {portal.url}/konsol; admins and the operator enrol")
+        print("              an authenticator app (TOTP) at their first login, as in production)")
         for label, (user, password) in portal.logins.items():
             print(f"              {label}: {user} / {password}")
         print("  MQTT users: one per role, passwords generated for this run (username = role):")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pyotp
 
 from mosquitto import ROLES, mqtt_login
 from tests.bcc.demo_run import after, mqtt_passwords, start_demo
@@ -21,14 +22,26 @@ from tests.support.mqtt_probe import V311, Probe
 from tests.support.paths import ROOT
 
 
+def _form_field(html: str, pattern: str) -> str:
+    found = re.search(pattern, html)
+    assert found is not None, pattern
+    return found.group(1)
+
+
 async def _portal_console_as(base: str, username: str, password: str) -> int:
-    """Log in through the staff login form and open the operator console; its HTTP status."""
+    """Log in through the staff login form, enrol the second factor as a person would (the key shown
+    on the page into an authenticator: pyotp here), and open the operator console; its HTTP status."""
+    token_re = r'name="csrf_token" value="([^"]+)"'
     async with httpx.AsyncClient(base_url=base, timeout=10) as web:
         form = (await web.get("/staf/masuk")).text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
-        assert token is not None
-        data = {"csrf_token": token.group(1), "username": username, "password": password}
-        assert (await web.post("/staf/masuk", data=data)).status_code == 303
+        data = {"csrf_token": _form_field(form, token_re), "username": username, "password": password}
+        r = await web.post("/staf/masuk", data=data)
+        assert r.status_code == 303 and r.headers["location"].startswith("/staf/2fa"), r.headers
+        enrol = (await web.get(r.headers["location"])).text
+        secret = _form_field(enrol, r'<code id="totp-secret">([A-Z2-7]+)</code>')
+        code = pyotp.TOTP(secret).now()
+        r = await web.post("/staf/2fa", data={"csrf_token": _form_field(enrol, token_re), "code": code})
+        assert r.status_code in (200, 303), r.text  # enrolled: the recovery codes, then onwards
         return (await web.get("/konsol")).status_code
 
 
