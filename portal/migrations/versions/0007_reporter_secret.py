@@ -1,7 +1,7 @@
 """the reporter's secret key, apart from the public tracking code (stored as its SHA-256)
 
 Existing reports keep ``secret_hash`` NULL: their reporters' browsers claim a key on their next visit
-(docs/security-reporter.md, "Reports stored before reporter keys").
+(docs/security.md ("Reporter secret and confidential reports"), "Reports stored before reporter keys").
 
 Revision ID: 0007
 Revises: 0006
