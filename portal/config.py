@@ -58,7 +58,8 @@ class Settings(BaseModel):
     # every other public write (reporter actions, "check similar", Open311 POST), per client address
     public_writes_per_hour: int = Field(default=60, ge=1)
     # reports stored before reporter keys: a browser whose "Laporan saya" cookie lists the code may
-    # claim the key once (docs/security.md ("Reporter secret and confidential reports")); turn off once the transition is over
+    # claim the key once (docs/security.md, "Reporter secret and confidential reports"); turn off once
+    # the transition is over
     legacy_reporter_claims: bool = True
     open311_api_keys: tuple[SecretStr, ...] = ()
     jurisdiction_id: str = "binjaikota.go.id"

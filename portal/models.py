@@ -272,7 +272,8 @@ class Notification(Base):
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str] = mapped_column(Text, default="")
     # The reporter's key for the ``created`` e-mail: the one place it exists in clear, and only until
-    # that e-mail is sent or given up (erased in the same UPDATE; docs/security.md ("Reporter secret and confidential reports")).
+    # that e-mail is sent or given up (erased in the same UPDATE; docs/security.md, "Reporter secret and
+    # confidential reports").
     reporter_key: Mapped[str | None] = mapped_column(String(64))
 
 
