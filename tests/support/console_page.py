@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+from fastapi import FastAPI
+
 from tests.support.cdp import Page
+from tests.support.portal_app import Login
+from tests.support.staff_login import totp_code
 from tests.support.wait import eventually
 
 
@@ -31,3 +35,14 @@ async def wait_text(page: Page, selector: str, expected: str, timeout: float = 1
         return expected in await text_of(page, selector)
 
     await eventually(shown, timeout)
+
+
+async def log_in(page: Page, base_url: str, app: FastAPI, who: Login) -> None:
+    """The staff login form, then the second factor (admins and operators) as a person types it."""
+    await page.goto(f"{base_url}/staf/masuk")
+    await page.fill("#username", who.username)
+    await page.fill("#password", who.password)
+    await page.click_and_wait("form button[type=submit]")
+    if who.totp_secret is not None:
+        await page.fill("#code", totp_code(app, who.username, who.totp_secret))
+        await page.click_and_wait("form button[type=submit]")

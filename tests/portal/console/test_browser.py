@@ -14,11 +14,10 @@ from typing import Any
 
 from tests.support.axe import axe_source, serious_violations
 from tests.support.cdp import chromium_page
-from tests.support.console_page import circuit, click_switch, text_of, wait_text
+from tests.support.console_page import circuit, click_switch, log_in, text_of, wait_text
 from tests.support.paths import ROOT
 from tests.support.portal_app import add_user
 from tests.support.stack import Stack
-from tests.support.staff_login import totp_code
 
 ARTIFACTS = ROOT / "artifacts" / "console"
 RECORD = """(() => {
@@ -38,13 +37,8 @@ async def test_console_in_chromium(stack: Stack, tmp_path: Path) -> None:
     axe = await asyncio.to_thread(axe_source)
     operator = add_user(stack.app, "operator")
     async with chromium_page(tmp_path / "profile") as page:
-        await page.goto(f"{stack.url}/staf/masuk")
-        await page.fill("#username", operator.username)
-        await page.fill("#password", operator.password)
-        await page.click_and_wait("form button[type=submit]")
         assert operator.totp_secret is not None  # operators log in with a second factor
-        await page.fill("#code", totp_code(stack.app, operator.username, operator.totp_secret))
-        await page.click_and_wait("form button[type=submit]")
+        await log_in(page, stack.url, stack.app, operator)
         await page.goto(f"{stack.url}/konsol")
         await wait_text(page, "#live", "langsung")
         await wait_text(page, f"{circuit('lights_a', 'relay_3')} .v", "OFF")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.cdp import Page, chromium_page
-from tests.support.console_page import circuit, wait_text
+from tests.support.console_page import circuit, log_in, wait_text
 from tests.support.portal_app import add_user
 from tests.support.stack import Stack
 from tests.support.wait import eventually
@@ -158,10 +158,7 @@ async def test_confirmation_never_reverts_to_pending(stack: Stack, tmp_path: Pat
     sim: Any = stack.sim
     operator = add_user(stack.app, "operator")
     async with chromium_page(tmp_path / "profile") as page:
-        await page.goto(f"{stack.url}/staf/masuk")
-        await page.fill("#username", operator.username)
-        await page.fill("#password", operator.password)
-        await page.click_and_wait("form button[type=submit]")
+        await log_in(page, stack.url, stack.app, operator)
         await page.goto(f"{stack.url}/konsol")
         await wait_text(page, "#live", "langsung")
         await wait_text(page, f"{circuit(DEVICE, POINT)} .v", "OFF")
