@@ -96,3 +96,21 @@ async def test_retained_command_left_on_the_broker_is_ignored_after_a_restart(
             assert [r["transaction"] for r in p.all("bcc/lights_a/response")] == ["new"]
         assert await read_coil(room_sim, "lights_a", "relay_8") is False
         assert [w.address for w in room_sim.device("lights_a").writes] == [0]
+
+
+async def test_over_mqtt_3_1_1_a_live_retained_command_runs_once_then_is_ignored(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
+    """What docs/mqtt.md says of 3.1.1: no Retain-As-Published, so the live one looks normal."""
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto, mqtt={"protocol": "3.1.1"})
+    async with probe(mosquitto, role="operator", subscribe=None) as sender:
+        async with running_gateway(cfg), probe(mosquitto) as p:
+            await p.wait_for("bcc/bridge/devices")
+            mark = p.mark()
+            await sender.publish("bcc/lights_a/set", {"relay_2": "ON", "transaction": "r"}, retain=True)
+            assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
+        async with probe(mosquitto) as p, running_gateway(cfg) as gw:
+            await eventually(lambda: gw.metrics.retained_commands_ignored._value.get() == 1)
+            await p.wait_for("bcc/bridge/devices")
+            assert p.all("bcc/lights_a/response") == []
+        assert [w.address for w in room_sim.device("lights_a").writes] == [1]
