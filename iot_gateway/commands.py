@@ -8,6 +8,7 @@ command ``rejected``: nothing is written for a partly valid command.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,6 +59,15 @@ def _transaction(data: dict[str, Any]) -> str | None:
     if isinstance(tx, bool) or not isinstance(tx, str | int) or len(str(tx)) > 128:
         raise CommandRejected("transaction must be a string or integer of at most 128 characters")
     return str(tx)
+
+
+def transaction_of(payload: bytes) -> str | None:
+    """The ``transaction`` of a payload that will not be parsed further, or None if unreadable."""
+    with contextlib.suppress(orjson.JSONDecodeError, CommandRejected):
+        data = orjson.loads(payload)
+        if isinstance(data, dict):
+            return _transaction(data)
+    return None
 
 
 def _timestamp(value: Any) -> float:

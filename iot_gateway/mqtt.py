@@ -116,9 +116,12 @@ class MqttLink:
         assert self._client is not None
         if self.settings.protocol == "5":
             # retain_handling=0: retained commands are still delivered so the gateway can count and
-            # ignore them (the retain flag tells them apart); noLocal off: the sync marker is our own.
-            await self._client.subscribe(topic, options=SubscribeOptions(qos=1))
+            # ignore them. Retain-As-Published: without it the broker clears the flag on live delivery,
+            # and a command published live with the retain flag would look like a normal one and run.
+            # noLocal off: the sync marker is our own.
+            await self._client.subscribe(topic, options=SubscribeOptions(qos=1, retainAsPublished=True))
         else:
+            # MQTT 3.1.1 has no such option: only retained-at-subscribe messages carry the flag.
             await self._client.subscribe(topic, qos=1)
 
     async def run(self) -> None:

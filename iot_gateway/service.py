@@ -28,6 +28,7 @@ from iot_gateway.commands import (
     CommandRejected,
     TransactionLog,
     parse_command,
+    transaction_of,
 )
 from iot_gateway.config import GatewayConfig
 from iot_gateway.device import DeviceRunner
@@ -37,6 +38,7 @@ from iot_gateway.metrics import GatewayMetrics
 from iot_gateway.mqtt import MqttLink
 
 log = structlog.get_logger(__name__)
+COMMANDS_MARKER = b"commands"  # on bridge/sync/<client>: the command subscription's retained are in
 
 
 class Gateway:
@@ -80,6 +82,9 @@ class Gateway:
         self.commands_seen = 0
         self.health = HealthServer(self.metrics.registry, self.health_status)
         self._inventory_seen: asyncio.Event = asyncio.Event()
+        # False from connect until our marker after the command subscription comes back: a retained
+        # command before it was delivered at subscribe time (stale), one after it was published live.
+        self._commands_live = False
         self._previous_inventory: set[str] = set()
 
     # --- devices --------------------------------------------------------------------------
@@ -152,9 +157,11 @@ class Gateway:
 
     # --- MQTT -----------------------------------------------------------------------------
     async def _on_connect(self, link: MqttLink) -> None:
+        self._commands_live = False
         await link.publish(self.topics.bridge_state, ONLINE, retain=True)
         await self._sync_inventory(link)
         await link.subscribe(self.topics.all_set)
+        await link.publish(self.topics.bridge_sync(link.client_id), COMMANDS_MARKER, retain=False)
         await link.subscribe(self.topics.ha_status)
         await self.publish_discovery()
         await self._publish_inventory()
@@ -179,7 +186,10 @@ class Gateway:
                 with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
                     self._previous_inventory = set(orjson.loads(payload).get("devices", []))
             elif topic == self.topics.bridge_sync(self.link.client_id):
-                self._inventory_seen.set()
+                if payload == COMMANDS_MARKER:
+                    self._commands_live = True
+                else:
+                    self._inventory_seen.set()
             else:
                 await self.handle_command(topic, payload, message.retain)
         except Exception:  # one bad message must never stop the gateway
@@ -194,9 +204,7 @@ class Gateway:
         if device_id is None:
             return
         if retained:
-            # A retained command would re-fire on every restart: never act on one.
-            self.metrics.retained_commands_ignored.inc()
-            log.warning("retained_command_ignored", device=device_id)
+            await self._refuse_retained(device_id, payload)
             return
         self.commands_seen += 1
         runner = self.devices.get(device_id)
@@ -233,6 +241,23 @@ class Gateway:
             "command_done", device=device_id, transaction=cmd.transaction, status=status.value, error=error
         )
         await self._respond(device_id, body, status)
+
+    async def _refuse_retained(self, device_id: str, payload: bytes) -> None:
+        """A retained command would re-fire on every (re)subscribe: never act on one.
+
+        One published live with the retain flag (visible over MQTT 5 through Retain-As-Published) is
+        answered, so its sender learns why; one delivered at subscribe time is stale: only counted.
+        An empty retained payload is someone clearing a retained command, not a command.
+        """
+        if not payload:
+            return
+        live = self._commands_live  # read before any await: handlers start in arrival order
+        self.metrics.retained_commands_ignored.inc()
+        log.warning("retained_command_ignored", device=device_id, live=live)
+        if live:
+            error = "retained commands are never executed; publish without the retain flag"
+            body = response_payload(device_id, transaction_of(payload), CommandStatus.REJECTED, error)
+            await self._respond(device_id, body, CommandStatus.REJECTED)
 
     async def _execute(
         self, runner: DeviceRunner, cmd: Command
