@@ -76,7 +76,12 @@ def test_systemd_analyze_verify_accepts_every_unit(tmp_path: Path) -> None:
     [
         ("bcc-portal.service", "KillMode=mixed", "KillMode=mixd", "kill mode"),
         ("bcc-gateway@.service", "ProtectHome=yes", "ProtectHomes=yes", "Unknown key"),
-        ("bcc-recorder@.service", f"ExecStart={INSTALLED_BCC}", "ExecStart=/nonexistent/bcc", "not executable"),
+        (
+            "bcc-recorder@.service",
+            f"ExecStart={INSTALLED_BCC}",
+            "ExecStart=/nonexistent/bcc",
+            "not executable",
+        ),
     ],
 )
 def test_verify_catches_a_broken_unit(tmp_path: Path, name: str, old: str, new: str, complaint: str) -> None:

@@ -57,7 +57,7 @@ class Unit:
         return _SPECIFIER.sub(one, text)
 
     def commands(self, key: str, instance: str = "", bcc: str = INSTALLED_BCC) -> list[list[str]]:
-        """argv of every ``key`` line (ExecStart, ExecStartPre, ...), ``bcc`` in place of the installed one."""
+        """argv of every ``key`` line (ExecStart, ExecStartPre, ...), ``bcc`` instead of the installed one."""
         out = []
         for line in self.values("Service", key):
             argv = shlex.split(self.expand(line, instance))
@@ -76,7 +76,7 @@ class Unit:
 
     def credentials(self) -> dict[str, str]:
         """``LoadCredential=name:path`` as {name: path}."""
-        return dict(v.split(":", 1) for v in self.values("Service", "LoadCredential"))  # type: ignore[misc]
+        return dict(v.split(":", 1) for v in self.values("Service", "LoadCredential"))
 
 
 def parse_unit(path: Path) -> Unit:

@@ -1,0 +1,99 @@
+"""The nginx site in front of the portal: ``nginx -t`` accepts it with a real (self-signed) certificate,
+and its limits match the portal's."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from portal.config import Settings
+from tests.support.paths import ROOT
+
+SITE = ROOT / "deploy" / "nginx" / "bcc-portal.conf"
+CERT, KEY = "/etc/bcc/tls/portal.crt", "/etc/bcc/tls/portal.key"
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "portal.crt", folder / "portal.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
+         "-out", str(cert), "-subj", "/CN=portal.example.go.id"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def nginx_test(prefix: Path, site_text: str) -> subprocess.CompletedProcess[str]:
+    """``nginx -t`` on a minimal nginx.conf that includes ``site_text``, every path under ``prefix``
+    (no root-owned files: pid, logs and temp folders are the test's)."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        pytest.fail("nginx not installed: run scripts/sysdeps.sh (Debian package: nginx)")
+    (prefix / "site.conf").write_text(site_text, encoding="utf-8")
+    temp = "\n".join(
+        f"  {kind}_temp_path {prefix}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (prefix / "nginx.conf").write_text(
+        f"pid {prefix}/nginx.pid;\nerror_log stderr;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n{temp}\n  include {prefix}/site.conf;\n}}\n",
+        encoding="utf-8",
+    )
+    return subprocess.run(
+        [binary, "-t", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+def site_with_certificate(folder: Path) -> str:
+    cert, key = self_signed(folder)
+    text = SITE.read_text(encoding="utf-8")
+    assert CERT in text and KEY in text
+    return text.replace(CERT, str(cert)).replace(KEY, str(key))
+
+
+def test_nginx_accepts_the_site(tmp_path: Path) -> None:
+    result = nginx_test(tmp_path, site_with_certificate(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_nginx_test_fails_on_a_broken_site(tmp_path: Path) -> None:
+    """The check above can fail: a misspelled directive is refused."""
+    text = site_with_certificate(tmp_path).replace("proxy_buffering off;", "proxy_bufering off;")
+    result = nginx_test(tmp_path, text)
+    assert result.returncode != 0 and "proxy_bufering" in result.stderr
+
+
+def _size(value: str) -> int:
+    units = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+    m = re.fullmatch(r"(\d+)([kmg]?)", value.lower())
+    assert m, value
+    return int(m.group(1)) * units[m.group(2)]
+
+
+def test_body_limit_lets_the_portal_answer_oversized_reports_itself() -> None:
+    """nginx must pass every body the portal accepts, and not much more (the portal refuses the rest
+    with its own 413 page): its cap is max_photos x max_photo_bytes + 256 KiB."""
+    limit = _size(re.findall(r"client_max_body_size\s+(\w+);", SITE.read_text(encoding="utf-8"))[0])
+    portal = Settings(secret_key="k" * 32).max_body_bytes
+    assert portal == 3 * 5 * 1024 * 1024 + 256 * 1024
+    assert portal <= limit <= portal + 1024 * 1024
+
+
+def test_site_has_the_production_settings() -> None:
+    text = SITE.read_text(encoding="utf-8")
+    assert "return 301 https://$host$request_uri;" in text
+    assert re.search(r'add_header Strict-Transport-Security "max-age=\d{8,}" always;', text)
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in text
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in text
+    sse = text.split("location ~ ^/(konsol|dinding)/events$", 1)[1].split("}", 1)[0]
+    assert "proxy_buffering off;" in sse and "proxy_read_timeout 1h;" in sse
+    # a proxy_set_header inside the SSE location would drop the server-level forwarded headers
+    assert "proxy_set_header" not in sse
+    assert "server 127.0.0.1:8000;" in text
