@@ -23,7 +23,7 @@ from devices.loader import DEMO_SITE, load_site
 from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 from simulators.site import SiteSimulator
 from tests.support.alert_rules import SYNTHETIC, used_metrics
-from tests.support.gateway import site_dict
+from tests.support.gateway import probe, site_dict
 from tests.support.paths import ROOT
 from tests.support.wait import eventually
 
@@ -174,7 +174,14 @@ async def test_recorder_ready_once_subscribed_and_exports_the_alerted_metrics(tm
             await broker.start()
             try:
                 assert await next_notification(sock) == "READY=1\nSTATUS=connected to the MQTT broker"
-                samples = await exposition(metrics_port)
+                async with probe(broker, role="portal", subscribe=None) as portal:  # the portal's minute
+                    await portal.publish("bcc/reports/backlog", BACKLOG, retain=True)
+                samples = await eventually(
+                    lambda: _backlog_seen(metrics_port), timeout=15, what="the overdue counts as gauges"
+                )
+                assert samples['bcc_recorder_reports_overdue{stage="verification"}'] == 1
+                assert samples['bcc_recorder_reports_overdue{stage="response"}'] == 2
+                assert samples["bcc_recorder_reports_backlog_timestamp_seconds"] == 1795774500.0
                 wanted = {n for n in used_metrics() if n.startswith("bcc_recorder_")}
                 assert wanted and wanted <= set(samples), sorted(wanted - set(samples))
                 assert samples["bcc_recorder_influxdb_up"] == 0
@@ -184,6 +191,20 @@ async def test_recorder_ready_once_subscribed_and_exports_the_alerted_metrics(tm
             finally:
                 await broker.stop()
     assert spool.exists()
+
+
+BACKLOG = {  # docs/influxdb.md, bcc/reports/backlog
+    "ts": "2026-11-27T10:15:00Z",
+    "open": {"new": 4, "verified": 2, "dispatched": 7},
+    "by_category": {"kesehatan": 3, "perizinan": 10},
+    "overdue_verification": 1,
+    "overdue_response": 2,
+}
+
+
+async def _backlog_seen(port: int) -> dict[str, float] | None:
+    samples = await exposition(port)
+    return samples if samples.get("bcc_recorder_reports_backlog_timestamp_seconds", 0) > 0 else None
 
 
 async def _answers(port: int) -> bool:
