@@ -90,6 +90,34 @@ def test_verify_catches_a_broken_unit(tmp_path: Path, name: str, old: str, new: 
     assert complaint in result.stderr, result.stderr
 
 
+# systemd's own exposure score (0 = locked down, 10 = unprotected), times ten; the units score 1.8-2.1
+EXPOSURE_LIMIT = 25
+
+
+def security(folder: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze security`` on a unit file; it fails above ``EXPOSURE_LIMIT``."""
+    return subprocess.run(
+        [systemd_analyze(), "security", "--offline=yes", f"--threshold={EXPOSURE_LIMIT}", "--no-pager",
+         str(folder / name)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+def test_every_unit_is_hardened(tmp_path: Path) -> None:
+    for name in installable_copy(tmp_path):
+        result = security(tmp_path, name)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
+def test_security_check_fails_without_the_hardening(tmp_path: Path) -> None:
+    names = installable_copy(tmp_path)
+    name = next(n for n in names if n.startswith("bcc-portal"))
+    hardening = ("Protect", "Private", "Restrict", "DynamicUser", "Capability", "SystemCall", "NoNewPriv")
+    text = (tmp_path / name).read_text(encoding="utf-8").splitlines()
+    (tmp_path / name).write_text("\n".join(t for t in text if not t.startswith(hardening)) + "\n")
+    assert security(tmp_path, name).returncode != 0
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     """``argv`` (after the program) through the real ``bcc`` parser; a renamed or removed flag fails."""
     try:
