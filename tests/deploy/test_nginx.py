@@ -3,71 +3,22 @@ and its limits match the portal's."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-
 from portal.config import Settings
-from tests.support.paths import ROOT
-
-SITE = ROOT / "deploy" / "nginx" / "bcc-portal.conf"
-CERT, KEY = "/etc/bcc/tls/portal.crt", "/etc/bcc/tls/portal.key"
-
-
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    cert, key = folder / "portal.crt", folder / "portal.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
-         "-out", str(cert), "-subj", "/CN=portal.example.go.id"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
-
-
-def nginx_test(prefix: Path, site_text: str, root_workers: bool = False) -> subprocess.CompletedProcess[str]:
-    """``nginx -t`` on a minimal nginx.conf that includes ``site_text``, every path under ``prefix``
-    (no root-owned files: pid, logs and temp folders are the test's). ``root_workers``: when the test
-    runs as root and will start nginx, its workers stay root to reach the test's private temp folders."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        pytest.fail("nginx not installed: run scripts/sysdeps.sh (Debian package: nginx)")
-    (prefix / "site.conf").write_text(site_text, encoding="utf-8")
-    temp = "\n".join(
-        f"  {kind}_temp_path {prefix}/{kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (prefix / "nginx.conf").write_text(
-        ("user root;\n" if root_workers and os.geteuid() == 0 else "")
-        + f"pid {prefix}/nginx.pid;\nerror_log stderr;\nevents {{}}\n"
-        f"http {{\n  access_log off;\n{temp}\n  include {prefix}/site.conf;\n}}\n",
-        encoding="utf-8",
-    )
-    return subprocess.run(
-        [binary, "-t", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
-
-
-def site_with_certificate(folder: Path) -> str:
-    cert, key = self_signed(folder)
-    text = SITE.read_text(encoding="utf-8")
-    assert CERT in text and KEY in text
-    return text.replace(CERT, str(cert)).replace(KEY, str(key))
+from tests.support.nginx import SITE, nginx_test, site_with_certificate
 
 
 def test_nginx_accepts_the_site(tmp_path: Path) -> None:
-    result = nginx_test(tmp_path, site_with_certificate(tmp_path))
+    result = nginx_test(tmp_path, site_with_certificate(tmp_path)[0])
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
 
 
 def test_nginx_test_fails_on_a_broken_site(tmp_path: Path) -> None:
     """The check above can fail: a misspelled directive is refused."""
-    text = site_with_certificate(tmp_path).replace("proxy_buffering off;", "proxy_bufering off;")
+    text = site_with_certificate(tmp_path)[0].replace("proxy_buffering off;", "proxy_bufering off;")
     result = nginx_test(tmp_path, text)
     assert result.returncode != 0 and "proxy_bufering" in result.stderr
 

@@ -9,7 +9,6 @@ import re
 import secrets
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +22,10 @@ from devices.loader import DEMO_SITE
 from mosquitto import MosquittoProcess
 from portal.config import Settings
 from portal.db import make_engine
-from tests.deploy.test_nginx import SITE, nginx_test
-from tests.support.paths import ROOT
+from tests.support.nginx import HOST, nginx_test, site_with_certificate
 from tests.support.portal import throwaway_database
-from tests.support.units import Unit, unit
+from tests.support.units import PORTAL_ENV_EXAMPLE, VENV_BCC, Unit, environment_file, unit
 from tests.support.wait import eventually_sync
-
-VENV_BCC = str(Path(sys.executable).with_name("bcc"))
-HOST = "portal.example.go.id"
 
 
 @pytest.fixture
@@ -47,11 +42,7 @@ def unit_environment(u: Unit, tmp: Path, database: str, broker: MosquittoProcess
     creds.mkdir()
     for name in u.credentials():
         (creds / name).write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
-    env = u.environment(credentials=str(creds))
-    for line in (ROOT / "deploy" / "portal.env.example").read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            env[name] = value
+    env = {**u.environment(credentials=str(creds)), **environment_file(PORTAL_ENV_EXAMPLE)}
     env.update(
         BCC_PORTAL_DATABASE_URL=database,
         BCC_PORTAL_MEDIA_DIR=str(tmp / "media"),
@@ -131,17 +122,9 @@ class Front:
 def nginx_front(portal_unit: Portal, tmp_path: Path) -> Iterator[Front]:
     prefix = tmp_path / "nginx"
     prefix.mkdir()
-    cert, key = prefix / "portal.crt", prefix / "portal.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
-         "-out", str(cert), "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=DNS:{HOST},IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    text, cert = site_with_certificate(prefix)
     http, https = free_port(), free_port()
-    text = SITE.read_text(encoding="utf-8")
     for old, new in [
-        ("/etc/bcc/tls/portal.crt", str(cert)),
-        ("/etc/bcc/tls/portal.key", str(key)),
         ("    listen [::]:80;\n", ""),
         ("    listen [::]:443 ssl http2;\n", ""),
         ("listen 80;", f"listen 127.0.0.1:{http};"),

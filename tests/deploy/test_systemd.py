@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,17 @@ from iot_gateway.config import load_gateway_config
 from iot_gateway.recorder.config import load_recorder_config
 from portal.config import Settings
 from tests.support.paths import ROOT
-from tests.support.units import INSTALLED_BCC, UNIT_DIR, Unit, shipped_units, unit
+from tests.support.units import (
+    INSTALLED_BCC,
+    PORTAL_ENV_EXAMPLE,
+    UNIT_DIR,
+    VENV_BCC,
+    Unit,
+    environment_file,
+    shipped_units,
+    unit,
+)
 
-VENV_BCC = str(Path(sys.executable).with_name("bcc"))
 SITE = "room"  # the instance the template units are verified and parsed as
 
 
@@ -193,11 +200,7 @@ def test_portal_unit_with_the_example_env_file_gives_valid_settings(tmp_path: Pa
     assert u.value("Service", "EnvironmentFile") == "/etc/bcc/portal.env"
     key = "k" * 48
     creds = credentials(u, tmp_path / "creds", {"portal_secret_key": key})
-    example: dict[str, str] = {}
-    for line in (ROOT / "deploy" / "portal.env.example").read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            example[name] = value
+    example = environment_file(PORTAL_ENV_EXAMPLE)
     # systemd: Environment= first, then EnvironmentFile= (the file wins where both set a variable)
     settings = Settings.from_env({**u.environment(credentials=str(creds)), **example})
     assert settings.secret_key.get_secret_value() == key

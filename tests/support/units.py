@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.support.paths import ROOT
 UNIT_DIR = ROOT / "deploy" / "systemd"
 # Where the units expect the product (the installer's virtualenv); tests substitute their own.
 INSTALLED_BCC = "/opt/bcc/venv/bin/bcc"
+VENV_BCC = str(Path(sys.executable).with_name("bcc"))
 _SPECIFIER = re.compile(r"%(.)")
 
 
@@ -77,6 +79,22 @@ class Unit:
     def credentials(self) -> dict[str, str]:
         """``LoadCredential=name:path`` as {name: path}."""
         return dict(v.split(":", 1) for v in self.values("Service", "LoadCredential"))
+
+
+def environment_file(path: Path) -> dict[str, str]:
+    """``VAR=value`` lines of an ``EnvironmentFile=`` (comments and blank lines skipped; no quoting)."""
+    env = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, sep, value = line.partition("=")
+            if not sep:
+                raise ValueError(f"{path.name}: not a VAR=value line: {line!r}")
+            env[name.strip()] = value
+    return env
+
+
+# The portal's EnvironmentFile as shipped (deploy/portal.env.example, installed as /etc/bcc/portal.env).
+PORTAL_ENV_EXAMPLE = ROOT / "deploy" / "portal.env.example"
 
 
 def parse_unit(path: Path) -> Unit:
