@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bcc_common.process import cancel_and_wait
+from bcc_contract.accounts import DEFAULT_ACCOUNTS, account_names
 from bcc_contract.topics import Topics
 from devices.loader import DEMO_SITE, ConfigError, load_site, site_from_dict
 from iot_gateway.config import GatewayConfig
@@ -62,9 +63,13 @@ def instructions(host: str, port: int, secrets: dict[str, str], base: str, mqtt5
 
 
 def mqtt_logins(secrets: dict[str, str]) -> list[str]:
-    """Every broker role's login: each service (and Home Assistant) needs its own."""
-    width = max(len(role) for role in ROLES)
-    return [f"{role:<{width}}  {secrets[role]}" for role in ROLES]
+    """Every broker role's login: its account(s) and password. Each process needs its own account."""
+    labels = {}
+    for role in ROLES:
+        names = account_names(role, DEFAULT_ACCOUNTS.get(role, 1))
+        labels[role] = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+    width = max(len(label) for label in labels.values())
+    return [f"{labels[role]:<{width}}  {secrets[role]}" for role in ROLES]
 
 
 def grafana_instructions(influx_url: str) -> list[str]:
@@ -156,7 +161,7 @@ async def demo(args: argparse.Namespace) -> int:
         print("              an authenticator app (TOTP) at their first login, as in production)")
         for label, (user, password) in portal.logins.items():
             print(f"              {label}: {user} / {password}")
-        print("  MQTT users: one per role, passwords generated for this run (username = role):")
+        print("  MQTT users: one account per process (client id = username), passwords made for this run:")
         for line in mqtt_logins(secrets):
             print("              " + line)
         for line in instructions(broker.host, broker.port, secrets, base, mqtt5):

@@ -73,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
         return 2
+    if settings.mqtt is not None and args.workers > settings.mqtt.accounts:
+        print(
+            f"--workers {args.workers}: each worker needs its own MQTT account and there are "
+            f"{settings.mqtt.accounts} (BCC_PORTAL_MQTT_ACCOUNTS; the broker's `--accounts portal=N`)",
+            file=sys.stderr,
+        )
+        return 2
     # one worker: the app built here; several: each worker process builds its own from the environment
     app = create_app(settings, smtp=SmtpSettings.from_env(os.environ)) if args.workers == 1 else None
     uvicorn.run(

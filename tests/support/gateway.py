@@ -117,11 +117,14 @@ def decode(payload: Any) -> Any:
 async def probe(
     broker: MosquittoProcess, role: str = "portal", subscribe: str | None = "bcc/#"
 ) -> AsyncIterator[Probe]:
+    # The broker makes the username the client id: a probe of a role with several accounts takes the
+    # last one, so that it never disconnects a portal (which takes the first free one).
+    account = broker.account(role, -1) if role in broker.credentials else role
     client = aiomqtt.Client(
         broker.host,
         broker.port,
-        username=role,
-        password=broker.password(role),
+        username=account,
+        password=broker.password(account),
         identifier=f"probe-{role}-{time.monotonic_ns()}",
     )
     async with client:
