@@ -43,7 +43,10 @@ def unit_environment(u: Unit, tmp: Path, database: str, broker: MosquittoProcess
     for name in u.credentials():
         (creds / name).write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
     env = {**u.environment(credentials=str(creds)), **environment_file(PORTAL_ENV_EXAMPLE)}
+    runtime = tmp / "run"  # systemd's RuntimeDirectory= (the workers' MQTT account locks)
+    runtime.mkdir(mode=0o700)
     env.update(
+        RUNTIME_DIRECTORY=str(runtime),
         BCC_PORTAL_DATABASE_URL=database,
         BCC_PORTAL_MEDIA_DIR=str(tmp / "media"),
         BCC_PORTAL_SITE_FILE=str(DEMO_SITE),
@@ -92,6 +95,18 @@ def portal_unit(fresh_database: str, mosquitto: MosquittoProcess, tmp_path: Path
         assert poll.returncode == 0, poll.stderr
         assert proc.poll() is None
         assert httpx.get(f"http://127.0.0.1:{port}/lapor", timeout=10).status_code == 200
+        workers = int(start[start.index("--workers") + 1])
+        lock_dir = tmp_path / "run"
+
+        def claimed() -> list[str]:
+            return sorted(p.name for p in lock_dir.glob("bcc-mqtt-*/*.lock"))
+
+        eventually_sync(
+            lambda: len(claimed()) == workers,
+            timeout=30,
+            what="every worker claimed its MQTT account in the RuntimeDirectory",
+        )
+        assert claimed() == [f"{k}.lock" for k in range(1, workers + 1)]
         yield Portal(port, proc)
     finally:
         proc.terminate()
