@@ -48,6 +48,7 @@ class InfluxdProcess:
         self.binary = binary or find_influxd()
         self.ready_timeout_s = ready_timeout_s
         self.log_path = workdir / "influxd.log"
+        self.rpc_port = 0  # the backup/restore service (``bind-address``), chosen at each start
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -55,14 +56,19 @@ class InfluxdProcess:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def rpc_address(self) -> str:
+        """``host:port`` of the backup/restore service (``influxd backup -host``)."""
+        return f"{self.host}:{self.rpc_port}"
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
     def _config(self) -> Path:
-        rpc = free_port(self.host)
+        self.rpc_port = free_port(self.host)
         d = self.workdir
         text = f"""reporting-disabled = true
-bind-address = "{self.host}:{rpc}"
+bind-address = "{self.host}:{self.rpc_port}"
 [meta]
   dir = "{d / "meta"}"
 [data]

@@ -1,0 +1,312 @@
+"""The restore drill: fill the portal (reports with photos, a wall kiosk token) and InfluxDB (telemetry
+through the recorder, some of it still in the recorder's spool), back up, wipe everything, restore, and
+compare every report row, every photo's bytes and every point. Plus the refusals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from bcc.backup.make import make_backup
+from bcc.backup.manifest import BackupError
+from bcc.backup.restore import restore_backup
+from bcc.cli import build_parser
+from devices.loader import DEMO_SITE, load_site
+from iot_gateway.recorder.config import load_recorder_config
+from iot_gateway.recorder.influxd import InfluxdProcess
+from iot_gateway.recorder.service import running_recorder
+from mosquitto import MosquittoProcess
+from portal.config import Settings
+from portal.db import make_engine, upgrade
+from portal.main import create_app
+from portal.models import Base, Photo, Report
+from portal.runtime import runtime_of
+from portal.services.wall import KioskStore
+from tests.support.influx import influxql, recorder_site_file
+from tests.support.portal import recreate_postgres_database
+from tests.support.portal_app import FakeClock, jpeg, make_settings, report_form, submit
+from tests.support.recorder import meter_state, publish_as_gateway, rows
+from tests.support.wait import eventually
+
+LOADED = load_site(DEMO_SITE)
+
+
+def cli(*argv: str) -> argparse.Namespace:
+    return build_parser(list(argv)).parse_args(list(argv))
+
+
+def portal_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """The portal's own environment, as its service has it (``bcc backup`` reads the same)."""
+    monkeypatch.setenv("BCC_PORTAL_SECRET_KEY", settings.secret_key.get_secret_value())
+    monkeypatch.setenv("BCC_PORTAL_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("BCC_PORTAL_MEDIA_DIR", str(settings.media_dir))
+
+
+@dataclass
+class Filled:
+    codes: list[str]
+    kiosk_token: str
+
+
+def fill_portal(settings: Settings) -> Filled:
+    """Three reports with photos of different sizes through the public form, and a kiosk token."""
+    app = create_app(settings, clock=FakeClock().now)
+    with TestClient(app) as client:
+        codes = [
+            submit(client, [jpeg(64 + i, 48), jpeg(80, 60 + i)], title=f"Laporan nomor {i}") for i in range(3)
+        ]
+        runtime = runtime_of(app)
+        token = runtime.wall.kiosk.issue("PC dinding", "admin", runtime.clock())
+    return Filled(codes, token)
+
+
+def database_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every portal table, in primary-key order."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
+                for t in Base.metadata.sorted_tables
+            }
+    finally:
+        engine.dispose()
+
+
+def folder(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def influx_everything(url: str) -> dict[str, Any]:
+    """Every point of every retention policy of ``bcc``, the policies and the continuous queries."""
+    policies = influxql(url, "SHOW RETENTION POLICIES")[0]["values"]
+    points = {rp[0]: influxql(url, f'SELECT * FROM "{rp[0]}"./.*/ GROUP BY *') for rp in policies}
+    cqs = [s for s in influxql(url, "SHOW CONTINUOUS QUERIES") if s["name"] == "bcc"]
+    return {"policies": policies, "points": points, "cqs": cqs}
+
+
+def wipe_portal(settings: Settings, *others: Path) -> None:
+    """Delete the portal's database (PostgreSQL: dropped and created empty) and media, and ``others``."""
+    for path in others:
+        path.unlink()
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        db = Path(url.removeprefix("sqlite:///"))
+        for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            f.unlink(missing_ok=True)
+    else:
+        recreate_postgres_database(url)
+    shutil.rmtree(settings.media_dir)
+
+
+async def wipe_influxd(influxd: InfluxdProcess) -> None:
+    await influxd.stop()
+    for sub in ("meta", "data", "wal"):
+        shutil.rmtree(influxd.workdir / sub)
+    await influxd.start()  # same HTTP port, nothing in it
+
+
+def meter(i: int) -> tuple[str, bytes]:
+    return "bcc/meter_main", meter_state(i)
+
+
+@pytest.fixture
+def portal_settings(empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    engine = make_engine(empty_db_url)
+    upgrade(engine)
+    engine.dispose()
+    settings = make_settings(empty_db_url, tmp_path)
+    portal_env(monkeypatch, settings)
+    return settings
+
+
+async def test_restore_drill_everything_back_identical(
+    portal_settings: Settings,
+    mosquitto: MosquittoProcess,
+    influxd: InfluxdProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = portal_settings
+    filled = await asyncio.to_thread(fill_portal, settings)
+    site = recorder_site_file(LOADED, mosquitto, influxd, tmp_path, backoff_max_s=0.2)
+    monkeypatch.setenv("BCC_MQTT_PASSWORD", mosquitto.password("recorder"))
+    recorder = load_recorder_config(site)
+    written, spooled = 200, 50
+    async with running_recorder(recorder) as rec:
+        await publish_as_gateway(mosquitto, meter, written, rate_per_s=2000)
+        await eventually(lambda: rows(influxd.url, "sdm630", "power_total") == written, timeout=20)
+        # InfluxDB goes away: the next states wait in the spool, and are backed up from there
+        await influxd.stop()
+        await publish_as_gateway(mosquitto, lambda i: meter(written + i), spooled, rate_per_s=2000)
+        await eventually(lambda: rec.spool.depth >= spooled * 12, timeout=20, what="states spooled")
+    await influxd.start()
+    extra_config = tmp_path / "etc" / "portal.env"
+    extra_config.parent.mkdir()
+    extra_config.write_text("BCC_PORTAL_PUBLIC_URL=https://lapor.example.id\n", encoding="utf-8")
+    extra_config.chmod(0o640)
+
+    rows_before = database_rows(settings.database_url)
+    media_before = folder(settings.media_dir)
+    influx_before = influx_everything(influxd.url)
+    assert len(rows_before["reports"]) == 3 and len(rows_before["photos"]) == 6
+    assert len([n for n in media_before if n.endswith(".jpg")]) == 6 and "wall_kiosk.json" in media_before
+
+    out = tmp_path / "backup"
+    recorder_args = ["--recorder-site", str(site), "--influx-rpc", influxd.rpc_address]
+    backup_args = cli("backup", "--out", str(out), *recorder_args, "--config", str(extra_config))
+    parts = await asyncio.to_thread(make_backup, backup_args)
+    assert [p.name for p in parts] == ["portal-db", "media", "recorder-spool", "influxdb", "config"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["migration"]["database"] == manifest["migration"]["head"]
+    assert "influxd" in manifest["tools"] and manifest["parts"][1]["info"]["kiosk_registry"] is True
+    assert (
+        oct(
+            (out / "portal.pgdump" if "postgresql" in settings.database_url else out / "portal.sqlite3")
+            .stat()
+            .st_mode
+            & 0o777
+        )
+        == "0o600"
+    )
+
+    # everything gone: database, photos and kiosk registry, InfluxDB's data, the spool, a config file
+    await asyncio.to_thread(wipe_portal, settings, Path(recorder.influx.spool_path), extra_config)
+    await wipe_influxd(influxd)
+
+    # influxd's backup service listens on a new port after each start
+    recorder_args = ["--recorder-site", str(site), "--influx-rpc", influxd.rpc_address]
+    lines = await asyncio.to_thread(restore_backup, cli("restore", str(out), *recorder_args))
+    assert any(line.startswith("InfluxDB") for line in lines)
+
+    assert database_rows(settings.database_url) == rows_before
+    assert folder(settings.media_dir) == media_before
+    assert influx_everything(influxd.url) == influx_before
+    assert extra_config.read_text() == "BCC_PORTAL_PUBLIC_URL=https://lapor.example.id\n"
+    assert extra_config.stat().st_mode & 0o777 == 0o640
+    store = KioskStore(settings.media_dir / "wall_kiosk.json", settings.secret_key.get_secret_value())
+    assert store.check(filled.kiosk_token) is not None
+    # the spool's states reach InfluxDB once the recorder runs again: none lost, none doubled
+    async with running_recorder(load_recorder_config(site)) as rec:
+        await rec.drain(20)
+    assert rows(influxd.url, "sdm630", "power_total") == written + spooled
+    # the restored portal serves the reports and their photos
+    await asyncio.to_thread(check_portal_serves, settings, filled.codes, media_before)
+
+
+def check_portal_serves(settings: Settings, codes: list[str], media: dict[str, bytes]) -> None:
+    app = create_app(settings, clock=FakeClock().now)
+    with TestClient(app) as client:
+        with runtime_of(app).sessions() as db:
+            photos = db.scalars(select(Photo).join(Report).where(Report.code.in_(codes))).all()
+        assert len(photos) == 6
+        for photo in photos:
+            # staff-only until verified is not a thing for public reports: the photo route serves them
+            r = client.get(f"/foto/{photo.filename}")
+            assert r.status_code == 200 and r.content == media[photo.filename]
+        assert submit(client, [jpeg()], **report_form(title="Setelah pemulihan"))  # writable again
+
+
+# ---- refusals ------------------------------------------------------------------------------------
+@pytest.fixture
+def sqlite_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, Path]]:
+    """A backup of a SQLite portal with one report and its photo (portal part only)."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'db' / 'portal.db'}", tmp_path)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    portal_env(monkeypatch, settings)
+    with TestClient(create_app(settings, clock=FakeClock().now)) as client:
+        submit(client, [jpeg()])
+    out = tmp_path / "backup"
+    make_backup(cli("backup", "--out", str(out)))
+    yield settings, out
+
+
+def test_restore_refuses_a_non_empty_target_unless_forced(sqlite_backup: tuple[Settings, Path]) -> None:
+    settings, out = sqlite_backup
+    before = database_rows(settings.database_url)
+    with pytest.raises(BackupError, match=r"^not empty: portal database .*; media folder .* \(--force"):
+        restore_backup(cli("restore", str(out)))
+    # forced: the target's newer report is gone, the backup's state is back
+    with TestClient(create_app(settings, clock=FakeClock().now)) as client:
+        submit(client, [jpeg()])
+    assert len(database_rows(settings.database_url)["reports"]) == 2
+    restore_backup(cli("restore", str(out), "--force"))
+    assert database_rows(settings.database_url) == before
+    assert len(list(settings.media_dir.glob("*.jpg"))) == 1
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "manifest"])
+def test_restore_refuses_a_damaged_backup_before_touching_anything(
+    sqlite_backup: tuple[Settings, Path], damage: str
+) -> None:
+    settings, out = sqlite_backup
+    wipe_portal(settings)
+    media = out / "media.tar"
+    if damage == "flip":
+        data = bytearray(media.read_bytes())
+        data[len(data) // 3] ^= 0x01
+        media.write_bytes(bytes(data))
+        expected = r"is corrupt: part media \(media.tar\): SHA-256 differs from the manifest"
+    elif damage == "truncate":
+        media.write_bytes(media.read_bytes()[:-512])
+        expected = r"is corrupt: part media \(media.tar\): \d+ bytes, the manifest says \d+"
+    elif damage == "delete":
+        (out / "portal.sqlite3").unlink()
+        expected = r"is corrupt: part portal-db \(portal.sqlite3\): file missing"
+    else:
+        (out / "manifest.json").unlink()  # what a backup that stopped halfway leaves
+        expected = r"no manifest.json: the backup is incomplete"
+    with pytest.raises(BackupError, match=expected):
+        restore_backup(cli("restore", str(out)))
+    assert not settings.media_dir.exists()
+    assert not Path(settings.database_url.removeprefix("sqlite:///")).exists()
+
+
+def test_restore_refuses_a_backup_from_a_newer_release(sqlite_backup: tuple[Settings, Path]) -> None:
+    settings, out = sqlite_backup
+    wipe_portal(settings)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["parts"][0]["info"]["revision"] = "0099"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BackupError, match="database is at migration 0099, newer than this release"):
+        restore_backup(cli("restore", str(out)))
+
+
+def test_backup_refuses_a_used_folder(sqlite_backup: tuple[Settings, Path]) -> None:
+    _settings, out = sqlite_backup
+    with pytest.raises(BackupError, match="is not empty: back up into a new folder"):
+        make_backup(cli("backup", "--out", str(out)))
+
+
+def test_the_command_line_says_one_line_and_exits_2(
+    sqlite_backup: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    _settings, out = sqlite_backup
+    (out / "media.tar").write_bytes(b"not the archive")
+    env = {**os.environ, "BCC_PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bcc", "restore", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("bcc restore: backup ")
+    assert "part media (media.tar)" in done.stderr
+    assert not (tmp_path / "other.db").exists()
