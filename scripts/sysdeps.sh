@@ -18,6 +18,8 @@ if [ "$mode" = test ]; then
   need[wrk]=wrk  # the portal benchmark's independent load generator (its smoke test runs in make test)
   need[influx]=influxdb-client  # the InfluxQL shell (docs/influxdb.md)
   need[chromium]=chromium  # portal browser test (tests/portal/test_browser.py)
+  need[pg_dump]=postgresql-client  # bcc backup/restore of a PostgreSQL portal (tests/bcc/test_backup_restore.py)
+  need[pg_restore]=postgresql-client
 fi
 # The portal's production path is tested against a real PostgreSQL at 127.0.0.1:5432 (user postgres,
 # trust; BCC_TEST_POSTGRES overrides). A fresh Debian 12 has none running: install and start one.

@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from bcc.backup import database
 from bcc.backup.make import make_backup
 from bcc.backup.manifest import BackupError
 from bcc.backup.restore import restore_backup
@@ -222,22 +223,18 @@ def check_portal_serves(settings: Settings, codes: list[str], media: dict[str, b
 
 # ---- refusals ------------------------------------------------------------------------------------
 @pytest.fixture
-def sqlite_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, Path]]:
-    """A backup of a SQLite portal with one report and its photo (portal part only)."""
-    settings = make_settings(f"sqlite:///{tmp_path / 'db' / 'portal.db'}", tmp_path)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    engine.dispose()
-    portal_env(monkeypatch, settings)
+def small_backup(portal_settings: Settings) -> Iterator[tuple[Settings, Path]]:
+    """A backup of a portal (each backend) with one report and its photo (portal part only)."""
+    settings = portal_settings
     with TestClient(create_app(settings, clock=FakeClock().now)) as client:
         submit(client, [jpeg()])
-    out = tmp_path / "backup"
+    out = settings.media_dir.parent / "backup"
     make_backup(cli("backup", "--out", str(out)))
     yield settings, out
 
 
-def test_restore_refuses_a_non_empty_target_unless_forced(sqlite_backup: tuple[Settings, Path]) -> None:
-    settings, out = sqlite_backup
+def test_restore_refuses_a_non_empty_target_unless_forced(small_backup: tuple[Settings, Path]) -> None:
+    settings, out = small_backup
     before = database_rows(settings.database_url)
     with pytest.raises(BackupError, match=r"^not empty: portal database .*; media folder .* \(--force"):
         restore_backup(cli("restore", str(out)))
@@ -252,9 +249,9 @@ def test_restore_refuses_a_non_empty_target_unless_forced(sqlite_backup: tuple[S
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "manifest"])
 def test_restore_refuses_a_damaged_backup_before_touching_anything(
-    sqlite_backup: tuple[Settings, Path], damage: str
+    small_backup: tuple[Settings, Path], damage: str
 ) -> None:
-    settings, out = sqlite_backup
+    settings, out = small_backup
     wipe_portal(settings)
     media = out / "media.tar"
     if damage == "flip":
@@ -266,19 +263,20 @@ def test_restore_refuses_a_damaged_backup_before_touching_anything(
         media.write_bytes(media.read_bytes()[:-512])
         expected = r"is corrupt: part media \(media.tar\): \d+ bytes, the manifest says \d+"
     elif damage == "delete":
-        (out / "portal.sqlite3").unlink()
-        expected = r"is corrupt: part portal-db \(portal.sqlite3\): file missing"
+        db = next(out.glob("portal.*"))
+        db.unlink()
+        expected = rf"is corrupt: part portal-db \({db.name}\): file missing"
     else:
         (out / "manifest.json").unlink()  # what a backup that stopped halfway leaves
         expected = r"no manifest.json: the backup is incomplete"
     with pytest.raises(BackupError, match=expected):
         restore_backup(cli("restore", str(out)))
     assert not settings.media_dir.exists()
-    assert not Path(settings.database_url.removeprefix("sqlite:///")).exists()
+    assert database.is_empty(settings.database_url)
 
 
-def test_restore_refuses_a_backup_from_a_newer_release(sqlite_backup: tuple[Settings, Path]) -> None:
-    settings, out = sqlite_backup
+def test_restore_refuses_a_backup_from_a_newer_release(small_backup: tuple[Settings, Path]) -> None:
+    settings, out = small_backup
     wipe_portal(settings)
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["parts"][0]["info"]["revision"] = "0099"
@@ -287,16 +285,16 @@ def test_restore_refuses_a_backup_from_a_newer_release(sqlite_backup: tuple[Sett
         restore_backup(cli("restore", str(out)))
 
 
-def test_backup_refuses_a_used_folder(sqlite_backup: tuple[Settings, Path]) -> None:
-    _settings, out = sqlite_backup
+def test_backup_refuses_a_used_folder(small_backup: tuple[Settings, Path]) -> None:
+    _settings, out = small_backup
     with pytest.raises(BackupError, match="is not empty: back up into a new folder"):
         make_backup(cli("backup", "--out", str(out)))
 
 
 def test_the_command_line_says_one_line_and_exits_2(
-    sqlite_backup: tuple[Settings, Path], tmp_path: Path
+    small_backup: tuple[Settings, Path], tmp_path: Path
 ) -> None:
-    _settings, out = sqlite_backup
+    _settings, out = small_backup
     (out / "media.tar").write_bytes(b"not the archive")
     env = {**os.environ, "BCC_PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"}
     done = subprocess.run(
