@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -37,7 +38,7 @@ from portal.models import Base, Photo, Report
 from portal.runtime import runtime_of
 from portal.services.wall import KioskStore
 from tests.support.influx import influxql, recorder_site_file
-from tests.support.portal import recreate_postgres_database
+from tests.support.portal import owned_by_new_role, recreate_postgres_database
 from tests.support.portal_app import FakeClock, jpeg, make_settings, report_form, submit
 from tests.support.recorder import meter_state, publish_as_gateway, rows
 from tests.support.wait import eventually
@@ -125,13 +126,19 @@ def meter(i: int) -> tuple[str, bytes]:
 
 
 @pytest.fixture
-def portal_settings(empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    engine = make_engine(empty_db_url)
-    upgrade(engine)
-    engine.dispose()
-    settings = make_settings(empty_db_url, tmp_path)
-    portal_env(monkeypatch, settings)
-    return settings
+def portal_settings(empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A migrated portal database in the portal's environment; on PostgreSQL it belongs to a role of its
+    own with a password (no superuser: what ``pg_restore`` must manage with in production)."""
+    with contextlib.ExitStack() as stack:
+        url = empty_db_url
+        if url.startswith("postgresql"):
+            url = stack.enter_context(owned_by_new_role(url))
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        settings = make_settings(url, tmp_path)
+        portal_env(monkeypatch, settings)
+        yield settings
 
 
 async def test_restore_drill_everything_back_identical(
@@ -308,3 +315,47 @@ def test_the_command_line_says_one_line_and_exits_2(
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("bcc restore: backup ")
     assert "part media (media.tar)" in done.stderr
     assert not (tmp_path / "other.db").exists()
+
+
+def test_secrets_only_on_request_and_back_as_files_the_services_read(
+    small_backup: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    settings, plain = small_backup
+    key = settings.secret_key.get_secret_value().encode()
+    assert all(key not in f.read_bytes() for f in plain.iterdir())  # no secret without --with-secrets
+    config = tmp_path / "etc" / "bcc.conf"
+    config.parent.mkdir()
+    config.write_text("setting = 1\n", encoding="utf-8")
+    out = tmp_path / "with-secrets"
+    done = subprocess.run(
+        [sys.executable, "-m", "bcc", "backup", "--out", str(out), "--with-secrets", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith(f"backup complete: {out} (4 parts")
+    assert (out / "secrets.json").stat().st_mode & 0o777 == 0o600
+    assert out.stat().st_mode & 0o777 == 0o700
+
+    wipe_portal(settings)
+    config.write_text("setting = 2\n", encoding="utf-8")  # changed since the backup
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "BCC_PORTAL_SECRET_KEY").write_text("another key\n", encoding="utf-8")
+    with pytest.raises(BackupError) as refused:
+        restore_backup(cli("restore", str(out), "--secrets-dir", str(secrets_dir)))
+    assert f"configuration file {config} (differs)" in str(refused.value)
+    assert f"secret file {secrets_dir / 'BCC_PORTAL_SECRET_KEY'} (differs)" in str(refused.value)
+    assert database.is_empty(settings.database_url)  # nothing written
+
+    config.unlink()
+    (secrets_dir / "BCC_PORTAL_SECRET_KEY").unlink()
+    lines = restore_backup(cli("restore", str(out), "--secrets-dir", str(secrets_dir)))
+    assert f"secrets: 2 files in {secrets_dir} (point each service's VAR_FILE there)" in lines
+    assert config.read_text(encoding="utf-8") == "setting = 1\n"
+    written = secrets_dir / "BCC_PORTAL_SECRET_KEY"
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert Settings.from_env({"BCC_PORTAL_SECRET_KEY_FILE": str(written)}).secret_key == settings.secret_key
+    url = (secrets_dir / "BCC_PORTAL_DATABASE_URL").read_text(encoding="utf-8").strip()
+    assert url == settings.database_url

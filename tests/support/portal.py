@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from portal.db import make_engine, upgrade
 from portal.models import Base
@@ -75,11 +75,29 @@ def new_postgres_database(prefix: str = "bcc_portal_fresh_") -> Iterator[str]:
 
 
 def recreate_postgres_database(url: str) -> None:
-    """Drop the database at ``url`` and create it again, empty (a wiped server in the restore drill)."""
-    name = url.rsplit("/", 1)[1]
+    """Drop the database at ``url`` and create it again, empty, owned by the URL's user (a wiped server
+    where the installer created the portal's database again)."""
+    parsed = make_url(url)
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'DROP DATABASE "{parsed.database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{parsed.database}" OWNER "{parsed.username}"')
+
+
+@contextmanager
+def owned_by_new_role(url: str) -> Iterator[str]:
+    """Give the database at ``url`` to a new login role (not a superuser) with a password, as the
+    installer sets the portal up; the URL as that role. The role is dropped afterwards."""
+    parsed = make_url(url)
+    role, password = "bcc_portal_role_" + secrets.token_hex(4), secrets.token_hex(16)
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+        admin.execute(f'ALTER DATABASE "{parsed.database}" OWNER TO "{role}"')
+    try:
+        yield parsed.set(username=role, password=password).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE "{role}"')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
