@@ -10,6 +10,7 @@ import os
 import shutil
 import sqlite3
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from bcc.backup.manifest import PRIVATE_DIR, PRIVATE_FILE, BackupError
@@ -23,20 +24,31 @@ def is_empty_dir(path: Path) -> bool:
     return not path.exists() or (path.is_dir() and not any(path.iterdir()))
 
 
-def tar_dir(source: Path, dest: Path) -> int:
-    """Archive every file under ``source`` (names relative to it; no folder yet: an empty archive); the
-    number of files. A file that cannot be read fails the backup: it is never silently partial."""
+@dataclass(frozen=True)
+class Archived:
+    files: int
+    vanished: int  # deleted between listing and reading: temporary files, a failed submission's photo
+
+
+def tar_dir(source: Path, dest: Path) -> Archived:
+    """Archive every file under ``source`` (names relative to it; no folder yet: an empty archive). A file
+    that cannot be read fails the backup (it is never silently partial); one that was deleted meanwhile
+    is counted, not an error: the portal writes a photo before its row and replaces its JSON files by
+    renaming a temporary file, so what disappears while the services run was never needed."""
     if source.exists() and not source.is_dir():
         raise BackupError(f"{source}: not a folder")
-    count = 0
+    count = vanished = 0
     with tarfile.open(dest, "w") as tar:
         for path in _walk(source) if source.exists() else []:
             try:
                 tar.add(path, arcname=str(path.relative_to(source)), recursive=False)
+            except FileNotFoundError:
+                vanished += 1
+                continue
             except OSError as err:
                 raise BackupError(f"cannot read {path}: {err.strerror or err}") from err
             count += path.is_file()
-    return count
+    return Archived(count, vanished)
 
 
 def _walk(top: Path) -> list[Path]:
@@ -67,7 +79,7 @@ def copy_sqlite(source: Path, dest: Path) -> None:
     """A consistent copy of a live SQLite database (WAL included), 0600."""
     os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE))
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        src = sqlite3.connect(source.absolute().as_uri() + "?mode=ro", uri=True)
         dst = sqlite3.connect(dest)
         try:
             src.backup(dst)

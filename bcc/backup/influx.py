@@ -54,7 +54,7 @@ def backup(rpc: str, database: str, dest: Path) -> int:
         _influxd("backup", "-portable", "-host", rpc, "-db", database, tmp)
         if not any(Path(tmp).glob("*.manifest")):
             raise BackupError(f"influxd backup of {database!r} wrote no manifest")
-        return tar_dir(Path(tmp), dest)
+        return tar_dir(Path(tmp), dest).files
 
 
 def restore(rpc: str, database: str, source: Path) -> None:

@@ -112,9 +112,11 @@ def _portal(settings: Settings, out: Path, meta: dict[str, Any]) -> list[Part]:
     database.dump(url, out / file)
     db = describe(out, "portal-db", file, kind=kind, revision=revision)
     media_dir = settings.media_dir
-    count = files.tar_dir(media_dir, out / "media.tar")
+    archived = files.tar_dir(media_dir, out / "media.tar")
     kiosk = (media_dir / "wall_kiosk.json").is_file()
-    media = describe(out, "media", "media.tar", files=count, kiosk_registry=kiosk)
+    media = describe(
+        out, "media", "media.tar", files=archived.files, vanished=archived.vanished, kiosk_registry=kiosk
+    )
     meta["portal"] = {
         "database_url": make_url(url).render_as_string(hide_password=True),
         "media_dir": str(media_dir.absolute()),
