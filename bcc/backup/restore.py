@@ -81,7 +81,7 @@ def _occupied(
     if recorder is not None:
         if "recorder-spool" in parts and recorder.spool.exists():
             found.append(f"recorder spool {recorder.spool}")
-        if "influxdb" in parts and asyncio.run(influx.has_database(recorder.access)):
+        if "influxdb" in parts and influx.exists(recorder.rpc, recorder.access.settings.database):
             found.append(f"InfluxDB database {recorder.access.settings.database!r}")
     if "config" in parts:
         found += [
@@ -112,6 +112,8 @@ def _restore(
 ) -> list[str]:
     backup: Path = args.backup
     lines: list[str] = []
+    if recorder is not None and "influxdb" in parts and replace:
+        _drop_influx_first(recorder)
     if "config" in parts:
         written = files.restore_files(backup / "config.tar")
         lines.append(f"config: {len(written)} files")
@@ -146,14 +148,15 @@ def _restore_secrets(backup: Path, secrets_dir: Path | None) -> str:
     return f"secrets: {len(values)} files in {secrets_dir} (point each service's VAR_FILE there)"
 
 
+def _drop_influx_first(recorder: RecorderSide) -> None:
+    """Drop the database a forced restore replaces, before anything else is written: it is the one step
+    that may be refused (an account that may not drop databases)."""
+    if influx.exists(recorder.rpc, recorder.access.settings.database):
+        asyncio.run(influx.drop_database(recorder.access))
+
+
 def _restore_influx(backup: Path, recorder: RecorderSide) -> str:
     access = recorder.access
-
-    async def drop_if_present() -> None:
-        if await influx.has_database(access):
-            await influx.drop_database(access)
-
-    asyncio.run(drop_if_present())
     influx.restore(recorder.rpc, access.settings.database, backup / "influxdb.tar")
     asyncio.run(influx.provision(access, recorder.measurements))
     return f"InfluxDB: database {access.settings.database!r} restored and provisioned"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -26,6 +27,7 @@ from bcc.backup.make import make_backup
 from bcc.backup.manifest import BackupError
 from bcc.backup.restore import restore_backup
 from bcc.cli import build_parser
+from bcc_common.net import free_port
 from devices.loader import DEMO_SITE, load_site
 from iot_gateway.recorder.config import load_recorder_config
 from iot_gateway.recorder.influxd import InfluxdProcess
@@ -207,6 +209,16 @@ async def test_restore_drill_everything_back_identical(
     assert extra_config.stat().st_mode & 0o777 == 0o640
     store = KioskStore(settings.media_dir / "wall_kiosk.json", settings.secret_key.get_secret_value())
     assert store.check(filled.kiosk_token) is not None
+
+    # the same backup again: every target is taken now, InfluxDB's database included; forced, the same
+    again = cli("restore", str(out), *recorder_args)
+    with pytest.raises(BackupError) as refused:
+        await asyncio.to_thread(restore_backup, again)
+    for target in ("portal database", "media folder", "recorder spool", "InfluxDB database 'bcc'"):
+        assert target in str(refused.value)
+    await asyncio.to_thread(restore_backup, cli("restore", str(out), *recorder_args, "--force"))
+    assert database_rows(settings.database_url) == rows_before
+    assert influx_everything(influxd.url) == influx_before
     # the spool's states reach InfluxDB once the recorder runs again: none lost, none doubled
     async with running_recorder(load_recorder_config(site)) as rec:
         await rec.drain(20)
@@ -359,3 +371,25 @@ def test_secrets_only_on_request_and_back_as_files_the_services_read(
     assert Settings.from_env({"BCC_PORTAL_SECRET_KEY_FILE": str(written)}).secret_key == settings.secret_key
     url = (secrets_dir / "BCC_PORTAL_DATABASE_URL").read_text(encoding="utf-8").strip()
     assert url == settings.database_url
+
+
+def test_a_wrong_influx_rpc_address_fails_at_once(tmp_path: Path) -> None:
+    """influxd backup alone would retry a refused connection for minutes."""
+    site = tmp_path / "site.yaml"
+    raw = LOADED.site.model_dump(mode="json", exclude_none=True)
+    raw["influxdb"] = {"spool_path": str(tmp_path / "no-spool.sqlite3")}
+    site.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    wrong = f"127.0.0.1:{free_port()}"
+    args = cli(
+        "backup",
+        "--out",
+        str(tmp_path / "b"),
+        "--no-portal",
+        "--recorder-site",
+        str(site),
+        "--influx-rpc",
+        wrong,
+    )
+    with pytest.raises(BackupError, match=f"influxd's backup service at {wrong} does not answer"):
+        make_backup(args)
+    assert not (tmp_path / "b" / "manifest.json").exists()
