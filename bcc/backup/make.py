@@ -117,9 +117,12 @@ def _portal(settings: Settings, out: Path, meta: dict[str, Any]) -> list[Part]:
     media = describe(
         out, "media", "media.tar", files=archived.files, vanished=archived.vanished, kiosk_registry=kiosk
     )
+    # the portal's settings for the record (its environment is configuration, restored with --config)
     meta["portal"] = {
+        **settings.model_dump(mode="json", exclude={"secret_key", "open311_api_keys", "mqtt"}),
         "database_url": make_url(url).render_as_string(hide_password=True),
         "media_dir": str(media_dir.absolute()),
+        "mqtt": settings.mqtt.model_dump(mode="json", exclude={"password"}) if settings.mqtt else None,
     }
     return [db, media]
 

@@ -183,6 +183,11 @@ async def test_restore_drill_everything_back_identical(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["migration"]["database"] == manifest["migration"]["head"]
     assert "influxd" in manifest["tools"] and manifest["parts"][1]["info"]["kiosk_registry"] is True
+    assert manifest["portal"]["media_dir"] == str(settings.media_dir)
+    assert manifest["portal"]["max_photos"] == settings.max_photos
+    if settings.database_url.startswith("postgresql"):  # the role's password is not in the manifest
+        password = settings.database_url.split(":")[2].split("@")[0]
+        assert password not in (out / "manifest.json").read_text()
     assert (
         oct(
             (out / "portal.pgdump" if "postgresql" in settings.database_url else out / "portal.sqlite3")
