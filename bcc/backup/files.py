@@ -5,7 +5,6 @@ configuration files put back where they were."""
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import sqlite3
@@ -133,18 +132,22 @@ def config_conflicts(source: Path) -> list[str]:
 
 
 def restore_files(source: Path) -> list[str]:
-    """Put every archived file back at its path (its mode kept); the paths written."""
+    """Put every archived file back at its path with its mode (atomically; one already there with the
+    same content is left alone); the paths written."""
     written: list[str] = []
     with tarfile.open(source) as tar:
         for member in tar.getmembers():
             data = tar.extractfile(member)
             if data is None:
                 continue
+            content = data.read()
             target = Path("/" + member.name)
+            if target.is_file() and target.read_bytes() == content:
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.restoring")
             with open(tmp, "wb") as f:
-                shutil.copyfileobj(io.BytesIO(data.read()), f)
+                f.write(content)
             tmp.chmod(member.mode & 0o777)
             os.replace(tmp, target)
             written.append(str(target))

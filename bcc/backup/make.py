@@ -16,6 +16,7 @@ import platform
 import sqlite3
 import sys
 import time
+from importlib import resources
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -91,13 +92,20 @@ def make_backup(args: argparse.Namespace) -> list[Part]:
     if recorder is not None:
         parts += _recorder(recorder, out, meta)
         config.append(recorder.site)
-    unique = list(dict.fromkeys(p.resolve() for p in config))
+    # files shipped in the installed packages (the demo site, the default scenes) come with the release
+    unique = [p for p in dict.fromkeys(p.resolve() for p in config) if not _packaged(p)]
     names = files.tar_files(unique, out / "config.tar")
     parts.append(describe(out, "config", "config.tar", files=names))
     if args.with_secrets:
         parts.append(_secrets(portal, recorder, out))
     write_manifest(out, parts, meta)
     return parts
+
+
+def _packaged(path: Path) -> bool:
+    return any(
+        path.is_relative_to(Path(str(resources.files(pkg))).resolve()) for pkg in ("devices", "portal")
+    )
 
 
 def _portal(settings: Settings, out: Path, meta: dict[str, Any]) -> list[Part]:

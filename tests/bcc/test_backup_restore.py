@@ -184,6 +184,8 @@ async def test_restore_drill_everything_back_identical(
     assert manifest["migration"]["database"] == manifest["migration"]["head"]
     assert "influxd" in manifest["tools"] and manifest["parts"][1]["info"]["kiosk_registry"] is True
     assert manifest["portal"]["media_dir"] == str(settings.media_dir)
+    # the packaged demo site and scenes the portal uses here come with the release, not the backup
+    assert set(manifest["parts"][-1]["info"]["files"]) == {str(site.resolve()), str(extra_config.resolve())}
     assert manifest["portal"]["max_photos"] == settings.max_photos
     if settings.database_url.startswith("postgresql"):  # the role's password is not in the manifest
         password = settings.database_url.split(":")[2].split("@")[0]
