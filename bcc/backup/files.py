@@ -75,13 +75,16 @@ def untar_dir(source: Path, dest: Path, replace: bool) -> int:
 
 
 def copy_sqlite(source: Path, dest: Path) -> None:
-    """A consistent copy of a live SQLite database (WAL included), 0600."""
+    """A consistent copy of a live SQLite database (WAL included), 0600, in rollback-journal mode: one
+    self-contained file that can be read from read-only media (a WAL file needs its -shm beside it);
+    the portal and the recorder switch their databases to WAL again when they open them."""
     os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE))
     try:
         src = sqlite3.connect(source.absolute().as_uri() + "?mode=ro", uri=True)
         dst = sqlite3.connect(dest)
         try:
             src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")
         finally:
             dst.close()
             src.close()

@@ -81,7 +81,7 @@ def backup(rpc: str, database: str, dest: Path) -> int:
 
 
 def restore(rpc: str, database: str, source: Path) -> None:
-    work = Path(tempfile.mkdtemp(dir=source.parent, prefix=".influxdb-restore."))
+    work = Path(tempfile.mkdtemp(prefix="bcc-influxdb-restore."))  # the backup may be read-only
     try:
         untar_dir(source, work, replace=True)
         _influxd("restore", "-portable", "-host", rpc, "-db", database, str(work))

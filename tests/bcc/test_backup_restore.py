@@ -208,6 +208,8 @@ async def test_restore_drill_everything_back_identical(
     recorder_args = ["--recorder-site", str(site), "--influx-rpc", influxd.rpc_address]
     lines = await asyncio.to_thread(restore_backup, cli("restore", str(out), *recorder_args))
     assert any(line.startswith("InfluxDB") for line in lines)
+    # reading the backup left nothing beside it (its SQLite copies need no -wal or -shm: read-only media)
+    assert sorted(f.name for f in out.iterdir()) == sorted(["manifest.json", *(p.file for p in parts)])
 
     assert database_rows(settings.database_url) == rows_before
     assert folder(settings.media_dir) == media_before
