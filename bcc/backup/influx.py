@@ -91,8 +91,9 @@ def restore(rpc: str, database: str, source: Path) -> None:
 
 def exists(rpc: str, database: str) -> bool:
     """Does ``database`` exist, asked through the backup service (no InfluxDB account needed: with
-    authentication on, ``SHOW DATABASES`` lists only what the account may read). A backup from a time no
-    point has is cheap; measured on 1.6.7, for a database that does not exist it fails with "EOF"."""
+    authentication on, ``SHOW DATABASES`` lists only databases the account holds a grant on, and a
+    dropped database takes its grants along). A backup from a time no point has is cheap; measured on
+    1.6.7, for a database that does not exist it fails with "EOF"."""
     _answers(rpc)
     with tempfile.TemporaryDirectory(prefix=".influxdb-check.") as tmp:
         code, last = _run(

@@ -38,6 +38,7 @@ class InfluxdProcess:
         host: str = "127.0.0.1",
         port: int = 0,
         max_body_size: int = 25_000_000,
+        auth_enabled: bool = False,
         binary: str | None = None,
         ready_timeout_s: float = 10.0,
     ) -> None:
@@ -45,6 +46,7 @@ class InfluxdProcess:
         self.host = host
         self.port = port
         self.max_body_size = max_body_size
+        self.auth_enabled = auth_enabled  # HTTP authentication (the first user created must be an admin)
         self.binary = binary or find_influxd()
         self.ready_timeout_s = ready_timeout_s
         self.log_path = workdir / "influxd.log"
@@ -81,6 +83,7 @@ bind-address = "{self.host}:{self.rpc_port}"
   bind-address = "{self.host}:{self.port}"
   log-enabled = false
   max-body-size = {self.max_body_size}
+  auth-enabled = {"true" if self.auth_enabled else "false"}
 [continuous_queries]
   log-enabled = false
 """

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from fastapi.testclient import TestClient
@@ -402,3 +403,67 @@ def test_a_wrong_influx_rpc_address_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match=f"influxd's backup service at {wrong} does not answer"):
         make_backup(args)
     assert not (tmp_path / "b" / "manifest.json").exists()
+
+
+def influx_as(url: str, who: tuple[str, str] | None, q: str) -> dict[str, Any]:
+    """One InfluxQL statement as ``who`` (user, password); the first result (with its error, if any)."""
+    r = httpx.post(f"{url}/query", params={"q": q, "db": "bcc"}, auth=who, timeout=10)
+    result: dict[str, Any] = r.json().get("results", [r.json()])[0]
+    return result
+
+
+def fill_as_admin(url: str, admin: tuple[str, str]) -> None:
+    """The admin, the database, a recorder account that may only write, and 100 points."""
+    for q in (
+        f"CREATE USER admin WITH PASSWORD '{admin[1]}' WITH ALL PRIVILEGES",
+        "CREATE DATABASE bcc",
+        "CREATE USER rec WITH PASSWORD 'rec-password'",
+        "GRANT WRITE ON bcc TO rec",
+    ):
+        assert "error" not in influx_as(url, admin, q), q
+    lines = "\n".join(f"sdm630,device=meter_main power_total={i}.5 {1_700_000_000 + i}" for i in range(100))
+    r = httpx.post(f"{url}/write", params={"db": "bcc", "precision": "s"}, content=lines, auth=admin)
+    assert r.status_code == 204, r.text
+
+
+async def test_restore_with_influxdb_authentication_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mosquitto: MosquittoProcess
+) -> None:
+    """The recorder's account may write, not administer: a forced restore is refused before anything
+    is written; after an admin's drop the data comes back while its continuous query and the grants wait
+    for the admin's provisioning (as documented); the backup service finds a database the account does
+    not see."""
+    influxd = InfluxdProcess(tmp_path / "influx", auth_enabled=True)
+    await influxd.start()
+    try:
+        admin = ("admin", "admin-" + os.urandom(8).hex())
+        await asyncio.to_thread(fill_as_admin, influxd.url, admin)
+        site = recorder_site_file(LOADED, mosquitto, influxd, tmp_path, auth="basic", username="rec")
+        monkeypatch.setenv("BCC_INFLUX_PASSWORD", "rec-password")
+        rpc = ["--recorder-site", str(site), "--influx-rpc", influxd.rpc_address]
+        out = tmp_path / "backup"
+        await asyncio.to_thread(make_backup, cli("backup", "--out", str(out), "--no-portal", *rpc))
+        restore = cli("restore", str(out), *rpc)
+        forced = cli("restore", str(out), *rpc, "--force")
+        with pytest.raises(BackupError, match=r"^not empty: InfluxDB database 'bcc'"):
+            await asyncio.to_thread(restore_backup, restore)
+        site.write_text(site.read_text() + "# changed\n")  # a configuration file the restore would put back
+        with pytest.raises(BackupError, match=r"cannot drop InfluxDB database 'bcc' .*requires admin"):
+            await asyncio.to_thread(restore_backup, forced)
+        assert site.read_text().endswith("# changed\n")  # nothing written
+
+        assert "error" not in await asyncio.to_thread(influx_as, influxd.url, admin, "DROP DATABASE bcc")
+        with pytest.raises(BackupError, match="InfluxDB's data is restored but its continuous query is not"):
+            await asyncio.to_thread(restore_backup, forced)
+        q = "SELECT count(power_total) FROM autogen.sdm630"
+        count = await asyncio.to_thread(influx_as, influxd.url, admin, q)
+        assert count["series"][0]["values"][0][1] == 100
+        grants = await asyncio.to_thread(influx_as, influxd.url, admin, "SHOW GRANTS FOR rec")
+        assert "values" not in grants["series"][0]  # dropping the database dropped rec's grant
+        # rec no longer sees the database, the backup service does: a second restore is refused
+        seen = await asyncio.to_thread(influx_as, influxd.url, ("rec", "rec-password"), "SHOW DATABASES")
+        assert "values" not in seen["series"][0]
+        with pytest.raises(BackupError, match=r"^not empty: InfluxDB database 'bcc'"):
+            await asyncio.to_thread(restore_backup, restore)
+    finally:
+        await influxd.stop()
