@@ -178,17 +178,14 @@ def test_a_database_of_a_newer_release_is_refused_in_one_line(empty_db_url: str,
         "BCC_PORTAL_SECRET_KEY": "k" * 16 + os.urandom(16).hex(),
         "BCC_PORTAL_MEDIA_DIR": str(tmp_path / "media"),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "bcc", "portal", "migrate"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    last = done.stderr.splitlines()[-1]  # after Alembic's own INFO lines, no traceback
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert last.startswith("bcc portal: the database is at migration 0099, newer than this release")
-    assert "restore the backup taken before the upgrade" in last
+    for command, argv in (("portal", ["portal", "migrate"]), ("admin", ["admin", "list-users"])):
+        done = subprocess.run(
+            [sys.executable, "-m", "bcc", *argv], capture_output=True, text=True, env=env, check=False
+        )
+        last = done.stderr.splitlines()[-1]  # after Alembic's own INFO lines, no traceback
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert last.startswith(f"bcc {command}: the database is at migration 0099, newer than this release")
+        assert "restore the backup taken before the upgrade" in last
     engine = make_engine(empty_db_url)
     assert current_revision(engine) == "0099"
     engine.dispose()
