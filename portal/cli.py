@@ -12,7 +12,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from portal.config import Settings, SettingsError
-from portal.db import make_engine, upgrade
+from portal.db import UnknownRevision, make_engine, upgrade
 
 
 class NoDelayH11Protocol(H11Protocol):
@@ -62,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 2
     engine = make_engine(settings.database_url)
-    upgrade(engine)
-    engine.dispose()
+    try:
+        upgrade(engine)
+    except UnknownRevision as err:
+        print(f"bcc portal: {err}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
     if args.portal_command == "migrate":
         return 0
     from portal.accesslog import log_config

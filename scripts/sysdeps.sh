@@ -24,6 +24,8 @@ if [ "$mode" = test ]; then
   need[nginx]=nginx
   need[systemd-analyze]=systemd
   need[curl]=curl
+  need[pg_dump]=postgresql-client  # bcc backup/restore of a PostgreSQL portal (tests/bcc/test_backup_restore.py)
+  need[pg_restore]=postgresql-client
 fi
 # The portal's production path is tested against a real PostgreSQL at 127.0.0.1:5432 (user postgres,
 # trust; BCC_TEST_POSTGRES overrides). A fresh Debian 12 has none running: install and start one.

@@ -23,7 +23,7 @@ from mosquitto import MosquittoProcess
 from portal.config import Settings
 from portal.db import make_engine
 from tests.support.nginx import HOST, nginx_test, site_with_certificate
-from tests.support.portal import throwaway_database
+from tests.support.portal import new_postgres_database
 from tests.support.units import PORTAL_ENV_EXAMPLE, VENV_BCC, Unit, environment_file, unit
 from tests.support.wait import eventually_sync
 
@@ -31,7 +31,7 @@ from tests.support.wait import eventually_sync
 @pytest.fixture
 def fresh_database() -> Iterator[str]:
     """An empty PostgreSQL database (no tables): the unit's ExecStartPre must create them."""
-    with throwaway_database("bcc_portal_unit_") as url:
+    with new_postgres_database("bcc_portal_unit_") as url:
         yield url
 
 

@@ -10,6 +10,7 @@ venv's site-packages: a path line only, so the dev venv's editable-install hook 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -136,3 +137,27 @@ async def test_demo_from_the_wheel(installed: Path, tmp_path: Path) -> None:
             await proc.wait()
     assert proc.returncode == 0
     assert "BCC demo stopped." in rest.decode()
+
+
+def test_backup_and_restore_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    """The migrations the backup reads its head from, and the restore checks against, are package data."""
+    db = tmp_path / "var" / "portal.db"
+    env = {
+        **_env(),
+        "BCC_PORTAL_DATABASE_URL": f"sqlite:///{db}",
+        "BCC_PORTAL_MEDIA_DIR": str(tmp_path / "var" / "media"),
+        "BCC_PORTAL_SECRET_KEY": "wheel-test-" + "s" * 32,
+    }
+    for argv in (["portal", "migrate"], ["backup", "--out", "b"]):
+        done = subprocess.run(
+            [installed / "bcc", *argv], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    migration = json.loads((tmp_path / "b" / "manifest.json").read_text())["migration"]
+    assert migration["database"] == migration["head"] and migration["head"]
+    db.unlink()
+    done = subprocess.run(
+        [installed / "bcc", "restore", "b"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "portal database: restored at migration" in done.stdout and db.stat().st_size > 0

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, insert, inspect, text
 
 from portal.db import make_engine, upgrade
 from portal.models import Base
-from tests.support.portal import throwaway_database
 
 
 def test_migrations_match_the_models(portal_db_url: str) -> None:
@@ -23,16 +19,6 @@ def test_migrations_match_the_models(portal_db_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database without any migration applied, on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'portal.db'}"
-        return
-    with throwaway_database("bcc_portal_migrate_") as url:
-        yield url
 
 
 def test_0007_keeps_existing_reports_without_a_key(empty_db_url: str) -> None:
