@@ -81,30 +81,35 @@ async def test_portal_workers_claim_distinct_accounts(
     mosquitto: MosquittoProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path))
-    settings = PortalMqttSettings(
-        host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal"), accounts=2
-    )
-    a, b = MqttEventSink(settings), MqttEventSink(settings)
+    password = mosquitto.password("portal")
+    settings = PortalMqttSettings(host=mosquitto.host, port=mosquitto.port, password=password, accounts=2)
+    sinks: list[MqttEventSink] = []
+
+    def sink(s: PortalMqttSettings = settings) -> MqttEventSink:
+        sinks.append(MqttEventSink(s))
+        return sinks[-1]
+
     try:
+        a, b = sink(), sink()
         assert (a.account, b.account) == ("portal_1", "portal_2")
         with pytest.raises(MqttAccountsExhausted, match="all 2 MQTT accounts"):
-            MqttEventSink(settings)
+            sink()
         a.start()
         b.start()
         assert await asyncio.to_thread(a.connected.wait, 5) and await asyncio.to_thread(b.connected.wait, 5)
         a.stop()  # a worker that ends frees its account for the one that replaces it
-        c = MqttEventSink(settings)
+        c = sink()
         assert c.account == "portal_1"
         c.start()
         assert await asyncio.to_thread(c.connected.wait, 5)
         assert b.connected.is_set()  # no account collided with another
-        c.stop()
+        one = PortalMqttSettings(host=mosquitto.host, port=mosquitto.port, password=password, accounts=1)
+        assert sink(one).account == "portal"
     finally:
-        b.stop()
-    one = PortalMqttSettings(
-        host=mosquitto.host, port=mosquitto.port, password=mosquitto.password("portal"), accounts=1
-    )
-    assert MqttEventSink(one).account == "portal"
+        for s in sinks:
+            s.stop()
+            # paho closes the socket pair that wakes its loop only in __del__ (ResourceWarning otherwise)
+            s.client._reset_sockets()
 
 
 def test_account_names_and_counts() -> None:
