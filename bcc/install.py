@@ -10,7 +10,6 @@ settings). ``--root DIR`` puts every path under DIR (like DESTDIR) and never run
 from __future__ import annotations
 
 import argparse
-import contextlib
 import grp
 import hashlib
 import json
@@ -20,7 +19,6 @@ import secrets
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -506,15 +504,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="check everything, write nothing")
 
 
-@contextlib.contextmanager
-def _refusals() -> Iterator[None]:
-    try:
-        yield
-    except (SettingsFileError, InstallRefused) as err:
-        for problem in err.problems:
-            print(f"bcc install: refused: {problem}", file=sys.stderr)
-        print("bcc install: nothing was written", file=sys.stderr)
-        raise SystemExit(2) from err
+def _refused(problems: list[str]) -> int:
+    for problem in problems:
+        print(f"bcc install: refused: {problem}", file=sys.stderr)
+    print("bcc install: nothing was written", file=sys.stderr)
+    return 2
 
 
 def run(args: argparse.Namespace) -> int:
@@ -524,9 +518,11 @@ def run(args: argparse.Namespace) -> int:
         print("bcc install: run as root (or with --root DIR for a trial install)", file=sys.stderr)
         return 2
     settings_path: Path = args.settings.resolve()
-    with _refusals():
+    try:
         settings = load_settings(settings_path)
         plan = build_plan(settings, settings_path.parent, root, source, args.venv)
+    except (SettingsFileError, InstallRefused) as err:
+        return _refused(err.problems)
     if args.check:
         print(f"bcc install: settings checked, {len(plan.files)} files would be written")
         return 0
