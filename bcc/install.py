@@ -527,7 +527,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"bcc install: settings checked, {len(plan.files)} files would be written")
         return 0
     if not args.no_venv:
-        print(f"{ensure_venv(under(root, args.venv), source)}: {args.venv} (virtualenv)")
+        try:
+            print(f"{ensure_venv(under(root, args.venv), source)}: {args.venv} (virtualenv)")
+        except subprocess.CalledProcessError as err:
+            print(
+                f"bcc install: {' '.join(map(str, err.cmd))} failed (exit {err.returncode}); no file written",
+                file=sys.stderr,
+            )
+            return 1
     status = apply(plan, root)
     changed = {path: s for path, s in status.items() if s != "unchanged"}
     for path, s in changed.items():

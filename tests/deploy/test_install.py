@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from bcc.cli import main
+from bcc.install import ensure_venv
 from bcc.install_settings import SECRET_NAMES
 from bcc_common.children import die_with_parent
 from bcc_common.net import free_port
@@ -445,3 +446,28 @@ def test_password_file_matches_only_the_same_accounts_and_passwords(tmp_path: Pa
     assert not password_file_matches(text, {**users, "gateway": "another-password"})
     assert not password_file_matches(text, {**users, "portal_2": "portal-password-1"})
     assert not password_file_matches(text.replace("$7$", "$6$"), users)
+
+
+def test_venv_is_created_kept_and_updated_with_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real venv and pip, offline: a tiny source tree (tests/deploy/tiny_backend.py builds it)."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    source, venv = tmp_path / "source", tmp_path / "opt" / "venv"
+    (source / "bcc").mkdir(parents=True)
+    shutil.copy(Path(__file__).with_name("tiny_backend.py"), source / "tiny_backend.py")
+    (source / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "tiny_backend"\nbackend-path = ["."]\n'
+    )
+    (source / "bcc" / "__init__.py").write_text("")
+    (source / "bcc" / "cli.py").write_text("def main() -> None:\n    print('first')\n")
+
+    def bcc() -> str:
+        return subprocess.run([venv / "bin" / "bcc"], capture_output=True, text=True, check=True).stdout
+
+    assert ensure_venv(venv, source) == "created" and bcc() == "first\n"
+    mtime = (venv / "bin" / "bcc").stat().st_mtime_ns
+    assert ensure_venv(venv, source) == "unchanged"
+    assert (venv / "bin" / "bcc").stat().st_mtime_ns == mtime
+    (source / "bcc" / "cli.py").write_text("def main() -> None:\n    print('second')\n")
+    assert ensure_venv(venv, source) == "updated" and bcc() == "second\n"
