@@ -398,6 +398,15 @@ def manifest(plan: Plan) -> bytes:
     return (json.dumps({"files": files, "links": plan.links, "units": plan.units}, indent=1) + "\n").encode()
 
 
+def installed_files(root: Path) -> set[str]:
+    """The files and links the last run's manifest lists (none if there is no readable manifest)."""
+    try:
+        last = json.loads(under(root, MANIFEST).read_text(encoding="utf-8"))
+        return {*last["files"], *last["links"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
 def apply(plan: Plan, root: Path) -> dict[str, str]:
     """Write the plan under ``root``; path -> created, updated, fixed (mode/owner) or unchanged."""
     chown = os.geteuid() == 0
@@ -526,21 +535,27 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"bcc install: settings checked, {len(plan.files)} files would be written")
         return 0
+    venv_status = "unchanged"
     if not args.no_venv:
         try:
-            print(f"{ensure_venv(under(root, args.venv), source)}: {args.venv} (virtualenv)")
+            venv_status = ensure_venv(under(root, args.venv), source)
         except subprocess.CalledProcessError as err:
             print(
                 f"bcc install: {' '.join(map(str, err.cmd))} failed (exit {err.returncode}); no file written",
                 file=sys.stderr,
             )
             return 1
+    previous = installed_files(root)
     status = apply(plan, root)
+    if venv_status != "unchanged":
+        status[args.venv + "/"] = venv_status
     changed = {path: s for path, s in status.items() if s != "unchanged"}
     for path, s in changed.items():
         print(f"{s}: {path}")
     for name in plan.generated:
         print(f"generated: {SECRETS_DIR}/{name}")
+    for path in sorted(previous - {f.path for f in plan.files} - set(plan.links)):
+        print(f"left in place: {path} (installed before, not in the settings now: remove it by hand)")
     if not changed:
         print(f"bcc install: unchanged ({len(status)} files and directories checked)")
         return 0
@@ -553,6 +568,11 @@ def run(args: argparse.Namespace) -> int:
             print("  " + " ".join(argv))
         return 0
     for argv in commands:
-        subprocess.run(argv, check=True)
+        if subprocess.run(argv, check=False).returncode != 0:
+            print(
+                f"bcc install: files written, but `{' '.join(argv)}` failed: see journalctl -xe",
+                file=sys.stderr,
+            )
+            return 1
     print("bcc install: units enabled and (re)started")
     return 0

@@ -471,3 +471,34 @@ def test_venv_is_created_kept_and_updated_with_the_source(
     assert (venv / "bin" / "bcc").stat().st_mtime_ns == mtime
     (source / "bcc" / "cli.py").write_text("def main() -> None:\n    print('second')\n")
     assert ensure_venv(venv, source) == "updated" and bcc() == "second\n"
+
+
+def test_files_no_longer_in_the_settings_are_named(
+    kit: Kit, installed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit.settings["services"] = ["broker", "nginx", "portal", "gateway"]
+    code, out, _ = install(kit, installed, capsys)
+    assert code == 0
+    left = [line for line in out.splitlines() if line.startswith("left in place: ")]
+    assert left == [
+        "left in place: /etc/systemd/system/bcc-recorder@.service (installed before, not in the settings"
+        " now: remove it by hand)"
+    ]
+    assert (installed / "etc/systemd/system/bcc-recorder@.service").is_file()
+    assert "bcc-recorder@room" not in out.split("systemctl enable", 1)[1].splitlines()[0]
+
+
+def test_a_weak_existing_secret_is_refused_and_nothing_written(
+    kit: Kit, installed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (installed / "etc/bcc/secrets/mqtt-gateway").write_text("gateway\n")
+    kit.settings["portal"]["workers"] = 5
+    before = snapshot(installed)
+    code, _, err = install(kit, installed, capsys)
+    assert code == 2
+    assert err.splitlines() == [
+        "bcc install: refused: /etc/bcc/secrets/mqtt-gateway (existing): weak: 7 characters, at least 16"
+        " needed; replace it or give one in secrets:",
+        "bcc install: nothing was written",
+    ]
+    assert snapshot(installed) == before
