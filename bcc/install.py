@@ -36,6 +36,7 @@ from bcc.install_settings import (
     secret_min_len,
     weakness,
 )
+from bcc_contract.accounts import DEFAULT_ACCOUNTS
 from devices.loader import ConfigError, load_site
 from mosquitto.accounts import account_passwords, password_file_matches, render_acl, write_password_file
 from mosquitto.config import DEFAULT_ACL, PRODUCTION_CONF
@@ -267,14 +268,11 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
         plan.add(f"/etc/bcc/sites/{name}.yaml", _read(f"sites.{name}", path, problems))
 
     units = deploy / "systemd"
-    if settings.wants("gateway") or settings.wants("recorder"):
-        for service in ("gateway", "recorder"):
-            if settings.wants(service):
-                plan.add(
-                    f"/etc/systemd/system/bcc-{service}@.service",
-                    render_unit(_text(units / f"bcc-{service}@.service"), venv),
-                )
-                plan.units += [f"bcc-{service}@{site}.service" for site in settings.sites]
+    for service in ("gateway", "recorder"):
+        if settings.wants(service):
+            unit = f"bcc-{service}@.service"
+            plan.add(f"/etc/systemd/system/{unit}", render_unit(_text(units / unit), venv))
+            plan.units += [f"bcc-{service}@{site}.service" for site in settings.sites]
 
     portal = settings.portal
     if portal is not None and settings.wants("portal"):
@@ -302,6 +300,8 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
         pair = CertKey(cert=_resolve(base, tls.portal.cert), key=_resolve(base, tls.portal.key))
         problems += check_certificate("tls.portal", pair, settings.host)
         site = _text(deploy / "nginx" / "bcc-portal.conf")
+        if NGINX_PLACEHOLDER not in site:
+            problems.append(f"deploy/nginx/bcc-portal.conf: no server_name {NGINX_PLACEHOLDER} to replace")
         plan.dirs += [
             Dir("/etc/bcc/tls", 0o700),
             Dir("/etc/nginx/sites-available", 0o755),
@@ -317,7 +317,7 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
         pair = CertKey(cert=_resolve(base, b.cert), key=_resolve(base, b.key))
         ca = _resolve(base, b.ca)
         problems += check_certificate("tls.broker", pair, b.host or settings.host, ca)
-        counts = {"portal": portal.mqtt_accounts if portal else 8}
+        counts = {"portal": portal.mqtt_accounts} if portal else dict(DEFAULT_ACCOUNTS)
         users = account_passwords({role: values[name] for role, name in MQTT_SECRETS.items()}, counts)
         if not problems:  # hashing runs mosquitto_passwd: only for a plan that will be written
             try:

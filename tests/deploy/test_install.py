@@ -24,8 +24,8 @@ import psycopg
 import pytest
 import yaml
 
-from bcc.cli import main
-from bcc.install import ensure_venv
+from bcc.cli import build_parser
+from bcc.install import ensure_venv, run
 from bcc.install_settings import SECRET_NAMES
 from bcc_common.children import die_with_parent
 from bcc_common.net import free_port
@@ -126,9 +126,20 @@ def kit(tmp_path: Path, tls: Path, database: str) -> Kit:
 
 
 def install(kit: Kit, root: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
-    code = main(
-        ["install", "--settings", str(kit.write()), "--root", str(root), "--no-venv", "--venv", VENV, *extra]
-    )
+    """``bcc install`` through the real parser, in this process (not ``bcc.cli.main``: it would point the
+    process's logging at this test's captured output, which later tests' threads then write to)."""
+    argv = [
+        "install",
+        "--settings",
+        str(kit.write()),
+        "--root",
+        str(root),
+        "--no-venv",
+        "--venv",
+        VENV,
+        *extra,
+    ]
+    code = run(build_parser(argv).parse_args(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -281,20 +292,16 @@ async def test_mosquitto_serves_tls_with_the_installed_files(installed: Path) ->
     context = ssl.create_default_context(cafile=str(installed / "etc/mosquitto/bcc/tls/ca.crt"))
     secret = (installed / "etc/bcc/secrets/mqtt-gateway").read_text().strip()
     portal = (installed / "etc/bcc/secrets/mqtt-portal").read_text().strip()
-    proc = await asyncio.create_subprocess_exec(
-        binary,
-        "-c",
-        str(conf),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent(),
-    )
+    with (installed / "broker.log").open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            binary, "-c", str(conf), stdout=log, stderr=log, preexec_fn=die_with_parent()
+        )
     try:
 
         async def tls_login() -> tuple[int] | None:
             with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
                 return (await mqtt_login("127.0.0.1", tls_port, "gateway", secret, tls=context),)
-            assert proc.returncode is None, "mosquitto exited on the installed config"
+            assert proc.returncode is None, (installed / "broker.log").read_text()
             return None
 
         assert await eventually(tls_login, timeout=10) == (0,)
