@@ -161,10 +161,12 @@ def _resolve(base: Path, path: Path) -> Path:
 
 
 def _read(what: str, path: Path, problems: list[str]) -> bytes:
+    """The file's bytes; a problem if unreadable (unless a check already named that file)."""
     try:
         return path.read_bytes()
     except OSError as err:
-        problems.append(f"{what} {path}: cannot read: {err.strerror or err}")
+        if not any(p.startswith(f"{what} {path}: ") for p in problems):
+            problems.append(f"{what} {path}: cannot read: {err.strerror or err}")
         return b""
 
 

@@ -26,7 +26,7 @@ import yaml
 
 from bcc.cli import build_parser
 from bcc.install import ensure_venv, run
-from bcc.install_settings import SECRET_NAMES
+from bcc.install_settings import SECRET_NAMES, SettingsFileError, load_settings
 from bcc_common.children import die_with_parent
 from bcc_common.net import free_port
 from bcc_common.process import stop_process
@@ -383,6 +383,14 @@ def _free_url(database: str) -> str:
             "tls.broker.cert {folder}/tls/mqtt.crt: not signed by tls.broker.ca {folder}/tls/other.crt",
         ),
         (
+            lambda s: s["tls"]["portal"].update(cert="tls/missing.crt"),
+            "tls.portal.cert {folder}/tls/missing.crt: no such file",
+        ),
+        (
+            lambda s: s["tls"]["portal"].update(cert="tls/portal.key"),
+            "tls.portal.cert {folder}/tls/portal.key: not a PEM certificate",
+        ),
+        (
             lambda s: s["portal"].update(database_url=_free_url(s["portal"]["database_url"])),
             "portal.database_url: cannot connect to ",
         ),
@@ -394,6 +402,8 @@ def _free_url(database: str) -> str:
         "cert-other-host",
         "key-mismatch",
         "wrong-ca",
+        "cert-missing",
+        "not-a-cert",
         "db-down",
     ],
 )
@@ -509,3 +519,11 @@ def test_a_weak_existing_secret_is_refused_and_nothing_written(
         "bcc install: nothing was written",
     ]
     assert snapshot(installed) == before
+
+
+def test_the_example_settings_file_is_valid_but_for_its_placeholder_password() -> None:
+    with pytest.raises(SettingsFileError) as refused:
+        load_settings(ROOT / "deploy" / "settings.example.yaml")
+    assert [p.split(": ", 1)[1] for p in refused.value.problems] == [
+        "portal.database_url: the database password: weak: a placeholder, not a chosen secret"
+    ]
