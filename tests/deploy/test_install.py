@@ -14,6 +14,7 @@ import shutil
 import ssl
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -527,3 +528,16 @@ def test_the_example_settings_file_is_valid_but_for_its_placeholder_password() -
     assert [p.split(": ", 1)[1] for p in refused.value.problems] == [
         "portal.database_url: the database password: weak: a placeholder, not a chosen secret"
     ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to become nobody")
+def test_a_user_other_than_root_is_refused_without_root_dir(tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "bcc",
+         "install", "--settings", str(tmp_path / "install.yaml")],
+        capture_output=True, text=True, check=False, timeout=60, cwd="/",
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        2,
+        "bcc install: run as root (or with --root DIR for a trial install)\n",
+    )
