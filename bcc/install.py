@@ -199,6 +199,14 @@ def render_env(example: str, values: dict[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def new_secret(name: str) -> str:
+    """A random secret that passes ``weakness`` (a random one could, very rarely, contain "xxxx")."""
+    while True:
+        value = secrets.token_hex(32) if name == "portal-secret-key" else secrets.token_urlsafe(24)
+        if weakness(value, secret_min_len(name)) is None:
+            return value
+
+
 def secret_values(
     settings: InstallSettings, root: Path, problems: list[str]
 ) -> tuple[dict[str, str], list[str]]:
@@ -214,7 +222,7 @@ def secret_values(
             if why := weakness(values[name], secret_min_len(name)):
                 problems.append(f"{SECRETS_DIR}/{name} (existing): {why}; replace it or give one in secrets:")
         else:
-            values[name] = secrets.token_hex(32) if name == "portal-secret-key" else secrets.token_urlsafe(24)
+            values[name] = new_secret(name)
             generated.append(name)
     return values, generated
 
