@@ -6,6 +6,9 @@ because the broker makes each client's id its username.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
 import shutil
@@ -117,3 +120,31 @@ def write_password_file(path: Path, users: Mapping[str, str], *, passwd_binary: 
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def password_file_matches(text: str, users: Mapping[str, str]) -> bool:
+    """True if the password file ``text`` holds exactly ``users``, each with its password.
+
+    Checks Mosquitto 2.0's sha512-pbkdf2 lines (``user:$7$iterations$salt$hash``, what
+    ``mosquitto_passwd -U`` writes); any other format counts as different. An installer uses this to
+    keep a file whose salted hashes would change on every rewrite.
+    """
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.strip():
+            user, _, entry = line.partition(":")
+            found[user] = entry
+    if set(found) != set(users):
+        return False
+    for user, password in users.items():
+        parts = found[user].split("$")
+        if len(parts) != 5 or parts[1] != "7" or not parts[2].isdigit():
+            return False
+        try:
+            salt, expected = base64.b64decode(parts[3]), base64.b64decode(parts[4])
+        except ValueError:
+            return False
+        actual = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, int(parts[2]))
+        if not hmac.compare_digest(actual, expected):
+            return False
+    return True

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import ssl
 import subprocess
 from collections.abc import Mapping
 from importlib.resources.abc import Traversable
@@ -34,11 +35,18 @@ def _mqtt_str(value: str) -> bytes:
     return len(data).to_bytes(2, "big") + data
 
 
-async def mqtt_login(host: str, port: int, username: str, password: str, timeout_s: float = 1.0) -> int:
-    """Send an MQTT 3.1.1 CONNECT and return the CONNACK return code (0 = accepted)."""
+async def mqtt_login(
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    timeout_s: float = 1.0,
+    tls: ssl.SSLContext | None = None,
+) -> int:
+    """Send an MQTT 3.1.1 CONNECT (over ``tls`` if given); the CONNACK return code (0 = accepted)."""
     body = b"\x00\x04MQTT\x04\xc2\x00\x0a" + _mqtt_str("bcc-ready-probe")
     body += _mqtt_str(username) + _mqtt_str(password)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=tls), timeout_s)
     try:
         writer.write(b"\x10" + bytes([len(body)]) + body)  # len(body) < 128: one length byte
         connack = await asyncio.wait_for(reader.readexactly(4), timeout_s)
