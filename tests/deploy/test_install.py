@@ -37,7 +37,7 @@ from portal.config import Settings
 from tests.deploy.test_systemd import verify
 from tests.support.nginx import nginx_test
 from tests.support.paths import ROOT
-from tests.support.portal import ADMIN_DSN, throwaway_database
+from tests.support.portal import ADMIN_DSN, new_postgres_database
 from tests.support.units import INSTALLED_BCC, VENV_BCC, environment_file, parse_unit
 from tests.support.wait import eventually
 
@@ -88,7 +88,7 @@ class Kit:
 def database() -> Iterator[str]:
     """A database and a login role with a strong password, as the admin makes them for the portal."""
     role, password = "bcc_install_" + secrets.token_hex(4), secrets.token_urlsafe(24)
-    with throwaway_database("bcc_install_") as url, psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+    with new_postgres_database("bcc_install_") as url, psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
         try:
             parts = urlsplit(url)
