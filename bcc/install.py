@@ -294,7 +294,6 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
                 "BCC_PORTAL_PUBLIC_URL": f"https://{settings.host}",
                 "BCC_PORTAL_JURISDICTION_ID": portal.jurisdiction_id,
                 "BCC_PORTAL_SITE_FILE": f"/etc/bcc/sites/{portal.site}.yaml",
-                "BCC_MQTT_PASSWORD_PORTAL": values[MQTT_SECRETS["portal"]],
                 "BCC_PORTAL_MQTT_ACCOUNTS": str(portal.mqtt_accounts),
             },
         )

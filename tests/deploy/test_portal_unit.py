@@ -42,6 +42,7 @@ def unit_environment(u: Unit, tmp: Path, database: str, broker: MosquittoProcess
     creds.mkdir()
     for name in u.credentials():
         (creds / name).write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+    (creds / "mqtt-portal").write_text(broker.password("portal") + "\n", encoding="utf-8")
     env = {**u.environment(credentials=str(creds)), **environment_file(PORTAL_ENV_EXAMPLE)}
     runtime = tmp / "run"  # systemd's RuntimeDirectory= (the workers' MQTT account locks)
     runtime.mkdir(mode=0o700)
@@ -52,7 +53,6 @@ def unit_environment(u: Unit, tmp: Path, database: str, broker: MosquittoProcess
         BCC_PORTAL_SITE_FILE=str(DEMO_SITE),
         BCC_PORTAL_MQTT_HOST=broker.host,
         BCC_PORTAL_MQTT_PORT=str(broker.port),
-        BCC_MQTT_PASSWORD_PORTAL=broker.password("portal"),
     )
     Settings.from_env(env)  # what the unit gives is a valid configuration
     return {**{k: v for k, v in os.environ.items() if not k.startswith("BCC_")}, **env}

@@ -199,7 +199,8 @@ def test_portal_unit_with_the_example_env_file_gives_valid_settings(tmp_path: Pa
     u = unit("bcc-portal.service")
     assert u.value("Service", "EnvironmentFile") == "/etc/bcc/portal.env"
     key = "k" * 48
-    creds = credentials(u, tmp_path / "creds", {"portal_secret_key": key})
+    mqtt = "m" * 24
+    creds = credentials(u, tmp_path / "creds", {"portal_secret_key": key, "mqtt-portal": mqtt})
     example = environment_file(PORTAL_ENV_EXAMPLE)
     # systemd: Environment= first, then EnvironmentFile= (the file wins where both set a variable)
     settings = Settings.from_env({**u.environment(credentials=str(creds)), **example})
@@ -208,3 +209,5 @@ def test_portal_unit_with_the_example_env_file_gives_valid_settings(tmp_path: Pa
     assert settings.database_url.startswith("postgresql://")
     assert str(settings.media_dir).startswith("/var/lib/" + str(u.value("Service", "StateDirectory")))
     assert settings.mqtt is not None and settings.public_url.startswith("https://")
+    assert settings.mqtt.password.get_secret_value() == mqtt  # a credential, not in the env file
+    assert "BCC_MQTT_PASSWORD_PORTAL" not in example
