@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from devices.loader import DEMO_SITE, PROFILE_DIR, ConfigError
+from iot_gateway.bulk import SpoolError
 from iot_gateway.config import load_gateway_config
 from iot_gateway.service import Gateway
 
@@ -49,7 +50,11 @@ async def serve(site: str, extra: list[str]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    gateway = Gateway(cfg)
+    try:
+        gateway = Gateway(cfg)
+    except SpoolError as err:
+        print(f"gateway: {err}", file=sys.stderr)
+        return 2
     reloads: set[asyncio.Task[None]] = set()
 
     def on_hup() -> None:
