@@ -138,6 +138,7 @@ class TelemetryBatcher:
         self._pending: deque[tuple[bytes, bytes]] = deque()  # (JSON-encoded device id, state JSON)
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()  # the stop path's last flush must not resend run()'s batch
+        self._evicted = 0  # states add() dropped from the left of memory (see flush)
         self.spool = spool
         if spool is not None:
             self._dropped.inc(spool.trim(max_pending))  # the bound may have been lowered
@@ -154,6 +155,7 @@ class TelemetryBatcher:
         self._pending.append((orjson.dumps(device), state))
         if len(self._pending) > self.max_pending:
             self._pending.popleft()
+            self._evicted += 1
             self._dropped.inc()
         self._wake.set()
 
@@ -173,6 +175,9 @@ class TelemetryBatcher:
             spool = self.spool
             while spool is not None and spool.rows:
                 rows = spool.oldest()
+                if not rows:  # the count is only bookkeeping: the file decides
+                    spool.rows = 0
+                    break
                 count, payload = self._encode((d, s) for _, d, s in rows)
                 if not await self._publish(self.topic, payload, False):
                     log.debug("bulk_telemetry_held", pending=self.pending)
@@ -181,10 +186,12 @@ class TelemetryBatcher:
                 self._sent.inc(count)
             while self._pending:
                 count, payload = self._encode(self._pending)
+                evicted = self._evicted
                 if not await self._publish(self.topic, payload, False):
                     log.debug("bulk_telemetry_held", pending=self.pending)
                     return False
-                for _ in range(count):
+                # add() may have dropped the oldest (these) while the publish waited: not twice.
+                for _ in range(count - min(count, self._evicted - evicted)):
                     self._pending.popleft()
                 self._sent.inc(count)
             return True

@@ -13,18 +13,18 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from devices.loader import DEMO_SITE, ConfigError, load_site, site_from_dict
-from iot_gateway.bulk import SpoolError, TelemetryBatcher, TelemetrySpool, spooled_states
+from iot_gateway.bulk import PublishOk, SpoolError, TelemetryBatcher, TelemetrySpool, spooled_states
 
 
 async def never(topic: str, payload: bytes, retain: bool) -> bool:
     raise AssertionError("these tests only encode")
 
 
-def batcher(**kwargs: Any) -> TelemetryBatcher:
+def batcher(publish: PublishOk = never, **kwargs: Any) -> TelemetryBatcher:
     registry = CollectorRegistry()
     sent = Counter("sent", "", registry=registry)
     dropped = Counter("dropped", "", registry=registry)
-    return TelemetryBatcher(never, "bcc/bridge/telemetry", 0.05, sent, dropped, **kwargs)
+    return TelemetryBatcher(publish, "bcc/bridge/telemetry", 0.05, sent, dropped, **kwargs)
 
 
 def state(n: int) -> bytes:
@@ -106,3 +106,22 @@ def test_a_spool_file_without_bulk_telemetry_is_a_configuration_error() -> None:
     assert err.value.problems == [
         "<site>: gateway: telemetry_spool_path needs telemetry_batch_ms (bulk telemetry)"
     ]
+
+
+async def test_states_dropped_while_a_publish_waits_for_its_ack_are_neither_lost_nor_sent_twice() -> None:
+    """At the bound, add() drops the oldest states, which may be the ones a publish is carrying."""
+    sent: list[int] = []
+    b: TelemetryBatcher
+
+    async def publish(topic: str, payload: bytes, retain: bool) -> bool:
+        sent.extend(s["value"] for s in orjson.loads(payload)["a"])
+        if len(sent) == 3:  # two polls arrive while the first message waits for its PUBACK
+            b.add("a", state(3))
+            b.add("a", state(4))
+        return True
+
+    b = batcher(publish, max_pending=3)
+    for n in range(3):
+        b.add("a", state(n))
+    assert await b.flush()
+    assert sent == [0, 1, 2, 3, 4] and b.pending == 0
