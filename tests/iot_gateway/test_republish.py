@@ -3,9 +3,10 @@
 The broker runs the production config with ``persistence false`` (a copy of the template, as
 test_home_assistant.py adds log types), so a restart empties its retained store. Two things prove
 that here rather than by assumption: a retained message the test itself published before the restart
-(``homeassistant/status``, which the gateway only reads) is gone afterwards, and every device's state
-and availability reach a subscriber that connects after the restart as retained messages again. (The
-test was checked against a gateway whose ``republish`` did nothing: it fails.)
+(``homeassistant/status``, which the gateway only reads) is gone afterwards, and every device's state,
+availability and discovery config, the inventory and the bridge state reach a subscriber that
+connects after the restart as retained messages again. (The test was checked against a gateway whose
+``DeviceRunner.republish`` did nothing: it fails, naming every state and availability topic.)
 
 "What a subscriber holds" is read behind a fence: the probe subscribes, then publishes a message on a
 topic it also subscribed to; retained messages are delivered when the subscription is made, so once
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from bcc_contract.topics import Topics
+from iot_gateway import discovery
 from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 from mosquitto.config import PRODUCTION_CONF
 from simulators.site import SiteSimulator
@@ -29,9 +31,11 @@ FENCE = TOPICS.set("fence")  # no such device: the gateway only answers "rejecte
 
 
 async def retained(broker: MosquittoProcess) -> dict[str, object]:
-    """Every retained message under ``bcc/#`` and ``homeassistant/status``, read by a new subscriber."""
+    """Every retained message under ``bcc/#``, the discovery configs and ``homeassistant/status``,
+    read by a new subscriber."""
     async with probe(broker, role="homeassistant", subscribe=None) as p:
         await p.subscribe(TOPICS.everything)
+        await p.subscribe(TOPICS.discovery("+"))
         await p.subscribe(TOPICS.ha_status)
         token = f"fence-{time.monotonic_ns()}"
         await p.publish(FENCE, {"transaction": token})
@@ -52,6 +56,8 @@ async def test_states_come_back_after_a_broker_restart_without_persistence(
     site = room_sim.site_for_clients()
     devices = [d.id for d in site.site.devices]
     expected = [TOPICS.state(d) for d in devices] + [TOPICS.availability(d) for d in devices]
+    expected += [TOPICS.discovery(discovery.node_id(site.site.site, d)) for d in devices]
+    expected += [TOPICS.bridge_devices, TOPICS.bridge_state]
 
     async def holding_all() -> dict[str, object] | None:
         found = await retained(broker)
