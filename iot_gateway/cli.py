@@ -10,6 +10,7 @@ from pathlib import Path
 
 import structlog
 
+from bcc_common.sdnotify import ready_when, stopping
 from devices.loader import DEMO_SITE, PROFILE_DIR, ConfigError
 from iot_gateway.bulk import SpoolError
 from iot_gateway.config import load_gateway_config
@@ -49,7 +50,7 @@ async def serve(site: str, extra: list[str]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping, stop)
     try:
         gateway = Gateway(cfg)
     except SpoolError as err:
@@ -64,7 +65,12 @@ async def serve(site: str, extra: list[str]) -> int:
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
-    await gateway.run(stop)
+    # systemd (Type=notify, deploy/systemd/): started means connected to the broker
+    ready = loop.create_task(ready_when(gateway.link.connected, "connected to the MQTT broker"))
+    try:
+        await gateway.run(stop)
+    finally:
+        ready.cancel()
     return 0
 
 

@@ -134,7 +134,12 @@ class Settings(BaseModel):
         if keys := get("OPEN311_API_KEYS", secret=True):
             data["open311_api_keys"] = tuple(k.strip() for k in keys.split(",") if k.strip())
         if host := get("MQTT_HOST"):
-            mqtt: dict[str, object] = {"host": host, "password": env.get("BCC_MQTT_PASSWORD_PORTAL", "")}
+            try:
+                password = read_secret(env, "BCC_MQTT_PASSWORD_PORTAL") or ""
+            except SecretFileError as err:
+                problems.append(str(err))
+                password = ""
+            mqtt: dict[str, object] = {"host": host, "password": password}
             if port := get("MQTT_PORT"):
                 mqtt["port"] = port
             if accounts := get("MQTT_ACCOUNTS"):

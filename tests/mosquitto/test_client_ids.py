@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,20 @@ def test_broker_cli_writes_every_account(tmp_path: Path, monkeypatch: pytest.Mon
     assert "user portal_3\n" in (tmp_path / "acl").read_text()
     assert oct((tmp_path / "acl").stat().st_mode & 0o777) == "0o640"
     assert cli.run(parser.parse_args(["acl", "--out", str(tmp_path / "x"), "--accounts", "portal=99"])) == 2
+
+
+def test_portal_refuses_more_workers_than_mqtt_accounts(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "BCC_PORTAL_SECRET_KEY": "k" * 40,
+        "BCC_PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'portal.db'}",
+        "BCC_PORTAL_MQTT_HOST": "127.0.0.1",
+        "BCC_MQTT_PASSWORD_PORTAL": "p" * 16,
+        "BCC_PORTAL_MQTT_ACCOUNTS": "2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bcc", "portal", "serve", "--workers", "3", "--port", "1"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--workers 3: each worker needs its own MQTT account and there are 2" in done.stderr

@@ -4,6 +4,7 @@ and an MQTT probe that waits for messages (never a blind sleep)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -48,7 +49,7 @@ def site_dict(
     raw["mqtt"] = {
         **raw["mqtt"],
         "url": broker.url,
-        "username": "gateway",
+        "username": broker.account("gateway"),
         "reconnect_max_s": 1.0,
         **(mqtt or {}),
     }
@@ -64,7 +65,7 @@ def gateway_config(
 ) -> GatewayConfig:
     site = site_from_dict(site_dict(loaded, broker, mqtt, **gateway), loaded.profiles)
     settings, password, problems = resolve_mqtt(
-        site.site.mqtt, {"BCC_MQTT_PASSWORD": broker.password("gateway")}, "<test>"
+        site.site.mqtt, {"BCC_MQTT_PASSWORD": broker.password(broker.account("gateway"))}, "<test>"
     )
     assert not problems, problems
     return GatewayConfig(loaded=site, mqtt=settings, password=password)
@@ -150,13 +151,25 @@ def decode(payload: Any) -> Any:
         return raw.decode(errors="replace")
 
 
+# Accounts held by open probes, per broker (id of the MosquittoProcess).
+_held: dict[int, collections.Counter[str]] = {}
+
+
 @contextlib.asynccontextmanager
 async def probe(
     broker: MosquittoProcess, role: str = "portal", subscribe: str | None = "bcc/#"
 ) -> AsyncIterator[Probe]:
     # The broker makes the username the client id: a probe of a role with several accounts takes the
-    # last one, so that it never disconnects a portal (which takes the first free one).
-    account = broker.account(role, -1) if role in broker.credentials else role
+    # last one that no other probe holds, so that it never disconnects the service under test (which
+    # logs in with the first: the gateway as gateway_1 under broker_accounts(gateway=2), a portal as
+    # portal_1) nor another probe.
+    held = _held.setdefault(id(broker), collections.Counter())
+    if role in broker.credentials:
+        names = [broker.account(role, k) for k in range(broker.accounts.get(role, 1), 0, -1)]
+        account = next((n for n in names if not held[n]), names[-1])
+    else:
+        account = role
+    held[account] += 1
     client = aiomqtt.Client(
         broker.host,
         broker.port,
@@ -164,14 +177,17 @@ async def probe(
         password=broker.password(account),
         identifier=f"probe-{role}-{time.monotonic_ns()}",
     )
-    async with client:
-        p = Probe(client)
-        task = asyncio.create_task(p._pump())
-        try:
-            if subscribe:
-                await p.subscribe(subscribe)
-            yield p
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
+    try:
+        async with client:
+            p = Probe(client)
+            task = asyncio.create_task(p._pump())
+            try:
+                if subscribe:
+                    await p.subscribe(subscribe)
+                yield p
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await task
+    finally:
+        held[account] -= 1

@@ -47,6 +47,7 @@ def recorder_config(
         "backoff_min_s": 0.05,
         "backoff_max_s": 0.5,
         "timeout_s": 2.0,
+        "mqtt_username": broker.account("recorder"),
         **settings,
     }
     mqtt_settings = loaded.site.mqtt.model_copy(
@@ -55,7 +56,7 @@ def recorder_config(
     site = loaded.site.model_copy(
         update={"mqtt": mqtt_settings, "influxdb": InfluxSettings.model_validate(raw)}
     )
-    env = {"BCC_MQTT_PASSWORD": broker.password("recorder")}
+    env = {"BCC_MQTT_PASSWORD": broker.password(raw["mqtt_username"])}
     return build_config(LoadedSite(site, loaded.profiles, loaded.path), env, "<test>")
 
 

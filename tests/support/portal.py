@@ -7,6 +7,7 @@ empty tables. PostgreSQL is expected at ``BCC_TEST_POSTGRES`` (default: postgres
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -23,25 +24,31 @@ from portal.models import Base
 ADMIN_DSN = os.environ.get("BCC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test run, dropped at the end."""
-    name = "bcc_portal_test_" + secrets.token_hex(6)
+@contextlib.contextmanager
+def throwaway_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database (no migrations), dropped afterwards."""
+    name = prefix + secrets.token_hex(6)
     try:
         admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as err:
         pytest.fail(f"PostgreSQL not reachable at {ADMIN_DSN}: {err} (see docs/portal.md, Tests)")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
     try:
-        yield url
+        yield ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
     finally:
         with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test run, dropped at the end."""
+    with throwaway_database("bcc_portal_test_") as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture(scope="session")

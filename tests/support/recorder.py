@@ -57,7 +57,7 @@ async def publish_as_gateway(
             async with aiomqtt.Client(
                 broker.host,
                 broker.port,
-                username="gateway",
+                username=broker.account("gateway", -1),
                 password=broker.password("gateway"),
                 identifier=client_id,
                 clean_session=False,
