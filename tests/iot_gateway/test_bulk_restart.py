@@ -60,14 +60,18 @@ async def test_pending_states_survive_a_killed_gateway_and_are_sent_once(
     spool = tmp_path / "gateway-telemetry.sqlite3"
     site, settings = fast_sensor(room_sim, spool)
     site_file = tmp_path / "site.yaml"
-    site_file.write_text(yaml.safe_dump(site_dict(site, mosquitto, **settings)), encoding="utf-8")
+    # The first gateway takes the file from the command line (as the systemd unit passes it), the
+    # second from its site settings.
+    in_file = {k: v for k, v in settings.items() if k != "telemetry_spool_path"}
+    site_file.write_text(yaml.safe_dump(site_dict(site, mosquitto, **in_file)), encoding="utf-8")
     env = {**os.environ, "BCC_MQTT_PASSWORD": mosquitto.password("gateway"), "BCC_LOG_FORMAT": "json"}
     sensor = room_sim.device("env_front")
     log_path = tmp_path / "gateway.log"
 
     with log_path.open("wb") as log:
+        argv = ["--site", str(site_file), "--telemetry-spool", str(spool)]
         proc = await asyncio.create_subprocess_exec(
-            *[sys.executable, "-m", "bcc", "gateway", "--site", str(site_file)], cwd=ROOT, env=env, stderr=log
+            sys.executable, "-m", "bcc", "gateway", *argv, cwd=ROOT, env=env, stderr=log
         )
         try:
             async with probe(mosquitto, subscribe=TOPIC) as before:
