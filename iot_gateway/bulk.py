@@ -38,8 +38,6 @@ log = structlog.get_logger(__name__)
 PublishOk = Callable[[str, bytes, bool], Awaitable[bool]]
 # Well under the broker's message_size_limit (mosquitto/mosquitto.conf: 256 KiB).
 MAX_MESSAGE_BYTES = 200_000
-
-
 # Rows read from the spool for one message (a message holds what fits in ``max_bytes``).
 SPOOL_READ_ROWS = 2_000
 
@@ -87,7 +85,10 @@ class TelemetrySpool:
 
     def delete_through(self, last_id: int) -> None:
         """Forget every row up to ``last_id`` (the broker acknowledged them)."""
-        deleted = self._db.execute("DELETE FROM pending WHERE id <= ?", (last_id,)).rowcount
+        try:
+            deleted = self._db.execute("DELETE FROM pending WHERE id <= ?", (last_id,)).rowcount
+        except sqlite3.Error as err:
+            raise SpoolError(f"telemetry spool {self.path}: {err}") from err
         self.rows -= deleted
 
     def trim(self, keep: int) -> int:
@@ -95,9 +96,12 @@ class TelemetrySpool:
         excess = self.rows - keep
         if excess <= 0:
             return 0
-        self._db.execute(
-            "DELETE FROM pending WHERE id IN (SELECT id FROM pending ORDER BY id LIMIT ?)", (excess,)
-        )
+        try:
+            self._db.execute(
+                "DELETE FROM pending WHERE id IN (SELECT id FROM pending ORDER BY id LIMIT ?)", (excess,)
+            )
+        except sqlite3.Error as err:
+            raise SpoolError(f"telemetry spool {self.path}: {err}") from err
         self.rows -= excess
         return excess
 
@@ -182,8 +186,12 @@ class TelemetryBatcher:
                 if not await self._publish(self.topic, payload, False):
                     log.debug("bulk_telemetry_held", pending=self.pending)
                     return False
-                spool.delete_through(rows[count - 1][0])
                 self._sent.inc(count)
+                try:
+                    spool.delete_through(rows[count - 1][0])
+                except SpoolError as err:  # sent, not forgotten: they go again (at least once)
+                    log.error("bulk_telemetry_spool_failed", error=str(err))
+                    return False
             while self._pending:
                 count, payload = self._encode(self._pending)
                 evicted = self._evicted
@@ -206,7 +214,11 @@ class TelemetryBatcher:
             log.error("bulk_telemetry_spool_failed", error=str(err), pending=len(self._pending))
             return
         self._pending.clear()
-        dropped = self.spool.trim(self.max_pending)
+        try:
+            dropped = self.spool.trim(self.max_pending)
+        except SpoolError as err:
+            log.error("bulk_telemetry_spool_failed", error=str(err))
+            return
         if dropped:
             self._dropped.inc(dropped)
             log.warning("bulk_telemetry_dropped", states=dropped, bound=self.max_pending)
