@@ -151,6 +151,8 @@ def test_command_lines_mean_what_the_docs_say() -> None:
     gateway = [parse(a) for a in bcc_commands(unit("bcc-gateway@.service"))]
     assert [g.check_config for g in gateway] == [True, False]
     assert {g.site for g in gateway} == {f"/etc/bcc/sites/{SITE}.yaml"}
+    assert gateway[1].telemetry_spool == Path(f"/var/lib/bcc-gateway-{SITE}/telemetry.sqlite3")
+    assert unit("bcc-gateway@.service").value("Service", "StateDirectory") == "bcc-gateway-%i"
     recorder = [parse(a) for a in bcc_commands(unit("bcc-recorder@.service"))]
     assert {r.site for r in recorder} == {f"/etc/bcc/sites/{SITE}.yaml"}
     assert recorder[1].spool == Path(f"/var/lib/bcc-recorder-{SITE}/spool.sqlite3")

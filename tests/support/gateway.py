@@ -7,7 +7,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,28 @@ from devices.loader import LoadedSite, site_from_dict
 from iot_gateway.config import GatewayConfig, resolve_mqtt
 from iot_gateway.service import Gateway
 from mosquitto import MosquittoProcess
+
+
+def tuned_site(
+    loaded: LoadedSite,
+    keep: Iterable[str] | None = None,
+    poll_s: Mapping[str, Mapping[str, float]] | None = None,
+) -> LoadedSite:
+    """``loaded`` with only the devices in ``keep`` (all when None) and per-device poll interval
+    overrides, e.g. ``{"env_front": {"default": 0.1}}`` (validated like a site file; each bus's
+    timeout is shortened to its shortest interval, as the loader requires)."""
+    raw = loaded.site.model_dump(mode="json", exclude_none=True)
+    shortest = min((s for d in (poll_s or {}).values() for s in d.values()), default=None)
+    if shortest is not None:
+        for bus in raw["buses"]:
+            bus["timeout_ms"] = min(bus.get("timeout_ms", 1000), int(shortest * 1000))
+    wanted = None if keep is None else set(keep)
+    devices = [d for d in raw["devices"] if wanted is None or d["id"] in wanted]
+    for d in devices:
+        d["poll_s"] = {**d.get("poll_s", {}), **(poll_s or {}).get(d["id"], {})}
+    raw["devices"] = devices
+    raw.pop("console", None)  # a console naming a device left out would be refused
+    return site_from_dict(raw, loaded.profiles)
 
 
 def site_dict(
@@ -31,6 +53,9 @@ def site_dict(
         "reconnect_max_s": 1.0,
         **(mqtt or {}),
     }
+    # The shipped sites keep bulk telemetry's pending states in a file relative to the working
+    # directory; a test gets that file only where it asks for one (telemetry_spool_path=tmp_path / ...).
+    raw["gateway"].pop("telemetry_spool_path", None)
     raw["gateway"] = {**raw["gateway"], **gateway}
     return raw
 
@@ -65,12 +90,16 @@ class Probe:
 
     client: aiomqtt.Client
     messages: list[aiomqtt.Message] = field(default_factory=list)
+    # The event loop's time (loop.time()) at which each message of ``messages`` arrived.
+    arrived: list[float] = field(default_factory=list)
     _new: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
         async for msg in self.client.messages:
             async with self._new:
                 self.messages.append(msg)
+                self.arrived.append(loop.time())
                 self._new.notify_all()
 
     async def subscribe(self, topic: str) -> None:
@@ -101,6 +130,14 @@ class Probe:
 
     def all(self, topic: str, since: int = 0) -> list[Any]:
         return [decode(m.payload) for m in self.messages[since:] if str(m.topic) == topic]
+
+    def timed(self, topic: str, since: int = 0) -> list[tuple[float, Any]]:
+        """(arrival loop time, decoded payload) of every message on ``topic`` from index ``since``."""
+        return [
+            (t, decode(m.payload))
+            for t, m in zip(self.arrived[since:], self.messages[since:], strict=True)
+            if str(m.topic) == topic
+        ]
 
     def mark(self) -> int:
         return len(self.messages)

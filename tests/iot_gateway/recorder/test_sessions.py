@@ -14,10 +14,10 @@ from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder
 from mosquitto import MosquittoProcess
 from tests.support.influx import influxql, recorder_config
-from tests.support.recorder import distinct_times, meter_state, publish_as_gateway, rows
+from tests.support.recorder import distinct_times, meter_state, per_device, publish_as_gateway, rows
 from tests.support.wait import eventually
 
-LOADED = load_site(DEMO_SITE)
+LOADED = per_device(load_site(DEMO_SITE))
 
 
 def meter(i: int) -> tuple[str, bytes]:
