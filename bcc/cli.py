@@ -23,6 +23,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "portal": ("portal.cli", "citizen portal: serve it, or apply its database migrations"),
     "admin": ("portal.admin", "portal staff accounts: create, list, deactivate, reset password or 2FA"),
     "recorder": ("iot_gateway.recorder.cli", "record MQTT state and report events into InfluxDB"),
+    "influx": (
+        "iot_gateway.recorder.influx_admin",
+        "InfluxDB 1.x as its admin: provision the database, retention policies and users",
+    ),
     "install": ("bcc.install", "install the services on this server from one settings file (as root)"),
     "grafana": ("grafana.cli", "build the Grafana dashboards (JSON) from the profiles and the site"),
     "backup": (

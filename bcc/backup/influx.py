@@ -128,7 +128,8 @@ async def provision(access: InfluxAccess, measurements: Iterable[str]) -> None:
     except InfluxError as err:
         raise BackupError(
             f"InfluxDB's data is restored but its continuous query is not ({err}): run the InfluxDB "
-            "provisioning as InfluxDB's admin (users and grants are never in a backup)"
+            "provisioning as InfluxDB's admin: bcc influx provision --site <site file> (users and grants are "
+            "never in a backup)"
         ) from err
     finally:
         await client.aclose()

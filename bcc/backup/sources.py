@@ -13,6 +13,7 @@ from pathlib import Path
 from bcc.backup.manifest import BackupError
 from devices.loader import PROFILE_DIR, ConfigError, load_site
 from iot_gateway.recorder.config import InfluxAccess, resolve_influx
+from iot_gateway.recorder.provision import site_measurements
 from portal.config import Settings, SettingsError
 
 DEFAULT_INFLUX_RPC = "127.0.0.1:8088"  # influxd's own default bind-address
@@ -71,5 +72,5 @@ def recorder_side(args: argparse.Namespace, env: Mapping[str, str] | None = None
     if problems:
         raise BackupError("recorder site: " + "; ".join(problems))
     spool = args.spool or Path(access.settings.spool_path)
-    measurements = frozenset(p.model for p in loaded.profiles.values())
+    measurements = site_measurements(loaded)
     return RecorderSide(args.recorder_site, access, measurements, spool.absolute(), args.influx_rpc)

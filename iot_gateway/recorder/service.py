@@ -19,16 +19,20 @@ from prometheus_client import start_http_server
 from bcc_common.process import cancel_and_wait
 from bcc_contract.topics import Topics
 from iot_gateway.recorder.config import RecorderConfig
-from iot_gateway.recorder.influx import InfluxClient, InfluxError
+from iot_gateway.recorder.influx import InfluxClient, InfluxError, InfluxRejected
 from iot_gateway.recorder.intake import Intake
 from iot_gateway.recorder.lineproto import line
 from iot_gateway.recorder.metrics import RecorderMetrics
-from iot_gateway.recorder.provision import ensure_schema
+from iot_gateway.recorder.provision import ensure_schema, site_measurements, verify_schema
 from iot_gateway.recorder.schema import Schema
 from iot_gateway.recorder.spool import Spool
 from iot_gateway.recorder.writer import Writer
 
 log = structlog.get_logger(__name__)
+
+
+class SchemaMissing(InfluxError):
+    """The recorder's (write-only) user found the database or a retention policy missing."""
 
 
 class Recorder:
@@ -42,11 +46,36 @@ class Recorder:
         self.writer = Writer(self.spool, self.client, settings, self.metrics, self._ensure_schema)
         self.intake = Intake(config, self.schema, self.spool, self.metrics, self.writer.wake.set)
         self.schema_ready = not (settings.version == "1" and settings.manage_schema)
+        # False once InfluxDB refused to let our user create the schema (not an admin): verify only
+        self.may_create_schema = True
         self.metrics.spool_depth.set(self.spool.depth)
 
     async def _ensure_schema(self) -> None:
-        measurements = {p.model for p in self.config.loaded.profiles.values()}
-        await ensure_schema(self.client, self.config.influx, measurements)
+        settings = self.config.influx
+        if self.may_create_schema:
+            try:
+                await ensure_schema(self.client, settings, site_measurements(self.config.loaded))
+                self.schema_ready = True
+                return
+            except InfluxRejected as err:
+                if err.status != 403:
+                    raise
+                self.may_create_schema = False
+                log.info("influx_schema_not_admin", user=settings.username, error=str(err))
+        problems = await verify_schema(self.client, settings)
+        if problems:
+            log.error(
+                "influx_schema_missing",
+                problems=problems,
+                fix="run `bcc influx provision --site <site file>` as InfluxDB's admin (docs/influxdb.md)",
+            )
+            raise SchemaMissing("; ".join(problems))
+        log.info(
+            "influx_schema_verified",
+            database=settings.database,
+            user=settings.username,
+            note="database and retention policies exist; the continuous query is bcc influx provision's",
+        )
         self.schema_ready = True
 
     async def _schema_loop(self) -> None:

@@ -41,7 +41,7 @@ from portal.main import create_app
 from portal.models import Base, Photo, Report
 from portal.runtime import runtime_of
 from portal.services.wall import KioskStore
-from tests.support.influx import influxql, recorder_site_file
+from tests.support.influx import influx_as, influxql, recorder_site_file
 from tests.support.portal import owned_by_new_role, recreate_postgres_database
 from tests.support.portal_app import FakeClock, jpeg, make_settings, report_form, submit
 from tests.support.recorder import distinct_times, meter_state, publish_as_gateway, rows
@@ -404,13 +404,6 @@ def test_a_wrong_influx_rpc_address_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match=f"influxd's backup service at {wrong} does not answer"):
         make_backup(args)
     assert not (tmp_path / "b" / "manifest.json").exists()
-
-
-def influx_as(url: str, who: tuple[str, str] | None, q: str) -> dict[str, Any]:
-    """One InfluxQL statement as ``who`` (user, password); the first result (with its error, if any)."""
-    r = httpx.post(f"{url}/query", params={"q": q, "db": "bcc"}, auth=who, timeout=10)
-    result: dict[str, Any] = r.json().get("results", [r.json()])[0]
-    return result
 
 
 def fill_as_admin(url: str, admin: tuple[str, str]) -> None:

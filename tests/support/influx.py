@@ -98,6 +98,13 @@ def influxql(url: str, q: str, db: str = "bcc", absent_ok: bool = False) -> list
     return series
 
 
+def influx_as(url: str, who: tuple[str, str] | None, q: str, db: str = "bcc") -> dict[str, Any]:
+    """One InfluxQL statement as ``who`` (user, password); the first result (with its error, if any)."""
+    r = httpx.post(f"{url}/query", params={"q": q, "db": db}, auth=who, timeout=10)
+    result: dict[str, Any] = r.json().get("results", [r.json()])[0]
+    return result
+
+
 def count_rows(url: str, measurement: str, field: str, where: str = "") -> int:
     """Number of stored points with ``field`` set (``count()`` over all time)."""
     series = influxql(url, f'SELECT count("{field}") FROM {measurement} {where}', absent_ok=True)
