@@ -148,6 +148,11 @@ class Provisioner:
                     f"InfluxDB at {url} refused the admin user {name!r}: wrong user or password "
                     "(BCC_INFLUX_ADMIN_USER / BCC_INFLUX_ADMIN_PASSWORD)"
                 ) from err
+            if "create admin user first" in str(err):
+                raise ProvisionError(
+                    f"InfluxDB at {url} has no admin yet: create it first (the first user must be one), "
+                    f"influx -execute \"CREATE USER {name} WITH PASSWORD '...' WITH ALL PRIVILEGES\""
+                ) from err
             raise ProvisionError(f"InfluxDB at {url}: {name!r} is not an admin ({err})") from err
         wrong = Account(name, self.plan.admin.password + "-not-it", "ALL")
         if await self._logs_in(wrong):

@@ -176,6 +176,28 @@ async def test_wrong_admin_password_is_one_line_exit_2(
     assert (code, err) == (2, f"bcc influx provision: {missing}\n")
 
 
+async def test_no_admin_yet_or_not_an_admin_is_one_line_exit_2(
+    mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    server = InfluxdProcess(tmp_path / "influxdb", auth_enabled=True)
+    await server.start()
+    try:
+        site = site_file(mosquitto, server, tmp_path)
+        code, out, err = await bcc_provision(site, admin_env())
+        assert (code, out, err.count("\n")) == (2, "", 1)
+        assert "has no admin yet: create it first" in err
+        q = f"CREATE USER {ADMIN[0]} WITH PASSWORD '{ADMIN[1]}' WITH ALL PRIVILEGES"
+        assert "error" not in await asyncio.to_thread(influx_as, server.url, None, q)
+        q = "CREATE USER plain WITH PASSWORD 'plain-password'"
+        assert "error" not in await asyncio.to_thread(influx_as, server.url, ADMIN, q)
+        env = admin_env(BCC_INFLUX_ADMIN_USER="plain", BCC_INFLUX_ADMIN_PASSWORD="plain-password")
+        code, out, err = await bcc_provision(site, env)
+        assert (code, out, err.count("\n")) == (2, "", 1)
+        assert "'plain' is not an admin" in err
+    finally:
+        await server.stop()
+
+
 async def test_server_without_authentication_is_refused(
     mosquitto: MosquittoProcess, influxd: InfluxdProcess, tmp_path: Path
 ) -> None:
