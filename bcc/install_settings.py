@@ -18,7 +18,12 @@ from bcc_contract.accounts import DEFAULT_ACCOUNTS, MAX_ACCOUNTS, ROLES
 
 # Secret files in /etc/bcc/secrets: the names the units' LoadCredential= lines use (deploy/README.md).
 MQTT_SECRETS: dict[str, str] = {role: f"mqtt-{role}" for role in ROLES}
-SECRET_NAMES: tuple[str, ...] = (*MQTT_SECRETS.values(), "influx-recorder", "portal-secret-key")
+SECRET_NAMES: tuple[str, ...] = (
+    *MQTT_SECRETS.values(),
+    "influx-recorder",
+    "influx-grafana",  # Grafana's read-only InfluxDB user (bcc influx provision, docs/influxdb.md)
+    "portal-secret-key",
+)
 Service = Literal["broker", "nginx", "portal", "gateway", "recorder"]
 SERVICES: tuple[Service, ...] = ("broker", "nginx", "portal", "gateway", "recorder")
 MIN_SECRET_LEN = 16
