@@ -216,16 +216,27 @@ async def test_recorder_with_the_write_user_stores_points(
     # before the provisioning: the database is missing, and the recorder says so (and stores nothing)
     q = f"CREATE USER {RECORDER[0]} WITH PASSWORD {quote_string(RECORDER[1])}"
     assert "error" not in influx_as(url, ADMIN, q)
-    with structlog.testing.capture_logs() as logs:
-        async with running_recorder(config) as rec:
-            await eventually(lambda: any(e["event"] == "influx_schema_missing" for e in logs), timeout=10)
-            assert not rec.schema_ready
-    missing = next(e for e in logs if e["event"] == "influx_schema_missing")
-    assert missing["problems"] == ["database 'bcc' does not exist"]
-    assert "bcc influx provision" in missing["fix"]
+
+    async def schema_missing() -> dict[str, Any]:
+        with structlog.testing.capture_logs() as logs:
+            async with running_recorder(config) as rec:
+                await eventually(lambda: any(e["event"] == "influx_schema_missing" for e in logs), timeout=10)
+                assert not rec.schema_ready
+        missing = next(e for e in logs if e["event"] == "influx_schema_missing")
+        assert "bcc influx provision" in missing["fix"]
+        return missing
+
+    assert (await schema_missing())["problems"] == ["database 'bcc' does not exist"]
+    # the database without the retention policies (created by hand): each missing one is named
+    for q in ("CREATE DATABASE bcc", f"GRANT WRITE ON bcc TO {RECORDER[0]}"):
+        assert "error" not in influx_as(url, ADMIN, q)
+    assert (await schema_missing())["problems"] == [
+        f"retention policy {rp!r} does not exist on database 'bcc'" for rp in ("raw", "rollup", "reports")
+    ]
+    assert "series" not in influx_as(url, ADMIN, "SHOW MEASUREMENTS")  # the checks stored nothing
 
     lines = await provision(plan(load_site(site), admin_env(), str(site), None))
-    assert lines[1] == f"user {RECORDER[0]} (WRITE on bcc): granted WRITE on bcc (was nothing)"
+    assert lines[1] == f"user {RECORDER[0]} (WRITE on bcc): unchanged"
 
     total = 50
     with structlog.testing.capture_logs() as logs:
