@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +217,7 @@ async def test_recorder_with_the_write_user_stores_points(
     q = f"CREATE USER {RECORDER[0]} WITH PASSWORD {quote_string(RECORDER[1])}"
     assert "error" not in influx_as(url, ADMIN, q)
 
-    async def schema_missing() -> dict[str, Any]:
+    async def schema_missing() -> MutableMapping[str, Any]:
         with structlog.testing.capture_logs() as logs:
             async with running_recorder(config) as rec:
                 await eventually(lambda: any(e["event"] == "influx_schema_missing" for e in logs), timeout=10)
