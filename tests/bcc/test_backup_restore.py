@@ -44,10 +44,10 @@ from portal.services.wall import KioskStore
 from tests.support.influx import influx_as, influxql, recorder_site_file
 from tests.support.portal import owned_by_new_role, recreate_postgres_database
 from tests.support.portal_app import FakeClock, jpeg, make_settings, report_form, submit
-from tests.support.recorder import distinct_times, meter_state, publish_as_gateway, rows
+from tests.support.recorder import distinct_times, meter_state, per_device, publish_as_gateway, rows
 from tests.support.wait import eventually, eventually_sync
 
-LOADED = load_site(DEMO_SITE)
+LOADED = per_device(load_site(DEMO_SITE))  # the test publishes one message per device state
 
 
 def cli(*argv: str) -> argparse.Namespace:

@@ -111,4 +111,8 @@ async def test_bulk_telemetry_keeps_the_history_of_a_broker_outage(
         assert gw.telemetry is not None and gw.telemetry.pending >= 4
         await mosquitto.start()
         await eventually(lambda: {111.0, 222.0, 333.0, 444.0} <= stored(), timeout=30, step=0.2)
-        assert gw.telemetry.pending == 0
+        # The held states are gone from the buffer. Polling goes on, so a window of new states may be
+        # waiting for its acknowledgement at any instant (seen: 2 pending right after): wait for an
+        # instant between windows rather than asserting on one.
+        telemetry = gw.telemetry
+        await eventually(lambda: telemetry.pending == 0, timeout=10, step=0.005, what="an empty buffer")
