@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "portal": ("portal.cli", "citizen portal: serve it, or apply its database migrations"),
     "admin": ("portal.admin", "portal staff accounts: create, list, deactivate, reset password or 2FA"),
     "recorder": ("iot_gateway.recorder.cli", "record MQTT state and report events into InfluxDB"),
+    "alarms": ("iot_gateway.alarms.cli", "evaluate alarm rules on MQTT state and publish alarm states"),
     "grafana": ("grafana.cli", "build the Grafana dashboards (JSON) from the profiles and the site"),
 }
 

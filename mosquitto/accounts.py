@@ -13,7 +13,7 @@ from bcc_common.ident import IDENT_RE
 from mosquitto.errors import BrokerError, MissingSecretsError
 
 # Usernames are role names; the ACL (mosquitto/acl) grants each one its topics.
-ROLES: tuple[str, ...] = ("gateway", "recorder", "portal", "operator", "readonly", "homeassistant")
+ROLES: tuple[str, ...] = ("gateway", "recorder", "portal", "operator", "readonly", "homeassistant", "alarms")
 MIN_PASSWORD_LEN = 12
 
 

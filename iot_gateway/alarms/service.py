@@ -1,0 +1,280 @@
+"""``bcc alarms``: reads device state, availability and the gateway's bridge state from MQTT, evaluates
+the rules, and publishes each alarm's state (retained) and every transition (docs/alarms.md).
+
+One task holds the MQTT connection (reconnect with capped, jittered backoff; ``offline`` on
+``<base>/alarms/status`` is the last will), one judges time (delays, stale values, shelving expiry)
+every ``tick_s``. Every batch of transitions is committed to the state file before it is published;
+events wait there until the broker acknowledged them, so none is lost while the broker is away.
+Operators act on ``<base>/alarms/command`` and get their answer on ``<base>/alarms/results``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiomqtt
+import orjson
+import structlog
+
+from bcc_common.process import cancel_and_wait
+from bcc_common.timefmt import iso_ms
+from bcc_contract.topics import OFFLINE, ONLINE, Topics
+from iot_gateway.alarms.config import AlarmsConfig
+from iot_gateway.alarms.engine import Alarm, AlarmEvent, CommandError, Evaluator
+from iot_gateway.alarms.store import AlarmStore
+from iot_gateway.lifecycle import mqtt_connected
+from iot_gateway.mqtt import PUBLISH_TIMEOUT_S, client_kwargs
+
+log = structlog.get_logger(__name__)
+
+MAX_COMMAND_BYTES = 4096
+ACTIONS = ("ack", "shelve", "unshelve")
+
+
+def iso_or_none(ts: float | None) -> str | None:
+    return None if ts is None else iso_ms(ts)
+
+
+def state_payload(alarm: Alarm, now: float) -> dict[str, Any]:
+    """What ``<base>/alarms/state/<alarm>`` carries (docs/alarms.md)."""
+    rule = alarm.spec.rule
+    return {
+        "alarm": alarm.spec.id,
+        "rule": rule.id,
+        "device": alarm.spec.device,
+        "point": rule.point,
+        "kind": rule.kind,
+        "severity": rule.severity,
+        "state": alarm.state.value,
+        "active": alarm.active,
+        "value": alarm.value,
+        "limit": rule.limit,
+        "message": rule.message.model_dump(),
+        "since": iso_or_none(alarm.since),
+        "raised_at": iso_or_none(alarm.raised_at),
+        "shelved": None
+        if alarm.shelved_until is None
+        else {"by": alarm.shelved_by, "reason": alarm.shelve_reason, "until": iso_ms(alarm.shelved_until)},
+        "ts": iso_ms(now),
+    }
+
+
+class AlarmService:
+    def __init__(self, config: AlarmsConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.topics = Topics(config.mqtt.base_topic, config.mqtt.discovery_prefix)
+        self.store = AlarmStore(config.state_path)
+        self.evaluator = Evaluator(config.rules, start=clock())
+        self.forgotten = self.evaluator.restore(self.store.load())
+        self.store.forget(self.forgotten)
+        devices = [d.id for d in config.loaded.site.devices]
+        self._state_topics = {self.topics.state(d): d for d in devices}
+        self._availability_topics = {self.topics.availability(d): d for d in devices}
+        self._client: aiomqtt.Client | None = None
+        self._publish_lock = asyncio.Lock()
+        self.connected = asyncio.Event()
+        self.commands_handled = 0
+
+    # --- evaluation -------------------------------------------------------------------------------
+    async def _commit(self, events: list[AlarmEvent]) -> None:
+        """Persist, then publish: the state file is never behind what the broker was told."""
+        if not events:
+            return
+        changed = list(dict.fromkeys(e.alarm for e in events))
+        bodies = [self._event_payload(e) for e in events]
+        self.store.save(self.evaluator.snapshot(changed), bodies)
+        for event in events:
+            log.info(
+                "alarm_transition",
+                transition=event.event,
+                alarm=event.alarm,
+                state=event.state.value,
+                who=event.who,
+            )
+        await self._publish_pending(changed)
+
+    def _event_payload(self, event: AlarmEvent) -> dict[str, Any]:
+        spec = self.evaluator.alarms[event.alarm].spec
+        return {
+            "alarm": event.alarm,
+            "event": event.event,
+            "state": event.state.value,
+            "severity": spec.severity,
+            "rule": spec.rule.id,
+            "device": spec.device,
+            "who": event.who,
+            "note": event.note,
+            "value": event.value,
+            "at": iso_ms(event.at),
+        }
+
+    async def _publish_pending(self, alarm_ids: list[str]) -> None:
+        client = self._client
+        if client is None:
+            return  # everything is re-sent on the next connect
+        async with self._publish_lock:
+            now = self.clock()
+            for alarm_id in alarm_ids:
+                payload = orjson.dumps(state_payload(self.evaluator.alarms[alarm_id], now))
+                await client.publish(
+                    self.topics.alarm_state(alarm_id), payload, qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S
+                )
+            while batch := self.store.unpublished():
+                for seq, body in batch:
+                    await client.publish(
+                        self.topics.alarm_events,
+                        orjson.dumps({"seq": seq, **body}),
+                        qos=1,
+                        timeout=PUBLISH_TIMEOUT_S,
+                    )
+                    self.store.mark_published(seq)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await self._commit(self.evaluator.tick(self.clock()))
+            await asyncio.sleep(self.config.tick_s)
+
+    # --- MQTT -------------------------------------------------------------------------------------
+    async def _on_connect(self, client: aiomqtt.Client) -> None:
+        self.evaluator.on_link(True, self.clock())
+        t = self.topics
+        for topic in (t.all_state, t.all_availability, t.bridge_state, t.alarm_commands):
+            await client.subscribe(topic, qos=1)
+        for alarm_id in self.forgotten:  # their rule is gone: remove their retained state
+            await client.publish(t.alarm_state(alarm_id), b"", qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S)
+        self.forgotten = []
+        self._client = client
+        # Re-publish what the broker may have missed (or lost) while we were away.
+        known = [i for i, a in self.evaluator.alarms.items() if a.since is not None]
+        await self._publish_pending(known)
+        await client.publish(t.alarm_service, ONLINE, qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S)
+
+    async def handle(self, topic: str, payload: bytes, retained: bool) -> None:
+        now = self.clock()
+        if topic in self._state_topics:
+            try:
+                state = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                log.warning("alarm_bad_state", topic=topic)
+                return
+            if isinstance(state, dict):
+                await self._commit(self.evaluator.on_state(self._state_topics[topic], state, now))
+        elif topic in self._availability_topics:
+            online = payload == ONLINE.encode()
+            await self._commit(self.evaluator.on_availability(self._availability_topics[topic], online, now))
+        elif topic == self.topics.bridge_state:
+            await self._commit(self.evaluator.on_bridge(payload == ONLINE.encode(), now))
+        elif topic == self.topics.alarm_commands and not retained:
+            await self._command(payload, now)
+
+    async def _command(self, payload: bytes, now: float) -> None:
+        """Apply one operator action; the answer goes to ``<base>/alarms/results``."""
+        self.commands_handled += 1
+        result: dict[str, Any] = {"status": "ok"}
+        try:
+            if len(payload) > MAX_COMMAND_BYTES:
+                raise CommandError(f"command larger than {MAX_COMMAND_BYTES} bytes")
+            try:
+                cmd = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                raise CommandError("not JSON") from None
+            if not isinstance(cmd, dict):
+                raise CommandError("a command is a JSON object")
+            result.update({k: cmd[k] for k in ("transaction", "alarm", "action") if k in cmd})
+            events = self._apply(cmd, now)
+        except CommandError as err:
+            result.update(status="rejected", error=str(err))
+            log.info("alarm_command_rejected", error=str(err))
+        else:
+            await self._commit(events)
+        client = self._client
+        if client is not None:
+            await client.publish(
+                self.topics.alarm_results, orjson.dumps(result), qos=1, timeout=PUBLISH_TIMEOUT_S
+            )
+
+    def _apply(self, cmd: dict[str, Any], now: float) -> list[AlarmEvent]:
+        alarm, action, who = cmd.get("alarm"), cmd.get("action"), cmd.get("by")
+        note = cmd.get("note", "")
+        if not isinstance(alarm, str):
+            raise CommandError("'alarm' (an alarm id) is required")
+        if action not in ACTIONS:
+            raise CommandError(f"'action' must be one of {', '.join(ACTIONS)}")
+        if not isinstance(who, str) or not isinstance(note, str):
+            raise CommandError("'by' and 'note' are strings")
+        if action == "ack":
+            return self.evaluator.ack(alarm, who, note, now)
+        if action == "unshelve":
+            return self.evaluator.unshelve(alarm, who, note, now)
+        duration = cmd.get("duration_s")
+        if isinstance(duration, bool) or not isinstance(duration, int | float):
+            raise CommandError("'duration_s' (seconds) is required to shelve")
+        return self.evaluator.shelve(alarm, who, note, float(duration), now)
+
+    async def _mqtt_loop(self) -> None:
+        failures = 0
+        settings = self.config.mqtt
+        will = aiomqtt.Will(self.topics.alarm_service, OFFLINE, qos=1, retain=True)
+        while True:
+            try:
+                kwargs = client_kwargs(settings, self.config.client_id, self.config.password)
+                async with mqtt_connected(aiomqtt.Client(will=will, **kwargs)) as client:  # type: ignore[arg-type]
+                    failures = 0
+                    await self._on_connect(client)
+                    log.info("alarms_mqtt_connected", alarms=len(self.evaluator.alarms))
+                    self.connected.set()
+                    async for msg in client.messages:
+                        payload = msg.payload if isinstance(msg.payload, bytes) else b""
+                        await self.handle(str(msg.topic), payload, bool(msg.retain))
+            except aiomqtt.MqttError as err:
+                failures += 1
+                if failures == 1:
+                    log.warning("alarms_mqtt_disconnected", error=str(err))
+            finally:
+                self._client = None
+                self.connected.clear()
+                self.evaluator.on_link(False, self.clock())
+            delay = min(settings.reconnect_max_s, settings.reconnect_min_s * 2 ** min(failures, 16))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set or the task is cancelled."""
+        stop = stop or asyncio.Event()
+        log.info("alarms_starting", rules=len(self.config.rules.book.rules), state=str(self.store.path))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._mqtt_loop(), name="alarms-mqtt"),
+                    tg.create_task(self._tick_loop(), name="alarms-tick"),
+                ]
+                await stop.wait()
+                client = self._client
+                if client is not None:  # a clean stop says offline itself; the will covers crashes
+                    with contextlib.suppress(aiomqtt.MqttError):
+                        await client.publish(
+                            self.topics.alarm_service, OFFLINE, qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S
+                        )
+                await cancel_and_wait(*tasks)
+        finally:
+            self.store.close()
+            log.info("alarms_stopped")
+
+
+@contextlib.asynccontextmanager
+async def running_alarms(config: AlarmsConfig) -> AsyncIterator[AlarmService]:
+    """Start the service in this event loop; yields it once MQTT is connected (tests, demo)."""
+    service = AlarmService(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await asyncio.wait_for(service.connected.wait(), 10)
+        yield service
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
