@@ -134,10 +134,9 @@ class Topics:
         """The answer to each alarm command (``ok`` or ``rejected``), echoing its ``transaction``."""
         return f"{self.base}/alarms/results"
 
-    @property
-    def alarm_service(self) -> str:
-        """Retained ``online``/``offline`` of the alarm evaluator; ``offline`` is its last will."""
-        return f"{self.base}/alarms/status"
+    def alarm_service(self, instance: str) -> str:
+        """Retained ``active``/``standby``/``offline`` of one alarm evaluator (``offline``: its last will)."""
+        return f"{self.base}/alarms/status/{instance}"
 
     # --- Home Assistant ---------------------------------------------------------------------
     def discovery(self, node_id: str) -> str:

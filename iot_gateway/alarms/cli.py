@@ -19,7 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rules", type=Path, default=None, help="rules YAML file (default: devices/sites/alarms/<site>.yaml)"
     )
     parser.add_argument(
-        "--state", type=Path, default=DEFAULT_STATE, help=f"state file (SQLite, default: ./{DEFAULT_STATE})"
+        "--state",
+        type=Path,
+        default=None,
+        help=f"state file (SQLite, default: ./{DEFAULT_STATE}) when BCC_ALARMS_DATABASE_URL is not set",
+    )
+    parser.add_argument(
+        "--instance",
+        default=None,
+        help="this evaluator's name (default: <host>_<pid>); a standby needs its own",
     )
     parser.add_argument(
         "--profiles", type=Path, action="append", default=[], help="extra profile directory (repeatable)"

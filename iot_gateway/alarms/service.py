@@ -6,6 +6,12 @@ One task holds the MQTT connection (reconnect with capped, jittered backoff; ``o
 every ``tick_s``. Every batch of transitions is committed to the state file before it is published;
 events wait there until the broker acknowledged them, so none is lost while the broker is away.
 Operators act on ``<base>/alarms/command`` and get their answer on ``<base>/alarms/results``.
+
+Standby: every evaluator reads the same inputs, but only the holder of the lease in the state database
+(``alarm_lease``) evaluates, persists and publishes. A standby keeps the latest inputs; when the
+active one's lease runs out (it stopped renewing, or released it on a clean stop), the standby takes
+the lease, resumes the persisted alarms and replays those inputs, so exactly one evaluator raises each
+alarm and a takeover raises nothing twice.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import aiomqtt
 import orjson
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from bcc_common.process import cancel_and_wait
 from bcc_common.timefmt import iso_ms
@@ -34,6 +41,8 @@ log = structlog.get_logger(__name__)
 
 MAX_COMMAND_BYTES = 4096
 ACTIONS = ("ack", "shelve", "unshelve")
+LEASE = "evaluator"
+ACTIVE, STANDBY = "active", "standby"
 
 
 def iso_or_none(ts: float | None) -> str | None:
@@ -69,26 +78,104 @@ class AlarmService:
         self.config = config
         self.clock = clock
         self.topics = Topics(config.mqtt.base_topic, config.mqtt.discovery_prefix)
-        self.store = AlarmStore(config.state_path)
+        self.store = AlarmStore(config.database_url, create=config.own_database)
         self.evaluator = Evaluator(config.rules, start=clock())
-        self.forgotten = self.evaluator.restore(self.store.load())
-        self.store.forget(self.forgotten)
+        self.forgotten: list[str] = []
         devices = [d.id for d in config.loaded.site.devices]
         self._state_topics = {self.topics.state(d): d for d in devices}
         self._availability_topics = {self.topics.availability(d): d for d in devices}
         self._client: aiomqtt.Client | None = None
         self._publish_lock = asyncio.Lock()
         self.connected = asyncio.Event()
+        self.became_active = asyncio.Event()
         self.commands_handled = 0
+        # The latest inputs (time, value), replayed into a fresh evaluator when this one takes over.
+        self._last_state: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._last_availability: dict[str, tuple[float, bool]] = {}
+        self._last_bridge: tuple[float, bool] | None = None
+        self._held_until = 0.0  # lease: active while now < this
+        self._renew_at = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.clock() < self._held_until
+
+    # --- lease ------------------------------------------------------------------------------------
+    async def _check_lease(self, now: float) -> None:
+        """Renew (or take) the lease every lease_s / 3; take over with the persisted alarms."""
+        if now < self._renew_at:
+            return
+        lease_s = self.config.lease_s
+        was_active = self.active
+        try:
+            held = self.store.take_lease(LEASE, self.config.client_id, now, lease_s)
+        except SQLAlchemyError as err:
+            log.warning("alarms_lease_failed", error=str(err).splitlines()[0])
+            held = False
+        self._renew_at = now + lease_s / 3
+        if held:
+            self._held_until = now + lease_s
+        if held and not was_active:
+            await self._take_over(now)
+        elif not held and was_active:
+            log.warning("alarms_lease_lost", instance=self.config.instance)
+            self._held_until = 0.0
+            await self._say_status()
+
+    async def _take_over(self, now: float) -> None:
+        """Resume the persisted alarms, replay the latest inputs, publish everything."""
+        self.evaluator = Evaluator(self.config.rules, start=now)
+        self.evaluator.on_link(self._client is not None, now)
+        records = self.store.load()
+        self.forgotten += self.evaluator.restore(records)
+        self.store.forget(self.forgotten)
+        log.info("alarms_active", instance=self.config.instance, restored=len(records))
+        events: list[AlarmEvent] = []
+        if self._last_bridge is not None:
+            events += self.evaluator.on_bridge(self._last_bridge[1], self._last_bridge[0])
+        for device, (t, online) in self._last_availability.items():
+            events += self.evaluator.on_availability(device, online, t)
+        for device, (t, state) in self._last_state.items():
+            events += self.evaluator.on_state(device, state, t)
+        events += self.evaluator.tick(now)
+        self.became_active.set()
+        await self._commit(events)
+        await self._publish_all()
+
+    async def _publish_all(self) -> None:
+        """What the broker may have missed (or lost): every alarm that ever left normal, removals."""
+        client = self._client
+        if client is None or not self.active:
+            return
+        for alarm_id in self.forgotten:  # their rule is gone: remove their retained state
+            await client.publish(
+                self.topics.alarm_state(alarm_id), b"", qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S
+            )
+        self.forgotten = []
+        known = [i for i, a in self.evaluator.alarms.items() if a.since is not None]
+        await self._publish_pending(known)
+        await self._say_status()
+
+    async def _say_status(self) -> None:
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(
+                    self.topics.alarm_service(self.config.instance),
+                    ACTIVE if self.active else STANDBY,
+                    qos=1,
+                    retain=True,
+                    timeout=PUBLISH_TIMEOUT_S,
+                )
 
     # --- evaluation -------------------------------------------------------------------------------
     async def _commit(self, events: list[AlarmEvent]) -> None:
         """Persist, then publish: the state file is never behind what the broker was told."""
-        if not events:
+        if not events or not self.active:
             return
         changed = list(dict.fromkeys(e.alarm for e in events))
-        bodies = [self._event_payload(e) for e in events]
-        self.store.save(self.evaluator.snapshot(changed), bodies)
+        bodies = [(e.at, self._event_payload(e)) for e in events]
+        self.store.save(self.evaluator.snapshot(changed), bodies, self.clock())
         for event in events:
             log.info(
                 "alarm_transition",
@@ -116,8 +203,8 @@ class AlarmService:
 
     async def _publish_pending(self, alarm_ids: list[str]) -> None:
         client = self._client
-        if client is None:
-            return  # everything is re-sent on the next connect
+        if client is None or not self.active:
+            return  # everything is re-sent on the next connect or takeover
         async with self._publish_lock:
             now = self.clock()
             for alarm_id in alarm_ids:
@@ -133,11 +220,14 @@ class AlarmService:
                         qos=1,
                         timeout=PUBLISH_TIMEOUT_S,
                     )
-                    self.store.mark_published(seq)
+                    self.store.mark_published(seq, self.clock())
 
     async def _tick_loop(self) -> None:
         while True:
-            await self._commit(self.evaluator.tick(self.clock()))
+            now = self.clock()
+            await self._check_lease(now)
+            if self.active:
+                await self._commit(self.evaluator.tick(now))
             await asyncio.sleep(self.config.tick_s)
 
     # --- MQTT -------------------------------------------------------------------------------------
@@ -146,17 +236,13 @@ class AlarmService:
         t = self.topics
         for topic in (t.all_state, t.all_availability, t.bridge_state, t.alarm_commands):
             await client.subscribe(topic, qos=1)
-        for alarm_id in self.forgotten:  # their rule is gone: remove their retained state
-            await client.publish(t.alarm_state(alarm_id), b"", qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S)
-        self.forgotten = []
         self._client = client
-        # Re-publish what the broker may have missed (or lost) while we were away.
-        known = [i for i, a in self.evaluator.alarms.items() if a.since is not None]
-        await self._publish_pending(known)
-        await client.publish(t.alarm_service, ONLINE, qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S)
+        await self._publish_all()
+        await self._say_status()
 
     async def handle(self, topic: str, payload: bytes, retained: bool) -> None:
         now = self.clock()
+        ev = self.evaluator
         if topic in self._state_topics:
             try:
                 state = orjson.loads(payload)
@@ -164,13 +250,21 @@ class AlarmService:
                 log.warning("alarm_bad_state", topic=topic)
                 return
             if isinstance(state, dict):
-                await self._commit(self.evaluator.on_state(self._state_topics[topic], state, now))
+                device = self._state_topics[topic]
+                self._last_state[device] = (now, state)
+                if self.active:
+                    await self._commit(ev.on_state(device, state, now))
         elif topic in self._availability_topics:
             online = payload == ONLINE.encode()
-            await self._commit(self.evaluator.on_availability(self._availability_topics[topic], online, now))
+            device = self._availability_topics[topic]
+            self._last_availability[device] = (now, online)
+            if self.active:
+                await self._commit(ev.on_availability(device, online, now))
         elif topic == self.topics.bridge_state:
-            await self._commit(self.evaluator.on_bridge(payload == ONLINE.encode(), now))
-        elif topic == self.topics.alarm_commands and not retained:
+            self._last_bridge = (now, payload == ONLINE.encode())
+            if self.active:
+                await self._commit(ev.on_bridge(payload == ONLINE.encode(), now))
+        elif topic == self.topics.alarm_commands and not retained and self.active:
             await self._command(payload, now)
 
     async def _command(self, payload: bytes, now: float) -> None:
@@ -220,7 +314,7 @@ class AlarmService:
     async def _mqtt_loop(self) -> None:
         failures = 0
         settings = self.config.mqtt
-        will = aiomqtt.Will(self.topics.alarm_service, OFFLINE, qos=1, retain=True)
+        will = aiomqtt.Will(self.topics.alarm_service(self.config.instance), OFFLINE, qos=1, retain=True)
         while True:
             try:
                 kwargs = client_kwargs(settings, self.config.client_id, self.config.password)
@@ -246,7 +340,7 @@ class AlarmService:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set or the task is cancelled."""
         stop = stop or asyncio.Event()
-        log.info("alarms_starting", rules=len(self.config.rules.book.rules), state=str(self.store.path))
+        log.info("alarms_starting", rules=len(self.config.rules.book.rules), instance=self.config.instance)
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
@@ -254,11 +348,19 @@ class AlarmService:
                     tg.create_task(self._tick_loop(), name="alarms-tick"),
                 ]
                 await stop.wait()
+                if self.active:  # a standby takes over at once
+                    with contextlib.suppress(SQLAlchemyError):
+                        self.store.release_lease(LEASE, self.config.client_id)
+                    self._held_until = 0.0
                 client = self._client
                 if client is not None:  # a clean stop says offline itself; the will covers crashes
                     with contextlib.suppress(aiomqtt.MqttError):
                         await client.publish(
-                            self.topics.alarm_service, OFFLINE, qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S
+                            self.topics.alarm_service(self.config.instance),
+                            OFFLINE,
+                            qos=1,
+                            retain=True,
+                            timeout=PUBLISH_TIMEOUT_S,
                         )
                 await cancel_and_wait(*tasks)
         finally:
@@ -267,13 +369,16 @@ class AlarmService:
 
 
 @contextlib.asynccontextmanager
-async def running_alarms(config: AlarmsConfig) -> AsyncIterator[AlarmService]:
-    """Start the service in this event loop; yields it once MQTT is connected (tests, demo)."""
+async def running_alarms(config: AlarmsConfig, active: bool = True) -> AsyncIterator[AlarmService]:
+    """Start the service in this event loop; yields it once MQTT is connected and (``active``) it holds
+    the lease (tests, demo)."""
     service = AlarmService(config)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
         await asyncio.wait_for(service.connected.wait(), 10)
+        if active:
+            await asyncio.wait_for(service.became_active.wait(), 10)
         yield service
     finally:
         stop.set()

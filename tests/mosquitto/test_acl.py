@@ -24,6 +24,7 @@ PLACEHOLDERS = {
     "<node>": "bcc_probe_dev",
     "<client>": "probe_client",
     "<alarm>": "probe_rule.probe_dev",
+    "<instance>": "probe_instance",
 }
 NOT_AUTHORIZED = 0x87
 Table = dict[str, dict[str, frozenset[str]]]  # topic pattern -> role -> {"pub", "sub"}
@@ -74,7 +75,7 @@ def test_table_lists_every_role_and_every_topic() -> None:
         t.alarm_events,
         t.alarm_commands,
         t.alarm_results,
-        t.alarm_service,
+        t.alarm_service("<instance>"),
     }
     assert set(ROLES_IN_DOC) == set(ROLES)
     assert set(TABLE) == topics

@@ -52,7 +52,7 @@ def alarms_config(sim: SiteSimulator, broker: MosquittoProcess, tmp_path: Path) 
     loaded = sim.site_for_clients()
     site = site_from_dict(site_dict(loaded, broker), loaded.profiles)
     env = {"BCC_MQTT_PASSWORD": broker.password("alarms")}
-    return build_alarms_config(site, env, fast_rules(tmp_path), tmp_path / "alarms.sqlite3")
+    return build_alarms_config(site, env, fast_rules(tmp_path), tmp_path / "alarms.sqlite3", instance="one")
 
 
 async def command(p: Probe, txn: str, **cmd: Any) -> dict[str, Any]:
@@ -153,7 +153,7 @@ async def test_overheat_ack_cool_offline_and_restart(mosquitto: MosquittoProcess
                 )
 
             # Restarted in the middle of that alarm: still active, not raised again.
-            assert await p.wait_for(T.alarm_service, lambda s: s == "offline", since=mark) == "offline"
+            assert await p.wait_for(T.alarm_service("one"), lambda s: s == "offline", since=mark) == "offline"
             restart = p.mark()
             async with running_alarms(config):
                 still = await p.wait_for(T.alarm_state(WALL_OFFLINE), since=restart)
@@ -173,7 +173,7 @@ async def test_overheat_ack_cool_offline_and_restart(mosquitto: MosquittoProcess
                 assert alarm_events(p, WALL_OFFLINE, restart) == ["cleared"]
     finally:
         await sim.stop()
-    history = AlarmStore(config.state_path)
+    history = AlarmStore(config.database_url)
     try:
         assert [e["event"] for e in history.history(WALL_OFFLINE)] == ["raised", "cleared"]
         assert [e["event"] for e in history.history(HOT)] == ["raised", "acked", "cleared"]
