@@ -199,6 +199,7 @@ class AlarmService:
             "note": event.note,
             "value": event.value,
             "at": iso_ms(event.at),
+            "evaluator": self.config.instance,
         }
 
     async def _publish_pending(self, alarm_ids: list[str]) -> None:

@@ -82,7 +82,7 @@ async def test_overheat_ack_cool_offline_and_restart(mosquitto: MosquittoProcess
     config = alarms_config(sim, mosquitto, tmp_path)
     try:
         async with (
-            running_gateway(gateway_config(sim.site_for_clients(), mosquitto)),
+            running_gateway(gateway_config(sim.site_for_clients(), mosquitto, breaker_max_backoff_s=1.0)),
             probe(mosquitto, "operator", subscribe=T.everything) as p,
         ):
             async with running_alarms(config):
