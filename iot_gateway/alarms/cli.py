@@ -42,7 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace) -> AlarmsConfig | None:
     try:
         return load_alarms_config(
-            args.site, args.rules, args.state, profile_dirs=(PROFILE_DIR, *args.profiles)
+            args.site,
+            args.rules,
+            args.state,
+            profile_dirs=(PROFILE_DIR, *args.profiles),
+            instance=args.instance,
         )
     except ConfigError as err:
         print(f"configuration invalid ({len(err.problems)} problems):", file=sys.stderr)
