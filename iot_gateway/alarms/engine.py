@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from iot_gateway.alarms.rules import AlarmSpec, LoadedRules
+from iot_gateway.alarms.rules import BRIDGE, EVALUATOR, AlarmSpec, LoadedRules
 
 SYSTEM = "system"
 MAX_WHO = 64
@@ -100,6 +100,7 @@ class Evaluator:
     alarms: dict[str, Alarm] = field(default_factory=dict)
     # Inputs the stale rules depend on: stale values are not judged while the data cannot flow.
     link_up: bool = True
+    link_lost_at: float | None = None
     bridge_online: bool = True
     offline_devices: set[str] = field(default_factory=set)
 
@@ -154,16 +155,28 @@ class Evaluator:
             self._restart_stale_clocks(now)
         self.bridge_online = online
         events: list[AlarmEvent] = []
-        for alarm in self._by_device.get("bridge", ()):
+        for alarm in self._by_device.get(BRIDGE, ()):
             self._set(alarm, not online, now, "online" if online else "offline")
             events += self._settle(alarm, now)
         return events
 
-    def on_link(self, up: bool, now: float) -> None:
-        """The evaluator's own broker connection: while it is down nothing arrives, which is not news."""
+    def on_link(self, up: bool, now: float) -> list[AlarmEvent]:
+        """The evaluator's own broker connection: while it is down nothing arrives, which is not news
+        (no stale alarm, no clear). Back after ``after_s`` or more, an alarm_system rule raises: alarms
+        may have been missed meanwhile. It clears after its off-delay and waits for an acknowledgement."""
+        events: list[AlarmEvent] = []
         if up and not self.link_up:
             self._restart_stale_clocks(now)
+            lost = now - (self.link_lost_at if self.link_lost_at is not None else now)
+            for alarm in self._by_device.get(EVALUATOR, ()):
+                assert alarm.spec.rule.after_s is not None
+                if lost >= alarm.spec.rule.after_s:
+                    self._set(alarm, True, now, round(lost, 1))
+                    events += self._settle(alarm, now)
+        elif not up and self.link_up:
+            self.link_lost_at = now
         self.link_up = up
+        return events
 
     def tick(self, now: float) -> list[AlarmEvent]:
         """Delays that ran out, stale values, shelving that expired."""
@@ -177,6 +190,8 @@ class Evaluator:
                 assert rule.after_s is not None and alarm.last_seen is not None
                 if now - alarm.last_seen >= rule.after_s:
                     self._set(alarm, True, now, round(now - alarm.last_seen, 1))
+            elif rule.kind == "alarm_system" and alarm.active and self.link_up:
+                self._set(alarm, False, now, None)  # raised at the reconnect; the flow is back
             events += self._settle(alarm, now)
         return events
 

@@ -23,10 +23,13 @@ from devices.models import Label
 RULES_DIR = SITE_DIR / "alarms"
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITY_RANK: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-Kind = Literal["high", "low", "state", "stale", "offline", "gateway_offline"]
+Kind = Literal["high", "low", "state", "stale", "offline", "gateway_offline", "alarm_system"]
 ALL_DEVICES = "*"
-# The subject of a gateway_offline alarm (its alarm id is ``<rule>.bridge``).
+# The subject of a gateway_offline alarm (its alarm id is ``<rule>.bridge``) and of an alarm_system one.
 BRIDGE = "bridge"
+EVALUATOR = "evaluator"
+# Rules about the room's infrastructure rather than devices: no ``devices``, no ``point``.
+SYSTEM_KINDS = ("gateway_offline", "alarm_system")
 
 
 class Rule(BaseModel):
@@ -46,7 +49,8 @@ class Rule(BaseModel):
     deadband: Annotated[float, Field(ge=0)] = 0.0
     # state: raised while the boolean point has this value.
     value: Literal["ON", "OFF"] | None = None
-    # stale: raised when the device (or the point) has sent no state for this many seconds.
+    # stale: raised when the device (or the point) has sent no state for this many seconds;
+    # alarm_system: raised when the evaluator comes back after losing the broker for this many seconds.
     after_s: Annotated[float, Field(gt=0, le=86400)] | None = None
     # The condition must hold this long before the alarm is raised, and be gone this long before it clears.
     on_delay_s: Annotated[float, Field(ge=0, le=86400)] = 0.0
@@ -62,19 +66,26 @@ class Rule(BaseModel):
             problems.append(f"'limit' and 'deadband' apply to high/low rules, not {self.kind}")
         if (self.kind == "state") != (self.value is not None):
             problems.append("'value' (ON or OFF) is required by state rules and only allowed there")
-        if (self.kind == "stale") != (self.after_s is not None):
-            problems.append("'after_s' is required by stale rules and only allowed there")
+        if (self.kind in ("stale", "alarm_system")) != (self.after_s is not None):
+            problems.append("'after_s' is required by stale and alarm_system rules and only allowed there")
         if self.kind in ("high", "low", "state") and self.point is None:
             problems.append(f"a {self.kind} rule needs 'point'")
-        if self.kind in ("offline", "gateway_offline") and self.point is not None:
+        if self.kind in ("offline", *SYSTEM_KINDS) and self.point is not None:
             problems.append(f"a {self.kind} rule has no 'point'")
-        if self.kind == "gateway_offline" and self.devices:
-            problems.append("a gateway_offline rule watches the gateway: no 'devices'")
-        if self.kind != "gateway_offline" and not self.devices:
+        if self.kind == "alarm_system" and self.on_delay_s:
+            problems.append(
+                "an alarm_system rule has no 'on_delay_s' ('after_s' is how long the broker was lost)"
+            )
+        if self.kind in SYSTEM_KINDS and self.devices:
+            problems.append(f"a {self.kind} rule watches the {_SUBJECT[self.kind]}: no 'devices'")
+        if self.kind not in SYSTEM_KINDS and not self.devices:
             problems.append("'devices' must name at least one device (or be '*')")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+_SUBJECT = {"gateway_offline": "gateway", "alarm_system": "evaluator itself"}
 
 
 class RuleBook(BaseModel):
@@ -122,6 +133,8 @@ def rules_path_for(loaded: LoadedSite) -> Path:
 def _devices_of(rule: Rule, loaded: LoadedSite) -> tuple[str, ...]:
     if rule.kind == "gateway_offline":
         return (BRIDGE,)
+    if rule.kind == "alarm_system":
+        return (EVALUATOR,)
     if rule.devices == ALL_DEVICES:
         return tuple(d.id for d in loaded.site.devices)
     return tuple(rule.devices)
@@ -133,7 +146,7 @@ def check_rule(rule: Rule, loaded: LoadedSite, where: str) -> list[str]:
     tag = f"{where}: rule {rule.id}"
     known = {d.id for d in loaded.site.devices}
     for device in _devices_of(rule, loaded):
-        if rule.kind == "gateway_offline":
+        if rule.kind in SYSTEM_KINDS:
             continue
         if device not in known:
             problems.append(f"{tag}: unknown device {device!r} (known: {', '.join(sorted(known))})")

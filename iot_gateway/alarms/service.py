@@ -233,13 +233,13 @@ class AlarmService:
 
     # --- MQTT -------------------------------------------------------------------------------------
     async def _on_connect(self, client: aiomqtt.Client) -> None:
-        self.evaluator.on_link(True, self.clock())
+        events = self.evaluator.on_link(True, self.clock())
         t = self.topics
         for topic in (t.all_state, t.all_availability, t.bridge_state, t.alarm_commands):
             await client.subscribe(topic, qos=1)
         self._client = client
+        await self._commit(events)  # "alarm system degraded" after a long loss of the broker
         await self._publish_all()
-        await self._say_status()
 
     async def handle(self, topic: str, payload: bytes, retained: bool) -> None:
         now = self.clock()

@@ -237,3 +237,24 @@ def test_bad_values_keep_the_condition() -> None:
     assert kinds(ev.on_state("env_front", {"temperature": 28}, T0)) == [(HOT, "raised")]
     assert ev.on_state("env_front", {"temperature": "hot"}, T0 + 1) == []
     assert ev.on_state("env_front", {"temperature": None}, T0 + 2) == []
+
+
+def test_back_after_losing_the_broker_the_alarm_system_is_degraded_then_waits_for_an_ack() -> None:
+    rule = {"id": "degraded", "kind": "alarm_system", "severity": "high", "message": MSG, "after_s": 10}
+    ev = evaluator({**rule, "off_delay_s": 5}, hot())
+    assert kinds(ev.on_state("env_front", {"temperature": 28}, T0)) == [(HOT, "raised")]
+    ev.on_link(False, T0 + 1)
+    assert ev.tick(T0 + 600) == [], "nothing raised or cleared for what could not be seen"
+    assert kinds(ev.on_link(True, T0 + 601)) == [("degraded.evaluator", "raised")]
+    assert ev.alarms[HOT].state is AlarmState.ACTIVE_UNACKED, "no false clear after the reconnect"
+    ev2 = evaluator({**rule, "off_delay_s": 5})
+    ev2.on_link(False, T0)
+    assert ev2.on_link(True, T0 + 9.9) == [], "a short loss is not news"
+    ev2.on_link(False, T0 + 20)
+    [raised] = ev2.on_link(True, T0 + 50)
+    assert (raised.alarm, raised.event, raised.value) == ("degraded.evaluator", "raised", 30.0)
+    assert ev2.tick(T0 + 50.25) == []  # the next tick sees the flow back: the off-delay starts
+    assert ev2.tick(T0 + 55.2) == []
+    [cleared] = ev2.tick(T0 + 55.3)
+    assert cleared.state is AlarmState.CLEARED_UNACKED
+    assert ev2.ack("degraded.evaluator", "siti", "checked the log", T0 + 60)[0].state is AlarmState.NORMAL

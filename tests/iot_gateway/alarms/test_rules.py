@@ -34,6 +34,7 @@ def test_shipped_rules_of_every_site_load() -> None:
     assert {"room_temperature_high.env_back", "room_temperature_critical.env_back"} <= ids
     assert {"room_humidity_high.env_front", "room_humidity_low.env_front", "room_co2_high.env_front"} <= ids
     assert {"mains_l1_lost.meter_main", "wall_controller_hot.wall", "gateway_offline.bridge"} <= ids
+    assert "alarm_system_degraded.evaluator" in ids
     assert {f"device_offline.{d.id}" for d in SITE.site.devices} <= ids
     by_rule = {a.rule.id: a.rule for a in loaded.alarms}
     assert by_rule["room_temperature_high"].limit == 27 and by_rule["room_temperature_critical"].limit == 30
@@ -67,7 +68,7 @@ def test_every_problem_is_listed_at_once() -> None:
         "rule g: point env_front.co2 is not ON/OFF",
         "rule h: point lights_a.relay_1 is not a number",
         "rules.i: kind: Input should be",
-        "rules.j: 'after_s' is required by stale rules",
+        "rules.j: 'after_s' is required by stale and alarm_system rules",
         "site 'two_floors' does not match the site file's 'bcc_room'",
     ]
     for piece in expected:
@@ -85,6 +86,11 @@ def test_every_problem_is_listed_at_once() -> None:
         ({"kind": "offline", "limit": None, "point": "co2"}, "a offline rule has no 'point'"),
         ({"devices": [], "point": "co2"}, "'devices' must name at least one device"),
         ({"limit": 1}, "a high rule needs 'point'"),
+        ({"kind": "alarm_system", "limit": None, "after_s": 5, "devices": ["wall"]}, "watches the evaluator"),
+        (
+            {"kind": "alarm_system", "limit": None, "after_s": 5, "devices": [], "on_delay_s": 3},
+            "no 'on_delay_s'",
+        ),
     ],
 )
 def test_fields_must_fit_the_kind(fields: dict[str, Any], message: str) -> None:

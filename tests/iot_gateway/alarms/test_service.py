@@ -40,6 +40,7 @@ def fast_rules(tmp_path: Path) -> Path:
     faster = {
         "room_temperature_high": {"on_delay_s": ON_DELAY_S, "off_delay_s": 2},
         "device_offline": {"on_delay_s": 1, "off_delay_s": 1},
+        "alarm_system_degraded": {"after_s": 0.1, "off_delay_s": 1},
     }
     for rule in raw["rules"]:
         rule.update(faster.get(rule["id"], {}))
@@ -179,3 +180,35 @@ async def test_overheat_ack_cool_offline_and_restart(mosquitto: MosquittoProcess
         assert [e["event"] for e in history.history(HOT)] == ["raised", "acked", "cleared"]
     finally:
         history.close()
+
+
+async def test_losing_the_broker_degrades_the_alarm_system_without_false_clears(
+    mosquitto: MosquittoProcess, room_sim: SiteSimulator, tmp_path: Path
+) -> None:
+    """The broker restarts: nothing is cleared for what could not be seen, and back on line the
+    evaluator raises "alarm system degraded", which clears and waits for an acknowledgement."""
+    config = alarms_config(room_sim, mosquitto, tmp_path)
+    degraded = "alarm_system_degraded.evaluator"
+    async with (
+        running_gateway(gateway_config(room_sim.site_for_clients(), mosquitto, breaker_max_backoff_s=1.0)),
+        running_alarms(config) as service,
+    ):
+        async with probe(mosquitto, "operator", subscribe=T.everything) as p:
+            room_sim.device("wall").set_fault("no_answer")
+            await p.wait_for(
+                T.alarm_state(WALL_OFFLINE), lambda a: a["state"] == "active_unacked", timeout=15
+            )
+        await mosquitto.stop()
+        await eventually(lambda: not service.connected.is_set(), what="the service saw the broker go")
+        await mosquitto.start()
+        async with probe(mosquitto, "operator", subscribe=T.everything) as p:
+            raised = await p.wait_for(
+                T.alarm_state(degraded), lambda a: a["state"] == "active_unacked", timeout=10
+            )
+            assert raised["severity"] == "high" and raised["value"] >= 0.1
+            assert (await p.wait_for(T.alarm_state(WALL_OFFLINE)))["state"] == "active_unacked"
+            await p.wait_for(T.alarm_state(degraded), lambda a: a["state"] == "cleared_unacked", timeout=5)
+            assert not [e for e in p.all(T.alarm_events) if e["alarm"] == WALL_OFFLINE], "no false clear"
+            ok = await command(p, "seen", alarm=degraded, action="ack", by="siti", note="broker restarted")
+            assert ok["status"] == "ok"
+            await p.wait_for(T.alarm_state(degraded), lambda a: a["state"] == "normal")
