@@ -160,7 +160,7 @@ class Evaluator:
             events += self._settle(alarm, now)
         return events
 
-    def on_link(self, up: bool, now: float) -> list[AlarmEvent]:
+    def on_link(self, up: bool, now: float, *, never_connected: bool = False) -> list[AlarmEvent]:
         """The evaluator's own broker connection: while it is down nothing arrives, which is not news
         (no stale alarm, no clear). Back after ``after_s`` or more, an alarm_system rule raises: alarms
         may have been missed meanwhile. It clears after its off-delay and waits for an acknowledgement."""
@@ -174,7 +174,8 @@ class Evaluator:
                     self._set(alarm, True, now, round(lost, 1))
                     events += self._settle(alarm, now)
         elif not up and self.link_up:
-            self.link_lost_at = now
+            # a start without the broker is not a loss: nothing was seen before it either
+            self.link_lost_at = None if never_connected else now
         self.link_up = up
         return events
 

@@ -94,6 +94,7 @@ class AlarmService:
         self._last_availability: dict[str, tuple[float, bool]] = {}
         self._last_bridge: tuple[float, bool] | None = None
         self._held_until = 0.0  # lease: active while now < this
+        self._ever_connected = False
         self._renew_at = 0.0
 
     @property
@@ -125,7 +126,7 @@ class AlarmService:
     async def _take_over(self, now: float) -> None:
         """Resume the persisted alarms, replay the latest inputs, publish everything."""
         self.evaluator = Evaluator(self.config.rules, start=now)
-        self.evaluator.on_link(self._client is not None, now)
+        self.evaluator.on_link(self._client is not None, now, never_connected=not self._ever_connected)
         records = self.store.load()
         self.forgotten += self.evaluator.restore(records)
         self.store.forget(self.forgotten)
@@ -203,25 +204,35 @@ class AlarmService:
         }
 
     async def _publish_pending(self, alarm_ids: list[str]) -> None:
+        """Publish these alarms' states, then every event not yet acknowledged by the broker. A broker
+        that goes away meanwhile loses nothing: states are re-published and the outbox flushed on the
+        next connect."""
         client = self._client
         if client is None or not self.active:
             return  # everything is re-sent on the next connect or takeover
         async with self._publish_lock:
-            now = self.clock()
-            for alarm_id in alarm_ids:
-                payload = orjson.dumps(state_payload(self.evaluator.alarms[alarm_id], now))
-                await client.publish(
-                    self.topics.alarm_state(alarm_id), payload, qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S
-                )
-            while batch := self.store.unpublished():
-                for seq, body in batch:
+            try:
+                now = self.clock()
+                for alarm_id in alarm_ids:
+                    payload = orjson.dumps(state_payload(self.evaluator.alarms[alarm_id], now))
                     await client.publish(
-                        self.topics.alarm_events,
-                        orjson.dumps({"seq": seq, **body}),
+                        self.topics.alarm_state(alarm_id),
+                        payload,
                         qos=1,
+                        retain=True,
                         timeout=PUBLISH_TIMEOUT_S,
                     )
-                    self.store.mark_published(seq, self.clock())
+                while batch := self.store.unpublished():
+                    for seq, body in batch:
+                        await client.publish(
+                            self.topics.alarm_events,
+                            orjson.dumps({"seq": seq, **body}),
+                            qos=1,
+                            timeout=PUBLISH_TIMEOUT_S,
+                        )
+                        self.store.mark_published(seq, self.clock())
+            except aiomqtt.MqttError as err:
+                log.info("alarms_publish_deferred", error=str(err))
 
     async def _tick_loop(self) -> None:
         while True:
@@ -238,8 +249,11 @@ class AlarmService:
         for topic in (t.all_state, t.all_availability, t.bridge_state, t.alarm_commands):
             await client.subscribe(topic, qos=1)
         self._client = client
+        self._ever_connected = True
         await self._commit(events)  # "alarm system degraded" after a long loss of the broker
-        await self._publish_all()
+        await self._publish_all()  # when active
+        if not self.active:
+            await self._say_status()
 
     async def handle(self, topic: str, payload: bytes, retained: bool) -> None:
         now = self.clock()
@@ -290,9 +304,10 @@ class AlarmService:
             await self._commit(events)
         client = self._client
         if client is not None:
-            await client.publish(
-                self.topics.alarm_results, orjson.dumps(result), qos=1, timeout=PUBLISH_TIMEOUT_S
-            )
+            with contextlib.suppress(aiomqtt.MqttError):  # the sender's own timeout applies
+                await client.publish(
+                    self.topics.alarm_results, orjson.dumps(result), qos=1, timeout=PUBLISH_TIMEOUT_S
+                )
 
     def _apply(self, cmd: dict[str, Any], now: float) -> list[AlarmEvent]:
         alarm, action, who = cmd.get("alarm"), cmd.get("action"), cmd.get("by")

@@ -7,8 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bcc.cli import main
+from bcc.cli import build_parser
+from iot_gateway.alarms import cli
 from iot_gateway.alarms.rules import RULES_DIR
+
+
+def main(argv: list[str]) -> int:
+    """``bcc`` with these arguments, without configuring the process's logging (bcc.cli.main would
+    point structlog at pytest's captured output, which is closed after the test)."""
+    return cli.run(build_parser(argv).parse_args(argv))
 
 
 def test_check_config_lists_every_problem_and_exits_2(

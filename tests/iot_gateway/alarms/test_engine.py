@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -177,14 +178,15 @@ def test_stale_values_raise_unless_the_device_or_the_gateway_or_our_link_is_down
     clock.state(25)
     assert kinds(clock.events)[-1] == ("stale.env_front", "cleared")
     # nothing comes while the gateway is offline, the device is offline or we lost the broker
-    for down, up in (
+    outages: list[tuple[Callable[[], object], Callable[[], object]]] = [
         (lambda: ev.on_bridge(False, clock.now), lambda: ev.on_bridge(True, clock.now)),
         (
             lambda: ev.on_availability("env_front", False, clock.now),
             lambda: ev.on_availability("env_front", True, clock.now),
         ),
         (lambda: ev.on_link(False, clock.now), lambda: ev.on_link(True, clock.now)),
-    ):
+    ]
+    for down, up in outages:
         mark = len(clock.events)
         down()
         clock.wait(300)
