@@ -119,6 +119,12 @@ class Topics:
     def all_alarm_states(self) -> str:
         return f"{self.base}/alarms/state/+"
 
+    def alarm_of_state(self, topic: str) -> str | None:
+        """Alarm id of a ``<base>/alarms/state/<alarm>`` topic, or None when the topic is not one."""
+        prefix = self.alarm_state("")
+        alarm = topic.removeprefix(prefix) if topic.startswith(prefix) else ""
+        return alarm if alarm and "/" not in alarm else None
+
     @property
     def alarm_events(self) -> str:
         """Every alarm transition (raised, cleared, acked, shelved, unshelved), not retained."""

@@ -17,12 +17,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bcc_common.ident import Ident
+from bcc_contract.alarms import SEVERITIES
 from devices.loader import SITE_DIR, ConfigError, LoadedSite, format_validation
 from devices.models import Label
 
 RULES_DIR = SITE_DIR / "alarms"
 Severity = Literal["critical", "high", "medium", "low"]
-SEVERITY_RANK: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 Kind = Literal["high", "low", "state", "stale", "offline", "gateway_offline", "alarm_system"]
 ALL_DEVICES = "*"
 # The subject of a gateway_offline alarm (its alarm id is ``<rule>.bridge``) and of an alarm_system one.

@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bcc_common.process import cancel_and_wait
 from bcc_common.timefmt import iso_ms
+from bcc_contract.alarms import ACTIONS
 from bcc_contract.topics import OFFLINE, ONLINE, Topics
 from iot_gateway.alarms.config import AlarmsConfig
 from iot_gateway.alarms.engine import Alarm, AlarmEvent, CommandError, Evaluator
@@ -40,7 +41,6 @@ from iot_gateway.mqtt import PUBLISH_TIMEOUT_S, client_kwargs
 log = structlog.get_logger(__name__)
 
 MAX_COMMAND_BYTES = 4096
-ACTIONS = ("ack", "shelve", "unshelve")
 LEASE = "evaluator"
 ACTIVE, STANDBY = "active", "standby"
 
