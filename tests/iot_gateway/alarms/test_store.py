@@ -51,7 +51,8 @@ def test_records_history_and_outbox(portal_db_url: str) -> None:
         ]
         pending = store.unpublished()
         assert [seq for seq, _ in pending] == [e["seq"] for e in history]
-        store.mark_published(pending[0][0], T0 + 7)
+        store.mark_published([pending[0][0]], T0 + 7)
+        store.mark_published([], T0 + 7)  # nothing to mark: no statement
         assert [seq for seq, _ in store.unpublished()] == [pending[1][0]]
         store.forget(["old.wall"])
         assert set(store.load()) == {"hot.env_front"}
