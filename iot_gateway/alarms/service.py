@@ -87,6 +87,8 @@ class AlarmService:
         self._availability_topics = {self.topics.availability(d): d for d in devices}
         self._client: aiomqtt.Client | None = None
         self._publish_lock = asyncio.Lock()
+        self._dirty: set[str] = set()  # committed, not yet published
+        self._flush = asyncio.Event()
         self.connected = asyncio.Event()
         self.became_active = asyncio.Event()
         self.commands_handled = 0
@@ -172,7 +174,9 @@ class AlarmService:
 
     # --- evaluation -------------------------------------------------------------------------------
     async def _commit(self, events: list[AlarmEvent]) -> None:
-        """Persist, then publish: the state file is never behind what the broker was told."""
+        """Persist now, publish soon: the database is never behind what the broker was told. The
+        publishing is the flusher's (``_flush_loop``), so the next state message is judged at once
+        instead of waiting for the broker's acknowledgements of this one's alarms."""
         if not events or not self.active:
             return
         changed = list(dict.fromkeys(e.alarm for e in events))
@@ -186,7 +190,17 @@ class AlarmService:
                 state=event.state.value,
                 who=event.who,
             )
-        await self._publish_pending(changed)
+        self._dirty.update(changed)
+        self._flush.set()
+
+    async def _flush_loop(self) -> None:
+        """Publish what ``_commit`` stored, in batches: whatever changed while one batch was in flight
+        goes out together in the next."""
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            changed, self._dirty = list(self._dirty), set()
+            await self._publish_pending(changed)
 
     def _event_payload(self, event: AlarmEvent) -> dict[str, Any]:
         spec = self.evaluator.alarms[event.alarm].spec
@@ -385,6 +399,7 @@ class AlarmService:
                 tasks = [
                     tg.create_task(self._mqtt_loop(), name="alarms-mqtt"),
                     tg.create_task(self._tick_loop(), name="alarms-tick"),
+                    tg.create_task(self._flush_loop(), name="alarms-flush"),
                 ]
                 await stop.wait()
                 if self.active:  # a standby takes over at once
