@@ -379,6 +379,10 @@ class AlarmService:
                     async for msg in client.messages:
                         payload = msg.payload if isinstance(msg.payload, bytes) else b""
                         await self.handle(str(msg.topic), payload, bool(msg.retain))
+                        if self._flush.is_set():
+                            # aiomqtt hands over queued messages without yielding: let the flusher
+                            # publish this transition before the rest of a burst is judged
+                            await asyncio.sleep(0)
             except aiomqtt.MqttError as err:
                 failures += 1
                 if failures == 1:
