@@ -8,9 +8,12 @@ import signal
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from devices.loader import DEMO_SITE, PROFILE_DIR, ConfigError
 from iot_gateway.alarms.config import DEFAULT_STATE, AlarmsConfig, load_alarms_config
 from iot_gateway.alarms.service import AlarmService
+from iot_gateway.alarms.store import StoreError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,11 +59,16 @@ def _load(args: argparse.Namespace) -> AlarmsConfig | None:
 
 
 async def serve(config: AlarmsConfig) -> int:
+    try:
+        service = AlarmService(config)
+    except (StoreError, SQLAlchemyError) as err:
+        print(f"state database unusable: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await AlarmService(config).run(stop)
+    await service.run(stop)
     return 0
 
 

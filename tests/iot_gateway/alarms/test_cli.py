@@ -49,3 +49,14 @@ def test_check_config_ok(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     assert capsys.readouterr().out.strip() == "configuration ok: 13 rules, 28 alarms"
     assert main(["alarms", "--check-config", "--instance", "Rack A"]) == 2
     assert "instance 'Rack A': lower-case letters" in capsys.readouterr().err
+
+
+def test_a_database_without_the_alarm_tables_is_refused_before_any_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BCC_MQTT_PASSWORD", "alarms-secret-0123")
+    monkeypatch.setenv("BCC_ALARMS_DATABASE_URL", f"sqlite:///{tmp_path / 'not_migrated.db'}")
+    assert main(["alarms", "--instance", "rack_a"]) == 2
+    err = capsys.readouterr().err
+    assert "state database unusable: the database has no table alarm_states" in err
+    assert "bcc portal migrate" in err
