@@ -406,6 +406,12 @@ class AlarmService:
                     tg.create_task(self._flush_loop(), name="alarms-flush"),
                 ]
                 await stop.wait()
+                # A clean stop publishes what is stored (and waits for a batch in flight to be
+                # marked), so the next evaluator has nothing to send again.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                        changed, self._dirty = list(self._dirty), set()
+                        await self._publish_pending(changed)
                 if self.active:  # a standby takes over at once
                     with contextlib.suppress(SQLAlchemyError):
                         self.store.release_lease(LEASE, self.config.client_id)

@@ -74,6 +74,14 @@ async def switch_displays(p: Probe, sim: SiteSimulator, on: bool, txn: str) -> N
     await eventually(lambda: all(wall.get_point(f"display_{n}_on") is on for n in DISPLAYS))
 
 
+async def event_of(p: Probe, alarm: str, kind: str, since: int = 0, timeout: float = 5.0) -> dict[str, Any]:
+    """The first ``kind`` event (raised, cleared, acked, ...) of ``alarm`` on MQTT since ``since``."""
+    found: dict[str, Any] = await p.wait_for(
+        T.alarm_events, lambda e: e["alarm"] == alarm and e["event"] == kind, timeout=timeout, since=since
+    )
+    return found
+
+
 def alarm_events(p: Probe, alarm: str, since: int = 0) -> list[str]:
     return [e["event"] for e in p.all(T.alarm_events, since) if e["alarm"] == alarm]
 
@@ -132,9 +140,7 @@ async def test_overheat_ack_cool_offline_and_restart(mosquitto: MosquittoProcess
                 sim.physics.step(3600)
                 await p.wait_for(T.alarm_state(HOT), lambda a: a["state"] == "normal", timeout=12, since=mark)
                 # the state is published before the event of the same transition
-                await p.wait_for(
-                    T.alarm_events, lambda e: e["alarm"] == HOT and e["event"] == "cleared", since=mark
-                )
+                await event_of(p, HOT, "cleared", since=mark)
                 events = [e for e in p.all(T.alarm_events, mark) if e["alarm"] == HOT]
                 assert [e["event"] for e in events] == ["raised", "acked", "cleared"]
                 assert (events[1]["who"], events[1]["note"]) == ("siti", "AC unit 2 restarted")
@@ -149,9 +155,7 @@ async def test_overheat_ack_cool_offline_and_restart(mosquitto: MosquittoProcess
                 await p.wait_for(
                     T.alarm_state(WALL_OFFLINE), lambda a: a["state"] == "active_unacked", timeout=5
                 )
-                await p.wait_for(
-                    T.alarm_events, lambda e: e["alarm"] == WALL_OFFLINE and e["event"] == "raised"
-                )
+                await event_of(p, WALL_OFFLINE, "raised")
 
             # Restarted in the middle of that alarm: still active, not raised again.
             assert await p.wait_for(T.alarm_service("one"), lambda s: s == "offline", since=mark) == "offline"
@@ -166,11 +170,7 @@ async def test_overheat_ack_cool_offline_and_restart(mosquitto: MosquittoProcess
                     timeout=10,
                     since=restart,
                 )
-                await p.wait_for(
-                    T.alarm_events,
-                    lambda e: e["alarm"] == WALL_OFFLINE and e["event"] == "cleared",
-                    since=restart,
-                )
+                await event_of(p, WALL_OFFLINE, "cleared", since=restart)
                 assert alarm_events(p, WALL_OFFLINE, restart) == ["cleared"]
     finally:
         await sim.stop()
