@@ -42,6 +42,7 @@ log = structlog.get_logger(__name__)
 
 MAX_COMMAND_BYTES = 4096
 OUTBOX_BATCH = 500
+AVAILABILITY = {ONLINE.encode(): True, OFFLINE.encode(): False}
 LEASE = "evaluator"
 ACTIVE, STANDBY = "active", "standby"
 
@@ -306,16 +307,23 @@ class AlarmService:
                 self._last_state[device] = (now, state)
                 if self.active:
                     await self._commit(ev.on_state(device, state, now))
-        elif topic in self._availability_topics:
-            online = payload == ONLINE.encode()
+        elif topic in self._availability_topics or topic == self.topics.bridge_state:
+            if payload not in AVAILABILITY:
+                # an empty retained message (a device removed) or garbage says nothing either way
+                log.warning(
+                    "alarm_bad_availability", topic=topic, payload=payload[:40].decode(errors="replace")
+                )
+                return
+            online = AVAILABILITY[payload]
+            if topic == self.topics.bridge_state:
+                self._last_bridge = (now, online)
+                if self.active:
+                    await self._commit(ev.on_bridge(online, now))
+                return
             device = self._availability_topics[topic]
             self._last_availability[device] = (now, online)
             if self.active:
                 await self._commit(ev.on_availability(device, online, now))
-        elif topic == self.topics.bridge_state:
-            self._last_bridge = (now, payload == ONLINE.encode())
-            if self.active:
-                await self._commit(ev.on_bridge(payload == ONLINE.encode(), now))
         elif topic == self.topics.alarm_commands and not retained and self.active:
             await self._command(payload, now)
 
