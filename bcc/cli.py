@@ -24,7 +24,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("portal.admin", "portal staff accounts: create, list, deactivate, reset password or 2FA"),
     "recorder": ("iot_gateway.recorder.cli", "record MQTT state and report events into InfluxDB"),
     "alarms": ("iot_gateway.alarms.cli", "evaluate alarm rules on MQTT state and publish alarm states"),
+    "install": ("bcc.install", "install the services on this server from one settings file (as root)"),
     "grafana": ("grafana.cli", "build the Grafana dashboards (JSON) from the profiles and the site"),
+    "backup": (
+        "bcc.backup.make",
+        "back up the portal's database and photos, InfluxDB, spool and configuration",
+    ),
+    "restore": ("bcc.backup.restore", "restore a backup made by bcc backup (checksums first; empty targets)"),
 }
 
 

@@ -167,10 +167,11 @@ async def bench_recorder(
     messages: int = 40_000,
     rate: float = 50_000.0,
     receive_maximum: int | None = None,
-    bulk: int = 0,
+    bulk: int = 100,
 ) -> dict[str, Any]:
-    """``messages`` device states; with ``bulk`` > 0 they travel ``bulk`` to an MQTT message on the
-    bulk telemetry topic (``gateway.telemetry_batch_ms``), as a gateway with that setting sends them."""
+    """``messages`` device states; with ``bulk`` > 0 (the default, as the shipped sites send them) they
+    travel ``bulk`` to an MQTT message on the bulk telemetry topic (``gateway.telemetry_batch_ms``);
+    with 0 one message per state on its device topic."""
     secrets = generate_demo_secrets(ROLES)
     with tempfile.TemporaryDirectory(prefix="bcc-bench-rec-") as tmp_s:
         tmp = Path(tmp_s)

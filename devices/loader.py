@@ -180,6 +180,8 @@ def check_site(
     g = site.gateway
     if g.command_deadline_ms / 1000 > g.command_ttl_s:
         problems.append(f"{where}: gateway: command_deadline_ms exceeds command_ttl_s")
+    if g.telemetry_spool_path is not None and g.telemetry_batch_ms is None:
+        problems.append(f"{where}: gateway: telemetry_spool_path needs telemetry_batch_ms (bulk telemetry)")
     problems += resolve_console(site.console, site.devices, profiles, where, broken_devices)[1]
     return problems
 

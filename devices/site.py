@@ -100,6 +100,12 @@ class GatewaySettings(Frozen):
     # topic instead of the per-device ones (one MQTT message per batch instead of per device: for sites
     # with hundreds of devices). None: off.
     telemetry_batch_ms: Annotated[int, Field(ge=10, le=10_000)] | None = None
+    # Bulk telemetry states not yet sent (broker away) are kept in this SQLite file, so they survive a
+    # gateway restart; None: in memory only. Relative paths are relative to the working directory.
+    telemetry_spool_path: Annotated[str, Field(min_length=1)] | None = None
+    # Bound of the states waiting for the broker (memory and file); beyond it the oldest are dropped
+    # and counted (bcc_gateway_bulk_telemetry_dropped_total).
+    telemetry_max_pending: Annotated[int, Field(ge=10, le=100_000_000)] = 100_000
 
 
 class TcpBus(Frozen):

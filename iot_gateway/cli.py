@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
 from pathlib import Path
 
 import structlog
 
+from bcc_common.sdnotify import ready_when, stopping
 from devices.loader import DEMO_SITE, PROFILE_DIR, ConfigError
-from iot_gateway.config import load_gateway_config
+from iot_gateway.bulk import SpoolError
+from iot_gateway.config import GatewayConfig, load_gateway_config
 from iot_gateway.service import Gateway
 
 log = structlog.get_logger(__name__)
@@ -26,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check-config", action="store_true", help="validate the site and secrets, print every problem, exit"
     )
+    parser.add_argument(
+        "--telemetry-spool", type=Path, default=None, metavar="FILE",
+        help="file of bulk telemetry states waiting for the broker (default: gateway.telemetry_spool_path; "
+        "ignored when the site has no gateway.telemetry_batch_ms)",
+    )  # fmt: skip
 
 
 def check(site: str, extra: list[str]) -> int:
@@ -40,26 +48,47 @@ def check(site: str, extra: list[str]) -> int:
     return 0
 
 
-async def serve(site: str, extra: list[str]) -> int:
+def load(site: str, extra: list[str], spool: Path | None) -> GatewayConfig:
+    """The site's configuration, with ``--telemetry-spool`` in place of ``gateway.telemetry_spool_path``
+    when the site has bulk telemetry (the systemd unit passes its StateDirectory: deploy/systemd/)."""
+    cfg = load_gateway_config(site, profile_dirs=profile_dirs(extra))
+    gateway = cfg.loaded.site.gateway
+    if spool is None or gateway.telemetry_batch_ms is None:
+        return cfg
+    gateway = gateway.model_copy(update={"telemetry_spool_path": str(spool)})
+    loaded = dataclasses.replace(cfg.loaded, site=cfg.loaded.site.model_copy(update={"gateway": gateway}))
+    return dataclasses.replace(cfg, loaded=loaded)
+
+
+async def serve(site: str, extra: list[str], spool: Path | None = None) -> int:
     try:
-        cfg = load_gateway_config(site, profile_dirs=profile_dirs(extra))
+        cfg = load(site, extra, spool)
     except ConfigError:
         return check(site, extra)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    gateway = Gateway(cfg)
+        loop.add_signal_handler(sig, stopping, stop)
+    try:
+        gateway = Gateway(cfg)
+    except SpoolError as err:
+        print(f"gateway: {err}", file=sys.stderr)
+        return 2
     reloads: set[asyncio.Task[None]] = set()
 
     def on_hup() -> None:
-        task = loop.create_task(reload(gateway, site, extra))
+        task = loop.create_task(reload(gateway, site, extra, spool))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
-    await gateway.run(stop)
+    # systemd (Type=notify, deploy/systemd/): started means connected to the broker
+    ready = loop.create_task(ready_when(gateway.link.connected, "connected to the MQTT broker"))
+    try:
+        await gateway.run(stop)
+    finally:
+        ready.cancel()
     return 0
 
 
@@ -74,10 +103,10 @@ def dump_tasks() -> None:
         task.print_stack(file=sys.stderr)
 
 
-async def reload(gateway: Gateway, site: str, extra: list[str]) -> None:
+async def reload(gateway: Gateway, site: str, extra: list[str], spool: Path | None = None) -> None:
     """SIGHUP: re-read the site; a broken file is reported and the running configuration kept."""
     try:
-        new = load_gateway_config(site, profile_dirs=profile_dirs(extra))
+        new = load(site, extra, spool)
     except ConfigError as err:
         log.error("reload_refused", problems=err.problems)
         return
@@ -87,4 +116,4 @@ async def reload(gateway: Gateway, site: str, extra: list[str]) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.check_config:
         return check(args.site, args.profiles)
-    return asyncio.run(serve(args.site, args.profiles))
+    return asyncio.run(serve(args.site, args.profiles, args.telemetry_spool))

@@ -47,6 +47,11 @@ class GatewayMetrics:
             "States dropped from bulk telemetry while the broker was away (oldest first)",
             registry=r,
         )
+        self.telemetry_pending = Gauge(
+            "bcc_gateway_bulk_telemetry_pending",
+            "Bulk telemetry states not yet acknowledged by the broker (memory and spool file)",
+            registry=r,
+        )
         self.incoming_dropped = Counter(
             "bcc_gateway_mqtt_incoming_dropped",
             "Incoming messages dropped (never handled) because the incoming queue was full",

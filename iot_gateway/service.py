@@ -22,7 +22,7 @@ from bcc_contract.commands import CommandStatus, response_payload
 from bcc_contract.topics import ONLINE, Topics
 from devices.site import DeviceInstance
 from iot_gateway import discovery
-from iot_gateway.bulk import TelemetryBatcher
+from iot_gateway.bulk import TelemetryBatcher, TelemetrySpool
 from iot_gateway.commands import (
     Command,
     CommandRejected,
@@ -52,13 +52,18 @@ class Gateway:
         self.devices: dict[str, DeviceRunner] = {}
         self.telemetry: TelemetryBatcher | None = None
         if self.settings.telemetry_batch_ms is not None:
+            path = self.settings.telemetry_spool_path
             self.telemetry = TelemetryBatcher(
                 self._publish_ok,
                 self.topics.bridge_telemetry,
                 self.settings.telemetry_batch_ms / 1000,
                 self.metrics.telemetry_states,
                 self.metrics.telemetry_dropped,
+                max_pending=self.settings.telemetry_max_pending,
+                spool=TelemetrySpool(path) if path is not None else None,  # SpoolError: cannot open
             )
+            batcher = self.telemetry
+            self.metrics.telemetry_pending.set_function(lambda: batcher.pending)
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._tg: asyncio.TaskGroup | None = None
         for inst in config.loaded.site.devices:
@@ -345,6 +350,7 @@ class Gateway:
                 "missed_deadlines_total": totals.get("missed_deadlines_total", 0.0),
                 "max_queue_depth": depth,
                 **{k: v for k, v in totals.items() if k.startswith("commands_")},
+                **({"telemetry_pending": self.telemetry.pending} if self.telemetry is not None else {}),
                 "ts": time.time(),
             }
             await self.link.publish(self.topics.bridge_health, orjson.dumps(body), retain=True)
@@ -386,4 +392,6 @@ class Gateway:
             await self.health.close()
             for hub in self.hubs.values():
                 await hub.close()
+            if self.telemetry is not None:
+                self.telemetry.close()  # what the broker has not acknowledged waits in the spool file
             log.info("gateway_stopped")

@@ -1,7 +1,9 @@
 """The demo's fallback broker when the mosquitto binary is missing: amqtt with the same users and ACL.
 
 amqtt 0.12.1 speaks MQTT 3.1.1 only (an MQTT 5 CONNECT is refused with reason 128) and has no shared
-subscriptions, so every client of the demo connects with 3.1.1 when this broker runs.
+subscriptions, so every client of the demo connects with 3.1.1 when this broker runs. It also cannot
+bind client ids to usernames (Mosquitto's ``use_username_as_clientid``): any account could take over
+another's id here, one more reason it is for a loopback demo only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bcc_common.net import free_port
-from mosquitto.accounts import generate_demo_secrets
+from mosquitto.accounts import account_passwords, generate_demo_secrets, render_acl
 from mosquitto.config import DEFAULT_ACL
 
 # The MQTT protocol version every client must use with this broker (devices.site.MqttSettings.protocol).
@@ -59,7 +61,7 @@ class EmbeddedBroker:
         kinds = {"read": ("acl",), "write": ("publish_acl",), "readwrite": ("acl", "publish_acl")}
         acls: dict[str, dict[str, list[str]]] = {"publish_acl": {}, "acl": {}}
         user = ""
-        for line in self.acl_path.read_text(encoding="utf-8").splitlines():
+        for line in render_acl(self.acl_path.read_text(encoding="utf-8")).splitlines():
             words = line.split()
             if len(words) == 2 and words[0] == "user":
                 user = words[1]
@@ -75,7 +77,9 @@ class EmbeddedBroker:
         workdir.mkdir(parents=True, exist_ok=True)
         passwd = workdir / "passwd.argon2"
         hasher = Argon2Hasher()
-        passwd.write_text("".join(f"{u}:{hasher.hash(p)}\n" for u, p in self.credentials.items()))
+        passwd.write_text(
+            "".join(f"{u}:{hasher.hash(p)}\n" for u, p in account_passwords(self.credentials).items())
+        )
         passwd.chmod(0o600)
         return passwd
 

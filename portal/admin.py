@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from portal.config import DEFAULT_DB_URL
-from portal.db import make_engine, session_factory, upgrade
+from portal.db import UnknownRevision, make_engine, session_factory, upgrade
 from portal.errors import InvalidInput
 from portal.models import ROLES, User
 from portal.reference import load_reference
@@ -147,6 +147,14 @@ def manage(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except UnknownRevision as err:  # a database a newer release migrated: one line, no traceback
+        print(f"bcc admin: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.admin_command == "bootstrap":
         return bootstrap(args.database_url, args.out)
     if args.admin_command != "create-user":

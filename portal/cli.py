@@ -12,7 +12,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from portal.config import Settings, SettingsError
-from portal.db import make_engine, upgrade
+from portal.db import UnknownRevision, make_engine, upgrade
 
 
 class NoDelayH11Protocol(H11Protocol):
@@ -62,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 2
     engine = make_engine(settings.database_url)
-    upgrade(engine)
-    engine.dispose()
+    try:
+        upgrade(engine)
+    except UnknownRevision as err:
+        print(f"bcc portal: {err}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
     if args.portal_command == "migrate":
         return 0
     from portal.accesslog import log_config
@@ -72,6 +77,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    if settings.mqtt is not None and args.workers > settings.mqtt.accounts:
+        print(
+            f"--workers {args.workers}: each worker needs its own MQTT account and there are "
+            f"{settings.mqtt.accounts} (BCC_PORTAL_MQTT_ACCOUNTS; the broker's `--accounts portal=N`)",
+            file=sys.stderr,
+        )
         return 2
     # one worker: the app built here; several: each worker process builds its own from the environment
     app = create_app(settings, smtp=SmtpSettings.from_env(os.environ)) if args.workers == 1 else None

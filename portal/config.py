@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from bcc_common.secrets import SecretFileError, read_secret
+from bcc_contract.accounts import DEFAULT_ACCOUNTS, MAX_ACCOUNTS
 from devices.loader import DEMO_SITE
 
 DEFAULT_DB_URL = "sqlite:///var/portal/portal.db"
@@ -35,6 +36,9 @@ class PortalMqttSettings(BaseModel):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str = "portal"
     password: SecretStr
+    # Broker accounts of the role (portal_1 .. portal_N, one per running worker; bcc_contract/accounts.py).
+    # Must match the broker's password file and ACL (`bcc broker passwd --accounts portal=N`).
+    accounts: int = Field(default=DEFAULT_ACCOUNTS["portal"], ge=1, le=MAX_ACCOUNTS)
     base_topic: str = "bcc"
     # "3.1.1" only for brokers without MQTT 5 (the demo's amqtt fallback); nothing here needs 5's features.
     protocol: Literal["3.1.1", "5"] = "5"
@@ -130,9 +134,16 @@ class Settings(BaseModel):
         if keys := get("OPEN311_API_KEYS", secret=True):
             data["open311_api_keys"] = tuple(k.strip() for k in keys.split(",") if k.strip())
         if host := get("MQTT_HOST"):
-            mqtt: dict[str, object] = {"host": host, "password": env.get("BCC_MQTT_PASSWORD_PORTAL", "")}
+            try:
+                password = read_secret(env, "BCC_MQTT_PASSWORD_PORTAL") or ""
+            except SecretFileError as err:
+                problems.append(str(err))
+                password = ""
+            mqtt: dict[str, object] = {"host": host, "password": password}
             if port := get("MQTT_PORT"):
                 mqtt["port"] = port
+            if accounts := get("MQTT_ACCOUNTS"):
+                mqtt["accounts"] = accounts
             data["mqtt"] = mqtt
         try:
             settings = cls.model_validate(data)

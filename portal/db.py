@@ -12,6 +12,9 @@ from typing import Any
 import structlog
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Dialect, Engine, Table, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -201,6 +204,35 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+class UnknownRevision(Exception):
+    """The database was migrated by a newer release; the message says what to do (one line)."""
+
+
+def check_known_revision(revision: str | None) -> None:
+    """Raise UnknownRevision when ``revision`` is not one of this release's migrations. Releases never
+    downgrade a database: going back is restoring the backup taken before the upgrade."""
+    if revision is None:
+        return
+    script = ScriptDirectory(str(MIGRATIONS))
+    try:
+        script.get_revision(revision)
+    except CommandError as err:
+        head = script.get_current_head()
+        raise UnknownRevision(
+            f"the database is at migration {revision}, newer than this release (head {head}):"
+            " downgrades are not supported; run the release that migrated it, or restore the backup taken"
+            " before the upgrade (docs/operations.md, Upgrade)"
+        ) from err
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's Alembic revision; None if it was never migrated."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply the migrations up to ``revision`` (idempotent)."""
+    """Apply the migrations up to ``revision`` (idempotent); UnknownRevision for a database that a newer
+    release migrated (Alembic's own error would name a revision "it can't locate")."""
+    check_known_revision(current_revision(engine))
     command.upgrade(alembic_config(engine), revision)

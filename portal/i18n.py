@@ -246,6 +246,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # staff accounts, second factor, personal data (portal/web/staff_auth.py, staff_admin.py)
     "nav_accounts": ("Akun petugas", "Staff accounts"),
     "nav_contact_log": ("Log akses kontak", "Contact access log"),
+    "holiday_gap": (
+        "Hari libur nasional dan cuti bersama tahun {year} (SKB 3 Menteri) belum dimasukkan: tenggat "
+        "laporan di sekitar hari libur itu salah. Tambahkan ke portal/data/holidays.yaml.",
+        "The {year} national holidays and cuti bersama (SKB 3 Menteri) are not entered yet: report "
+        "deadlines around those days are wrong. Add them to portal/data/holidays.yaml.",
+    ),
     "nav_password": ("Ganti kata sandi", "Change password"),
     "tfa_title": ("Verifikasi dua langkah", "Two-step verification"),
     "tfa_code": ("Kode 6 angka dari aplikasi autentikator", "6-digit code from your authenticator app"),

@@ -8,16 +8,19 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 
 from portal.mqtt import MqttEventSink
 from portal.runtime import PortalRuntime
+from portal.services import deadlines
 from portal.services.erasure import run_periodically
 from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from portal.services.scenes import run_schedules
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+log = structlog.get_logger(__name__)
 
 
 def make_lifespan(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Lifespan:
@@ -26,6 +29,8 @@ def make_lifespan(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Lifespan
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         runtime.room.attach(asyncio.get_running_loop())
+        if (year := deadlines.missing_decree(runtime.clock().astimezone(deadlines.WIB).date())) is not None:
+            log.warning("holiday_decree_missing", year=year, file=str(deadlines.HOLIDAYS_FILE))
         await asyncio.to_thread(runtime.report_writer.start)  # the writer process (report_writer.py)
         backlog, schedules = _connect_mqtt(runtime)
         notifier = _start_notifier(runtime, smtp)

@@ -8,11 +8,15 @@ and a broker outage only costs Grafana some events (logged once when the connect
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
-import secrets
+import os
+import tempfile
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from io import TextIOWrapper
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
@@ -20,6 +24,7 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session, sessionmaker
 
+from bcc_contract.accounts import account_names
 from bcc_contract.topics import Topics
 from portal.config import PortalMqttSettings
 from portal.services.events import backlog
@@ -30,20 +35,60 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
+class MqttAccountsExhausted(RuntimeError):
+    """Every broker account of the portal is held by another running worker."""
+
+
+def _lock_dir(settings: PortalMqttSettings) -> Path:
+    """Where the workers of one portal on this host claim their accounts: systemd's RuntimeDirectory=
+    (private to the service) or the temporary directory, one folder per broker and role, ours only."""
+    base = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or tempfile.gettempdir()
+    path = Path(base) / f"bcc-mqtt-{settings.host}-{settings.port}-{settings.username}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_uid != os.getuid():
+        raise MqttAccountsExhausted(f"{path} belongs to another user: remove it or set RUNTIME_DIRECTORY")
+    return path
+
+
+def claim_account(settings: PortalMqttSettings) -> tuple[str, TextIOWrapper | None]:
+    """The broker account this process logs in as, and the lock that holds it until the process ends.
+
+    The broker makes each client's id its username, so two workers on one account would disconnect
+    each other: each worker takes the first free ``portal_<k>`` of ``settings.accounts`` by an exclusive
+    flock on ``<lock dir>/<k>.lock``. The kernel releases it when the worker dies, so a restarted worker
+    finds its account again. One account (``accounts = 1``) is the username itself, with no lock.
+    """
+    names = account_names(settings.username, settings.accounts)
+    if len(names) == 1:
+        return names[0], None
+    folder = _lock_dir(settings)
+    for k, name in enumerate(names, start=1):
+        lock = (folder / f"{k}.lock").open("a", encoding="utf-8")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return name, lock
+    raise MqttAccountsExhausted(
+        f"all {settings.accounts} MQTT accounts of {settings.username!r} are in use by other workers; "
+        "run fewer workers or raise BCC_PORTAL_MQTT_ACCOUNTS (and `bcc broker passwd/acl --accounts`)"
+    )
+
+
 class MqttEventSink:
     """The production :class:`~portal.services.events.EventSink`."""
 
-    def __init__(
-        self, settings: PortalMqttSettings, client_id: str | None = None, room: LiveRoom | None = None
-    ) -> None:
-        # Unique per process: several portal workers share one broker, and the same id would kick the other.
-        client_id = client_id or f"bcc-portal-{secrets.token_hex(4)}"
+    def __init__(self, settings: PortalMqttSettings, room: LiveRoom | None = None) -> None:
+        # The broker replaces the client id by the username (use_username_as_clientid): say it as it is.
+        self.account, self._account_lock = claim_account(settings)
+        client_id = self.account
         self.settings = settings
         self.room = room
         self.topics = Topics(base=settings.base_topic)
         protocol = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-        self.client.username_pw_set(settings.username, settings.password.get_secret_value())
+        self.client.username_pw_set(self.account, settings.password.get_secret_value())
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(10_000)
         self.client.on_connect = self._on_connect
@@ -67,7 +112,12 @@ class MqttEventSink:
                         (t.all_alarm_states, 1),
                     ]
                 )
-            log.info("portal_mqtt_connected", host=self.settings.host, port=self.settings.port)
+            log.info(
+                "portal_mqtt_connected",
+                host=self.settings.host,
+                port=self.settings.port,
+                account=self.account,
+            )
         else:
             log.warning("portal_mqtt_refused", reason=str(reason))
 
@@ -130,6 +180,9 @@ class MqttEventSink:
         self.connected.clear()  # a requested disconnect is not worth a warning
         self.client.disconnect()
         self.client.loop_stop()
+        if self._account_lock is not None:
+            self._account_lock.close()  # closing the file releases the flock: the account is free again
+            self._account_lock = None
 
     def _publish(self, topic: str, payload: dict[str, Any], retain: bool) -> None:
         try:

@@ -18,6 +18,14 @@ if [ "$mode" = test ]; then
   need[wrk]=wrk  # the portal benchmark's independent load generator (its smoke test runs in make test)
   need[influx]=influxdb-client  # the InfluxQL shell (docs/influxdb.md)
   need[chromium]=chromium  # portal browser test (tests/portal/test_browser.py)
+  # deploy/ checks (tests/deploy/): the alert rules, the nginx site, the systemd units (whose
+  # ExecStartPost readiness poll runs curl, which systemd-analyze verify wants to find)
+  need[promtool]=prometheus
+  need[nginx]=nginx
+  need[systemd-analyze]=systemd
+  need[curl]=curl
+  need[pg_dump]=postgresql-client  # bcc backup/restore of a PostgreSQL portal (tests/bcc/test_backup_restore.py)
+  need[pg_restore]=postgresql-client
 fi
 # The portal's production path is tested against a real PostgreSQL at 127.0.0.1:5432 (user postgres,
 # trust; BCC_TEST_POSTGRES overrides). A fresh Debian 12 has none running: install and start one.
@@ -61,7 +69,8 @@ if [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
-  # Debian starts the packaged mosquitto service on install where systemd runs; BCC never uses it.
+  # Debian starts the packaged mosquitto (and nginx, prometheus) services on install where systemd
+  # runs; the tests never use them (tests/deploy/ runs only `nginx -t` and promtool).
   exit 0
 fi
 echo "sysdeps: missing Debian packages. Run as root:" >&2

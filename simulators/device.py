@@ -1,8 +1,9 @@
-"""One simulated device: its served values by point key, its write log, and its injected fault."""
+"""One simulated device: its served values by point key, its write and read logs, and its injected fault."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -16,6 +17,8 @@ from simulators.memory import FC_TABLE, WRITE_FCS, Memory
 FaultKind = Literal["none", "no_answer", "exception", "drop_connection", "slow", "stuck"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 ILLEGAL_ADDRESS = 2
+# The read log keeps this many requests (a demo polls for hours; tests look at seconds of it).
+READ_LOG_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,20 @@ class WriteRecord:
     function_code: int
     address: int
     values: tuple[int | bool, ...]
+    time: float
+
+
+@dataclass(frozen=True)
+class ReadRecord:
+    """A read request the device received (logged before any fault is applied).
+
+    ``time`` is ``time.monotonic()``, the clock of asyncio's ``loop.time()``: tests measure poll
+    intervals against their event loop with it.
+    """
+
+    function_code: int
+    address: int
+    count: int
     time: float
 
 
@@ -86,6 +103,7 @@ class DeviceSim:
         self.profile = profile
         self.memory = memory
         self.writes: list[WriteRecord] = []
+        self.reads: deque[ReadRecord] = deque(maxlen=READ_LOG_SIZE)  # the newest READ_LOG_SIZE
         self.fault = Fault()
         # A real wall controller reports each display's power state; tests may switch this off to
         # simulate a display that ignores its controller.
@@ -180,6 +198,9 @@ class DeviceSim:
 
     def record_write(self, function_code: int, address: int, values: Sequence[int | bool]) -> None:
         self.writes.append(WriteRecord(function_code, address, tuple(values), time.time()))
+
+    def record_read(self, function_code: int, address: int, count: int) -> None:
+        self.reads.append(ReadRecord(function_code, address, count, time.monotonic()))
 
     def refuse(self, function_code: int, address: int, count: int) -> int | None:
         """Exception code for a request the register map refuses, before pymodbus sees it."""

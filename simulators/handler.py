@@ -99,6 +99,8 @@ class FaultyRequestHandler(ServerRequestHandler):
         write_address, write_values = write_request(pdu) if fc in WRITE_FCS else (0, [])
         if fc in WRITE_FCS:
             dev.record_write(fc, write_address, write_values)
+        elif fc in FC_TABLE:
+            dev.record_read(fc, pdu.address, pdu.count)
         fault = dev.fault
         if fault.kind == "no_answer" or (fault.kind == "drop_connection" and self.bus.bcc_serial):
             return

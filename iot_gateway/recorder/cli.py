@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bcc_common.sdnotify import ready_when, stopping
 from devices.loader import DEMO_SITE, PROFILE_DIR, ConfigError
 from iot_gateway.recorder.config import RecorderConfig, load_recorder_config
 from iot_gateway.recorder.service import Recorder
@@ -38,8 +39,15 @@ async def serve(config: RecorderConfig, spool: Path | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await Recorder(config, spool).run(stop)
+        loop.add_signal_handler(sig, stopping, stop)
+    recorder = Recorder(config, spool)
+    # systemd (Type=notify, deploy/systemd/): started means subscribed at the broker; InfluxDB may be
+    # down (the spool keeps what arrives), which the bcc_recorder_influxdb_up metric shows
+    ready = loop.create_task(ready_when(recorder.intake.connected, "connected to the MQTT broker"))
+    try:
+        await recorder.run(stop)
+    finally:
+        ready.cancel()
     return 0
 
 

@@ -59,10 +59,20 @@ def _secret(
         return None
 
 
-def build_config(loaded: LoadedSite, env: Mapping[str, str], where: str = "<site>") -> RecorderConfig:
-    """Check the (already typed) ``influxdb:`` section of ``loaded`` with secrets and overrides from
-    ``env``; ConfigError lists every problem."""
-    problems: list[str] = []
+@dataclass(frozen=True)
+class InfluxAccess:
+    """Where and as whom the recorder reaches InfluxDB (also what ``bcc backup``/``restore`` use)."""
+
+    settings: InfluxSettings
+    password: str | None = None
+    token: str | None = None
+
+
+def resolve_influx(
+    loaded: LoadedSite, env: Mapping[str, str], where: str, problems: list[str]
+) -> InfluxAccess:
+    """The ``influxdb:`` section of ``loaded`` with ``BCC_INFLUX_URL`` and the secrets from ``env``;
+    problems are appended to ``problems`` (a bad URL override raises ConfigError at once)."""
     influx = loaded.site.influxdb or InfluxSettings()
     if env.get("BCC_INFLUX_URL"):
         # The override is validated like the file's value (same model, same messages).
@@ -71,9 +81,6 @@ def build_config(loaded: LoadedSite, env: Mapping[str, str], where: str = "<site
             influx = InfluxSettings.model_validate(raw)
         except ValidationError as err:
             raise ConfigError(format_validation(where, raw, err, prefix="influxdb.")) from err
-    clash = sorted(RESERVED_MEASUREMENTS & set(loaded.profiles))
-    if clash:
-        problems.append(f"{where}: profiles {clash} clash with recorder measurements")
     if influx.backoff_min_s > influx.backoff_max_s:
         problems.append(f"{where}: influxdb.backoff_min_s exceeds backoff_max_s")
     password = token = None
@@ -85,12 +92,24 @@ def build_config(loaded: LoadedSite, env: Mapping[str, str], where: str = "<site
         token = _secret(env, "BCC_INFLUX_TOKEN", influx.token_file, where, problems)
         if token is None:
             problems.append(f"{where}: influxdb.auth token needs BCC_INFLUX_TOKEN or influxdb.token_file")
+    return InfluxAccess(influx, password, token)
+
+
+def build_config(loaded: LoadedSite, env: Mapping[str, str], where: str = "<site>") -> RecorderConfig:
+    """Check the (already typed) ``influxdb:`` section of ``loaded`` with secrets and overrides from
+    ``env``; ConfigError lists every problem."""
+    problems: list[str] = []
+    clash = sorted(RESERVED_MEASUREMENTS & set(loaded.profiles))
+    if clash:
+        problems.append(f"{where}: profiles {clash} clash with recorder measurements")
+    access = resolve_influx(loaded, env, where, problems)
+    influx = access.settings
     mqtt_in = loaded.site.mqtt.model_copy(update={"username": influx.mqtt_username, "password_file": None})
     mqtt, mqtt_password, more = resolve_mqtt(mqtt_in, env, where)
     problems += more
     if problems:
         raise ConfigError(problems)
-    return RecorderConfig(loaded, mqtt, mqtt_password, influx, password, token)
+    return RecorderConfig(loaded, mqtt, mqtt_password, influx, access.password, access.token)
 
 
 def load_recorder_config(

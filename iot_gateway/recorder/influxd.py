@@ -38,6 +38,7 @@ class InfluxdProcess:
         host: str = "127.0.0.1",
         port: int = 0,
         max_body_size: int = 25_000_000,
+        auth_enabled: bool = False,
         binary: str | None = None,
         ready_timeout_s: float = 10.0,
     ) -> None:
@@ -45,9 +46,11 @@ class InfluxdProcess:
         self.host = host
         self.port = port
         self.max_body_size = max_body_size
+        self.auth_enabled = auth_enabled  # HTTP authentication (the first user created must be an admin)
         self.binary = binary or find_influxd()
         self.ready_timeout_s = ready_timeout_s
         self.log_path = workdir / "influxd.log"
+        self.rpc_port = 0  # the backup/restore service (``bind-address``), chosen at each start
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -55,14 +58,19 @@ class InfluxdProcess:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def rpc_address(self) -> str:
+        """``host:port`` of the backup/restore service (``influxd backup -host``)."""
+        return f"{self.host}:{self.rpc_port}"
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
     def _config(self) -> Path:
-        rpc = free_port(self.host)
+        self.rpc_port = free_port(self.host)
         d = self.workdir
         text = f"""reporting-disabled = true
-bind-address = "{self.host}:{rpc}"
+bind-address = "{self.host}:{self.rpc_port}"
 [meta]
   dir = "{d / "meta"}"
 [data]
@@ -75,6 +83,7 @@ bind-address = "{self.host}:{rpc}"
   bind-address = "{self.host}:{self.port}"
   log-enabled = false
   max-body-size = {self.max_body_size}
+  auth-enabled = {"true" if self.auth_enabled else "false"}
 [continuous_queries]
   log-enabled = false
 """

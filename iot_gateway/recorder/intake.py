@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
+import orjson
 import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -24,6 +25,7 @@ from bcc_contract.topics import Topics
 from iot_gateway.lifecycle import mqtt_connected
 from iot_gateway.mqtt import client_kwargs
 from iot_gateway.recorder.config import RecorderConfig
+from iot_gateway.recorder.lineproto import ts_to_ns
 from iot_gateway.recorder.metrics import RecorderMetrics
 from iot_gateway.recorder.schema import Schema
 from iot_gateway.recorder.spool import Spool
@@ -193,6 +195,7 @@ class Intake:
         rows: list[tuple[int, str, bytes]] = []
         dead: list[tuple[str, int, bytes]] = []
         seen: dict[str, bytes] = {}
+        backlog: bytes | None = None
         now_ns = time.time_ns()
         for msg in messages:
             topic = str(msg.topic)
@@ -206,6 +209,8 @@ class Intake:
                 seen[key] = payload
             if record.problem is not None:
                 dead.append((record.problem, 0, topic.encode() + b"\n" + payload))
+            elif topic == self.schema.topics.report_backlog:
+                backlog = payload  # the last one of the batch is the portal's current backlog
             for text, n in record.lines:
                 rows.append((n, record.rp, text.encode()))
         points = sum(r[0] for r in rows)
@@ -221,3 +226,13 @@ class Intake:
             self.metrics.dropped.inc(dropped)
             log.warning("spool_full_dropped_oldest", points=dropped, max_points=self.spool.max_points)
         self.metrics.spool_depth.set(self.spool.depth)
+        if backlog is not None:
+            self._observe_backlog(backlog)
+
+    def _observe_backlog(self, payload: bytes) -> None:
+        """The portal's overdue counts as gauges (alert BccReportsOverdue); the payload converted
+        without a problem, so its fields are there and typed (schema.Schema._backlog)."""
+        body = orjson.loads(payload)
+        self.metrics.reports_overdue.labels("verification").set(int(body.get("overdue_verification", 0)))
+        self.metrics.reports_overdue.labels("response").set(int(body.get("overdue_response", 0)))
+        self.metrics.backlog_time.set(ts_to_ns(body["ts"]) / 1e9)

@@ -48,3 +48,15 @@ class RecorderMetrics:
         self.spool_ok = Gauge("bcc_recorder_spool_ok", "0 while the spool cannot be written", registry=r)
         self.influx_up = Gauge("bcc_recorder_influxdb_up", "1 while the last write succeeded", registry=r)
         self.mqtt_connects = Counter("bcc_recorder_mqtt_connects", "MQTT (re)connections", registry=r)
+        # From the portal's retained bcc/reports/backlog (every minute): the portal has no metrics endpoint.
+        self.reports_overdue = Gauge(
+            "bcc_recorder_reports_overdue",
+            "Open citizen reports past their verification or response deadline (last bcc/reports/backlog)",
+            ["stage"],
+            registry=r,
+        )
+        self.backlog_time = Gauge(
+            "bcc_recorder_reports_backlog_timestamp_seconds",
+            "Time (ts) of the last bcc/reports/backlog the portal published; 0 before the first",
+            registry=r,
+        )

@@ -21,7 +21,7 @@ from portal.i18n import translate
 from portal.models import StaffSession, User
 from portal.reference import Lang, Reference
 from portal.runtime import PortalRuntime, runtime_of
-from portal.services import users
+from portal.services import deadlines, users
 from portal.services.events import EventSink
 
 SESSION_COOKIE = "bcc_session"
@@ -276,14 +276,20 @@ EvaluationUser = Annotated[User, Depends(RoleGuard("admin", "operator", "viewer"
 def render(
     request: Request, lang: Lang, name: str, context: dict[str, Any], status_code: int = 200
 ) -> Response:
-    templates = runtime_from(request).templates
+    runtime = runtime_from(request)
+    staff = getattr(request.state, "staff_user", None)
     base = {
         "lang": lang,
         "t": lambda key: translate(key, lang),
         "csrf_token": csrf_token(request),
         "ref": reference_of(request),
-        "staff": getattr(request.state, "staff_user", None),
+        "staff": staff,
+        # staff pages say when the deadlines lack a year's holiday decree (portal/data/holidays.yaml)
+        "holiday_gap": deadlines.missing_decree(runtime.clock().astimezone(deadlines.WIB).date())
+        if staff is not None
+        else None,
     }
+    templates = runtime.templates
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
     if request.query_params.get("lang") in ("id", "en"):
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True)

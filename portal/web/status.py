@@ -19,7 +19,7 @@ from starlette.responses import Response
 from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import FEEDBACKS, Photo, Report
 from portal.reference import Lang
-from portal.services import deadlines, reporter_keys, reports, visibility
+from portal.services import deadlines, reporter_keys, reports, visibility, workflow
 from portal.services.photos import NAME_RE
 from portal.web import reporter, submission
 from portal.web.deps import (
@@ -245,7 +245,7 @@ STAFF_SEEING_CONFIDENTIAL = frozenset({"admin", "agency"})  # the roles whose pa
 def _photo_visible(request: Request, name: str) -> bool:
     """A photo is served publicly only while its report is not confidential (a report made confidential
     later keeps photo URLs that Open311 and pages already published: they stop working); otherwise only
-    to its reporter and to the staff roles that handle confidential reports."""
+    to its reporter, admins, and the officers of the agency it was dispatched to."""
     with runtime_from(request).sessions() as db:
         report = db.scalar(
             select(Report).join(Photo, Photo.report_id == Report.id).where(Photo.filename == name)
@@ -253,7 +253,11 @@ def _photo_visible(request: Request, name: str) -> bool:
         if report is None or visibility.is_not_confidential(report) or reporter.may_see(request, report):
             return report is not None
     user = load_staff_session(request)
-    return user is not None and user.role in STAFF_SEEING_CONFIDENTIAL
+    if user is None or user.role not in STAFF_SEEING_CONFIDENTIAL:
+        return False
+    with runtime_from(request).sessions() as db:  # an agency: only reports dispatched to it (its queue)
+        query = select(Report.id).join(Photo, Photo.report_id == Report.id)
+        return db.scalar(query.where(Photo.filename == name, workflow.visible_to(user))) is not None
 
 
 @router.get("/foto/{name}")

@@ -25,6 +25,7 @@ async def read_coil(sim: SiteSimulator, device: str, key: str) -> bool:
 
 
 @pytest.mark.parametrize("role", ["homeassistant", "operator"])
+@pytest.mark.broker_accounts(gateway=2)  # the gateway is gateway_1; the looks below are gateway_2
 async def test_live_retained_command_is_answered_rejected_and_not_executed(
     room_sim: SiteSimulator, mosquitto: MosquittoProcess, role: str
 ) -> None:

@@ -10,6 +10,7 @@ venv's site-packages: a path line only, so the dev venv's editable-install hook 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from mosquitto import ROLES
+from mosquitto.accounts import account_passwords
 from tests.bcc.demo_run import after, start_demo
 from tests.support.paths import ROOT
 
@@ -91,7 +93,9 @@ def test_broker_passwd_and_grafana_build_from_the_wheel(installed: Path, tmp_pat
         cwd=tmp_path, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert [ln.split(":")[0] for ln in (tmp_path / "passwd").read_text().splitlines()] == list(ROLES)
+    assert [ln.split(":")[0] for ln in (tmp_path / "passwd").read_text().splitlines()] == list(
+        account_passwords(dict.fromkeys(ROLES, "x"))
+    )
     done = subprocess.run(
         [installed / "bcc", "broker", "config", "--out", "conf", "--port", "18997"],
         cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -145,3 +149,27 @@ async def test_demo_from_the_wheel(installed: Path, tmp_path: Path) -> None:
             await proc.wait()
     assert proc.returncode == 0
     assert "BCC demo stopped." in rest.decode()
+
+
+def test_backup_and_restore_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    """The migrations the backup reads its head from, and the restore checks against, are package data."""
+    db = tmp_path / "var" / "portal.db"
+    env = {
+        **_env(),
+        "BCC_PORTAL_DATABASE_URL": f"sqlite:///{db}",
+        "BCC_PORTAL_MEDIA_DIR": str(tmp_path / "var" / "media"),
+        "BCC_PORTAL_SECRET_KEY": "wheel-test-" + "s" * 32,
+    }
+    for argv in (["portal", "migrate"], ["backup", "--out", "b"]):
+        done = subprocess.run(
+            [installed / "bcc", *argv], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    migration = json.loads((tmp_path / "b" / "manifest.json").read_text())["migration"]
+    assert migration["database"] == migration["head"] and migration["head"]
+    db.unlink()
+    done = subprocess.run(
+        [installed / "bcc", "restore", "b"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "portal database: restored at migration" in done.stdout and db.stat().st_size > 0

@@ -38,3 +38,22 @@ def test_secrets_from_files_and_mqtt_from_env(tmp_path: Path) -> None:
     assert settings.mqtt is not None and settings.mqtt.port == 1884 and settings.mqtt.username == "portal"
     assert settings.cookie_secure is True  # secure unless turned off explicitly
     assert settings.max_body_bytes == 3 * 5 * 1024 * 1024 + 256 * 1024
+
+
+def test_mqtt_password_and_accounts_from_files_and_env(tmp_path: Path) -> None:
+    (tmp_path / "mqtt").write_text("m" * 20 + "\n")
+    base = {"BCC_PORTAL_SECRET_KEY": "k" * 40, "BCC_PORTAL_MQTT_HOST": "127.0.0.1"}
+    settings = Settings.from_env(
+        {**base, "BCC_MQTT_PASSWORD_PORTAL_FILE": str(tmp_path / "mqtt"), "BCC_PORTAL_MQTT_ACCOUNTS": "4"}
+    )
+    assert settings.mqtt is not None
+    assert settings.mqtt.password.get_secret_value() == "m" * 20 and settings.mqtt.accounts == 4
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env(
+            {
+                **base,
+                "BCC_MQTT_PASSWORD_PORTAL_FILE": str(tmp_path / "missing"),
+                "BCC_PORTAL_MQTT_ACCOUNTS": "0",
+            }
+        )
+    assert "BCC_MQTT_PASSWORD_PORTAL_FILE" in str(err.value)

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
-import psycopg
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, insert, inspect, text
 
 from portal.db import make_engine, upgrade
 from portal.models import Base
-from tests.support.portal import ADMIN_DSN
 
 
 def test_migrations_match_the_models(portal_db_url: str) -> None:
@@ -25,22 +19,6 @@ def test_migrations_match_the_models(portal_db_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database without any migration applied, on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'portal.db'}"
-        return
-    name = "bcc_portal_migrate_" + secrets.token_hex(6)
-    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_0007_keeps_existing_reports_without_a_key(empty_db_url: str) -> None:

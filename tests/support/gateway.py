@@ -4,9 +4,10 @@ and an MQTT probe that waits for messages (never a blind sleep)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,28 @@ from iot_gateway.service import Gateway
 from mosquitto import MosquittoProcess
 
 
+def tuned_site(
+    loaded: LoadedSite,
+    keep: Iterable[str] | None = None,
+    poll_s: Mapping[str, Mapping[str, float]] | None = None,
+) -> LoadedSite:
+    """``loaded`` with only the devices in ``keep`` (all when None) and per-device poll interval
+    overrides, e.g. ``{"env_front": {"default": 0.1}}`` (validated like a site file; each bus's
+    timeout is shortened to its shortest interval, as the loader requires)."""
+    raw = loaded.site.model_dump(mode="json", exclude_none=True)
+    shortest = min((s for d in (poll_s or {}).values() for s in d.values()), default=None)
+    if shortest is not None:
+        for bus in raw["buses"]:
+            bus["timeout_ms"] = min(bus.get("timeout_ms", 1000), int(shortest * 1000))
+    wanted = None if keep is None else set(keep)
+    devices = [d for d in raw["devices"] if wanted is None or d["id"] in wanted]
+    for d in devices:
+        d["poll_s"] = {**d.get("poll_s", {}), **(poll_s or {}).get(d["id"], {})}
+    raw["devices"] = devices
+    raw.pop("console", None)  # a console naming a device left out would be refused
+    return site_from_dict(raw, loaded.profiles)
+
+
 def site_dict(
     loaded: LoadedSite, broker: MosquittoProcess, mqtt: dict[str, Any] | None = None, **gateway: Any
 ) -> dict[str, Any]:
@@ -26,10 +49,13 @@ def site_dict(
     raw["mqtt"] = {
         **raw["mqtt"],
         "url": broker.url,
-        "username": "gateway",
+        "username": broker.account("gateway"),
         "reconnect_max_s": 1.0,
         **(mqtt or {}),
     }
+    # The shipped sites keep bulk telemetry's pending states in a file relative to the working
+    # directory; a test gets that file only where it asks for one (telemetry_spool_path=tmp_path / ...).
+    raw["gateway"].pop("telemetry_spool_path", None)
     raw["gateway"] = {**raw["gateway"], **gateway}
     return raw
 
@@ -39,7 +65,7 @@ def gateway_config(
 ) -> GatewayConfig:
     site = site_from_dict(site_dict(loaded, broker, mqtt, **gateway), loaded.profiles)
     settings, password, problems = resolve_mqtt(
-        site.site.mqtt, {"BCC_MQTT_PASSWORD": broker.password("gateway")}, "<test>"
+        site.site.mqtt, {"BCC_MQTT_PASSWORD": broker.password(broker.account("gateway"))}, "<test>"
     )
     assert not problems, problems
     return GatewayConfig(loaded=site, mqtt=settings, password=password)
@@ -64,12 +90,16 @@ class Probe:
 
     client: aiomqtt.Client
     messages: list[aiomqtt.Message] = field(default_factory=list)
+    # The event loop's time (loop.time()) at which each message of ``messages`` arrived.
+    arrived: list[float] = field(default_factory=list)
     _new: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
         async for msg in self.client.messages:
             async with self._new:
                 self.messages.append(msg)
+                self.arrived.append(loop.time())
                 self._new.notify_all()
 
     async def subscribe(self, topic: str) -> None:
@@ -101,6 +131,14 @@ class Probe:
     def all(self, topic: str, since: int = 0) -> list[Any]:
         return [decode(m.payload) for m in self.messages[since:] if str(m.topic) == topic]
 
+    def timed(self, topic: str, since: int = 0) -> list[tuple[float, Any]]:
+        """(arrival loop time, decoded payload) of every message on ``topic`` from index ``since``."""
+        return [
+            (t, decode(m.payload))
+            for t, m in zip(self.arrived[since:], self.messages[since:], strict=True)
+            if str(m.topic) == topic
+        ]
+
     def mark(self) -> int:
         return len(self.messages)
 
@@ -113,25 +151,43 @@ def decode(payload: Any) -> Any:
         return raw.decode(errors="replace")
 
 
+# Accounts held by open probes, per broker (id of the MosquittoProcess).
+_held: dict[int, collections.Counter[str]] = {}
+
+
 @contextlib.asynccontextmanager
 async def probe(
     broker: MosquittoProcess, role: str = "portal", subscribe: str | None = "bcc/#"
 ) -> AsyncIterator[Probe]:
+    # The broker makes the username the client id: a probe of a role with several accounts takes the
+    # last one that no other probe holds, so that it never disconnects the service under test (which
+    # logs in with the first: the gateway as gateway_1 under broker_accounts(gateway=2), a portal as
+    # portal_1) nor another probe.
+    held = _held.setdefault(id(broker), collections.Counter())
+    if role in broker.credentials:
+        names = [broker.account(role, k) for k in range(broker.accounts.get(role, 1), 0, -1)]
+        account = next((n for n in names if not held[n]), names[-1])
+    else:
+        account = role
+    held[account] += 1
     client = aiomqtt.Client(
         broker.host,
         broker.port,
-        username=role,
-        password=broker.password(role),
+        username=account,
+        password=broker.password(account),
         identifier=f"probe-{role}-{time.monotonic_ns()}",
     )
-    async with client:
-        p = Probe(client)
-        task = asyncio.create_task(p._pump())
-        try:
-            if subscribe:
-                await p.subscribe(subscribe)
-            yield p
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
+    try:
+        async with client:
+            p = Probe(client)
+            task = asyncio.create_task(p._pump())
+            try:
+                if subscribe:
+                    await p.subscribe(subscribe)
+                yield p
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await task
+    finally:
+        held[account] -= 1

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import yaml
 
 from devices.loader import LoadedSite
 from iot_gateway.recorder.config import InfluxSettings, RecorderConfig, build_config
@@ -47,6 +48,7 @@ def recorder_config(
         "backoff_min_s": 0.05,
         "backoff_max_s": 0.5,
         "timeout_s": 2.0,
+        "mqtt_username": broker.account("recorder"),
         **settings,
     }
     mqtt_settings = loaded.site.mqtt.model_copy(
@@ -55,8 +57,28 @@ def recorder_config(
     site = loaded.site.model_copy(
         update={"mqtt": mqtt_settings, "influxdb": InfluxSettings.model_validate(raw)}
     )
-    env = {"BCC_MQTT_PASSWORD": broker.password("recorder")}
+    env = {"BCC_MQTT_PASSWORD": broker.password(raw["mqtt_username"])}
     return build_config(LoadedSite(site, loaded.profiles, loaded.path), env, "<test>")
+
+
+def recorder_site_file(
+    loaded: LoadedSite, broker: MosquittoProcess, influx: InfluxdProcess, tmp_path: Path, **settings: Any
+) -> Path:
+    """``tmp_path/site.yaml``: ``loaded`` pointed at the test broker and influxd (fast retries, the spool
+    in ``tmp_path``), for a recorder started as a process or a command reading the site file."""
+    raw = loaded.site.model_dump(mode="json", exclude_none=True)
+    raw["mqtt"].update(url=broker.url, reconnect_min_s=0.05, reconnect_max_s=0.5)
+    raw["influxdb"] = {
+        "url": influx.url,
+        "spool_path": str(tmp_path / "spool.sqlite3"),
+        "flush_interval_ms": 20,
+        "backoff_min_s": 0.05,
+        "backoff_max_s": 0.5,
+        **settings,
+    }
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
 
 
 def influxql(url: str, q: str, db: str = "bcc", absent_ok: bool = False) -> list[dict[str, Any]]:

@@ -25,12 +25,18 @@ class Probe:
     """One MQTT connection as ``username`` (a role), or anonymous when ``username`` is None."""
 
     def __init__(
-        self, host: str, port: int, username: str | None, password: str | None, protocol: int
+        self,
+        host: str,
+        port: int,
+        username: str | None,
+        password: str | None,
+        protocol: int,
+        client_id: str | None = None,
     ) -> None:
         self.host, self.port, self.username = host, port, username
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"probe-{username}-{secrets.token_hex(4)}",
+            client_id=client_id or f"probe-{username}-{secrets.token_hex(4)}",
             protocol=MQTTProtocolVersion(protocol),
             reconnect_on_failure=False,
         )

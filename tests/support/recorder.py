@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,11 +12,21 @@ from typing import Any
 import aiomqtt
 import orjson
 
+from devices.loader import LoadedSite
 from mosquitto import MosquittoProcess
 from tests.support.influx import influxql
 
 # One hour ago, whole seconds: source times inside the raw retention policy whatever the clock says.
 T0 = datetime.fromtimestamp(int(time.time()) - 3600, UTC)
+
+
+def per_device(loaded: LoadedSite) -> LoadedSite:
+    """``loaded`` with bulk telemetry off: its recorder reads one topic per device, which is what
+    ``publish_as_gateway`` feeds (the shipped sites turn ``gateway.telemetry_batch_ms`` on)."""
+    gateway = loaded.site.gateway.model_copy(
+        update={"telemetry_batch_ms": None, "telemetry_spool_path": None}
+    )
+    return dataclasses.replace(loaded, site=loaded.site.model_copy(update={"gateway": gateway}))
 
 
 def iso(ms: int, base: datetime = T0) -> str:
@@ -46,7 +57,7 @@ async def publish_as_gateway(
             async with aiomqtt.Client(
                 broker.host,
                 broker.port,
-                username="gateway",
+                username=broker.account("gateway", -1),
                 password=broker.password("gateway"),
                 identifier=client_id,
                 clean_session=False,

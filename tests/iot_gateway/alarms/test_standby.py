@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+import pytest
+
 from devices.loader import site_from_dict
 from iot_gateway.alarms.config import AlarmsConfig, build_alarms_config
 from iot_gateway.alarms.service import AlarmService, running_alarms
@@ -21,18 +23,26 @@ LEASE_S = 1.5
 
 
 def config(
-    sim: SiteSimulator, broker: MosquittoProcess, tmp_path: Path, db: str, instance: str
+    sim: SiteSimulator, broker: MosquittoProcess, tmp_path: Path, db: str, instance: str, account: int
 ) -> AlarmsConfig:
+    """Each evaluator logs in with its own account of the role (the broker makes the username the
+    client id, so two evaluators on one account would disconnect each other)."""
     loaded = sim.site_for_clients()
     site = site_from_dict(site_dict(loaded, broker), loaded.profiles)
-    env = {"BCC_MQTT_PASSWORD": broker.password("alarms"), "BCC_ALARMS_DATABASE_URL": db}
+    username = broker.account("alarms", account)
+    env = {
+        "BCC_MQTT_USERNAME": username,
+        "BCC_MQTT_PASSWORD": broker.password(username),
+        "BCC_ALARMS_DATABASE_URL": db,
+    }
     return build_alarms_config(site, env, fast_rules(tmp_path), instance=instance, lease_s=LEASE_S)
 
 
+@pytest.mark.broker_accounts(alarms=2)
 async def test_the_standby_takes_over_without_raising_twice(
     mosquitto: MosquittoProcess, room_sim: SiteSimulator, tmp_path: Path, portal_db_url: str
 ) -> None:
-    one = AlarmService(config(room_sim, mosquitto, tmp_path, portal_db_url, "one"))
+    one = AlarmService(config(room_sim, mosquitto, tmp_path, portal_db_url, "one", 1))
     stop_one = asyncio.Event()
     async with (
         running_gateway(gateway_config(room_sim.site_for_clients(), mosquitto, breaker_max_backoff_s=1.0)),
@@ -42,7 +52,7 @@ async def test_the_standby_takes_over_without_raising_twice(
         try:
             await asyncio.wait_for(one.became_active.wait(), 10)
             async with running_alarms(
-                config(room_sim, mosquitto, tmp_path, portal_db_url, "two"), active=False
+                config(room_sim, mosquitto, tmp_path, portal_db_url, "two", 2), active=False
             ) as two:
                 assert await p.wait_for(T.alarm_service("two"), lambda s: s == "standby") == "standby"
                 assert await p.wait_for(T.alarm_service("one"), lambda s: s == "active") == "active"

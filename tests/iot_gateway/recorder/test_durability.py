@@ -11,18 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from devices.loader import DEMO_SITE, load_site
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder
 from mosquitto import MosquittoProcess
-from tests.support.influx import recorder_config
+from tests.support.influx import recorder_config, recorder_site_file
 from tests.support.paths import ROOT
-from tests.support.recorder import distinct_times, meter_state, publish_as_gateway, rows
+from tests.support.recorder import distinct_times, meter_state, per_device, publish_as_gateway, rows
 from tests.support.wait import eventually
 
-LOADED = load_site(DEMO_SITE)
+LOADED = per_device(load_site(DEMO_SITE))
 
 
 def meter(i: int) -> tuple[str, bytes]:
@@ -50,27 +49,11 @@ async def test_influxdb_down_30_s_under_1000_points_per_s(
     assert distinct_times(influxd.url, "sdm630", "power_total") == total
 
 
-def _site_file(tmp_path: Path, broker: MosquittoProcess, influxd: InfluxdProcess) -> Path:
-    raw = LOADED.site.model_dump(mode="json", exclude_none=True)
-    raw["mqtt"].update(url=broker.url, reconnect_min_s=0.05, reconnect_max_s=0.5)
-    raw["influxdb"] = {
-        "url": influxd.url,
-        "spool_path": str(tmp_path / "spool.sqlite3"),
-        "flush_interval_ms": 20,
-        "batch_points": 600,
-        "backoff_min_s": 0.05,
-        "backoff_max_s": 0.5,
-    }
-    path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    return path
-
-
 @pytest.mark.slow
 async def test_recorder_sigkilled_mid_batch_10_times(
     mosquitto: MosquittoProcess, influxd: InfluxdProcess, tmp_path: Path
 ) -> None:
-    site = _site_file(tmp_path, mosquitto, influxd)
+    site = recorder_site_file(LOADED, mosquitto, influxd, tmp_path, batch_points=600)
     env = {**os.environ, "BCC_MQTT_PASSWORD": mosquitto.password("recorder"), "BCC_LOG_FORMAT": "json"}
     total = 4000
     rng = random.Random(4)

@@ -32,10 +32,10 @@ from mosquitto import MosquittoProcess
 from tests.support.faultproxy import FaultProxy
 from tests.support.influx import recorder_config
 from tests.support.paths import ROOT
-from tests.support.recorder import distinct_times, meter_state, publish_as_gateway, rows
+from tests.support.recorder import distinct_times, meter_state, per_device, publish_as_gateway, rows
 from tests.support.wait import eventually
 
-LOADED = load_site(DEMO_SITE)
+LOADED = per_device(load_site(DEMO_SITE))
 
 
 def meter(i: int) -> tuple[str, bytes]:

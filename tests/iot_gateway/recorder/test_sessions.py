@@ -7,15 +7,17 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from devices.loader import DEMO_SITE, load_site
 from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder
 from mosquitto import MosquittoProcess
 from tests.support.influx import influxql, recorder_config
-from tests.support.recorder import distinct_times, meter_state, publish_as_gateway, rows
+from tests.support.recorder import distinct_times, meter_state, per_device, publish_as_gateway, rows
 from tests.support.wait import eventually
 
-LOADED = load_site(DEMO_SITE)
+LOADED = per_device(load_site(DEMO_SITE))
 
 
 def meter(i: int) -> tuple[str, bytes]:
@@ -41,6 +43,7 @@ async def test_mqtt_311_persistent_session_keeps_what_arrived_while_away(
     assert distinct_times(influxd.url, "sdm630", "power_total") == 400
 
 
+@pytest.mark.broker_accounts(recorder=2)  # one account per recorder process (docs/influxdb.md)
 async def test_two_recorders_in_a_shared_subscription_write_every_point_once(
     mosquitto: MosquittoProcess, influxd: InfluxdProcess, tmp_path: Path
 ) -> None:
@@ -48,8 +51,12 @@ async def test_two_recorders_in_a_shared_subscription_write_every_point_once(
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     a_dir.mkdir()
     b_dir.mkdir()
-    cfg_a = recorder_config(LOADED, mosquitto, influxd, a_dir, shared_group="rec", client_id="rec-a")
-    cfg_b = recorder_config(LOADED, mosquitto, influxd, b_dir, shared_group="rec", client_id="rec-b")
+    cfg_a = recorder_config(
+        LOADED, mosquitto, influxd, a_dir, shared_group="rec", client_id="rec-a", mqtt_username="recorder_1"
+    )
+    cfg_b = recorder_config(
+        LOADED, mosquitto, influxd, b_dir, shared_group="rec", client_id="rec-b", mqtt_username="recorder_2"
+    )
     async with running_recorder(cfg_a) as a, running_recorder(cfg_b) as b:
         assert a.intake.filters[0].startswith("$share/rec/")
         await publish_as_gateway(mosquitto, meter, total, 2000)

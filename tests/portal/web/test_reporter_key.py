@@ -174,6 +174,28 @@ def test_photos_of_a_report_made_confidential_are_no_longer_served(app: FastAPI,
         c.close()
 
 
+def test_confidential_photos_only_for_the_agency_the_report_was_dispatched_to(
+    app: FastAPI, client: TestClient, clock: FakeClock
+) -> None:
+    """Any agency officer could load a confidential report's photo by its file name; now only the
+    officers of the agency it was dispatched to (as for the report's page), and admins."""
+    code = submit(client, photos=[jpeg()], privacy="confidential", category="kesehatan")
+    name = stored_photo(app, code)
+    dinkes, bappeda = staff_client(app, "agency", "dinkes"), staff_client(app, "agency", "bappeda")
+    try:
+        assert dinkes.get(f"/foto/{name}").status_code == 404  # not dispatched yet
+        with runtime_of(app).sessions() as db:
+            db.execute(
+                update(Report).where(Report.code == code).values(agency="dinkes", dispatched_at=clock.now())
+            )
+            db.commit()
+        assert dinkes.get(f"/foto/{name}").status_code == 200
+        assert bappeda.get(f"/foto/{name}").status_code == 404
+    finally:
+        dinkes.close()
+        bappeda.close()
+
+
 def stored_photo(app: FastAPI, code: str) -> str:
     with runtime_of(app).sessions() as db:
         report = db.scalar(select(Report).where(Report.code == code))

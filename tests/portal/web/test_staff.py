@@ -258,3 +258,20 @@ def test_evaluation_month_is_validated_strictly(app: FastAPI, client: TestClient
         r = http.get("/staf/evaluasi.csv")
         assert r.status_code == 200 and 'filename="evaluasi-2026-11.csv"' in r.headers["content-disposition"]
     admin.close()
+
+
+def test_staff_pages_warn_when_next_years_holiday_decree_is_missing(
+    app: FastAPI, client: TestClient, clock: FakeClock
+) -> None:
+    """The shipped holiday file has the 2026 decree, not 2027's: from 1 October staff see it on every
+    page (deadlines around 2027's moveable holidays would be wrong); the public never does."""
+    staff = staff_client(app, "viewer")
+    try:
+        warning = "tahun 2027 (SKB 3 Menteri) belum dimasukkan"
+        assert clock.now().month == 11 and warning in staff.get("/staf").text
+        assert warning in staff.get("/staf/evaluasi").text
+        assert warning not in client.get("/").text
+        clock.current = clock.current.replace(month=9, day=15)
+        assert warning not in staff.get("/staf").text
+    finally:
+        staff.close()

@@ -1,0 +1,195 @@
+"""The installer's one settings file (YAML; deploy/settings.example.yaml): typed, every problem listed.
+
+Only the shape is checked here. What needs the machine (files, certificates, the database) is checked
+by bcc/install.py before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bcc_contract.accounts import DEFAULT_ACCOUNTS, MAX_ACCOUNTS, ROLES
+
+# Secret files in /etc/bcc/secrets: the names the units' LoadCredential= lines use (deploy/README.md).
+MQTT_SECRETS: dict[str, str] = {role: f"mqtt-{role}" for role in ROLES}
+SECRET_NAMES: tuple[str, ...] = (*MQTT_SECRETS.values(), "influx-recorder", "portal-secret-key")
+Service = Literal["broker", "nginx", "portal", "gateway", "recorder"]
+SERVICES: tuple[Service, ...] = ("broker", "nginx", "portal", "gateway", "recorder")
+MIN_SECRET_LEN = 16
+MIN_DISTINCT = 8
+# Words of example files and defaults: a secret containing one was copied, not chosen.
+_PLACEHOLDERS = ("changeme", "changethis", "password", "secret", "example", "placeholder", "xxxx")
+# systemd's EnvironmentFile= interprets quotes, backslashes and "$": a secret is one plain word.
+_PLAIN = re.compile(r"^[!#%&(-\[\]-~]+$")
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_SITE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class SettingsFileError(Exception):
+    """The settings file is unusable; ``problems`` has one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def weakness(value: str, min_len: int = MIN_SECRET_LEN) -> str | None:
+    """Why ``value`` is not acceptable as a secret, or None."""
+    if not value:
+        return "missing"
+    if not _PLAIN.match(value):
+        return "must be one word without spaces, quotes, backslashes or '$'"
+    if len(value) < min_len:
+        return f"weak: {len(value)} characters, at least {min_len} needed"
+    if len(set(value)) < MIN_DISTINCT:
+        return f"weak: fewer than {MIN_DISTINCT} different characters"
+    lowered = value.lower()
+    if any(word in lowered for word in _PLACEHOLDERS):
+        return "weak: a placeholder, not a chosen secret"
+    return None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CertKey(_Model):
+    cert: Path
+    key: Path
+
+
+class BrokerTls(CertKey):
+    """Mosquitto's TLS listener (8883): its CA, certificate and key; ``host`` is the name clients use."""
+
+    ca: Path
+    host: str | None = None
+
+
+class Tls(_Model):
+    portal: CertKey | None = None
+    broker: BrokerTls | None = None
+
+
+class Portal(_Model):
+    database_url: str
+    workers: int = Field(default=4, ge=1, le=MAX_ACCOUNTS)
+    site: str
+    jurisdiction_id: str = "binjaikota.go.id"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if not _PLAIN.match(url):
+            raise ValueError(
+                "must be one word without spaces, quotes, backslashes or '$' (percent-encode them)"
+            )
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("must be postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        problem = weakness(unquote(parts.password or ""))
+        if problem:
+            raise ValueError(f"the database password: {problem}")
+        return url
+
+    @property
+    def mqtt_accounts(self) -> int:
+        """Broker accounts of the portal role: one per worker, at least the default."""
+        return max(self.workers, DEFAULT_ACCOUNTS["portal"])
+
+
+class InstallSettings(_Model):
+    host: str
+    services: list[Service] = Field(default_factory=lambda: list(SERVICES), min_length=1)
+    tls: Tls = Tls()
+    sites: dict[str, Path] = Field(default_factory=dict)
+    portal: Portal | None = None
+    # The recorder's InfluxDB user (every site's influxdb: section must use it with auth: basic).
+    influxdb_username: str = "bcc_recorder"
+    # Secrets given here instead of generated (e.g. the InfluxDB password an existing user has).
+    secrets: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        if not _HOST.match(host):
+            raise ValueError(f"{host!r} is not a fully qualified host name (e.g. portal.binjaikota.go.id)")
+        return host
+
+    @field_validator("sites")
+    @classmethod
+    def _site_names(cls, sites: dict[str, Path]) -> dict[str, Path]:
+        bad = [name for name in sites if not _SITE.match(name)]
+        if bad:
+            raise ValueError(f"site names {bad}: lower-case letters, digits, '-' and '_' (a unit instance)")
+        return sites
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, given: dict[str, str]) -> dict[str, str]:
+        problems = [
+            f"{name}: unknown (known: {', '.join(SECRET_NAMES)})"
+            for name in given
+            if name not in SECRET_NAMES
+        ]
+        for name, value in given.items():
+            if name in SECRET_NAMES and (why := weakness(str(value or ""), secret_min_len(name))):
+                problems.append(f"{name}: {why}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return given
+
+    @model_validator(mode="after")
+    def _needs(self) -> InstallSettings:
+        problems = []
+        wanted = set(self.services)
+        if "nginx" in wanted and self.tls.portal is None:
+            problems.append("nginx needs tls.portal (cert, key)")
+        if "broker" in wanted and self.tls.broker is None:
+            problems.append("broker needs tls.broker (ca, cert, key)")
+        if wanted & {"portal", "nginx"} and self.portal is None:
+            problems.append("portal and nginx need the portal: section")
+        if wanted & {"gateway", "recorder"} and not self.sites:
+            problems.append("gateway and recorder need at least one site in sites:")
+        if self.portal is not None and self.portal.site not in self.sites:
+            problems.append(f"portal.site {self.portal.site!r} is not one of sites: {sorted(self.sites)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def wants(self, service: str) -> bool:
+        return service in self.services
+
+
+def secret_min_len(name: str) -> int:
+    """The portal's session key needs 32 characters (portal/config.py); every other secret 16."""
+    return 32 if name == "portal-secret-key" else MIN_SECRET_LEN
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_settings(path: Path) -> InstallSettings:
+    """Read and validate the settings file; SettingsFileError lists every problem, one per line."""
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise SettingsFileError([f"{path}: cannot read: {err.strerror or err}"]) from err
+    except yaml.YAMLError as err:
+        raise SettingsFileError([f"{path}: not YAML: {' '.join(str(err).split())}"]) from err
+    if not isinstance(raw, dict):
+        raise SettingsFileError([f"{path}: must be a mapping of settings"])
+    try:
+        return InstallSettings.model_validate(raw)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            message = e["msg"].removeprefix("Value error, ")
+            problems += [f"{path}: {_where(e['loc'])}: {part}" for part in message.split("; ")]
+        raise SettingsFileError(problems) from err
