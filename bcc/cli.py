@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "iot_gateway.recorder.influx_admin",
         "InfluxDB 1.x as its admin: provision the database, retention policies and users",
     ),
+    "alarms": ("iot_gateway.alarms.cli", "evaluate alarm rules on MQTT state and publish alarm states"),
     "install": ("bcc.install", "install the services on this server from one settings file (as root)"),
     "grafana": ("grafana.cli", "build the Grafana dashboards (JSON) from the profiles and the site"),
     "backup": (

@@ -1,4 +1,5 @@
-"""``bcc demo``: the command room on one machine: simulators, a broker, the gateway, recorder and portal.
+"""``bcc demo``: the command room on one machine: simulators, a broker, the gateway, recorder, the alarm
+evaluator and the portal.
 
 Mosquitto runs with the project's own config and freshly generated credentials (or, when the binary is
 missing, an embedded amqtt broker, said so on screen; every client then speaks MQTT 3.1.1, the only
@@ -22,6 +23,9 @@ from bcc_common.process import cancel_and_wait
 from bcc_contract.accounts import DEFAULT_ACCOUNTS, account_names
 from bcc_contract.topics import Topics
 from devices.loader import DEMO_SITE, ConfigError, load_site, site_from_dict
+from iot_gateway.alarms.config import build_alarms_config
+from iot_gateway.alarms.rules import rules_path_for
+from iot_gateway.alarms.service import AlarmService
 from iot_gateway.config import GatewayConfig
 from iot_gateway.recorder.demo import start_demo_recorder
 from iot_gateway.service import Gateway
@@ -109,6 +113,31 @@ async def _stop_gateway(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
     await cancel_and_wait(task)
 
 
+async def _start_alarms(
+    stack: contextlib.AsyncExitStack, client_site: Any, password: str, workdir: Path
+) -> AlarmService | None:
+    """The alarm evaluator on the site's shipped rules (none for a site without a rules file), its state
+    in a SQLite file of the demo's work directory."""
+    if not rules_path_for(client_site).is_file():
+        return None
+    config = build_alarms_config(
+        client_site, {"BCC_MQTT_PASSWORD": password}, state_path=workdir / "alarms.sqlite3", instance="demo"
+    )
+    service = AlarmService(config)
+    done = asyncio.Event()
+    task = asyncio.create_task(service.run(done))
+
+    async def stop() -> None:
+        done.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), 5)
+        await cancel_and_wait(task)
+
+    stack.push_async_callback(stop)
+    await asyncio.wait_for(service.connected.wait(), 10)
+    return service
+
+
 async def demo(args: argparse.Namespace) -> int:
     try:
         loaded = load_site(args.site)
@@ -143,6 +172,7 @@ async def demo(args: argparse.Namespace) -> int:
         gw_task = asyncio.create_task(gateway.run(stop))
         stack.push_async_callback(_stop_gateway, stop, gw_task)  # after a clean stop: a no-op
         await asyncio.wait_for(gateway.link.connected.wait(), 10)
+        alarms = await _start_alarms(stack, client_site, secrets["alarms"], workdir)
         recorder = await start_demo_recorder(client_site, cfg.mqtt, secrets["recorder"], workdir)
         if recorder is not None:
             stack.push_async_callback(recorder.stop)
@@ -160,6 +190,14 @@ async def demo(args: argparse.Namespace) -> int:
             where = f"{ep.get('host')}:{ep.get('port')}" if ep.get("type") == "tcp" else ep.get("port")
             print(f"  simulator:  bus {bus} at {where}")
         print(f"  gateway:    running, state under {Topics(base).state('<device>')}")
+        if alarms is not None:
+            rules = alarms.config.rules
+            print(
+                f"  alarms:     {len(rules.alarms)} alarms from {rules.path} "
+                f"(docs/alarms.md), states under {Topics(base).alarm_state('<alarm>')}, on the console"
+            )
+        else:
+            print(f"  alarms:     not started: no rules file for site {loaded.site.site} (docs/alarms.md)")
         if recorder is not None:
             for line in [*recorder.instructions(), *grafana_instructions(recorder.influxd.url)]:
                 print("  " + line)

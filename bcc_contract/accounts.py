@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from bcc_common.ident import IDENT_RE
 
 # The roles of mosquitto/acl, each with its own secret.
-ROLES: tuple[str, ...] = ("gateway", "recorder", "portal", "operator", "readonly", "homeassistant")
+ROLES: tuple[str, ...] = ("gateway", "recorder", "portal", "operator", "readonly", "homeassistant", "alarms")
 # Accounts per role where more than one process of the role runs at once: the portal's workers
 # (`bcc portal serve --workers N` needs N <= this; BCC_PORTAL_MQTT_ACCOUNTS must match).
 DEFAULT_ACCOUNTS: Mapping[str, int] = {"portal": 8}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 __all__ = ["OFFLINE", "ONLINE", "RESERVED_IDS", "Topics"]
 
 # Device ids that would collide with the topics below (a site file may not use them).
-RESERVED_IDS = frozenset({"bridge", "reports", "recorder", "portal", "console"})
+RESERVED_IDS = frozenset({"bridge", "reports", "recorder", "portal", "console", "alarms"})
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -109,6 +109,40 @@ class Topics:
     @property
     def report_backlog(self) -> str:
         return f"{self.base}/reports/backlog"
+
+    # --- alarms (published by ``bcc alarms``, docs/alarms.md) ------------------------------------
+    def alarm_state(self, alarm_id: str) -> str:
+        """Retained JSON state of one alarm (``<rule>.<device>``); empty payload: the rule is gone."""
+        return f"{self.base}/alarms/state/{alarm_id}"
+
+    @property
+    def all_alarm_states(self) -> str:
+        return f"{self.base}/alarms/state/+"
+
+    def alarm_of_state(self, topic: str) -> str | None:
+        """Alarm id of a ``<base>/alarms/state/<alarm>`` topic, or None when the topic is not one."""
+        prefix = self.alarm_state("")
+        alarm = topic.removeprefix(prefix) if topic.startswith(prefix) else ""
+        return alarm if alarm and "/" not in alarm else None
+
+    @property
+    def alarm_events(self) -> str:
+        """Every alarm transition (raised, cleared, acked, shelved, unshelved), not retained."""
+        return f"{self.base}/alarms/events"
+
+    @property
+    def alarm_commands(self) -> str:
+        """Operator actions on alarms: JSON ``{"alarm", "action", "by", ...}``, never retained."""
+        return f"{self.base}/alarms/command"
+
+    @property
+    def alarm_results(self) -> str:
+        """The answer to each alarm command (``ok`` or ``rejected``), echoing its ``transaction``."""
+        return f"{self.base}/alarms/results"
+
+    def alarm_service(self, instance: str) -> str:
+        """Retained ``active``/``standby``/``offline`` of one alarm evaluator (``offline``: its last will)."""
+        return f"{self.base}/alarms/status/{instance}"
 
     # --- Home Assistant ---------------------------------------------------------------------
     def discovery(self, node_id: str) -> str:

@@ -53,6 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the shipped sites' 100 ms window at 1,000 states/s; 0: one message per state on its device topic",
     )
     rec.add_argument("--json", action="store_true", help="print one JSON object only")
+    ala = sub.add_parser("alarms", help="state message -> alarm event latency and the evaluator's CPU")
+    ala.add_argument("--devices", type=int, default=500, help="devices (default 500)")
+    ala.add_argument(
+        "--points", type=int, default=30, help="points per device, each with a rule (default 30)"
+    )
+    ala.add_argument("--interval", type=float, default=1.0, help="each device's state every N s (default 1)")
+    ala.add_argument("--seconds", type=float, default=30.0, help="measurement window (default 30)")
+    ala.add_argument("--trips", type=int, default=5, help="devices crossing a limit per interval (default 5)")
+    ala.add_argument("--json", action="store_true", help="print one JSON object only")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         from bench.recorder import bench_recorder
 
         result = asyncio.run(bench_recorder(args.devices, args.messages, args.rate, bulk=args.bulk))
+    elif args.bench == "alarms":
+        from bench.alarms import bench_alarms
+
+        result = asyncio.run(bench_alarms(args.devices, args.points, args.interval, args.seconds, args.trips))
     else:  # pragma: no cover - argparse restricts choices
         return 2
     if args.json:

@@ -316,3 +316,43 @@ class JobRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     result: Mapped[str] = mapped_column(String(24))  # running | ok | failed
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class AlarmStateRow(Base):
+    """The last record of one alarm (``<rule>.<device>``), written by ``bcc alarms`` (docs/alarms.md);
+    ``record`` is its JSON record. The service defines the same table in iot_gateway/alarms/store.py."""
+
+    __tablename__ = "alarm_states"
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean)
+    severity: Mapped[str] = mapped_column(String(8))
+    record: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlarmEventRow(Base):
+    """One alarm transition (the audit history, who and when); ``body`` is the JSON published on MQTT,
+    ``published_at`` when the broker acknowledged it (the evaluator's outbox)."""
+
+    __tablename__ = "alarm_events"
+    __table_args__ = (Index("ix_alarm_events_unpublished", "published_at", "seq"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alarm: Mapped[str] = mapped_column(String(120), index=True)
+    event: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(8))
+    who: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    body: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AlarmLease(Base):
+    """Which alarm evaluator is the active one (the others stand by) and until when."""
+
+    __tablename__ = "alarm_lease"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

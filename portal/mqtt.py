@@ -104,7 +104,13 @@ class MqttEventSink:
             if self.room is not None:  # the console's live view: retained state arrives at once
                 t = self.topics
                 client.subscribe(
-                    [(t.all_state, 1), (t.availability("+"), 1), (t.response("+"), 1), (t.bridge_state, 1)]
+                    [
+                        (t.all_state, 1),
+                        (t.availability("+"), 1),
+                        (t.response("+"), 1),
+                        (t.bridge_state, 1),
+                        (t.all_alarm_states, 1),
+                    ]
                 )
             log.info(
                 "portal_mqtt_connected",
@@ -129,6 +135,8 @@ class MqttEventSink:
             parts = msg.topic.removeprefix(self.topics.base + "/").split("/")
             if msg.topic == self.topics.bridge_state:
                 room.on_bridge(text)
+            elif (alarm := self.topics.alarm_of_state(msg.topic)) is not None:
+                room.on_alarm(alarm, json.loads(text) if text else None)
             elif len(parts) == 1:
                 room.on_state(parts[0], json.loads(text) if text else None)
             elif len(parts) == 2 and parts[1] == "availability":
@@ -148,6 +156,18 @@ class MqttEventSink:
             )
         except Exception as err:
             log.warning("portal_mqtt_publish_failed", topic=self.topics.set(device), error=repr(err))
+            return False
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def publish_alarm_command(self, payload: dict[str, Any]) -> bool:
+        """Publish an operator's action on an alarm (never retained; docs/alarms.md)."""
+        if not self.connected.is_set():
+            return False
+        topic = self.topics.alarm_commands
+        try:
+            info = self.client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=False)
+        except Exception as err:
+            log.warning("portal_mqtt_publish_failed", topic=topic, error=repr(err))
             return False
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 

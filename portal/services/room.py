@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
+from bcc_contract.alarms import SEVERITIES, SHOWN_STATES
 from bcc_contract.commands import RESULT_STATUSES
 from portal.models import User
 from portal.services import audit
@@ -43,6 +44,7 @@ __all__ = [
     "LiveRoom",
     "RoomPlan",
     "age_seconds",
+    "alarm_rows",
     "build_commands",
     "load_plan",
     "new_transaction",
@@ -83,6 +85,8 @@ class LiveRoom:
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     availability: dict[str, str] = field(default_factory=dict)
     bridge: str = "unknown"
+    # The retained state of every alarm (bcc/alarms/state/<alarm>, docs/alarms.md), by alarm id.
+    alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
     _pending: dict[str, Pending] = field(default_factory=dict)
     _subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = field(default_factory=set)
     _waiters: dict[str, asyncio.Future[str]] = field(default_factory=dict)
@@ -100,6 +104,7 @@ class LiveRoom:
                 "states": {d: dict(s) for d, s in self.states.items()},
                 "availability": dict(self.availability),
                 "bridge": self.bridge,
+                "alarms": {a: dict(s) for a, s in self.alarms.items()},
                 "now": time.time(),
             }
 
@@ -144,6 +149,15 @@ class LiveRoom:
         with self._lock:
             self.bridge = value
         self._emit("bridge", {"value": value})
+
+    def on_alarm(self, alarm: str, payload: Any) -> None:
+        """An alarm's retained state; an empty payload (the rule is gone) removes it."""
+        with self._lock:
+            if isinstance(payload, dict):
+                self.alarms[alarm] = payload
+            else:
+                self.alarms.pop(alarm, None)
+        self._emit("alarm", {"alarm": alarm, "state": payload if isinstance(payload, dict) else None})
 
     def on_response(self, device: str, payload: Any) -> None:
         if not isinstance(payload, dict):
@@ -256,6 +270,14 @@ def send(
     if sender is None or not sender.publish_command(cmd.device, payload):
         room.fail_now(txn, cmd.device, "the portal is not connected to the broker")
     return txn
+
+
+def alarm_rows(alarms: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alarms an operator must see (all but ``normal``), most severe first, then newest first."""
+    shown = [a for a in alarms.values() if a.get("state") in SHOWN_STATES]
+    shown.sort(key=lambda a: str(a.get("since") or ""), reverse=True)
+    shown.sort(key=lambda a: SEVERITIES.index(a["severity"]) if a.get("severity") in SEVERITIES else 99)
+    return shown
 
 
 def age_seconds(state: dict[str, Any] | None, now: datetime | None = None) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.services.room import LiveRoom, RoomPlan
+from portal.services.room import LiveRoom, RoomPlan, alarm_rows
 from portal.services.wall import current_layout
 
 AVAIL_TEXT = {"online": "tersedia", "offline": "tidak tersedia"}
@@ -46,7 +46,15 @@ def room_panel(room: LiveRoom) -> dict[str, Any]:
         for t in m.tiles[:1]
         if t.device_class == "power"
     ]
+    # Active alarms for the wall (not shelved ones): what and how severe, never who acknowledged or
+    # shelved it, nor any note.
+    alarms = [
+        (a.get("severity", ""), (a.get("message") or {}).get("id", a.get("alarm", "")), a.get("state", ""))
+        for a in alarm_rows(snap["alarms"])
+        if a.get("active") and a.get("state") != "shelved"
+    ]
     return {
+        "alarms": alarms,
         "bridge": snap["bridge"],
         "lights_on": lights_on,
         "lights_total": len(plan.circuits),

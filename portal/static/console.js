@@ -124,6 +124,118 @@
     });
   }
 
+  // ---- alarms (docs/alarms.md): the list and the banner follow bcc/alarms/state/<alarm> live ----
+  var ALARM_TEXT = {
+    active_unacked: "aktif, belum diakui", active_acked: "aktif, sudah diakui",
+    cleared_unacked: "sudah normal, belum diakui", shelved: "ditangguhkan"
+  };
+  var SEVERITY = ["critical", "high", "medium", "low"];
+  var SEVERITY_TEXT = { critical: "kritis", high: "tinggi", medium: "sedang", low: "rendah" };
+  var alarms = {}; // alarm id -> retained state
+  var audio = null; // created on the first interaction: browsers allow sound only after one
+
+  function beep() {
+    if (!audio) { return; }
+    var osc = audio.createOscillator();
+    var gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.value = 0.2;
+    osc.connect(gain);
+    gain.connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.4);
+  }
+
+  function unlockAudio() {
+    if (!audio && (window.AudioContext || window.webkitAudioContext)) {
+      audio = new (window.AudioContext || window.webkitAudioContext)();
+    }
+  }
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function alarmForm(a, action, csrf, maxShelve) {
+    var form = el("form", { "class": "alarmact", action: "/konsol/alarm", method: "post" });
+    [["csrf_token", csrf], ["alarm", a.alarm], ["action", action]].forEach(function (kv) {
+      form.appendChild(el("input", { type: "hidden", name: kv[0], value: kv[1] }));
+    });
+    var label;
+    if (action === "ack") {
+      label = el("label", {}, "Catatan ");
+      label.appendChild(el("input", { name: "note", maxlength: "500" }));
+      form.appendChild(label);
+      form.appendChild(el("button", { type: "submit" }, "Akui"));
+    } else if (action === "shelve") {
+      label = el("label", {}, "Alasan ");
+      label.appendChild(el("input", { name: "note", maxlength: "500", required: "" }));
+      form.appendChild(label);
+      label = el("label", {}, " Menit ");
+      label.appendChild(el("input", { name: "minutes", type: "number", min: "1", max: maxShelve, value: "60", required: "" }));
+      form.appendChild(label);
+      form.appendChild(el("button", { type: "submit" }, "Tangguhkan"));
+    } else {
+      form.appendChild(el("button", { type: "submit" }, "Aktifkan lagi"));
+    }
+    return form;
+  }
+
+  function renderAlarms() {
+    var body = document.getElementById("alarms");
+    var section = document.getElementById("alarm-section");
+    if (!body || !section) { return; }
+    var csrf = section.getAttribute("data-csrf");
+    var maxShelve = section.getAttribute("data-max-shelve");
+    var shown = Object.keys(alarms).map(function (k) { return alarms[k]; })
+      .filter(function (a) { return a.state && a.state !== "normal"; });
+    shown.sort(function (x, y) {
+      var s = SEVERITY.indexOf(x.severity) - SEVERITY.indexOf(y.severity);
+      return s !== 0 ? s : String(y.since || "").localeCompare(String(x.since || ""));
+    });
+    while (body.firstChild) { body.removeChild(body.firstChild); }
+    if (!shown.length) {
+      var none = el("tr", { "class": "none" });
+      none.appendChild(el("td", { colspan: "6" }, "Tidak ada alarm."));
+      body.appendChild(none);
+    }
+    shown.forEach(function (a) {
+      var row = el("tr", { "class": "alarm " + a.severity + " " + a.state, "data-alarm": a.alarm });
+      row.appendChild(el("td", {}, SEVERITY_TEXT[a.severity] || a.severity));
+      var what = el("td", {}, (a.message && a.message.id) || a.alarm);
+      what.appendChild(el("small", {}, " (" + a.alarm + ")"));
+      row.appendChild(what);
+      row.appendChild(el("td", {}, a.value === null || a.value === undefined ? "\u2014" : String(a.value)));
+      row.appendChild(el("td", {}, (ALARM_TEXT[a.state] || a.state) +
+        (a.shelved ? ": " + a.shelved.reason + " (" + a.shelved.by + ")" : "")));
+      row.appendChild(el("td", {}, a.since || "\u2014"));
+      var acts = el("td", {});
+      if (a.state === "active_unacked" || a.state === "cleared_unacked") { acts.appendChild(alarmForm(a, "ack", csrf, maxShelve)); }
+      acts.appendChild(alarmForm(a, a.state === "shelved" ? "unshelve" : "shelve", csrf, maxShelve));
+      row.appendChild(acts);
+      body.appendChild(row);
+    });
+    var banner = document.getElementById("alarmbanner");
+    var unacked = shown.filter(function (a) { return a.state === "active_unacked"; });
+    if (banner) {
+      banner.className = "alarmbanner" + (unacked.length ? " " + unacked[0].severity : "");
+      banner.textContent = unacked.length ?
+        unacked.length + " alarm aktif belum diakui, tertinggi: " + (SEVERITY_TEXT[unacked[0].severity] || "") +
+        ": " + ((unacked[0].message && unacked[0].message.id) || unacked[0].alarm) :
+        "Tidak ada alarm aktif yang belum diakui";
+    }
+  }
+
+  function onAlarm(data) {
+    var before = alarms[data.alarm];
+    if (data.state) { alarms[data.alarm] = data.state; } else { delete alarms[data.alarm]; }
+    if (data.state && data.state.state === "active_unacked" && (!before || before.state !== "active_unacked")) { beep(); }
+    renderAlarms();
+  }
+
   function connect() {
     var live = document.getElementById("live");
     var es = new EventSource("/konsol/events");
@@ -134,7 +246,10 @@
       Object.keys(snap.states).forEach(function (d) { setState(d, snap.states[d]); });
       Object.keys(snap.availability).forEach(function (d) { setAvail(d, snap.availability[d]); });
       setBridge(snap.bridge);
+      alarms = snap.alarms || {};
+      renderAlarms();
     });
+    es.addEventListener("alarm", function (e) { onAlarm(JSON.parse(e.data)); });
     es.addEventListener("state", function (e) { var d = JSON.parse(e.data); setState(d.device, d.state); });
     es.addEventListener("availability", function (e) { var d = JSON.parse(e.data); setAvail(d.device, d.value); });
     es.addEventListener("bridge", function (e) { setBridge(JSON.parse(e.data).value); });
@@ -213,6 +328,8 @@
   }
 
   document.addEventListener("submit", onSubmit);
+  document.addEventListener("click", unlockAudio);
+  document.addEventListener("keydown", unlockAudio);
   setInterval(function () {
     all(".age[data-ts]").forEach(function (el) { el.textContent = ageText(el.getAttribute("data-ts")); });
   }, 1000);

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.responses import Response, StreamingResponse
 
 from bcc_common.sse import sse_event
+from bcc_contract.alarms import ACTIONS as ALARM_ACTIONS
 from bcc_contract.commands import RESULT_STATUSES
 from portal.models import User
 from portal.services import audit, scenes
@@ -28,7 +29,9 @@ from portal.services.room import (
     CommandRefused,
     LiveRoom,
     age_seconds,
+    alarm_rows,
     build_commands,
+    new_transaction,
     send,
 )
 from portal.services.scenes import run_scene
@@ -53,6 +56,17 @@ STATUS_TEXT = {
     "rejected": "ditolak",
     "stale": "kedaluwarsa",
 }
+
+ALARM_STATE_TEXT = {
+    "active_unacked": "aktif, belum diakui",
+    "active_acked": "aktif, sudah diakui",
+    "cleared_unacked": "sudah normal, belum diakui",
+    "shelved": "ditangguhkan",
+}
+SEVERITY_TEXT = {"critical": "kritis", "high": "tinggi", "medium": "sedang", "low": "rendah"}
+# The evaluator has the final word (max_shelve_s of the rules file, docs/alarms.md); the console asks
+# for at most a day.
+MAX_SHELVE_MIN = 24 * 60
 
 
 async def get_room(request: Request) -> LiveRoom:
@@ -89,6 +103,10 @@ def console_page(
         "recent": audit.recent(db),
         "status_text": STATUS_TEXT,
         "connected": runtime_from(request).connections.commands is not None,
+        "alarms": alarm_rows(snapshot["alarms"]),
+        "alarm_state_text": ALARM_STATE_TEXT,
+        "severity_text": SEVERITY_TEXT,
+        "max_shelve_min": MAX_SHELVE_MIN,
     }
     response = render(request, lang, "console/index.html", context)
     response.headers["Content-Security-Policy"] = CONSOLE_CSP
@@ -154,6 +172,48 @@ def command(
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"commands": sent}, status_code=202)
     return RedirectResponse("/konsol#perintah", status_code=303)
+
+
+@router.post(
+    "/alarm",
+    dependencies=[CsrfDep],
+    responses={202: {"content": {"application/json": {}}}, 303: {"description": "back to the console"}},
+)
+def alarm_action(
+    request: Request,
+    room: RoomDep,
+    user: ConsoleUser,
+    alarm: Annotated[str, Form(max_length=120)] = "",
+    action: Annotated[str, Form(max_length=16)] = "",
+    note: Annotated[str, Form(max_length=500)] = "",
+    minutes: Annotated[str, Form(max_length=6)] = "",
+) -> Response:
+    """Acknowledge, shelve or unshelve an alarm as the signed-in operator (published on
+    ``bcc/alarms/command``; the evaluator records who and when, and its new state arrives live)."""
+    if alarm not in room.snapshot()["alarms"]:
+        raise HTTPException(400, "unknown alarm")
+    if action not in ALARM_ACTIONS:
+        raise HTTPException(400, f"action must be one of {', '.join(ALARM_ACTIONS)}")
+    txn = new_transaction()
+    payload: dict[str, object] = {
+        "alarm": alarm,
+        "action": action,
+        "by": user.username,
+        "note": note.strip(),
+        "transaction": txn,
+    }
+    if action == "shelve":
+        if not note.strip():
+            raise HTTPException(400, "shelving needs a reason")
+        if not minutes.isdigit() or not 1 <= int(minutes) <= MAX_SHELVE_MIN:
+            raise HTTPException(400, f"shelve for 1 to {MAX_SHELVE_MIN} minutes")
+        payload["duration_s"] = int(minutes) * 60
+    sender = runtime_from(request).connections.commands
+    if sender is None or not sender.publish_alarm_command(payload):
+        raise HTTPException(503, "the portal is not connected to the broker")
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"transaction": txn, "alarm": alarm, "action": action}, status_code=202)
+    return RedirectResponse("/konsol#alarm", status_code=303)
 
 
 @router.post(

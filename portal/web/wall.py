@@ -228,7 +228,7 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
                         layout = new
                         yield sse_event("layout", {"layout": layout})
                         last_sent = loop.time()
-                if kind in ("state", "availability", "bridge", "snapshot"):
+                if kind in ("state", "availability", "bridge", "snapshot", "alarm"):
                     room_dirty = True
         finally:
             room.unsubscribe(queue)

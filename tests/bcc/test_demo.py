@@ -53,6 +53,7 @@ async def test_demo_prints_working_client_lines_and_stops_on_ctrl_c() -> None:
         assert "Mosquitto (project config, generated credentials)" in text
         assert ":1883" not in text  # never the default port: a free one
         assert "InfluxDB:   http://127.0.0.1:" in text  # the recorder joined the demo
+        assert after(lines, "alarms").startswith("28 alarms from ")  # the evaluator on the shipped rules
         # Every MQTT role's printed password logs in (Home Assistant needs its own); a role with several
         # accounts is printed as a range (portal_1..portal_8) and its last account logs in (the demo's one
         # portal worker holds portal_1: logging in as it would disconnect the worker).

@@ -49,6 +49,14 @@ def test_bench_portal_reports_trivial_ceiling() -> None:
     assert all(abs(x["ratio"] - x["submit_per_s"] / x["trivial_per_s"]) < 0.002 for x in rounds)
 
 
+@pytest.mark.slow
+def test_bench_alarms_times_every_transition() -> None:
+    r = bench("alarms", "--devices", "20", "--points", "5", "--seconds", "3", "--trips", "2")
+    assert r["alarms"] == 100 and r["transitions"] > 0  # type: ignore[operator]
+    assert r["events_timed"] == r["transitions"], "every raise and clear caused arrived as an event"
+    assert {"event_p99_ms", "floor_state_p99_ms", "evaluator_cpu_pct", "evaluator_rss_mb"} <= set(r)
+
+
 def test_the_trivial_server_has_the_portals_uvicorn_set_up() -> None:
     """The ceiling is only a ceiling of the same set-up as `bcc portal serve` in the benchmark: a
     header more on one side shifts the ratio. (The trivial server once added uvicorn's Server header

@@ -19,7 +19,13 @@ from tests.support.mqtt_probe import V5, V311, Probe
 from tests.support.paths import ROOT
 
 DOC = ROOT / "docs" / "mqtt.md"
-PLACEHOLDERS = {"<device>": "probe_dev", "<node>": "bcc_probe_dev", "<client>": "probe_client"}
+PLACEHOLDERS = {
+    "<device>": "probe_dev",
+    "<node>": "bcc_probe_dev",
+    "<client>": "probe_client",
+    "<alarm>": "probe_rule.probe_dev",
+    "<instance>": "probe_instance",
+}
 NOT_AUTHORIZED = 0x87
 Table = dict[str, dict[str, frozenset[str]]]  # topic pattern -> role -> {"pub", "sub"}
 
@@ -65,6 +71,11 @@ def test_table_lists_every_role_and_every_topic() -> None:
         t.report_backlog,
         t.discovery("<node>"),
         t.ha_status,
+        t.alarm_state("<alarm>"),
+        t.alarm_events,
+        t.alarm_commands,
+        t.alarm_results,
+        t.alarm_service("<instance>"),
     }
     assert set(ROLES_IN_DOC) == set(ROLES)
     assert set(TABLE) == topics

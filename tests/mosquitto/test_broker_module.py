@@ -42,6 +42,7 @@ def test_read_role_secrets_reports_every_missing_role(tmp_path: Path) -> None:
         "operator",
         "readonly",
         "homeassistant",
+        "alarms",
     ]
     found = read_role_secrets(["gateway", "portal"], env=env, secrets_dir=tmp_path)
     assert found == {"gateway": "gateway-secret-env", "portal": "portal-secret-from-file"}

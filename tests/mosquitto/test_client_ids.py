@@ -162,7 +162,7 @@ def test_every_listener_binds_the_client_id_to_the_username(tmp_path: Path) -> N
 
 
 def test_broker_cli_writes_every_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for role in ("gateway", "recorder", "portal", "operator", "readonly", "homeassistant"):
+    for role in ("gateway", "recorder", "portal", "operator", "readonly", "homeassistant", "alarms"):
         monkeypatch.setenv(f"BCC_MQTT_PASSWORD_{role.upper()}", f"{role}-secret-0123456")
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
@@ -180,6 +180,7 @@ def test_broker_cli_writes_every_account(tmp_path: Path, monkeypatch: pytest.Mon
         "operator",
         "readonly",
         "homeassistant",
+        "alarms",
     ]
     assert cli.run(parser.parse_args(["acl", "--out", str(tmp_path / "acl"), "--accounts", "portal=3"])) == 0
     assert "user portal_3\n" in (tmp_path / "acl").read_text()

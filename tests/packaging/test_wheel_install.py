@@ -112,6 +112,18 @@ def test_broker_passwd_and_grafana_build_from_the_wheel(installed: Path, tmp_pat
     assert len(list((tmp_path / "dash").iterdir())) == 3
 
 
+def test_alarm_rules_ship_in_the_wheel(installed: Path, tmp_path: Path) -> None:
+    """``bcc alarms`` finds the demo site's rules (devices/sites/alarms/) in the installed package."""
+    env = {**_env(), "BCC_MQTT_PASSWORD": "alarms-secret-0123456"}
+    env.pop("BCC_ALARMS_DATABASE_URL", None)
+    done = subprocess.run(
+        [installed / "bcc", "alarms", "--check-config", "--instance", "wheel"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("configuration ok: 13 rules"), done.stdout
+
+
 def _check_grafana_paths(lines: list[str], venv: Path) -> None:
     """The printed provisioning and dashboard folders are the installed package data."""
     provisioning = Path(re.findall(r"at (\S+) \(paths.provisioning\)", after(lines, "Grafana"))[0])

@@ -113,6 +113,34 @@ def test_wall_never_shows_personal_data_or_confidential_reports(
     viewer.close()
 
 
+def test_wall_shows_active_alarms_without_who_or_notes(app: FastAPI, client: TestClient) -> None:
+    """The room panel lists active alarms, most severe first; never who acknowledged or shelved one,
+    nor a note; not shelved alarms, nor ones already back to normal."""
+
+    def alarm(alarm_id: str, severity: str, message: str, state: str, active: bool, **more: object) -> None:
+        payload = {
+            "alarm": alarm_id, "severity": severity, "state": state, "active": active,
+            "message": {"id": message, "en": message}, "since": "2026-12-04T10:00:00.000Z", **more,
+        }  # fmt: skip
+        runtime_of(app).room.on_alarm(alarm_id, payload)
+
+    alarm("room_temperature_high.env_front", "high", "Suhu ruang di atas 27 °C", "active_acked", True)
+    alarm("gateway_offline.bridge", "critical", "Gateway IoT tidak terhubung", "active_unacked", True)
+    alarm(
+        "device_offline.wall", "high", "Perangkat tidak terhubung", "shelved", True,
+        shelved={"by": "siti_operator", "reason": "kabel di Jl. Rahasia", "until": "2026-12-04T11:00:00Z"},
+    )  # fmt: skip
+    alarm("room_co2_high.env_back", "medium", "CO2 di atas 1.000 ppm", "cleared_unacked", False)
+    viewer = staff_client(app, "viewer")
+    html = viewer.get("/dinding").text
+    viewer.close()
+    room = html.split('data-view="room"')[1].split("</section>")[0]
+    shown = re.findall(r'<li class="alarm [^"]+">([^<]+)</li>', room)
+    assert shown == ["KRITIS: Gateway IoT tidak terhubung", "TINGGI: Suhu ruang di atas 27 °C (sudah diakui)"]
+    for secret in ("siti_operator", "Jl. Rahasia", "Perangkat tidak terhubung", "CO2"):
+        assert secret not in html
+
+
 def test_wall_page_lets_nobody_act(app: FastAPI, client: TestClient) -> None:
     _submit_all(client)
     viewer = staff_client(app, "admin")

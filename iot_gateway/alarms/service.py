@@ -1,0 +1,457 @@
+"""``bcc alarms``: reads device state, availability and the gateway's bridge state from MQTT, evaluates
+the rules, and publishes each alarm's state (retained) and every transition (docs/alarms.md).
+
+One task holds the MQTT connection (reconnect with capped, jittered backoff; ``offline`` on
+``<base>/alarms/status`` is the last will), one judges time (delays, stale values, shelving expiry)
+every ``tick_s``. Every batch of transitions is committed to the state file before it is published;
+events wait there until the broker acknowledged them, so none is lost while the broker is away.
+Operators act on ``<base>/alarms/command`` and get their answer on ``<base>/alarms/results``.
+
+Standby: every evaluator reads the same inputs, but only the holder of the lease in the state database
+(``alarm_lease``) evaluates, persists and publishes. A standby keeps the latest inputs; when the
+active one's lease runs out (it stopped renewing, or released it on a clean stop), the standby takes
+the lease, resumes the persisted alarms and replays those inputs, so exactly one evaluator raises each
+alarm and a takeover raises nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiomqtt
+import orjson
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from bcc_common.process import cancel_and_wait
+from bcc_common.timefmt import iso_ms
+from bcc_contract.alarms import ACTIONS
+from bcc_contract.topics import OFFLINE, ONLINE, Topics
+from iot_gateway.alarms.config import AlarmsConfig
+from iot_gateway.alarms.engine import Alarm, AlarmEvent, CommandError, Evaluator
+from iot_gateway.alarms.store import AlarmStore
+from iot_gateway.lifecycle import mqtt_connected
+from iot_gateway.mqtt import PUBLISH_TIMEOUT_S, client_kwargs
+
+log = structlog.get_logger(__name__)
+
+MAX_COMMAND_BYTES = 4096
+OUTBOX_BATCH = 500
+AVAILABILITY = {ONLINE.encode(): True, OFFLINE.encode(): False}
+LEASE = "evaluator"
+ACTIVE, STANDBY = "active", "standby"
+
+
+def iso_or_none(ts: float | None) -> str | None:
+    return None if ts is None else iso_ms(ts)
+
+
+def state_payload(alarm: Alarm, now: float) -> dict[str, Any]:
+    """What ``<base>/alarms/state/<alarm>`` carries (docs/alarms.md)."""
+    rule = alarm.spec.rule
+    return {
+        "alarm": alarm.spec.id,
+        "rule": rule.id,
+        "device": alarm.spec.device,
+        "point": rule.point,
+        "kind": rule.kind,
+        "severity": rule.severity,
+        "state": alarm.state.value,
+        "active": alarm.active,
+        "value": alarm.value,
+        "limit": rule.limit,
+        "message": rule.message.model_dump(),
+        "since": iso_or_none(alarm.since),
+        "raised_at": iso_or_none(alarm.raised_at),
+        "shelved": None
+        if alarm.shelved_until is None
+        else {"by": alarm.shelved_by, "reason": alarm.shelve_reason, "until": iso_ms(alarm.shelved_until)},
+        "ts": iso_ms(now),
+    }
+
+
+class AlarmService:
+    def __init__(self, config: AlarmsConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.topics = Topics(config.mqtt.base_topic, config.mqtt.discovery_prefix)
+        self.store = AlarmStore(config.database_url, create=config.own_database)
+        self.evaluator = Evaluator(config.rules, start=clock())
+        self.forgotten: list[str] = []
+        devices = [d.id for d in config.loaded.site.devices]
+        self._state_topics = {self.topics.state(d): d for d in devices}
+        self._availability_topics = {self.topics.availability(d): d for d in devices}
+        self._client: aiomqtt.Client | None = None
+        self._publish_lock = asyncio.Lock()
+        self._dirty: set[str] = set()  # committed, not yet published
+        self._flush = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.became_active = asyncio.Event()
+        self.commands_handled = 0
+        # The latest inputs (time, value), replayed into a fresh evaluator when this one takes over.
+        self._last_state: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._last_availability: dict[str, tuple[float, bool]] = {}
+        self._last_bridge: tuple[float, bool] | None = None
+        self._held_until = 0.0  # lease: active while now < this
+        self._ever_connected = False
+        self._renew_at = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.clock() < self._held_until
+
+    # --- lease ------------------------------------------------------------------------------------
+    async def _check_lease(self, now: float) -> None:
+        """Renew (or take) the lease every lease_s / 3; take over with the persisted alarms."""
+        if now < self._renew_at:
+            return
+        lease_s = self.config.lease_s
+        was_active = self.active
+        try:
+            held = self.store.take_lease(LEASE, self.config.client_id, now, lease_s)
+        except SQLAlchemyError as err:
+            log.warning("alarms_lease_failed", error=str(err).splitlines()[0])
+            held = False
+        self._renew_at = now + lease_s / 3
+        if held:
+            self._held_until = now + lease_s
+        if held and not was_active:
+            await self._take_over(now)
+        elif not held and was_active:
+            log.warning("alarms_lease_lost", instance=self.config.instance)
+            self._held_until = 0.0
+            await self._say_status()
+
+    async def _take_over(self, now: float) -> None:
+        """Resume the persisted alarms, replay the latest inputs, publish everything."""
+        self.evaluator = Evaluator(self.config.rules, start=now)
+        self.evaluator.on_link(self._client is not None, now, never_connected=not self._ever_connected)
+        records = self.store.load()
+        self.forgotten += self.evaluator.restore(records)
+        self.store.forget(self.forgotten)
+        log.info("alarms_active", instance=self.config.instance, restored=len(records))
+        events: list[AlarmEvent] = []
+        if self._last_bridge is not None:
+            events += self.evaluator.on_bridge(self._last_bridge[1], self._last_bridge[0])
+        for device, (t, online) in self._last_availability.items():
+            events += self.evaluator.on_availability(device, online, t)
+        for device, (t, state) in self._last_state.items():
+            events += self.evaluator.on_state(device, state, t)
+        events += self.evaluator.tick(now)
+        self.became_active.set()
+        await self._commit(events)
+        await self._publish_all()
+
+    async def _publish_all(self) -> None:
+        """What the broker may have missed (or lost): every alarm that ever left normal, removals."""
+        client = self._client
+        if client is None or not self.active:
+            return
+        for alarm_id in self.forgotten:  # their rule is gone: remove their retained state
+            await client.publish(
+                self.topics.alarm_state(alarm_id), b"", qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S
+            )
+        self.forgotten = []
+        known = [i for i, a in self.evaluator.alarms.items() if a.since is not None]
+        await self._publish_pending(known)
+        await self._say_status()
+
+    async def _say_status(self) -> None:
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(
+                    self.topics.alarm_service(self.config.instance),
+                    ACTIVE if self.active else STANDBY,
+                    qos=1,
+                    retain=True,
+                    timeout=PUBLISH_TIMEOUT_S,
+                )
+
+    # --- evaluation -------------------------------------------------------------------------------
+    async def _commit(self, events: list[AlarmEvent]) -> None:
+        """Persist now, publish soon: the database is never behind what the broker was told. The
+        publishing is the flusher's (``_flush_loop``), so the next state message is judged at once
+        instead of waiting for the broker's acknowledgements of this one's alarms."""
+        if not events or not self.active:
+            return
+        changed = list(dict.fromkeys(e.alarm for e in events))
+        bodies = [(e.at, self._event_payload(e)) for e in events]
+        self.store.save(self.evaluator.snapshot(changed), bodies, self.clock())
+        for event in events:
+            log.info(
+                "alarm_transition",
+                transition=event.event,
+                alarm=event.alarm,
+                state=event.state.value,
+                who=event.who,
+            )
+        self._dirty.update(changed)
+        self._flush.set()
+
+    async def _flush_loop(self) -> None:
+        """Publish what ``_commit`` stored, in batches: whatever changed while one batch was in flight
+        goes out together in the next."""
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            changed, self._dirty = list(self._dirty), set()
+            await self._publish_pending(changed)
+
+    def _event_payload(self, event: AlarmEvent) -> dict[str, Any]:
+        spec = self.evaluator.alarms[event.alarm].spec
+        return {
+            "alarm": event.alarm,
+            "event": event.event,
+            "state": event.state.value,
+            "severity": spec.severity,
+            "rule": spec.rule.id,
+            "device": spec.device,
+            "who": event.who,
+            "note": event.note,
+            "value": event.value,
+            "at": iso_ms(event.at),
+            "evaluator": self.config.instance,
+        }
+
+    async def _publish_pending(self, alarm_ids: list[str]) -> None:
+        """Publish these alarms' states, then every event not yet acknowledged by the broker. A broker
+        that goes away meanwhile loses nothing: states are re-published and the outbox flushed on the
+        next connect."""
+        client = self._client
+        if client is None or not self.active:
+            return  # everything is re-sent on the next connect or takeover
+        async with self._publish_lock:
+            try:
+                now = self.clock()
+                states = [
+                    (
+                        self.topics.alarm_state(i),
+                        orjson.dumps(state_payload(self.evaluator.alarms[i], now)),
+                        True,
+                    )
+                    for i in alarm_ids
+                ]
+                while True:
+                    batch = self.store.unpublished(OUTBOX_BATCH)
+                    events = [
+                        (self.topics.alarm_events, orjson.dumps({"seq": q, **b}), False) for q, b in batch
+                    ]
+                    # All in flight at once, in this order on the wire (states before their events):
+                    # one round trip to the broker rather than one per message.
+                    results = await asyncio.gather(
+                        *(
+                            client.publish(topic, body, qos=1, retain=retain, timeout=PUBLISH_TIMEOUT_S)
+                            for topic, body, retain in states + events
+                        ),
+                        return_exceptions=True,
+                    )
+                    sent = results[len(states) :]
+                    self.store.mark_published(
+                        [
+                            q
+                            for (q, _), r in zip(batch, sent, strict=True)
+                            if not isinstance(r, BaseException)
+                        ],
+                        self.clock(),
+                    )
+                    failed = [r for r in results if isinstance(r, BaseException)]
+                    if failed:
+                        raise failed[0]
+                    if len(batch) < OUTBOX_BATCH:
+                        break
+                    states = []
+            except aiomqtt.MqttError as err:
+                log.info("alarms_publish_deferred", error=str(err))
+
+    async def _tick_loop(self) -> None:
+        while True:
+            now = self.clock()
+            await self._check_lease(now)
+            if self.active:
+                await self._commit(self.evaluator.tick(now))
+            await asyncio.sleep(self.config.tick_s)
+
+    # --- MQTT -------------------------------------------------------------------------------------
+    async def _on_connect(self, client: aiomqtt.Client) -> None:
+        events = self.evaluator.on_link(True, self.clock())
+        t = self.topics
+        # Inputs at QoS 0: the session is clean, so QoS 1 would keep nothing across a reconnect (the
+        # retained states come again), and it costs a PUBACK per message (at 500 states/s, a third of
+        # the evaluator's CPU was socket writes). Commands at QoS 1.
+        await client.subscribe([(t.all_state, 0), (t.all_availability, 0), (t.bridge_state, 0)])
+        await client.subscribe(t.alarm_commands, qos=1)
+        self._client = client
+        self._ever_connected = True
+        await self._commit(events)  # "alarm system degraded" after a long loss of the broker
+        await self._publish_all()  # when active
+        if not self.active:
+            await self._say_status()
+
+    async def handle(self, topic: str, payload: bytes, retained: bool) -> None:
+        now = self.clock()
+        ev = self.evaluator
+        if topic in self._state_topics:
+            try:
+                state = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                log.warning("alarm_bad_state", topic=topic)
+                return
+            if isinstance(state, dict):
+                device = self._state_topics[topic]
+                self._last_state[device] = (now, state)
+                if self.active:
+                    await self._commit(ev.on_state(device, state, now))
+        elif topic in self._availability_topics or topic == self.topics.bridge_state:
+            if payload not in AVAILABILITY:
+                # an empty retained message (a device removed) or garbage says nothing either way
+                log.warning(
+                    "alarm_bad_availability", topic=topic, payload=payload[:40].decode(errors="replace")
+                )
+                return
+            online = AVAILABILITY[payload]
+            if topic == self.topics.bridge_state:
+                self._last_bridge = (now, online)
+                if self.active:
+                    await self._commit(ev.on_bridge(online, now))
+                return
+            device = self._availability_topics[topic]
+            self._last_availability[device] = (now, online)
+            if self.active:
+                await self._commit(ev.on_availability(device, online, now))
+        elif topic == self.topics.alarm_commands and not retained and self.active:
+            await self._command(payload, now)
+
+    async def _command(self, payload: bytes, now: float) -> None:
+        """Apply one operator action; the answer goes to ``<base>/alarms/results``."""
+        self.commands_handled += 1
+        result: dict[str, Any] = {"status": "ok"}
+        try:
+            if len(payload) > MAX_COMMAND_BYTES:
+                raise CommandError(f"command larger than {MAX_COMMAND_BYTES} bytes")
+            try:
+                cmd = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                raise CommandError("not JSON") from None
+            if not isinstance(cmd, dict):
+                raise CommandError("a command is a JSON object")
+            result.update({k: cmd[k] for k in ("transaction", "alarm", "action") if k in cmd})
+            events = self._apply(cmd, now)
+        except CommandError as err:
+            result.update(status="rejected", error=str(err))
+            log.info("alarm_command_rejected", error=str(err))
+        else:
+            await self._commit(events)
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):  # the sender's own timeout applies
+                await client.publish(
+                    self.topics.alarm_results, orjson.dumps(result), qos=1, timeout=PUBLISH_TIMEOUT_S
+                )
+
+    def _apply(self, cmd: dict[str, Any], now: float) -> list[AlarmEvent]:
+        alarm, action, who = cmd.get("alarm"), cmd.get("action"), cmd.get("by")
+        note = cmd.get("note", "")
+        if not isinstance(alarm, str):
+            raise CommandError("'alarm' (an alarm id) is required")
+        if action not in ACTIONS:
+            raise CommandError(f"'action' must be one of {', '.join(ACTIONS)}")
+        if not isinstance(who, str) or not isinstance(note, str):
+            raise CommandError("'by' and 'note' are strings")
+        if action == "ack":
+            return self.evaluator.ack(alarm, who, note, now)
+        if action == "unshelve":
+            return self.evaluator.unshelve(alarm, who, note, now)
+        duration = cmd.get("duration_s")
+        if isinstance(duration, bool) or not isinstance(duration, int | float):
+            raise CommandError("'duration_s' (seconds) is required to shelve")
+        return self.evaluator.shelve(alarm, who, note, float(duration), now)
+
+    async def _mqtt_loop(self) -> None:
+        failures = 0
+        settings = self.config.mqtt
+        will = aiomqtt.Will(self.topics.alarm_service(self.config.instance), OFFLINE, qos=1, retain=True)
+        while True:
+            try:
+                kwargs = client_kwargs(settings, self.config.client_id, self.config.password)
+                async with mqtt_connected(aiomqtt.Client(will=will, **kwargs)) as client:  # type: ignore[arg-type]
+                    failures = 0
+                    await self._on_connect(client)
+                    log.info("alarms_mqtt_connected", alarms=len(self.evaluator.alarms))
+                    self.connected.set()
+                    async for msg in client.messages:
+                        payload = msg.payload if isinstance(msg.payload, bytes) else b""
+                        await self.handle(str(msg.topic), payload, bool(msg.retain))
+                        if self._flush.is_set():
+                            # aiomqtt hands over queued messages without yielding: let the flusher
+                            # publish this transition before the rest of a burst is judged
+                            await asyncio.sleep(0)
+            except aiomqtt.MqttError as err:
+                failures += 1
+                if failures == 1:
+                    log.warning("alarms_mqtt_disconnected", error=str(err))
+            finally:
+                self._client = None
+                self.connected.clear()
+                self.evaluator.on_link(False, self.clock())
+            delay = min(settings.reconnect_max_s, settings.reconnect_min_s * 2 ** min(failures, 16))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set or the task is cancelled."""
+        stop = stop or asyncio.Event()
+        log.info("alarms_starting", rules=len(self.config.rules.book.rules), instance=self.config.instance)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._mqtt_loop(), name="alarms-mqtt"),
+                    tg.create_task(self._tick_loop(), name="alarms-tick"),
+                    tg.create_task(self._flush_loop(), name="alarms-flush"),
+                ]
+                await stop.wait()
+                # A clean stop publishes what is stored (and waits for a batch in flight to be
+                # marked), so the next evaluator has nothing to send again.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                        changed, self._dirty = list(self._dirty), set()
+                        await self._publish_pending(changed)
+                if self.active:  # a standby takes over at once
+                    with contextlib.suppress(SQLAlchemyError):
+                        self.store.release_lease(LEASE, self.config.client_id)
+                    self._held_until = 0.0
+                client = self._client
+                if client is not None:  # a clean stop says offline itself; the will covers crashes
+                    with contextlib.suppress(aiomqtt.MqttError):
+                        await client.publish(
+                            self.topics.alarm_service(self.config.instance),
+                            OFFLINE,
+                            qos=1,
+                            retain=True,
+                            timeout=PUBLISH_TIMEOUT_S,
+                        )
+                await cancel_and_wait(*tasks)
+        finally:
+            self.store.close()
+            log.info("alarms_stopped")
+
+
+@contextlib.asynccontextmanager
+async def running_alarms(config: AlarmsConfig, active: bool = True) -> AsyncIterator[AlarmService]:
+    """Start the service in this event loop; yields it once MQTT is connected and (``active``) it holds
+    the lease (tests, demo)."""
+    service = AlarmService(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await asyncio.wait_for(service.connected.wait(), 10)
+        if active:
+            await asyncio.wait_for(service.became_active.wait(), 10)
+        yield service
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
