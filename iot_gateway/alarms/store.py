@@ -17,6 +17,7 @@ SQLite and PostgreSQL, so the two cannot drift.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -248,4 +249,11 @@ class AlarmStore:
             )
 
     def close(self) -> None:
+        """Dispose of the connections. An operation may still run in a worker thread (the service's
+        task was cancelled while awaiting it): its connection is returned after dispose and would stay
+        open until the garbage collector finds it, so wait for it first (at most 5 s)."""
+        checked_out = getattr(self.engine.pool, "checkedout", None)
+        deadline = time.monotonic() + 5.0
+        while checked_out is not None and checked_out() > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # poll interval of a bounded wait for the worker thread, at shutdown only
         self.engine.dispose()

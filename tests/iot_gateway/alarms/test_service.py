@@ -202,9 +202,10 @@ async def test_losing_the_broker_degrades_the_alarm_system_without_false_clears(
         await eventually(lambda: not service.connected.is_set(), what="the service saw the broker go")
         await mosquitto.start()
         async with probe(mosquitto, "operator", subscribe=T.everything) as p:
-            raised = await p.wait_for(
-                T.alarm_state(degraded), lambda a: a["state"] == "active_unacked", timeout=10
-            )
+            # The raise is an event; the retained state may already say cleared_unacked when it is
+            # first published (raised and cleared within the second the publish waited for the broker:
+            # seen about 1 run in 3), so the state is not where to look for it.
+            raised = await event_of(p, degraded, "raised", timeout=15)
             assert raised["severity"] == "high" and raised["value"] >= 0.1
             assert (await p.wait_for(T.alarm_state(WALL_OFFLINE)))["state"] == "active_unacked"
             await p.wait_for(T.alarm_state(degraded), lambda a: a["state"] == "cleared_unacked", timeout=5)
