@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from bcc_common.ident import IDENT_RE
-
 # The roles of mosquitto/acl, each with its own secret.
 ROLES: tuple[str, ...] = ("gateway", "recorder", "portal", "operator", "readonly", "homeassistant", "alarms")
 # Accounts per role where more than one process of the role runs at once: the portal's workers
@@ -28,16 +26,6 @@ def account_names(role: str, count: int) -> list[str]:
     if count < 1 or count > MAX_ACCOUNTS:
         raise ValueError(f"{role}: between 1 and {MAX_ACCOUNTS} accounts, not {count}")
     return [role] if count == 1 else [f"{role}_{k}" for k in range(1, count + 1)]
-
-
-def account_roles(counts: Mapping[str, int] | None = None, roles: Iterable[str] = ROLES) -> dict[str, str]:
-    """Every account (username) -> its role, for ``counts`` accounts per role (default DEFAULT_ACCOUNTS)."""
-    counts = DEFAULT_ACCOUNTS if counts is None else counts
-    roles = tuple(roles)
-    unknown = sorted(set(counts) - set(roles))
-    if unknown:
-        raise ValueError(f"accounts for unknown roles: {', '.join(unknown)} (roles: {', '.join(roles)})")
-    return {name: role for role in roles for name in account_names(role, counts.get(role, 1))}
 
 
 def parse_account_counts(items: Iterable[str], roles: Iterable[str] = ROLES) -> dict[str, int]:
@@ -55,6 +43,4 @@ def parse_account_counts(items: Iterable[str], roles: Iterable[str] = ROLES) -> 
             counts[role] = int(value)
     if problems:
         raise ValueError("; ".join(problems))
-    for name in account_roles(counts, roles):
-        assert IDENT_RE.match(name), name
     return counts

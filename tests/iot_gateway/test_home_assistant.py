@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 
 from bcc_contract.topics import Topics
-from devices.models import Table
 from iot_gateway import discovery
 from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 from mosquitto.config import PRODUCTION_CONF
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway
 from tests.support.homeassistant import running_home_assistant, write_config
-from tests.support.simulators import tcp_client
+from tests.support.simulators import read_coil
 from tests.support.wait import eventually
 
 # "<time>: <client id> <qos> <topic filter>", one line per filter of a SUBSCRIBE.
@@ -52,17 +51,6 @@ def subscriptions(log: Path, client_id: str) -> dict[str, int]:
         if m and m.group(1) == client_id:
             found[m.group(3)] = int(m.group(2))
     return found
-
-
-async def read_coil(sim: SiteSimulator, device: str, key: str) -> bool:
-    loaded = sim.site_for_clients()
-    instance = next(d for d in loaded.site.devices if d.id == device)
-    point = next(p for p in loaded.profile_of(instance).points if p.key == key)
-    assert point.table is Table.COIL
-    async with tcp_client(sim, instance.bus) as client:
-        rr = await client.read_coils(point.address, count=1, device_id=instance.unit)
-        assert not rr.isError(), rr
-        return bool(rr.bits[0])
 
 
 @pytest.mark.slow

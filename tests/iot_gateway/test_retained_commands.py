@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from devices.models import Table
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
 from tests.support.gateway import gateway_config, probe, running_gateway
-from tests.support.simulators import tcp_client
+from tests.support.simulators import read_coil
 from tests.support.wait import eventually
-
-
-async def read_coil(sim: SiteSimulator, device: str, key: str) -> bool:
-    """The coil as the device reports it over Modbus, not the simulator's internals."""
-    loaded = sim.site_for_clients()
-    instance = next(d for d in loaded.site.devices if d.id == device)
-    point = next(p for p in loaded.profile_of(instance).points if p.key == key)
-    assert point.table is Table.COIL
-    async with tcp_client(sim, instance.bus) as client:
-        rr = await client.read_coils(point.address, count=1, device_id=instance.unit)
-        assert not rr.isError(), rr
-        return bool(rr.bits[0])
 
 
 @pytest.mark.parametrize("role", ["homeassistant", "operator"])

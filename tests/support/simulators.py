@@ -9,6 +9,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from devices.loader import DEMO_SITE, load_site
+from devices.models import Table
 from simulators import SiteSimulator, start_site
 
 
@@ -34,3 +35,15 @@ async def tcp_client(
         yield client
     finally:
         client.close()
+
+
+async def read_coil(sim: SiteSimulator, device: str, key: str) -> bool:
+    """The coil as the device reports it over Modbus, not the simulator's internals."""
+    loaded = sim.site_for_clients()
+    instance = next(d for d in loaded.site.devices if d.id == device)
+    point = next(p for p in loaded.profile_of(instance).points if p.key == key)
+    assert point.table is Table.COIL
+    async with tcp_client(sim, instance.bus) as client:
+        rr = await client.read_coils(point.address, count=1, device_id=instance.unit)
+        assert not rr.isError(), rr
+        return bool(rr.bits[0])

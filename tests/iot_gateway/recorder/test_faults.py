@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-import yaml
 
 from bcc_common.net import free_port
 from devices.loader import DEMO_SITE, load_site
@@ -30,7 +29,7 @@ from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder
 from mosquitto import MosquittoProcess
 from tests.support.faultproxy import FaultProxy
-from tests.support.influx import recorder_config
+from tests.support.influx import recorder_config, recorder_site_file
 from tests.support.paths import ROOT
 from tests.support.recorder import distinct_times, meter_state, per_device, publish_as_gateway, rows
 from tests.support.wait import eventually
@@ -136,19 +135,16 @@ async def test_c9_spool_disk_full_counts_errors_does_not_crash_and_recovers(
     spool_dir = tmp_path / "spooldir"
     spool_dir.mkdir()
     port = free_port()
-    raw = LOADED.site.model_dump(mode="json", exclude_none=True)
-    raw["mqtt"].update(url=mosquitto.url, reconnect_min_s=0.05, reconnect_max_s=0.5)
-    raw["influxdb"] = {
-        "url": influxd.url,
-        "spool_path": str(spool_dir / "spool.sqlite3"),
-        "flush_interval_ms": 50,
-        "batch_points": 1200,
-        "backoff_min_s": 0.05,
-        "backoff_max_s": 0.5,
-        "metrics_port": port,
-    }
-    site = tmp_path / "site.yaml"
-    site.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    site = recorder_site_file(
+        LOADED,
+        mosquitto,
+        influxd,
+        tmp_path,
+        spool_path=str(spool_dir / "spool.sqlite3"),
+        flush_interval_ms=50,
+        batch_points=1200,
+        metrics_port=port,
+    )
     env = {**os.environ, "BCC_MQTT_PASSWORD": mosquitto.password("recorder"), "BCC_LOG_FORMAT": "json"}
     recorder = [sys.executable, "-m", "bcc", "recorder", "--site", str(site)]
     limit = 2 * 1024 * 1024
