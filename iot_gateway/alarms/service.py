@@ -85,6 +85,11 @@ class AlarmService:
         self.forgotten: list[str] = []
         devices = [d.id for d in config.loaded.site.devices]
         self._state_topics = {self.topics.state(d): d for d in devices}
+        # With bulk telemetry (the shipped default) live states come in the gateway's batches, one message
+        # per window instead of one per device state: docs/alarms.md, "Inputs".
+        self.bulk = config.loaded.site.gateway.telemetry_batch_ms is not None
+        self._last_ts: dict[str, str] = {}  # device -> ``ts`` of the newest state judged
+        self._devices = frozenset(devices)
         self._availability_topics = {self.topics.availability(d): d for d in devices}
         self._client: aiomqtt.Client | None = None
         self._publish_lock = asyncio.Lock()
@@ -284,7 +289,16 @@ class AlarmService:
         # Inputs at QoS 0: the session is clean, so QoS 1 would keep nothing across a reconnect (the
         # retained states come again), and it costs a PUBACK per message (at 500 states/s, a third of
         # the evaluator's CPU was socket writes). Commands at QoS 1.
-        await client.subscribe([(t.all_state, 0), (t.all_availability, 0), (t.bridge_state, 0)])
+        inputs = [(t.all_availability, 0), (t.bridge_state, 0)]
+        if self.bulk:
+            # Live states from the batches; the devices' retained states once, for their values now:
+            # the broker queues the retained messages when it handles the SUBSCRIBE, before the
+            # UNSUBSCRIBE that follows, so they arrive and nothing live comes on these topics after.
+            await client.subscribe([(t.bridge_telemetry, 0), *inputs])
+            await client.subscribe(t.all_state, qos=0)
+            await client.unsubscribe(t.all_state)
+        else:
+            await client.subscribe([(t.all_state, 0), *inputs])
         await client.subscribe(t.alarm_commands, qos=1)
         self._client = client
         self._ever_connected = True
@@ -303,10 +317,9 @@ class AlarmService:
                 log.warning("alarm_bad_state", topic=topic)
                 return
             if isinstance(state, dict):
-                device = self._state_topics[topic]
-                self._last_state[device] = (now, state)
-                if self.active:
-                    await self._commit(ev.on_state(device, state, now))
+                await self._commit(self._on_state(self._state_topics[topic], state, now))
+        elif topic == self.topics.bridge_telemetry and self.bulk:
+            await self._commit(self._on_batch(payload, now))
         elif topic in self._availability_topics or topic == self.topics.bridge_state:
             if payload not in AVAILABILITY:
                 # an empty retained message (a device removed) or garbage says nothing either way
@@ -326,6 +339,35 @@ class AlarmService:
                 await self._commit(ev.on_availability(device, online, now))
         elif topic == self.topics.alarm_commands and not retained and self.active:
             await self._command(payload, now)
+
+    def _on_state(self, device: str, state: dict[str, Any], now: float) -> list[AlarmEvent]:
+        """Judge one device state, unless it is older than one already judged (a retained state read at
+        connect can be newer than a batch still on its way); every state is kept for a takeover."""
+        ts = state.get("ts")
+        if isinstance(ts, str):  # ISO-8601 in one format (UTC, ms): text order is time order
+            if ts < self._last_ts.get(device, ""):
+                return []
+            self._last_ts[device] = ts
+        self._last_state[device] = (now, state)
+        return self.evaluator.on_state(device, state, now) if self.active else []
+
+    def _on_batch(self, payload: bytes, now: float) -> list[AlarmEvent]:
+        """``{"<device>": [<state>, ...]}`` (iot_gateway/bulk.py): every state in order, one commit."""
+        try:
+            batch = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            batch = None
+        if not isinstance(batch, dict):
+            log.warning("alarm_bad_batch", topic=self.topics.bridge_telemetry)
+            return []
+        events: list[AlarmEvent] = []
+        for device, states in batch.items():
+            if device not in self._devices or not isinstance(states, list):
+                continue
+            for state in states:
+                if isinstance(state, dict):
+                    events += self._on_state(device, state, now)
+        return events
 
     async def _command(self, payload: bytes, now: float) -> None:
         """Apply one operator action; the answer goes to ``<base>/alarms/results``."""
