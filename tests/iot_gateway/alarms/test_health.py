@@ -15,6 +15,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from bcc_contract.alarm_health import ActiveAlarm, HistoryEvent, chattering, compute_health
 from iot_gateway.alarms.service import AlarmService
 from iot_gateway.health import HealthServer
 from portal.main import create_app
@@ -90,3 +91,19 @@ async def test_chattering_and_standing_alarms_on_the_metrics_and_the_page(
         assert viewer.get("/konsol/kesehatan-alarm").status_code == 403
         operator.close()
         viewer.close()
+
+
+def test_chattering_means_more_than_three_transitions_within_a_minute() -> None:
+    def events(*times: float) -> list[HistoryEvent]:
+        kinds = ("raised", "cleared")
+        return [HistoryEvent(NOISY, kinds[n % 2], t) for n, t in enumerate(times)]
+
+    assert chattering(events(0, 10, 20)) == []  # three
+    assert chattering(events(0, 10, 20, 60)) == [(NOISY, 4)]  # four within 60 s
+    assert chattering(events(0, 10, 20, 60.5)) == []  # never four within 60 s
+    # acknowledgements and shelving are not transitions of the condition
+    acks = [HistoryEvent(NOISY, "acked", t) for t in (1, 2, 3, 4, 5)]
+    assert chattering([*events(0, 10, 20), *acks]) == []
+    health = compute_health(events(0, 10, 20, 30, 40), [ActiveAlarm(GATEWAY, "critical", -86401)], 50)
+    assert health.raised == 3 and health.chattering == [(NOISY, 5)]
+    assert health.standing == [(GATEWAY, "critical", 24.0)]
