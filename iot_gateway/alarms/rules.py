@@ -31,6 +31,10 @@ BRIDGE = "bridge"
 EVALUATOR = "evaluator"
 # Rules about the room's infrastructure rather than devices: no ``devices``, no ``point``.
 SYSTEM_KINDS = ("gateway_offline", "alarm_system")
+# Who gets an alarm's e-mail (docs/alarms.md, "Notifications"): the on-duty operators of the roster, or
+# every active portal account of a role, each with an e-mail address.
+Audience = Literal["on_duty", "operator", "admin"]
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class Rule(BaseModel):
@@ -56,10 +60,16 @@ class Rule(BaseModel):
     # The condition must hold this long before the alarm is raised, and be gone this long before it clears.
     on_delay_s: Annotated[float, Field(ge=0, le=86400)] = 0.0
     off_delay_s: Annotated[float, Field(ge=0, le=86400)] = 0.0
+    # Who is e-mailed when it is raised (default: the file's ``notify`` for its severity; [] is nobody),
+    # and for a critical rule after how long unacknowledged the roster's next person is told.
+    notify: tuple[Audience, ...] | None = None
+    escalate_after_s: Annotated[float, Field(ge=60, le=86400)] | None = None
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> Rule:
         problems: list[str] = []
+        if self.escalate_after_s is not None and self.severity != "critical":
+            problems.append("'escalate_after_s' applies to critical rules only")
         numeric = self.kind in ("high", "low")
         if numeric and self.limit is None:
             problems.append(f"a {self.kind} rule needs 'limit'")
@@ -89,6 +99,28 @@ class Rule(BaseModel):
 _SUBJECT = {"gateway_offline": "gateway", "alarm_system": "evaluator itself"}
 
 
+class NotifyPolicy(BaseModel):
+    """The file's ``notify`` section: who is e-mailed for a new alarm of each severity, when an
+    unacknowledged critical alarm escalates, and when the daily summary goes out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    critical: tuple[Audience, ...] = ("on_duty", "admin")
+    high: tuple[Audience, ...] = ("on_duty",)
+    medium: tuple[Audience, ...] = ()
+    low: tuple[Audience, ...] = ()
+    # A critical alarm still unacknowledged after this long is sent to the roster's next person (and
+    # after twice as long to the one after, ...).
+    escalate_after_s: Annotated[float, Field(ge=60, le=86400)] = 600.0
+    # The daily summary: at this time of day in WIB (UTC+7), to these people ([] turns it off).
+    daily_summary_at: Annotated[str, Field(pattern=HHMM)] = "07:00"
+    daily_summary_to: tuple[Audience, ...] = ("on_duty",)
+
+    def audience(self, severity: str) -> tuple[str, ...]:
+        found: tuple[str, ...] = getattr(self, severity)
+        return found
+
+
 class RuleBook(BaseModel):
     """The whole file."""
 
@@ -97,6 +129,7 @@ class RuleBook(BaseModel):
     site: Ident
     # Longest shelving an operator may ask for (ISA-18.2: shelving is always time-limited).
     max_shelve_s: Annotated[float, Field(gt=0, le=7 * 86400)] = 8 * 3600.0
+    notify: NotifyPolicy = NotifyPolicy()
     rules: tuple[Rule, ...] = ()
 
 
@@ -111,6 +144,16 @@ class AlarmSpec:
     @property
     def severity(self) -> str:
         return self.rule.severity
+
+    def audience(self, policy: NotifyPolicy) -> tuple[str, ...]:
+        """Who is e-mailed when this alarm is raised."""
+        return self.rule.notify if self.rule.notify is not None else policy.audience(self.severity)
+
+    def escalate_after_s(self, policy: NotifyPolicy) -> float | None:
+        """After how long unacknowledged the alarm escalates (critical alarms only)."""
+        if self.severity != "critical":
+            return None
+        return self.rule.escalate_after_s or policy.escalate_after_s
 
 
 @dataclass(frozen=True)

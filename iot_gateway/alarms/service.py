@@ -34,7 +34,10 @@ from bcc_contract.alarms import ACTIONS
 from bcc_contract.topics import OFFLINE, ONLINE, Topics
 from iot_gateway.alarms.config import AlarmsConfig
 from iot_gateway.alarms.engine import Alarm, AlarmEvent, CommandError, Evaluator
+from iot_gateway.alarms.metrics import AlarmMetrics
+from iot_gateway.alarms.notify import AlarmNotifier, health_of
 from iot_gateway.alarms.store import AlarmStore
+from iot_gateway.health import HealthServer
 from iot_gateway.lifecycle import mqtt_connected
 from iot_gateway.mqtt import PUBLISH_TIMEOUT_S, client_kwargs
 
@@ -44,6 +47,7 @@ MAX_COMMAND_BYTES = 4096
 OUTBOX_BATCH = 500
 AVAILABILITY = {ONLINE.encode(): True, OFFLINE.encode(): False}
 LEASE = "evaluator"
+HEALTH_EVERY_S = 60.0  # alarm health metrics are recomputed from the database this often
 ACTIVE, STANDBY = "active", "standby"
 
 
@@ -82,6 +86,11 @@ class AlarmService:
         self.topics = Topics(config.mqtt.base_topic, config.mqtt.discovery_prefix)
         self.store = AlarmStore(config.database_url, create=config.own_database)
         self.evaluator = Evaluator(config.rules, start=clock())
+        self.notifier = AlarmNotifier(config.rules, self.store, config.roster)
+        if not self.store.notifying:
+            log.info("alarms_email_off", reason="no portal outbox and staff accounts in the state database")
+        self.metrics = AlarmMetrics()
+        self._health_at = 0.0
         self.forgotten: list[str] = []
         devices = [d.id for d in config.loaded.site.devices]
         self._state_topics = {self.topics.state(d): d for d in devices}
@@ -187,7 +196,8 @@ class AlarmService:
             return
         changed = list(dict.fromkeys(e.alarm for e in events))
         bodies = [(e.at, self._event_payload(e)) for e in events]
-        self.store.save(self.evaluator.snapshot(changed), bodies, self.clock())
+        notices = self.notifier.on_events(events, self.evaluator)
+        self.store.save(self.evaluator.snapshot(changed), bodies, self.clock(), notices)
         for event in events:
             log.info(
                 "alarm_transition",
@@ -276,11 +286,25 @@ class AlarmService:
 
     async def _tick_loop(self) -> None:
         while True:
-            now = self.clock()
-            await self._check_lease(now)
-            if self.active:
-                await self._commit(self.evaluator.tick(now))
+            await self.step()
             await asyncio.sleep(self.config.tick_s)
+
+    async def step(self) -> None:
+        """One pass of time: the lease, delays and expiries, escalations and the daily summary (active
+        only), and the health metrics every HEALTH_EVERY_S."""
+        now = self.clock()
+        await self._check_lease(now)
+        if self.active:
+            await self._commit(self.evaluator.tick(now))
+            notices = self.notifier.escalations(self.evaluator, now)
+            notices += self.notifier.daily_summary(self.evaluator, now)
+            self.store.enqueue(notices)
+        if now >= self._health_at:
+            self._health_at = now + HEALTH_EVERY_S
+            self.metrics.update(health_of(self.store, self.config.rules, now))
+
+    def health_status(self) -> tuple[bool, dict[str, object]]:
+        return True, {"active": self.active, "connected": self.connected.is_set()}
 
     # --- MQTT -------------------------------------------------------------------------------------
     async def _on_connect(self, client: aiomqtt.Client) -> None:
@@ -448,6 +472,10 @@ class AlarmService:
         """Run until ``stop`` is set or the task is cancelled."""
         stop = stop or asyncio.Event()
         log.info("alarms_starting", rules=len(self.config.rules.book.rules), instance=self.config.instance)
+        server: HealthServer | None = None
+        if self.config.metrics_port:
+            server = HealthServer(self.metrics.registry, self.health_status)
+            await server.start(self.config.metrics_host, self.config.metrics_port)
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
@@ -478,6 +506,8 @@ class AlarmService:
                         )
                 await cancel_and_wait(*tasks)
         finally:
+            if server is not None:
+                await server.close()
             self.store.close()
             log.info("alarms_stopped")
 
