@@ -23,17 +23,23 @@ _MONTH = re.compile(r"\A([0-9]{4})-(0[1-9]|1[0-2])\Z")
 
 
 @dataclass
-class Row:
-    category: str
-    agency: str
+class Outcomes:
+    """Reports received and what became of them: every resolution, or still open (they add up)."""
+
     received: int = 0
-    verified: int = 0
-    verified_on_time: int = 0
     resolved_direct: int = 0
     needs_budget: int = 0
     rejected: int = 0
     duplicate: int = 0
     still_open: int = 0
+
+
+@dataclass
+class Row(Outcomes):
+    category: str = ""
+    agency: str = ""
+    verified: int = 0
+    verified_on_time: int = 0
     median_hours_to_verify: float | None = None
     median_hours_to_close: float | None = None
     deadlines_missed: int = 0
@@ -41,6 +47,10 @@ class Row:
     responded_on_time: int = 0
     rated_by_reporter: int = 0  # closed reports the reporter gave a verdict on
     reporter_says_solved: int = 0
+
+
+# The CSV's columns: who first, then the counts.
+CSV_COLUMNS = ["category", "agency", *(f.name for f in fields(Row) if f.name not in ("category", "agency"))]
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -110,7 +120,7 @@ def totals(rows: list[Row]) -> Row:
 
 def to_csv(rows: list[Row]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Row)], lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in asdict(row).items()})
@@ -123,14 +133,8 @@ SEGMENTS: tuple[str, ...] = ("resolved_direct", "needs_budget", "rejected", "dup
 
 
 @dataclass
-class MonthCount:
-    month: str  # YYYY-MM
-    received: int = 0
-    resolved_direct: int = 0
-    needs_budget: int = 0
-    rejected: int = 0
-    duplicate: int = 0
-    still_open: int = 0
+class MonthCount(Outcomes):
+    month: str = ""  # YYYY-MM
 
 
 def months_back(month: str, count: int) -> list[str]:
