@@ -24,13 +24,20 @@ from devices.models import Label
 RULES_DIR = SITE_DIR / "alarms"
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
-Kind = Literal["high", "low", "state", "stale", "offline", "gateway_offline", "alarm_system"]
+Kind = Literal[
+    "high", "low", "state", "stale", "offline", "gateway_offline", "alarm_system", "reports_overdue"
+]
 ALL_DEVICES = "*"
 # The subject of a gateway_offline alarm (its alarm id is ``<rule>.bridge``) and of an alarm_system one.
 BRIDGE = "bridge"
 EVALUATOR = "evaluator"
-# Rules about the room's infrastructure rather than devices: no ``devices``, no ``point``.
-SYSTEM_KINDS = ("gateway_offline", "alarm_system")
+# The subject of a reports_overdue alarm: the portal's report backlog (``<base>/reports/backlog``).
+REPORTS = "reports"
+# Rules about the room's infrastructure or the citizen side rather than devices: no ``devices``, no
+# ``point``.
+SYSTEM_KINDS = ("gateway_offline", "alarm_system", "reports_overdue")
+# Rules with a number to pass: ``limit`` (and ``deadband``) apply.
+NUMERIC_KINDS = ("high", "low", "reports_overdue")
 # Who gets an alarm's e-mail (docs/alarms.md, "Notifications"): the on-duty operators of the roster, or
 # every active portal account of a role, each with an e-mail address.
 Audience = Literal["on_duty", "operator", "admin"]
@@ -49,8 +56,10 @@ class Rule(BaseModel):
     # Devices the rule watches; "*" is every device of the site (offline and stale rules).
     devices: tuple[Ident, ...] | Literal["*"] = ()
     point: Ident | None = None
-    # high / low: raised when the value passes the limit, cleared once it is back by the deadband.
+    # high / low: raised when the value passes the limit, cleared once it is back by the deadband;
+    # reports_overdue: raised when more than ``limit`` reports are past their ``deadline``.
     limit: float | None = None
+    deadline: Literal["verification", "response"] | None = None
     deadband: Annotated[float, Field(ge=0)] = 0.0
     # state: raised while the boolean point has this value.
     value: Literal["ON", "OFF"] | None = None
@@ -70,11 +79,17 @@ class Rule(BaseModel):
         problems: list[str] = []
         if self.escalate_after_s is not None and self.severity != "critical":
             problems.append("'escalate_after_s' applies to critical rules only")
-        numeric = self.kind in ("high", "low")
+        numeric = self.kind in NUMERIC_KINDS
         if numeric and self.limit is None:
             problems.append(f"a {self.kind} rule needs 'limit'")
         if not numeric and (self.limit is not None or self.deadband):
-            problems.append(f"'limit' and 'deadband' apply to high/low rules, not {self.kind}")
+            problems.append(
+                f"'limit' and 'deadband' apply to high/low rules and reports_overdue, not {self.kind}"
+            )
+        if (self.kind == "reports_overdue") != (self.deadline is not None):
+            problems.append("'deadline' (verification or response) is required by reports_overdue rules only")
+        if self.kind == "reports_overdue" and self.limit is not None and self.limit < 0:
+            problems.append("a reports_overdue 'limit' is a number of reports (0 or more)")
         if (self.kind == "state") != (self.value is not None):
             problems.append("'value' (ON or OFF) is required by state rules and only allowed there")
         if (self.kind in ("stale", "alarm_system")) != (self.after_s is not None):
@@ -96,7 +111,11 @@ class Rule(BaseModel):
         return self
 
 
-_SUBJECT = {"gateway_offline": "gateway", "alarm_system": "evaluator itself"}
+_SUBJECT = {
+    "gateway_offline": "gateway",
+    "alarm_system": "evaluator itself",
+    "reports_overdue": "report backlog",
+}
 
 
 class NotifyPolicy(BaseModel):
@@ -179,6 +198,8 @@ def _devices_of(rule: Rule, loaded: LoadedSite) -> tuple[str, ...]:
         return (BRIDGE,)
     if rule.kind == "alarm_system":
         return (EVALUATOR,)
+    if rule.kind == "reports_overdue":
+        return (REPORTS,)
     if rule.devices == ALL_DEVICES:
         return tuple(d.id for d in loaded.site.devices)
     return tuple(rule.devices)

@@ -111,6 +111,7 @@ class AlarmService:
         self._last_state: dict[str, tuple[float, dict[str, Any]]] = {}
         self._last_availability: dict[str, tuple[float, bool]] = {}
         self._last_bridge: tuple[float, bool] | None = None
+        self._last_backlog: tuple[float, dict[str, Any]] | None = None
         self._held_until = 0.0  # lease: active while now < this
         self._ever_connected = False
         self._renew_at = 0.0
@@ -152,6 +153,8 @@ class AlarmService:
         events: list[AlarmEvent] = []
         if self._last_bridge is not None:
             events += self.evaluator.on_bridge(self._last_bridge[1], self._last_bridge[0])
+        if self._last_backlog is not None:
+            events += self.evaluator.on_backlog(self._last_backlog[1], self._last_backlog[0])
         for device, (t, online) in self._last_availability.items():
             events += self.evaluator.on_availability(device, online, t)
         for device, (t, state) in self._last_state.items():
@@ -313,7 +316,7 @@ class AlarmService:
         # Inputs at QoS 0: the session is clean, so QoS 1 would keep nothing across a reconnect (the
         # retained states come again), and it costs a PUBACK per message (at 500 states/s, a third of
         # the evaluator's CPU was socket writes). Commands at QoS 1.
-        inputs = [(t.all_availability, 0), (t.bridge_state, 0)]
+        inputs = [(t.all_availability, 0), (t.bridge_state, 0), (t.report_backlog, 0)]
         if self.bulk:
             # Live states from the batches; the devices' retained states once, for their values now:
             # the broker queues the retained messages when it handles the SUBSCRIBE, before the
@@ -344,6 +347,17 @@ class AlarmService:
                 await self._commit(self._on_state(self._state_topics[topic], state, now))
         elif topic == self.topics.bridge_telemetry and self.bulk:
             await self._commit(self._on_batch(payload, now))
+        elif topic == self.topics.report_backlog:
+            try:
+                backlog = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                backlog = None
+            if not isinstance(backlog, dict):  # an empty retained message or garbage: nothing to judge
+                log.warning("alarm_bad_backlog", topic=topic)
+                return
+            self._last_backlog = (now, backlog)
+            if self.active:
+                await self._commit(ev.on_backlog(backlog, now))
         elif topic in self._availability_topics or topic == self.topics.bridge_state:
             if payload not in AVAILABILITY:
                 # an empty retained message (a device removed) or garbage says nothing either way

@@ -41,6 +41,7 @@ def fast_rules(tmp_path: Path) -> Path:
         "room_temperature_high": {"on_delay_s": ON_DELAY_S, "off_delay_s": 2},
         "device_offline": {"on_delay_s": 1, "off_delay_s": 1},
         "alarm_system_degraded": {"after_s": 0.1, "off_delay_s": 1},
+        "reports_verification_overdue": {"on_delay_s": 0.5, "off_delay_s": 0.5},
     }
     for rule in raw["rules"]:
         rule.update(faster.get(rule["id"], {}))
