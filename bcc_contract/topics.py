@@ -144,6 +144,21 @@ class Topics:
         """Retained ``active``/``standby``/``offline`` of one alarm evaluator (``offline``: its last will)."""
         return f"{self.base}/alarms/status/{instance}"
 
+    # --- recorder (docs/influxdb.md, "Status on MQTT") -------------------------------------------
+    def recorder_status(self, instance: str) -> str:
+        """Retained JSON of one recorder: ``state`` online/offline (offline: its last will) and whether
+        it can write to InfluxDB; an empty payload removes a recorder taken out of service."""
+        return f"{self.base}/recorder/status/{instance}"
+
+    @property
+    def all_recorder_status(self) -> str:
+        return f"{self.base}/recorder/status/+"
+
+    def recorder_of_status(self, topic: str) -> str | None:
+        prefix = self.recorder_status("")
+        instance = topic.removeprefix(prefix) if topic.startswith(prefix) else ""
+        return instance if instance and "/" not in instance else None
+
     # --- Home Assistant ---------------------------------------------------------------------
     def discovery(self, node_id: str) -> str:
         """Device-based discovery config (retained; empty payload removes the device)."""

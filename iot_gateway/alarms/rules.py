@@ -25,7 +25,16 @@ RULES_DIR = SITE_DIR / "alarms"
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 Kind = Literal[
-    "high", "low", "state", "stale", "offline", "gateway_offline", "alarm_system", "reports_overdue"
+    "high",
+    "low",
+    "state",
+    "stale",
+    "offline",
+    "gateway_offline",
+    "alarm_system",
+    "reports_overdue",
+    "recorder_offline",
+    "influxdb_unreachable",
 ]
 ALL_DEVICES = "*"
 # The subject of a gateway_offline alarm (its alarm id is ``<rule>.bridge``) and of an alarm_system one.
@@ -33,9 +42,18 @@ BRIDGE = "bridge"
 EVALUATOR = "evaluator"
 # The subject of a reports_overdue alarm: the portal's report backlog (``<base>/reports/backlog``).
 REPORTS = "reports"
+# The subject of recorder_offline and influxdb_unreachable alarms: the recorders' retained status
+# (``<base>/recorder/status/<instance>``), any of them.
+RECORDER = "recorder"
 # Rules about the room's infrastructure or the citizen side rather than devices: no ``devices``, no
 # ``point``.
-SYSTEM_KINDS = ("gateway_offline", "alarm_system", "reports_overdue")
+SYSTEM_KINDS = (
+    "gateway_offline",
+    "alarm_system",
+    "reports_overdue",
+    "recorder_offline",
+    "influxdb_unreachable",
+)
 # Rules with a number to pass: ``limit`` (and ``deadband``) apply.
 NUMERIC_KINDS = ("high", "low", "reports_overdue")
 # Who gets an alarm's e-mail (docs/alarms.md, "Notifications"): the on-duty operators of the roster, or
@@ -115,6 +133,8 @@ _SUBJECT = {
     "gateway_offline": "gateway",
     "alarm_system": "evaluator itself",
     "reports_overdue": "report backlog",
+    "recorder_offline": "recorders",
+    "influxdb_unreachable": "recorders",
 }
 
 
@@ -200,6 +220,8 @@ def _devices_of(rule: Rule, loaded: LoadedSite) -> tuple[str, ...]:
         return (EVALUATOR,)
     if rule.kind == "reports_overdue":
         return (REPORTS,)
+    if rule.kind in ("recorder_offline", "influxdb_unreachable"):
+        return (RECORDER,)
     if rule.devices == ALL_DEVICES:
         return tuple(d.id for d in loaded.site.devices)
     return tuple(rule.devices)

@@ -51,6 +51,15 @@ HEALTH_EVERY_S = 60.0  # alarm health metrics are recomputed from the database t
 ACTIVE, STANDBY = "active", "standby"
 
 
+def _json_object(payload: bytes) -> dict[str, Any] | None:
+    """The payload as a JSON object, or None (not JSON, or JSON of another shape)."""
+    try:
+        found = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def iso_or_none(ts: float | None) -> str | None:
     return None if ts is None else iso_ms(ts)
 
@@ -112,6 +121,7 @@ class AlarmService:
         self._last_availability: dict[str, tuple[float, bool]] = {}
         self._last_bridge: tuple[float, bool] | None = None
         self._last_backlog: tuple[float, dict[str, Any]] | None = None
+        self._last_recorders: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._held_until = 0.0  # lease: active while now < this
         self._ever_connected = False
         self._renew_at = 0.0
@@ -155,6 +165,8 @@ class AlarmService:
             events += self.evaluator.on_bridge(self._last_bridge[1], self._last_bridge[0])
         if self._last_backlog is not None:
             events += self.evaluator.on_backlog(self._last_backlog[1], self._last_backlog[0])
+        for instance, (t, status) in self._last_recorders.items():
+            events += self.evaluator.on_recorder(instance, status, t)
         for device, (t, online) in self._last_availability.items():
             events += self.evaluator.on_availability(device, online, t)
         for device, (t, state) in self._last_state.items():
@@ -316,7 +328,12 @@ class AlarmService:
         # Inputs at QoS 0: the session is clean, so QoS 1 would keep nothing across a reconnect (the
         # retained states come again), and it costs a PUBACK per message (at 500 states/s, a third of
         # the evaluator's CPU was socket writes). Commands at QoS 1.
-        inputs = [(t.all_availability, 0), (t.bridge_state, 0), (t.report_backlog, 0)]
+        inputs = [
+            (t.all_availability, 0),
+            (t.bridge_state, 0),
+            (t.report_backlog, 0),
+            (t.all_recorder_status, 0),
+        ]
         if self.bulk:
             # Live states from the batches; the devices' retained states once, for their values now:
             # the broker queues the retained messages when it handles the SUBSCRIBE, before the
@@ -347,12 +364,17 @@ class AlarmService:
                 await self._commit(self._on_state(self._state_topics[topic], state, now))
         elif topic == self.topics.bridge_telemetry and self.bulk:
             await self._commit(self._on_batch(payload, now))
+        elif (instance := self.topics.recorder_of_status(topic)) is not None:
+            status = _json_object(payload) if payload else None  # empty: taken out of service
+            if payload and status is None:
+                log.warning("alarm_bad_recorder_status", topic=topic)
+                return
+            self._last_recorders[instance] = (now, status)
+            if self.active:
+                await self._commit(ev.on_recorder(instance, status, now))
         elif topic == self.topics.report_backlog:
-            try:
-                backlog = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                backlog = None
-            if not isinstance(backlog, dict):  # an empty retained message or garbage: nothing to judge
+            backlog = _json_object(payload)
+            if backlog is None:  # an empty retained message or garbage: nothing to judge
                 log.warning("alarm_bad_backlog", topic=topic)
                 return
             self._last_backlog = (now, backlog)

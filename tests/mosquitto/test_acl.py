@@ -76,6 +76,7 @@ def test_table_lists_every_role_and_every_topic() -> None:
         t.alarm_commands,
         t.alarm_results,
         t.alarm_service("<instance>"),
+        t.recorder_status("<instance>"),
     }
     assert set(ROLES_IN_DOC) == set(ROLES)
     assert set(TABLE) == topics

@@ -287,3 +287,28 @@ def test_reports_overdue_follow_the_portals_backlog_with_their_delays() -> None:
     assert kinds(events) == [(respond, "raised")], "a count of 5 clears only after 10 minutes"
     events = tick(T0 + 1400)
     assert kinds(events) == [(verify, "cleared")] and ev.alarms[respond].active, "garbage kept the condition"
+
+
+def test_recorder_alarms_follow_the_recorders_status() -> None:
+    """Any recorder offline, or online but unable to write to InfluxDB, after its on-delay; a recorder
+    taken out of service (its retained status removed) no longer counts."""
+    ev = Evaluator(load_rules(rules_path_for(SITE), SITE), start=T0)
+    offline, influx = "recorder_offline.recorder", "influxdb_unreachable.recorder"
+
+    def status(instance: str, at: float, **body: str) -> list[AlarmEvent]:
+        found = ev.on_recorder(instance, body or None, at) + ev.tick(at)
+        return [e for e in found if e.alarm.endswith(".recorder")]
+
+    events = status("rec_a", T0 + 1, state="online", influxdb="reachable")
+    events += status("rec_b", T0 + 2, state="online", influxdb="unreachable")
+    events += status("rec_c", T0 + 3, state="offline", influxdb="unknown")
+    assert events == []
+    events = status("rec_a", T0 + 64, state="online", influxdb="reachable")
+    assert kinds(events) == [(offline, "raised")] and ev.alarms[offline].value == "rec_c"
+    events = status("rec_c", T0 + 70) + status("rec_a", T0 + 81, state="online", influxdb="reachable")
+    assert kinds(events) == [(offline, "cleared")], "rec_c was taken out of service"
+    events = status("rec_b", T0 + 123, state="online", influxdb="unreachable")
+    assert kinds(events) == [(influx, "raised")] and ev.alarms[influx].value == "rec_b"
+    events = status("rec_b", T0 + 130, state="offline", influxdb="unknown")
+    events += status("rec_b", T0 + 141, state="offline", influxdb="unknown")
+    assert kinds(events) == [(influx, "cleared")], "an offline recorder is recorder_offline's, not this one's"

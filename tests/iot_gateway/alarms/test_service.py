@@ -42,6 +42,8 @@ def fast_rules(tmp_path: Path) -> Path:
         "device_offline": {"on_delay_s": 1, "off_delay_s": 1},
         "alarm_system_degraded": {"after_s": 0.1, "off_delay_s": 1},
         "reports_verification_overdue": {"on_delay_s": 0.5, "off_delay_s": 0.5},
+        "recorder_offline": {"on_delay_s": 0.5, "off_delay_s": 0.5},
+        "influxdb_unreachable": {"on_delay_s": 0.5, "off_delay_s": 0.5},
     }
     for rule in raw["rules"]:
         rule.update(faster.get(rule["id"], {}))
