@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 
 from bcc_common.sdnotify import ready_when, stopping
+from bcc_contract.fleet import FleetConflict
 from devices.loader import DEMO_SITE, PROFILE_DIR, ConfigError
 from iot_gateway.bulk import SpoolError
 from iot_gateway.config import GatewayConfig, load_gateway_config
@@ -87,6 +88,10 @@ async def serve(site: str, extra: list[str], spool: Path | None = None) -> int:
     ready = loop.create_task(ready_when(gateway.link.connected, "connected to the MQTT broker"))
     try:
         await gateway.run(stop)
+    except FleetConflict as err:  # another live gateway owns some of our devices: nothing was polled
+        log.error("fleet_conflict", gateway=err.gateway, claims=err.claims)
+        print(f"gateway: {err}", file=sys.stderr)
+        return 2
     finally:
         ready.cancel()
     return 0

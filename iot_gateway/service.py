@@ -2,7 +2,8 @@
 
 Also owns what spans devices: Home Assistant discovery (sent on connect, when Home Assistant comes
 online, and removed for devices that left the site), the retained device inventory that makes that
-removal possible across restarts, SIGHUP reloads, and the health endpoint.
+removal possible across restarts and tells the fleet which devices this gateway owns, the start-up
+ownership check (bcc_contract.fleet), SIGHUP reloads, and the health endpoint.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import orjson
 import structlog
 
 from bcc_contract.commands import CommandStatus, response_payload
+from bcc_contract.fleet import FleetConflict, FleetView, conflicts
 from bcc_contract.topics import ONLINE, Topics
 from devices.site import DeviceInstance
 from iot_gateway import discovery
@@ -38,7 +40,7 @@ from iot_gateway.metrics import GatewayMetrics
 from iot_gateway.mqtt import MqttLink
 
 log = structlog.get_logger(__name__)
-COMMANDS_MARKER = b"commands"  # on bridge/sync/<client>: the command subscription's retained are in
+COMMANDS_MARKER = b"commands"  # on bridge/<gw>/sync/<client>: the command subscription's retained are in
 
 
 class Gateway:
@@ -46,6 +48,7 @@ class Gateway:
         self.config = config
         self.settings = config.loaded.site.gateway
         self.site_id = config.loaded.site.site
+        self.gateway_id = config.loaded.site.gateway_id
         self.topics = Topics(config.mqtt.base_topic, config.mqtt.discovery_prefix)
         self.metrics = GatewayMetrics()
         self.hubs: dict[str, BusHub] = {}
@@ -55,7 +58,7 @@ class Gateway:
             path = self.settings.telemetry_spool_path
             self.telemetry = TelemetryBatcher(
                 self._publish_ok,
-                self.topics.bridge_telemetry,
+                self.topics.bridge_telemetry(self.gateway_id),
                 self.settings.telemetry_batch_ms / 1000,
                 self.metrics.telemetry_states,
                 self.metrics.telemetry_dropped,
@@ -75,7 +78,7 @@ class Gateway:
         )
         self.link = MqttLink(
             config.mqtt,
-            self.topics,
+            self.topics.bridge_state(self.gateway_id),
             cid,
             config.password,
             self._on_connect,
@@ -90,7 +93,8 @@ class Gateway:
         # False from connect until our marker after the command subscription comes back: a retained
         # command before it was delivered at subscribe time (stale), one after it was published live.
         self._commands_live = False
-        self._previous_inventory: set[str] = set()
+        self.fleet = FleetView(self.topics)  # every gateway's retained inventory and state
+        self._started = False  # devices poll only once the first connection's ownership check passed
 
     # --- devices --------------------------------------------------------------------------
     def _hub_for(self, inst: DeviceInstance, config: GatewayConfig) -> BusHub:
@@ -112,7 +116,7 @@ class Gateway:
             self.telemetry.add if self.telemetry is not None else None,
         )
         self.devices[inst.id] = runner
-        if self._tg is not None:
+        if self._tg is not None and self._started:
             self._tasks[inst.id] = runner.start(self._tg)
         return runner
 
@@ -126,6 +130,14 @@ class Gateway:
                 await self._publish(topic, b"", True)
             await self._publish(self.topics.discovery(discovery.node_id(self.site_id, device_id)), b"", True)
 
+    def _start_devices(self) -> None:
+        """Start every device's poll tasks (after the ownership check: nothing is polled before it)."""
+        if self._started or self._tg is None:
+            return
+        self._started = True
+        for dev in self.devices.values():
+            self._tasks[dev.id] = dev.start(self._tg)
+
     async def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
         await self.link.publish(topic, payload, retain=retain)
 
@@ -134,39 +146,57 @@ class Gateway:
 
     async def publish_discovery(self) -> None:
         for runner in self.devices.values():
-            body = discovery.payload(self.site_id, runner.instance, runner.profile, self.topics)
+            body = discovery.payload(
+                self.site_id, runner.instance, runner.profile, self.topics, self.gateway_id
+            )
             await self._publish(self.topics.discovery(discovery.node_id(self.site_id, runner.id)), body, True)
 
     async def _publish_inventory(self) -> None:
-        body = orjson.dumps({"site": self.site_id, "devices": sorted(self.devices)})
-        await self._publish(self.topics.bridge_devices, body, True)
+        body = orjson.dumps(
+            {"site": self.site_id, "gateway": self.gateway_id, "devices": sorted(self.devices)}
+        )
+        await self._publish(self.topics.bridge_devices(self.gateway_id), body, True)
 
-    async def _sync_inventory(self, link: MqttLink) -> None:
-        """Learn which devices an earlier run announced, so ones that left the site are removed.
+    async def _sync_fleet(self, link: MqttLink) -> None:
+        """Read every gateway's retained inventory and state: refuse to start on a device a live gateway
+        already owns, and remove the devices an earlier run of ours announced that left the site.
 
-        The retained inventory arrives right after SUBACK; our own marker, published after it, proves
+        The retained messages arrive right after SUBACK; our own marker, published after them, proves
         that anything retained has already been delivered (per-session ordering).
         """
         self._inventory_seen.clear()
-        await link.subscribe(self.topics.bridge_devices)
-        await link.subscribe(self.topics.bridge_sync(link.client_id))
-        await link.publish(self.topics.bridge_sync(link.client_id), b"sync", retain=False)
+        await link.subscribe(self.topics.all_bridge_devices)
+        await link.subscribe(self.topics.all_bridge_states)
+        await link.subscribe(self.topics.bridge_sync(self.gateway_id, link.client_id))
+        await link.publish(self.topics.bridge_sync(self.gateway_id, link.client_id), b"sync", retain=False)
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await self._inventory_seen.wait()
-        for gone in sorted(self._previous_inventory - set(self.devices)):
+        claims = conflicts(self.fleet, self.gateway_id, self.devices)
+        if claims and not self._started:  # checked at start, before anything is polled
+            raise FleetConflict(self.gateway_id, claims)
+        if claims:  # another gateway started with our devices while we were away: say so loudly
+            log.error("fleet_conflict", gateway=self.gateway_id, claims=claims)
+        previous = self.fleet.inventories.get(self.gateway_id, set())
+        for gone in sorted(previous - set(self.devices)):
+            owner = self.fleet.owner_other_than(gone, self.gateway_id)
+            if owner is not None:  # moved to another gateway's site: its state is not ours to clear
+                log.info("device_moved_to_gateway", device=gone, owner=owner)
+                continue
             log.info("device_removed_from_site", device=gone)
             await self._remove_device(gone, forget=True)
-        self._previous_inventory = set()
 
     # --- MQTT -----------------------------------------------------------------------------
     async def _on_connect(self, link: MqttLink) -> None:
         self._commands_live = False
-        await link.publish(self.topics.bridge_state, ONLINE, retain=True)
-        await self._sync_inventory(link)
+        await self._sync_fleet(link)  # FleetConflict on the first connection: the gateway stops
+        await link.publish(self.topics.bridge_state(self.gateway_id), ONLINE, retain=True)
+        self._start_devices()
         await link.subscribe(self.topics.all_set)
-        await link.publish(self.topics.bridge_sync(link.client_id), COMMANDS_MARKER, retain=False)
+        await link.publish(
+            self.topics.bridge_sync(self.gateway_id, link.client_id), COMMANDS_MARKER, retain=False
+        )
         await link.subscribe(self.topics.ha_status)
         await self.publish_discovery()
         await self._publish_inventory()
@@ -187,10 +217,9 @@ class Gateway:
             if topic == self.topics.ha_status:
                 if payload == b"online":  # Home Assistant restarted: it forgot non-retained state
                     await self.publish_discovery()
-            elif topic == self.topics.bridge_devices:
-                with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
-                    self._previous_inventory = set(orjson.loads(payload).get("devices", []))
-            elif topic == self.topics.bridge_sync(self.link.client_id):
+            elif self.fleet.handle(topic, payload):
+                pass
+            elif topic == self.topics.bridge_sync(self.gateway_id, self.link.client_id):
                 if payload == COMMANDS_MARKER:
                     self._commands_live = True
                 else:
@@ -208,15 +237,14 @@ class Gateway:
         device_id = self.topics.device_of_set(topic)
         if device_id is None:
             return
+        runner = self.devices.get(device_id)
+        if runner is None:  # another gateway's device (or nobody's): never answered, never counted as ours
+            self.metrics.commands_not_owned.inc()
+            return
         if retained:
             await self._refuse_retained(device_id, payload)
             return
         self.commands_seen += 1
-        runner = self.devices.get(device_id)
-        if runner is None:
-            body = response_payload(device_id, None, CommandStatus.REJECTED, f"unknown device {device_id!r}")
-            await self._respond(device_id, body, CommandStatus.REJECTED)
-            return
         try:
             cmd = parse_command(
                 device_id,
@@ -330,6 +358,8 @@ class Gateway:
         last: dict[str, float] = {}
         while True:
             await asyncio.sleep(self.settings.health_period_s)
+            if not self._started:  # still checking ownership: nothing to report, nothing announced
+                continue
             depth = 0
             for name, hub in self.hubs.items():
                 self.metrics.queue_depth.labels(name).set(hub.queue_depth)
@@ -353,15 +383,21 @@ class Gateway:
                 **({"telemetry_pending": self.telemetry.pending} if self.telemetry is not None else {}),
                 "ts": time.time(),
             }
-            await self.link.publish(self.topics.bridge_health, orjson.dumps(body), retain=True)
+            await self.link.publish(
+                self.topics.bridge_health(self.gateway_id), orjson.dumps(body), retain=True
+            )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Run until ``stop`` is set or the task is cancelled; then say ``offline`` and close the buses."""
-        log.info("gateway_starting", site=self.site_id, devices=len(self.devices))
+        """Run until ``stop`` is set or the task is cancelled; then say ``offline`` and close the buses.
+
+        Raises FleetConflict (nothing polled, nothing announced) when a live gateway owns our devices.
+        """
+        log.info("gateway_starting", site=self.site_id, gateway=self.gateway_id, devices=len(self.devices))
         stop = stop or asyncio.Event()
         if self.settings.metrics_port is not None:
             port = await self.health.start(self.settings.metrics_host, self.settings.metrics_port)
             log.info("health_endpoint", url=f"http://{self.settings.metrics_host}:{port}/metrics")
+        refused: FleetConflict | None = None
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -370,8 +406,6 @@ class Gateway:
                 bulk_task = (
                     tg.create_task(self.telemetry.run(), name="bulk-telemetry") if self.telemetry else None
                 )
-                for dev in self.devices.values():
-                    self._tasks[dev.id] = dev.start(tg)
                 try:
                     await stop.wait()
                 finally:
@@ -387,6 +421,8 @@ class Gateway:
                         async with asyncio.timeout(1.0):
                             await self.link.close()
                     await self.link.shutdown(link_task)
+        except* FleetConflict as group:
+            refused = FleetConflict.first(group)
         finally:
             self._tg = None
             await self.health.close()
@@ -395,3 +431,5 @@ class Gateway:
             if self.telemetry is not None:
                 self.telemetry.close()  # what the broker has not acknowledged waits in the spool file
             log.info("gateway_stopped")
+        if refused is not None:
+            raise refused

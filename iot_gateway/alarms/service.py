@@ -86,6 +86,8 @@ class AlarmService:
         devices = [d.id for d in config.loaded.site.devices]
         self._state_topics = {self.topics.state(d): d for d in devices}
         self._availability_topics = {self.topics.availability(d): d for d in devices}
+        # The site's own gateway (fleet: one bridge state per gateway, docs/mqtt.md).
+        self._bridge_topic = self.topics.bridge_state(config.loaded.site.gateway_id)
         self._client: aiomqtt.Client | None = None
         self._publish_lock = asyncio.Lock()
         self._dirty: set[str] = set()  # committed, not yet published
@@ -284,7 +286,7 @@ class AlarmService:
         # Inputs at QoS 0: the session is clean, so QoS 1 would keep nothing across a reconnect (the
         # retained states come again), and it costs a PUBACK per message (at 500 states/s, a third of
         # the evaluator's CPU was socket writes). Commands at QoS 1.
-        await client.subscribe([(t.all_state, 0), (t.all_availability, 0), (t.bridge_state, 0)])
+        await client.subscribe([(t.all_state, 0), (t.all_availability, 0), (self._bridge_topic, 0)])
         await client.subscribe(t.alarm_commands, qos=1)
         self._client = client
         self._ever_connected = True
@@ -307,7 +309,7 @@ class AlarmService:
                 self._last_state[device] = (now, state)
                 if self.active:
                     await self._commit(ev.on_state(device, state, now))
-        elif topic in self._availability_topics or topic == self.topics.bridge_state:
+        elif topic in self._availability_topics or topic == self._bridge_topic:
             if payload not in AVAILABILITY:
                 # an empty retained message (a device removed) or garbage says nothing either way
                 log.warning(
@@ -315,7 +317,7 @@ class AlarmService:
                 )
                 return
             online = AVAILABILITY[payload]
-            if topic == self.topics.bridge_state:
+            if topic == self._bridge_topic:
                 self._last_bridge = (now, online)
                 if self.active:
                     await self._commit(ev.on_bridge(online, now))

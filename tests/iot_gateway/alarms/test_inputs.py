@@ -27,7 +27,7 @@ async def test_odd_inputs_change_nothing(tmp_path: Path) -> None:
         assert service.active
         for payload in (b"", b"maybe", b"OFFLINE"):
             await service.handle(T.availability("wall"), payload, retained=True)
-            await service.handle(T.bridge_state, payload, retained=True)
+            await service.handle(T.bridge_state(loaded.site.gateway_id), payload, retained=True)
         for payload in (b"[1, 2]", b"not json", b'"text"'):
             await service.handle(T.state("env_front"), payload, retained=False)
         later = time.time() + 3600
