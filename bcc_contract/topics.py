@@ -52,6 +52,16 @@ class Topics:
         """Retained JSON counters of one gateway (polls, errors, commands)."""
         return self._bridge(gateway, "health")
 
+    def bridge_lease(self, gateway: str) -> str:
+        """Retained JSON lease of a gateway run as active and standby (``gateway.lease_s``):
+        ``{"holder", "epoch", "ts"}``; the holder re-publishes it every ``lease_s / 3``."""
+        return self._bridge(gateway, "lease")
+
+    def bridge_transactions(self, gateway: str) -> str:
+        """Commands the active process of a gateway claims (before writing) and finishes (with the
+        response), so a standby taking over never executes one twice (JSON, not retained)."""
+        return self._bridge(gateway, "transactions")
+
     @property
     def all_bridge_states(self) -> str:
         return self.bridge_state("+")

@@ -85,6 +85,11 @@ class GatewaySettings(Frozen):
     # The gateway id on the broker (topics <base>/bridge/<id>/...; docs/mqtt.md "Fleet"): the owner of
     # this site's devices. None: the site id. Two processes with the same id are one gateway (standby).
     id: Ident | None = None
+    # Active and standby (docs/mqtt.md "Active and standby"): every process of this gateway (same site
+    # file, own broker account, own --instance) competes for a lease on the broker of this many seconds;
+    # one polls and writes, a standby takes over about lease_s after the active one stops renewing.
+    # None: one process, no lease.
+    lease_s: Annotated[float, Field(ge=1, le=60)] | None = None
     command_deadline_ms: Annotated[int, Field(ge=50, le=60000)] = 2000
     command_ttl_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     offline_after_failures: Annotated[int, Field(ge=1, le=100)] = 3

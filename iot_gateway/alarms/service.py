@@ -28,6 +28,7 @@ import orjson
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
+from bcc_common.lease import LeaseChange, LeaseTerm
 from bcc_common.process import cancel_and_wait
 from bcc_common.timefmt import iso_ms
 from bcc_contract.alarms import ACTIONS
@@ -99,34 +100,28 @@ class AlarmService:
         self._last_state: dict[str, tuple[float, dict[str, Any]]] = {}
         self._last_availability: dict[str, tuple[float, bool]] = {}
         self._last_bridge: tuple[float, bool] | None = None
-        self._held_until = 0.0  # lease: active while now < this
+        self.lease = LeaseTerm(config.lease_s)  # active while it holds the database's lease
         self._ever_connected = False
-        self._renew_at = 0.0
 
     @property
     def active(self) -> bool:
-        return self.clock() < self._held_until
+        return self.lease.active(self.clock())
 
     # --- lease ------------------------------------------------------------------------------------
     async def _check_lease(self, now: float) -> None:
         """Renew (or take) the lease every lease_s / 3; take over with the persisted alarms."""
-        if now < self._renew_at:
+        if not self.lease.due(now):
             return
-        lease_s = self.config.lease_s
-        was_active = self.active
         try:
-            held = self.store.take_lease(LEASE, self.config.client_id, now, lease_s)
+            held = self.store.take_lease(LEASE, self.config.client_id, now, self.config.lease_s)
         except SQLAlchemyError as err:
             log.warning("alarms_lease_failed", error=str(err).splitlines()[0])
             held = False
-        self._renew_at = now + lease_s / 3
-        if held:
-            self._held_until = now + lease_s
-        if held and not was_active:
+        change = self.lease.record(held, now)
+        if change is LeaseChange.GAINED:
             await self._take_over(now)
-        elif not held and was_active:
+        elif change is LeaseChange.LOST:
             log.warning("alarms_lease_lost", instance=self.config.instance)
-            self._held_until = 0.0
             await self._say_status()
 
     async def _take_over(self, now: float) -> None:
@@ -425,7 +420,7 @@ class AlarmService:
                 if self.active:  # a standby takes over at once
                     with contextlib.suppress(SQLAlchemyError):
                         self.store.release_lease(LEASE, self.config.client_id)
-                    self._held_until = 0.0
+                    self.lease.release()
                 client = self._client
                 if client is not None:  # a clean stop says offline itself; the will covers crashes
                     with contextlib.suppress(aiomqtt.MqttError):
