@@ -3,7 +3,9 @@
 Also owns what spans devices: Home Assistant discovery (sent on connect, when Home Assistant comes
 online, and removed for devices that left the site), the retained device inventory that makes that
 removal possible across restarts and tells the fleet which devices this gateway owns, the start-up
-ownership check (bcc_contract.fleet), SIGHUP reloads, and the health endpoint.
+ownership check (bcc_contract.fleet), SIGHUP reloads, and the health endpoint; with ``gateway.lease_s``
+the active/standby life cycle (the rules are in iot_gateway.failover; here only where they meet the
+command path and the connection, which is why this module is longer than most).
 """
 
 from __future__ import annotations
@@ -327,7 +329,8 @@ class Gateway:
         )
         try:
             if topic == self.topics.ha_status:
-                if payload == b"online":  # Home Assistant restarted: it forgot non-retained state
+                # Home Assistant restarted: it forgot non-retained state (a standby publishes nothing).
+                if payload == b"online" and self.may_act():
                     await self.publish_discovery()
             elif self.lease is not None and topic == self.topics.bridge_lease(self.gateway_id):
                 await self._on_lease(payload)
@@ -471,8 +474,8 @@ class Gateway:
         if new.mqtt != self.config.mqtt or new.loaded.site.gateway != self.settings:
             log.warning("reload_needs_restart", reason="mqtt or gateway settings changed; not applied")
         removed = sorted(old_ids - new_ids)
-        for device_id in removed:
-            await self._remove_device(device_id, forget=True)
+        for device_id in removed:  # a standby leaves the clearing to the active process
+            await self._remove_device(device_id, forget=self.may_act())
         for device_id in changed:
             await self._remove_device(device_id, forget=False)
         for inst in new.loaded.site.devices:
@@ -482,8 +485,9 @@ class Gateway:
         for name in [n for n in self.hubs if n not in used]:
             await self.hubs.pop(name).close()
         self.config = GatewayConfig(loaded=new.loaded, mqtt=self.config.mqtt, password=self.config.password)
-        await self.publish_discovery()
-        await self._publish_inventory()
+        if self.may_act():
+            await self.publish_discovery()
+            await self._publish_inventory()
         result = {"added": sorted(new_ids - old_ids), "removed": removed, "changed": sorted(changed)}
         log.info("site_reloaded", **result)
         return result

@@ -173,6 +173,7 @@ def double_writes(sim: SiteSimulator, load: Load, answers: dict[str, list[str]])
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(60 + 15 * KILLS)
 @pytest.mark.broker_accounts(gateway=2)
 async def test_sigkill_of_the_active_gateway_under_load(
     room_sim: SiteSimulator, mosquitto: MosquittoProcess, tmp_path: Path
