@@ -48,6 +48,7 @@ def topic_filters(
         topics.bridge_health(gateway),
         topics.report_events,
         topics.report_backlog,
+        topics.alarm_events,
     ]
     return [topics.shared(shared_group, f) for f in filters] if shared_group else filters
 
