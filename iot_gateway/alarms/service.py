@@ -28,6 +28,7 @@ import orjson
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
+from bcc_common.lease import LeaseChange, LeaseTerm
 from bcc_common.process import cancel_and_wait
 from bcc_common.timefmt import iso_ms
 from bcc_contract.alarms import ACTIONS
@@ -109,6 +110,9 @@ class AlarmService:
         self._last_ts: dict[str, str] = {}  # device -> ``ts`` of the newest state judged
         self._devices = frozenset(devices)
         self._availability_topics = {self.topics.availability(d): d for d in devices}
+        # The site's own gateway (fleet: one bridge state per gateway, docs/mqtt.md).
+        self._bridge_topic = self.topics.bridge_state(config.loaded.site.gateway_id)
+        self._telemetry_topic = self.topics.bridge_telemetry(config.loaded.site.gateway_id)
         self._client: aiomqtt.Client | None = None
         self._publish_lock = asyncio.Lock()
         self._dirty: set[str] = set()  # committed, not yet published
@@ -122,34 +126,28 @@ class AlarmService:
         self._last_bridge: tuple[float, bool] | None = None
         self._last_backlog: tuple[float, dict[str, Any]] | None = None
         self._last_recorders: dict[str, tuple[float, dict[str, Any] | None]] = {}
-        self._held_until = 0.0  # lease: active while now < this
+        self.lease = LeaseTerm(config.lease_s)  # active while it holds the database's lease
         self._ever_connected = False
-        self._renew_at = 0.0
 
     @property
     def active(self) -> bool:
-        return self.clock() < self._held_until
+        return self.lease.active(self.clock())
 
     # --- lease ------------------------------------------------------------------------------------
     async def _check_lease(self, now: float) -> None:
         """Renew (or take) the lease every lease_s / 3; take over with the persisted alarms."""
-        if now < self._renew_at:
+        if not self.lease.due(now):
             return
-        lease_s = self.config.lease_s
-        was_active = self.active
         try:
-            held = self.store.take_lease(LEASE, self.config.client_id, now, lease_s)
+            held = self.store.take_lease(LEASE, self.config.client_id, now, self.config.lease_s)
         except SQLAlchemyError as err:
             log.warning("alarms_lease_failed", error=str(err).splitlines()[0])
             held = False
-        self._renew_at = now + lease_s / 3
-        if held:
-            self._held_until = now + lease_s
-        if held and not was_active:
+        change = self.lease.record(held, now)
+        if change is LeaseChange.GAINED:
             await self._take_over(now)
-        elif not held and was_active:
+        elif change is LeaseChange.LOST:
             log.warning("alarms_lease_lost", instance=self.config.instance)
-            self._held_until = 0.0
             await self._say_status()
 
     async def _take_over(self, now: float) -> None:
@@ -330,7 +328,7 @@ class AlarmService:
         # the evaluator's CPU was socket writes). Commands at QoS 1.
         inputs = [
             (t.all_availability, 0),
-            (t.bridge_state, 0),
+            (self._bridge_topic, 0),
             (t.report_backlog, 0),
             (t.all_recorder_status, 0),
         ]
@@ -338,7 +336,7 @@ class AlarmService:
             # Live states from the batches; the devices' retained states once, for their values now:
             # the broker queues the retained messages when it handles the SUBSCRIBE, before the
             # UNSUBSCRIBE that follows, so they arrive and nothing live comes on these topics after.
-            await client.subscribe([(t.bridge_telemetry, 0), *inputs])
+            await client.subscribe([(self._telemetry_topic, 0), *inputs])
             await client.subscribe(t.all_state, qos=0)
             await client.unsubscribe(t.all_state)
         else:
@@ -362,7 +360,7 @@ class AlarmService:
                 return
             if isinstance(state, dict):
                 await self._commit(self._on_state(self._state_topics[topic], state, now))
-        elif topic == self.topics.bridge_telemetry and self.bulk:
+        elif topic == self._telemetry_topic and self.bulk:
             await self._commit(self._on_batch(payload, now))
         elif (instance := self.topics.recorder_of_status(topic)) is not None:
             status = _json_object(payload) if payload else None  # empty: taken out of service
@@ -380,7 +378,7 @@ class AlarmService:
             self._last_backlog = (now, backlog)
             if self.active:
                 await self._commit(ev.on_backlog(backlog, now))
-        elif topic in self._availability_topics or topic == self.topics.bridge_state:
+        elif topic in self._availability_topics or topic == self._bridge_topic:
             if payload not in AVAILABILITY:
                 # an empty retained message (a device removed) or garbage says nothing either way
                 log.warning(
@@ -388,7 +386,7 @@ class AlarmService:
                 )
                 return
             online = AVAILABILITY[payload]
-            if topic == self.topics.bridge_state:
+            if topic == self._bridge_topic:
                 self._last_bridge = (now, online)
                 if self.active:
                     await self._commit(ev.on_bridge(online, now))
@@ -418,7 +416,7 @@ class AlarmService:
         except orjson.JSONDecodeError:
             batch = None
         if not isinstance(batch, dict):
-            log.warning("alarm_bad_batch", topic=self.topics.bridge_telemetry)
+            log.warning("alarm_bad_batch", topic=self._telemetry_topic)
             return []
         events: list[AlarmEvent] = []
         for device, states in batch.items():
@@ -529,7 +527,7 @@ class AlarmService:
                 if self.active:  # a standby takes over at once
                     with contextlib.suppress(SQLAlchemyError):
                         self.store.release_lease(LEASE, self.config.client_id)
-                    self._held_until = 0.0
+                    self.lease.release()
                 client = self._client
                 if client is not None:  # a clean stop says offline itself; the will covers crashes
                     with contextlib.suppress(aiomqtt.MqttError):

@@ -36,15 +36,18 @@ log = structlog.get_logger(__name__)
 MAX_BATCH_MESSAGES = 1000
 
 
-def topic_filters(topics: Topics, shared_group: str | None = None, bulk: bool = False) -> list[str]:
-    """Everything the recorder reads (the ``recorder`` role of mosquitto/acl). With ``bulk`` (the site's
+def topic_filters(
+    topics: Topics, gateway: str, shared_group: str | None = None, bulk: bool = False
+) -> list[str]:
+    """Everything the recorder reads (the ``recorder`` role of mosquitto/acl): its site's gateway's
+    bridge topics (``gateway``, the site's gateway id). With ``bulk`` (the site's
     ``gateway.telemetry_batch_ms``) device states come from the bulk topic, not one topic per device."""
     filters = [
-        topics.bridge_telemetry if bulk else topics.all_state,
+        topics.bridge_telemetry(gateway) if bulk else topics.all_state,
         topics.all_availability,
         topics.all_response,
-        topics.bridge_state,
-        topics.bridge_health,
+        topics.bridge_state(gateway),
+        topics.bridge_health(gateway),
         topics.report_events,
         topics.report_backlog,
         topics.alarm_events,
@@ -67,7 +70,7 @@ class Intake:
         self.metrics = metrics
         self.on_spooled = on_spooled
         bulk = config.loaded.site.gateway.telemetry_batch_ms is not None
-        self.filters = topic_filters(schema.topics, config.influx.shared_group, bulk)
+        self.filters = topic_filters(schema.topics, schema.gateway, config.influx.shared_group, bulk)
         self.connected = asyncio.Event()
         self.session_present = False
         self._seen: dict[str, bytes] = {}

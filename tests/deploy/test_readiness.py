@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,8 +21,8 @@ from devices.loader import DEMO_SITE, load_site
 from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 from simulators.site import SiteSimulator
 from tests.support.alert_rules import SYNTHETIC, used_metrics
+from tests.support.bcc_process import bcc
 from tests.support.gateway import probe, site_dict
-from tests.support.paths import ROOT
 from tests.support.wait import eventually
 
 
@@ -52,23 +50,6 @@ def nothing_pending(sock: socket.socket) -> bool:
     except BlockingIOError:
         return True
     return False
-
-
-@contextlib.asynccontextmanager
-async def bcc(args: list[str], env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m bcc ARGS`` (the command line of a unit); its log is printed when the test fails."""
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bcc", *args, cwd=ROOT, env={**os.environ, **env},
-            stdout=asyncio.subprocess.DEVNULL, stderr=out,
-        )  # fmt: skip
-        try:
-            yield proc
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            print((await asyncio.to_thread(log.read_text, errors="replace"))[-4000:])  # shown on failure
 
 
 async def exposition(port: int) -> dict[str, float]:

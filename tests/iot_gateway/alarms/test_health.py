@@ -41,7 +41,9 @@ async def test_chattering_and_standing_alarms_on_the_metrics_and_the_page(
     port = await server.start("127.0.0.1", 0)
     try:
         await service.step()
-        await service.handle(service.topics.bridge_state, b"offline", False)
+        await service.handle(
+            service.topics.bridge_state(service.config.loaded.site.gateway_id), b"offline", False
+        )
         await step_at(service, clock, START + 10)  # raised: it stays active from now on
         for n in range(12):  # 1200, 900, 1200, ... ppm every 5 s: 12 transitions within 55 s
             await step_at(service, clock, LATER + 5 * n)

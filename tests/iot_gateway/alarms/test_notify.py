@@ -117,7 +117,9 @@ async def test_new_alarm_escalation_and_daily_summary_once_each(tmp_path: Path, 
     service = AlarmService(config, clock=clock)
     try:
         await service.step()  # takes the lease
-        await service.handle(service.topics.bridge_state, b"offline", False)
+        await service.handle(
+            service.topics.bridge_state(service.config.loaded.site.gateway_id), b"offline", False
+        )
         await step_at(service, clock, START + 9)
         assert alarm_outbox(portal_db_url) == []  # the on-delay runs
         await step_at(service, clock, START + 10)
