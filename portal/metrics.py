@@ -31,8 +31,38 @@ _CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+# prometheus_client's multiprocess values call os.getpid() on every change (to notice a fork), a system
+# call, three per request: the whole middleware took 5.6-7.1 us of CPU per request with them and 4.4-5.3
+# us without (a submission takes ~600 us). The pid is kept here instead, and updated in a forked child.
+_pid = os.getpid()
+_files_in_use = False
+
+
+def _current_pid() -> int:
+    return _pid
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def use_multiprocess_files() -> None:
+    """With ``PROMETHEUS_MULTIPROC_DIR`` set: metrics created from now on keep their values in its
+    files. Once per process (a second value class would open the same files a second time)."""
+    global _files_in_use
+    if _files_in_use or not os.environ.get(MULTIPROC_ENV):
+        return
+    values.ValueClass = values.MultiProcessValue(process_identifier=_current_pid)  # type: ignore[no-untyped-call]
+    _files_in_use = True
+
+
 class PortalMetrics:
     def __init__(self) -> None:
+        use_multiprocess_files()  # in a worker process started by `bcc portal serve --metrics-port`
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "bcc_portal_http_requests",
@@ -139,9 +169,9 @@ def prepare_multiprocess(directory: Path) -> None:
     for old in directory.glob("*.db"):
         old.unlink()
     os.environ[MULTIPROC_ENV] = str(directory)
-    # prometheus_client chooses its value class when first imported; choose again now that the
-    # variable is set (nothing has created a metric in this process yet)
-    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    # prometheus_client chose its value class when first imported: choose again now that the variable
+    # is set (nothing has created a metric in this process yet)
+    use_multiprocess_files()
 
 
 def serve_metrics(host: str, port: int, directory: Path) -> None:
