@@ -3,9 +3,13 @@ x T points, each device publishing its state every ``interval`` seconds (the iss
 1 s), every point under a high-limit rule.
 
 Each interval a few devices cross a limit (and the previous ones return): the latency is from the publish
-of the state that crossed to the arrival of the alarm event (``raised`` or ``cleared``) at a subscriber;
-the floor is the same broker's delivery of the state messages themselves to that subscriber. The
-evaluator's CPU and memory come from psutil. Targets (issue 20): p99 < 50 ms, CPU < 10 % of one core.
+of the state message the evaluator reads to the arrival of the alarm event (``raised`` or ``cleared``) at
+a subscriber; the floor is the same broker's delivery of the device state messages themselves to that
+subscriber. With ``bulk_ms`` (default 100, the shipped sites' ``gateway.telemetry_batch_ms``) the
+publisher behaves as the gateway does: every state on its retained device topic and, every ``bulk_ms``,
+the window's states in one message on ``<base>/bridge/telemetry``, which the evaluator reads;
+``state_to_event_p*_ms`` then adds the time a state waited in its window. The evaluator's CPU and memory
+come from psutil. Targets (issue 20): p99 < 50 ms, CPU < 10 % of one core.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bcc_common.process import stop_process
+from bcc_common.timefmt import iso_ms
 from bcc_contract.topics import Topics
 from bench.common import ROOT, pct
 from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
@@ -65,6 +70,8 @@ class Watcher:
         self.client.username_pw_set("readonly", password)
         self.client.on_message = self._on_message
         self.sent: dict[tuple[str, str], float] = {}  # (alarm, event) -> publish time of the cause
+        self.stated: dict[tuple[str, str], float] = {}  # (alarm, event) -> its device state's publish
+        self.totals: list[float] = []
         self.state_sent: dict[str, float] = {}  # device -> publish time of its latest state
         self.latencies: list[float] = []
         self.floor: list[float] = []
@@ -86,9 +93,12 @@ class Watcher:
         with self.lock:
             if msg.topic == T.alarm_events:
                 event = orjson.loads(msg.payload)
-                sent = self.sent.pop((event["alarm"], event["event"]), None)
+                key = (event["alarm"], event["event"])
+                sent, stated = self.sent.pop(key, None), self.stated.pop(key, None)
                 if sent is not None and self.measuring:
                     self.latencies.append(now - sent)
+                    if stated is not None:
+                        self.totals.append(now - stated)
                     self.arrived.notify_all()
             elif not msg.retain:
                 sent = self.state_sent.get(msg.topic)
@@ -106,19 +116,60 @@ class Watcher:
         self.client.disconnect()
 
 
+class Window:
+    """The gateway's bulk telemetry (iot_gateway/bulk.py): states collected for ``bulk_ms``, then one
+    message ``{"<device>": [<state>, ...]}``; the causes in it are timed from that publish."""
+
+    def __init__(self, client: mqtt.Client, watcher: Watcher, bulk_ms: int) -> None:
+        self.client, self.watcher, self.period = client, watcher, bulk_ms / 1000
+        self.states: dict[str, list[bytes]] = {}
+        self.causes: list[tuple[tuple[str, str], float]] = []
+        self.opened = time.monotonic()
+
+    def add(self, dev: str, body: bytes, causes: list[tuple[str, str]], stated: float) -> None:
+        self.states.setdefault(dev, []).append(body)
+        self.causes += [(key, stated) for key in causes]
+
+    def due(self) -> bool:
+        return time.monotonic() - self.opened >= self.period
+
+    def flush(self) -> None:
+        if self.states:
+            parts = [
+                b'"' + d.encode() + b'":[' + b",".join(states) + b"]" for d, states in self.states.items()
+            ]
+            now = time.monotonic()
+            with self.watcher.lock:
+                for key, stated in self.causes:
+                    self.watcher.sent[key] = now
+                    self.watcher.stated[key] = stated
+            self.client.publish(T.bridge_telemetry, b"{" + b",".join(parts) + b"}", qos=1)
+        self.states, self.causes, self.opened = {}, [], time.monotonic()
+
+
 def publish_rounds(
-    client: mqtt.Client, watcher: Watcher, devices: int, tags: int, interval: float, rounds: int, trips: int
+    client: mqtt.Client,
+    watcher: Watcher,
+    devices: int,
+    tags: int,
+    interval: float,
+    rounds: int,
+    trips: int,
+    bulk_ms: int = 0,
 ) -> int:
     """Publish every device's state once per interval, evenly spread; ``trips`` devices per round cross
     a limit and the previous round's go back. Returns the number of transitions caused."""
     names = [f"dev_{i:04d}" for i in range(devices)]
     high: dict[str, int] = {}  # device -> tag index above the limit
     transitions = 0
+    window = Window(client, watcher, bulk_ms) if bulk_ms else None
     start = time.monotonic()
     for r in range(rounds):
         tripping = {names[(r * trips + k) % devices]: (r + k) % tags for k in range(trips)}
         for i, dev in enumerate(names):
             slot = start + (r + i / devices) * interval
+            if window is not None and window.due():
+                window.flush()
             delay = slot - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -134,19 +185,24 @@ def publish_rounds(
                     cause.append((f"high_{tag:03d}.{dev}", "raised"))
                 high[dev] = tag
                 values[f"tag_{tag:03d}"] = LIMIT + 1_000
-            body = orjson.dumps({**values, "ts": "2026-12-04T00:00:00.000Z"})
+            body = orjson.dumps({**values, "ts": iso_ms(time.time())})
             now = time.monotonic()
             with watcher.lock:
-                for key in cause:
-                    watcher.sent[key] = now
+                if window is None:
+                    for key in cause:
+                        watcher.sent[key] = now
                 watcher.state_sent[T.state(dev)] = now
             client.publish(T.state(dev), body, qos=1, retain=True)
+            if window is not None:
+                window.add(dev, body, cause, now)
             transitions += len(cause)
+    if window is not None:
+        window.flush()
     return transitions
 
 
 async def bench_alarms(
-    devices: int, tags: int, interval: float, seconds: float, trips: int
+    devices: int, tags: int, interval: float, seconds: float, trips: int, bulk_ms: int = 100
 ) -> dict[str, Any]:
     secrets = generate_demo_secrets(ROLES)
     with tempfile.TemporaryDirectory(prefix="bcc-bench-alarms-") as tmp_s:
@@ -159,6 +215,8 @@ async def bench_alarms(
             (tmp / "profiles" / "synthetic.yaml").write_text(synthetic.profile_yaml(tags, interval))
             site = synthetic.site_dict(devices)
             site["mqtt"] = {"url": broker.url}
+            if bulk_ms:
+                site["gateway"] = {**site.get("gateway", {}), "telemetry_batch_ms": bulk_ms}
             (tmp / "site.yaml").write_text(yaml.safe_dump(site))
             (tmp / "rules.yaml").write_text(yaml.safe_dump(rules_dict(tags)))
             env = {**os.environ, "BCC_MQTT_PASSWORD": secrets["alarms"]}
@@ -180,13 +238,15 @@ async def bench_alarms(
                 if not await asyncio.to_thread(watcher.active.wait, 60):
                     raise TimeoutError("the evaluator did not become active within 60 s")
                 # Warm-up: two rounds (every device's first state, and the first trips).
-                await asyncio.to_thread(publish_rounds, publisher, watcher, devices, tags, interval, 2, trips)
+                await asyncio.to_thread(
+                    publish_rounds, publisher, watcher, devices, tags, interval, 2, trips, bulk_ms
+                )
                 proc = psutil.Process(evaluator.pid)
                 watcher.measuring = True
                 c0, t0 = proc.cpu_times(), time.monotonic()
                 rounds = max(1, round(seconds / interval))
                 transitions = await asyncio.to_thread(
-                    publish_rounds, publisher, watcher, devices, tags, interval, rounds, trips
+                    publish_rounds, publisher, watcher, devices, tags, interval, rounds, trips, bulk_ms
                 )
                 c1, t1 = proc.cpu_times(), time.monotonic()
                 rss = proc.memory_info().rss / 2**20
@@ -200,13 +260,15 @@ async def bench_alarms(
             await stop_process(evaluator)
             await broker.stop()
     elapsed = t1 - t0
-    lat, floor = watcher.latencies, watcher.floor
+    lat, floor, totals = watcher.latencies, watcher.floor, watcher.totals
     return {
         "benchmark": "alarms",
         "devices": devices,
         "points": tags,
         "alarms": devices * tags,
         "interval_s": interval,
+        "bulk_ms": bulk_ms,
+        "input_messages_per_s": round((1000 / bulk_ms) if bulk_ms else devices / interval),
         "seconds": round(elapsed, 1),
         "states_per_s": round(devices * rounds / elapsed),
         "points_per_s": round(devices * tags * rounds / elapsed),
@@ -214,6 +276,8 @@ async def bench_alarms(
         "events_timed": len(lat),
         "event_p50_ms": pct(lat, 0.5) if lat else None,
         "event_p99_ms": pct(lat, 0.99) if lat else None,
+        "state_to_event_p50_ms": pct(totals, 0.5) if totals else None,
+        "state_to_event_p99_ms": pct(totals, 0.99) if totals else None,
         "floor_state_p50_ms": pct(floor, 0.5) if floor else None,
         "floor_state_p99_ms": pct(floor, 0.99) if floor else None,
         "evaluator_cpu_pct": round(100 * (sum(c1[:2]) - sum(c0[:2])) / elapsed, 1),

@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ala.add_argument("--interval", type=float, default=1.0, help="each device's state every N s (default 1)")
     ala.add_argument("--seconds", type=float, default=30.0, help="measurement window (default 30)")
     ala.add_argument("--trips", type=int, default=5, help="devices crossing a limit per interval (default 5)")
+    ala.add_argument(
+        "--bulk-ms",
+        type=int,
+        default=100,
+        help="the gateway's bulk telemetry window (gateway.telemetry_batch_ms), which the evaluator reads; "
+        "default 100 as in the shipped sites; 0: one message per state on its device topic",
+    )
     ala.add_argument("--json", action="store_true", help="print one JSON object only")
 
 
@@ -97,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.bench == "alarms":
         from bench.alarms import bench_alarms
 
-        result = asyncio.run(bench_alarms(args.devices, args.points, args.interval, args.seconds, args.trips))
+        result = asyncio.run(
+            bench_alarms(args.devices, args.points, args.interval, args.seconds, args.trips, args.bulk_ms)
+        )
     else:  # pragma: no cover - argparse restricts choices
         return 2
     if args.json:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from grafanalib.core import Dashboard, StateTimeline, Templating, TimeSeries
+from grafanalib.core import Dashboard, StateTimeline, Table, Templating, TimeSeries
 
 from devices.loader import LoadedSite
 from devices.models import DeviceProfile, Point
 from grafana import console_panels
 from grafana.common import (
+    ALARM_STATES,
     DEVICE_FILTER,
     DS,
     ON_OFF,
@@ -44,6 +45,44 @@ def _series_title(points: list[Point]) -> str:
     return first.label.en
 
 
+def _alarm_panels(grid: Grid) -> list[object]:
+    """The alarm timeline: every transition `bcc alarms` published, recorded by the recorder
+    (``alarm_event``, docs/influxdb.md). Alarms of the gateway and the evaluator have no device, so the
+    device filter does not apply here."""
+    events = '"raw"."alarm_event"'
+    return [
+        StateTimeline(
+            title="Alarms",
+            description="State of every alarm that left normal (ISA-18.2: docs/alarms.md)",
+            dataSource=DS,
+            targets=[
+                target(
+                    f'SELECT last("state") FROM {events} WHERE $timeFilter '
+                    'GROUP BY time($__interval), "alarm" fill(previous)',
+                    0,
+                    alias="$tag_alarm",
+                )
+            ],
+            mappings=ALARM_STATES,
+            gridPos=grid(24, 8),
+        ),
+        Table(
+            title="Alarm events",
+            description="Newest first: who acknowledged or shelved, and the value that was judged",
+            dataSource=DS,
+            targets=[
+                target(
+                    'SELECT "alarm", "severity", "event", "state", "value", "value_text", "who" '
+                    f"FROM {events} WHERE $timeFilter ORDER BY time DESC LIMIT 50",
+                    0,
+                    fmt="table",
+                )
+            ],
+            gridPos=grid(24, 8),
+        ),
+    ]
+
+
 def build(loaded: LoadedSite) -> Dashboard:
     grid = Grid()
     panels: list[object] = []
@@ -59,6 +98,7 @@ def build(loaded: LoadedSite) -> Dashboard:
             gridPos=grid(24, 6),
         )
     )
+    panels += _alarm_panels(grid)
     for prof in _profiles(loaded):
         bools = [p for p in prof.points if p.is_bool]
         enums = [p for p in prof.points if p.enum is not None]

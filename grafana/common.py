@@ -91,3 +91,17 @@ ONLINE_OFFLINE = [
         "options": {"0": {"text": "offline", "color": "red"}, "1": {"text": "online", "color": "green"}},
     }
 ]
+
+# The ISA-18.2 states of bcc alarms (bcc_contract/alarms.py STATES), as the console colours them.
+ALARM_STATES = [
+    {
+        "type": "value",
+        "options": {
+            "normal": {"text": "normal", "color": "green"},
+            "active_unacked": {"text": "active, not acknowledged", "color": "red"},
+            "active_acked": {"text": "active, acknowledged", "color": "orange"},
+            "cleared_unacked": {"text": "cleared, not acknowledged", "color": "yellow"},
+            "shelved": {"text": "shelved", "color": "blue"},
+        },
+    }
+]

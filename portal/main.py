@@ -16,7 +16,18 @@ from portal.lifespan import make_lifespan
 from portal.metrics import MetricsMiddleware, RouteIndex
 from portal.runtime import PortalRuntime, build_runtime
 from portal.services.notify import SmtpSettings
-from portal.web import console, errors, open311, public, staff, staff_admin, staff_auth, status, wall
+from portal.web import (
+    alarm_health,
+    console,
+    errors,
+    open311,
+    public,
+    staff,
+    staff_admin,
+    staff_auth,
+    status,
+    wall,
+)
 from portal.web.fastpath import ReportFastPath
 from portal.web.middleware import BodyLimitMiddleware, CsrfCookieMiddleware, SecurityHeadersMiddleware
 
@@ -45,7 +56,9 @@ def create_app(
     return app
 
 
-ROUTERS = tuple(m.router for m in (public, status, staff_auth, staff, staff_admin, open311, console, wall))
+ROUTERS = tuple(
+    m.router for m in (public, status, staff_auth, staff, staff_admin, open311, console, alarm_health, wall)
+)
 
 
 def include_routes(app: FastAPI) -> None:

@@ -94,6 +94,9 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Alarm notifications (docs/alarms.md, "Notifications"): where and in which language ("id"/"en").
+    email: Mapped[str | None] = mapped_column(String(200))
+    lang: Mapped[str] = mapped_column(String(2), default="id", server_default="id")
 
 
 class StaffSession(Base):
@@ -255,12 +258,19 @@ class ScheduleRun(Base):
 
 
 class Notification(Base):
-    """One reporter e-mail to send (the outbox): written when the event happens, sent by whichever
-    portal worker claims it first, kept across restarts, retried with backoff (portal/services/notify.py).
+    """One e-mail to send (the outbox): written when the event happens, sent by whichever portal worker
+    claims it first, kept across restarts, retried with backoff (portal/services/notify.py). ``kind``
+    "report": a reporter's e-mail, composed at sending from the report; "alarm": an operator's alarm
+    e-mail, written whole (``recipient``, ``subject``, ``body``) by ``bcc alarms``, which defines the
+    same columns in iot_gateway/alarms/store.py. ``dedupe_key`` (unique) makes an alarm e-mail exist
+    once per alarm occurrence, recipient and kind, whoever writes it how often.
     """
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_due", "sent_at", "failed_at", "next_at"),)
+    __table_args__ = (
+        Index("ix_notifications_due", "sent_at", "failed_at", "next_at"),
+        Index("uq_notifications_dedupe_key", "dedupe_key", unique=True),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(20))
     event: Mapped[str] = mapped_column(String(16))
@@ -275,6 +285,11 @@ class Notification(Base):
     # that e-mail is sent or given up (erased in the same UPDATE; docs/security.md, "Reporter secret and
     # confidential reports").
     reporter_key: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="report", server_default="report")
+    recipient: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
+    dedupe_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class ContactView(Base):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from iot_gateway.alarms.rules import BRIDGE, EVALUATOR, AlarmSpec, LoadedRules
+from iot_gateway.alarms.rules import BRIDGE, EVALUATOR, REPORTS, AlarmSpec, LoadedRules
 
 SYSTEM = "system"
 MAX_WHO = 64
@@ -167,6 +167,16 @@ class Evaluator:
             events += self._settle(alarm, now)
         return events
 
+    def on_backlog(self, backlog: Mapping[str, Any], now: float) -> list[AlarmEvent]:
+        """The portal's report backlog (``<base>/reports/backlog``): ``overdue_verification`` and
+        ``overdue_response`` are the counts of open reports past each deadline."""
+        events: list[AlarmEvent] = []
+        for alarm in self._by_device.get(REPORTS, ()):
+            value = backlog.get(f"overdue_{alarm.spec.rule.deadline}")
+            self._set(alarm, self._condition(alarm, value), now, value)
+            events += self._settle(alarm, now)
+        return events
+
     def on_link(self, up: bool, now: float, *, never_connected: bool = False) -> list[AlarmEvent]:
         """The evaluator's own broker connection: while it is down nothing arrives, which is not news
         (no stale alarm, no clear). Back after ``after_s`` or more, an alarm_system rule raises: alarms
@@ -256,7 +266,7 @@ class Evaluator:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return alarm.condition  # not a number (a bad payload): keep what we had
         assert rule.limit is not None
-        if rule.kind == "high":
+        if rule.kind in ("high", "reports_overdue"):
             return value > rule.limit if not alarm.condition else value > rule.limit - rule.deadband
         return value < rule.limit if not alarm.condition else value < rule.limit + rule.deadband
 

@@ -34,7 +34,10 @@ from bcc_contract.alarms import ACTIONS
 from bcc_contract.topics import OFFLINE, ONLINE, Topics
 from iot_gateway.alarms.config import AlarmsConfig
 from iot_gateway.alarms.engine import Alarm, AlarmEvent, CommandError, Evaluator
+from iot_gateway.alarms.metrics import AlarmMetrics
+from iot_gateway.alarms.notify import AlarmNotifier, health_of
 from iot_gateway.alarms.store import AlarmStore
+from iot_gateway.health import HealthServer
 from iot_gateway.lifecycle import mqtt_connected
 from iot_gateway.mqtt import PUBLISH_TIMEOUT_S, client_kwargs
 
@@ -44,6 +47,7 @@ MAX_COMMAND_BYTES = 4096
 OUTBOX_BATCH = 500
 AVAILABILITY = {ONLINE.encode(): True, OFFLINE.encode(): False}
 LEASE = "evaluator"
+HEALTH_EVERY_S = 60.0  # alarm health metrics are recomputed from the database this often
 ACTIVE, STANDBY = "active", "standby"
 
 
@@ -82,9 +86,19 @@ class AlarmService:
         self.topics = Topics(config.mqtt.base_topic, config.mqtt.discovery_prefix)
         self.store = AlarmStore(config.database_url, create=config.own_database)
         self.evaluator = Evaluator(config.rules, start=clock())
+        self.notifier = AlarmNotifier(config.rules, self.store, config.roster)
+        if not self.store.notifying:
+            log.info("alarms_email_off", reason="no portal outbox and staff accounts in the state database")
+        self.metrics = AlarmMetrics()
+        self._health_at = 0.0
         self.forgotten: list[str] = []
         devices = [d.id for d in config.loaded.site.devices]
         self._state_topics = {self.topics.state(d): d for d in devices}
+        # With bulk telemetry (the shipped default) live states come in the gateway's batches, one message
+        # per window instead of one per device state: docs/alarms.md, "Inputs".
+        self.bulk = config.loaded.site.gateway.telemetry_batch_ms is not None
+        self._last_ts: dict[str, str] = {}  # device -> ``ts`` of the newest state judged
+        self._devices = frozenset(devices)
         self._availability_topics = {self.topics.availability(d): d for d in devices}
         self._client: aiomqtt.Client | None = None
         self._publish_lock = asyncio.Lock()
@@ -97,6 +111,7 @@ class AlarmService:
         self._last_state: dict[str, tuple[float, dict[str, Any]]] = {}
         self._last_availability: dict[str, tuple[float, bool]] = {}
         self._last_bridge: tuple[float, bool] | None = None
+        self._last_backlog: tuple[float, dict[str, Any]] | None = None
         self._held_until = 0.0  # lease: active while now < this
         self._ever_connected = False
         self._renew_at = 0.0
@@ -138,6 +153,8 @@ class AlarmService:
         events: list[AlarmEvent] = []
         if self._last_bridge is not None:
             events += self.evaluator.on_bridge(self._last_bridge[1], self._last_bridge[0])
+        if self._last_backlog is not None:
+            events += self.evaluator.on_backlog(self._last_backlog[1], self._last_backlog[0])
         for device, (t, online) in self._last_availability.items():
             events += self.evaluator.on_availability(device, online, t)
         for device, (t, state) in self._last_state.items():
@@ -182,7 +199,8 @@ class AlarmService:
             return
         changed = list(dict.fromkeys(e.alarm for e in events))
         bodies = [(e.at, self._event_payload(e)) for e in events]
-        self.store.save(self.evaluator.snapshot(changed), bodies, self.clock())
+        notices = self.notifier.on_events(events, self.evaluator)
+        self.store.save(self.evaluator.snapshot(changed), bodies, self.clock(), notices)
         for event in events:
             log.info(
                 "alarm_transition",
@@ -271,11 +289,25 @@ class AlarmService:
 
     async def _tick_loop(self) -> None:
         while True:
-            now = self.clock()
-            await self._check_lease(now)
-            if self.active:
-                await self._commit(self.evaluator.tick(now))
+            await self.step()
             await asyncio.sleep(self.config.tick_s)
+
+    async def step(self) -> None:
+        """One pass of time: the lease, delays and expiries, escalations and the daily summary (active
+        only), and the health metrics every HEALTH_EVERY_S."""
+        now = self.clock()
+        await self._check_lease(now)
+        if self.active:
+            await self._commit(self.evaluator.tick(now))
+            notices = self.notifier.escalations(self.evaluator, now)
+            notices += self.notifier.daily_summary(self.evaluator, now)
+            self.store.enqueue(notices)
+        if now >= self._health_at:
+            self._health_at = now + HEALTH_EVERY_S
+            self.metrics.update(health_of(self.store, self.config.rules, now))
+
+    def health_status(self) -> tuple[bool, dict[str, object]]:
+        return True, {"active": self.active, "connected": self.connected.is_set()}
 
     # --- MQTT -------------------------------------------------------------------------------------
     async def _on_connect(self, client: aiomqtt.Client) -> None:
@@ -284,7 +316,16 @@ class AlarmService:
         # Inputs at QoS 0: the session is clean, so QoS 1 would keep nothing across a reconnect (the
         # retained states come again), and it costs a PUBACK per message (at 500 states/s, a third of
         # the evaluator's CPU was socket writes). Commands at QoS 1.
-        await client.subscribe([(t.all_state, 0), (t.all_availability, 0), (t.bridge_state, 0)])
+        inputs = [(t.all_availability, 0), (t.bridge_state, 0), (t.report_backlog, 0)]
+        if self.bulk:
+            # Live states from the batches; the devices' retained states once, for their values now:
+            # the broker queues the retained messages when it handles the SUBSCRIBE, before the
+            # UNSUBSCRIBE that follows, so they arrive and nothing live comes on these topics after.
+            await client.subscribe([(t.bridge_telemetry, 0), *inputs])
+            await client.subscribe(t.all_state, qos=0)
+            await client.unsubscribe(t.all_state)
+        else:
+            await client.subscribe([(t.all_state, 0), *inputs])
         await client.subscribe(t.alarm_commands, qos=1)
         self._client = client
         self._ever_connected = True
@@ -303,10 +344,20 @@ class AlarmService:
                 log.warning("alarm_bad_state", topic=topic)
                 return
             if isinstance(state, dict):
-                device = self._state_topics[topic]
-                self._last_state[device] = (now, state)
-                if self.active:
-                    await self._commit(ev.on_state(device, state, now))
+                await self._commit(self._on_state(self._state_topics[topic], state, now))
+        elif topic == self.topics.bridge_telemetry and self.bulk:
+            await self._commit(self._on_batch(payload, now))
+        elif topic == self.topics.report_backlog:
+            try:
+                backlog = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                backlog = None
+            if not isinstance(backlog, dict):  # an empty retained message or garbage: nothing to judge
+                log.warning("alarm_bad_backlog", topic=topic)
+                return
+            self._last_backlog = (now, backlog)
+            if self.active:
+                await self._commit(ev.on_backlog(backlog, now))
         elif topic in self._availability_topics or topic == self.topics.bridge_state:
             if payload not in AVAILABILITY:
                 # an empty retained message (a device removed) or garbage says nothing either way
@@ -326,6 +377,35 @@ class AlarmService:
                 await self._commit(ev.on_availability(device, online, now))
         elif topic == self.topics.alarm_commands and not retained and self.active:
             await self._command(payload, now)
+
+    def _on_state(self, device: str, state: dict[str, Any], now: float) -> list[AlarmEvent]:
+        """Judge one device state, unless it is older than one already judged (a retained state read at
+        connect can be newer than a batch still on its way); every state is kept for a takeover."""
+        ts = state.get("ts")
+        if isinstance(ts, str):  # ISO-8601 in one format (UTC, ms): text order is time order
+            if ts < self._last_ts.get(device, ""):
+                return []
+            self._last_ts[device] = ts
+        self._last_state[device] = (now, state)
+        return self.evaluator.on_state(device, state, now) if self.active else []
+
+    def _on_batch(self, payload: bytes, now: float) -> list[AlarmEvent]:
+        """``{"<device>": [<state>, ...]}`` (iot_gateway/bulk.py): every state in order, one commit."""
+        try:
+            batch = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            batch = None
+        if not isinstance(batch, dict):
+            log.warning("alarm_bad_batch", topic=self.topics.bridge_telemetry)
+            return []
+        events: list[AlarmEvent] = []
+        for device, states in batch.items():
+            if device not in self._devices or not isinstance(states, list):
+                continue
+            for state in states:
+                if isinstance(state, dict):
+                    events += self._on_state(device, state, now)
+        return events
 
     async def _command(self, payload: bytes, now: float) -> None:
         """Apply one operator action; the answer goes to ``<base>/alarms/results``."""
@@ -406,6 +486,10 @@ class AlarmService:
         """Run until ``stop`` is set or the task is cancelled."""
         stop = stop or asyncio.Event()
         log.info("alarms_starting", rules=len(self.config.rules.book.rules), instance=self.config.instance)
+        server: HealthServer | None = None
+        if self.config.metrics_port:
+            server = HealthServer(self.metrics.registry, self.health_status)
+            await server.start(self.config.metrics_host, self.config.metrics_port)
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
@@ -436,6 +520,8 @@ class AlarmService:
                         )
                 await cancel_and_wait(*tasks)
         finally:
+            if server is not None:
+                await server.close()
             self.store.close()
             log.info("alarms_stopped")
 

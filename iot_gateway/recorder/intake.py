@@ -45,6 +45,7 @@ def topic_filters(topics: Topics, shared_group: str | None = None, bulk: bool = 
         topics.bridge_health,
         topics.report_events,
         topics.report_backlog,
+        topics.alarm_events,
     ]
     return [topics.shared(shared_group, f) for f in filters] if shared_group else filters
 

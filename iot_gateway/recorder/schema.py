@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from bcc_contract.alarms import SEVERITIES, STATES
 from bcc_contract.reports import EVENTS, RESOLUTIONS, category_keys
 from bcc_contract.topics import OFFLINE, ONLINE, Topics
 from devices.loader import LoadedSite
@@ -90,6 +91,8 @@ class Schema:
             return self._event(orjson.loads(payload))
         if topic == t.report_backlog:
             return self._backlog(orjson.loads(payload))
+        if topic == t.alarm_events:
+            return self._alarm_event(orjson.loads(payload))
         if topic == t.bridge_health:
             return self._health(orjson.loads(payload))
         if topic == t.bridge_telemetry:
@@ -203,6 +206,36 @@ class Schema:
                 fields[key] = ",".join(str(v) for v in value)
         lines = [(line("gateway_health", {"site": self.site}, fields, ts_to_ns(body["ts"])), len(fields))]
         return Record(lines=lines)
+
+    # ---- alarms (docs/influxdb.md, "Alarm events") -------------------------------------------------
+    def _alarm_event(self, body: Any) -> Record:
+        """One transition of ``bcc alarms`` (docs/alarms.md, MQTT): the Grafana alarm timeline. The
+        history of record is the alarm store in the portal's database; this copy is kept as raw data."""
+        if not isinstance(body, dict):
+            return Record(problem="alarm event is not a JSON object")
+        state, severity, seq = body["state"], body["severity"], body["seq"]
+        if state not in STATES or severity not in SEVERITIES:
+            return Record(problem=f"unknown alarm state {state!r} or severity {severity!r}")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return Record(problem=f"alarm event seq {seq!r} is not an integer")
+        tags = {
+            "alarm": str(body["alarm"]),
+            "rule": str(body["rule"]),
+            "device": body.get("device") or None,
+            "severity": severity,
+            "event": str(body["event"]),
+        }
+        fields: dict[str, FieldValue] = {"state": state, "count": 1, "seq": seq}
+        value = body.get("value")
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            fields["value"] = float(value)
+        elif value is not None:
+            fields["value_text"] = str(value)
+        if body.get("who"):
+            fields["who"] = str(body["who"])
+        # seq is unique per alarm store: a repeat of one event (re-published after a reconnect) overwrites it.
+        ts = nudge(ts_to_ns(body["at"]), seq)
+        return Record(lines=[(line("alarm_event", tags, fields, ts), len(fields))])
 
     # ---- citizen reports (docs/influxdb.md, "Report events") ----------------------------------------
     def _event(self, body: Any) -> Record:

@@ -23,22 +23,34 @@ _MONTH = re.compile(r"\A([0-9]{4})-(0[1-9]|1[0-2])\Z")
 
 
 @dataclass
-class Row:
-    category: str
-    agency: str
+class Outcomes:
+    """Reports received and what became of them: every resolution, or still open (they add up)."""
+
     received: int = 0
-    verified: int = 0
-    verified_on_time: int = 0
     resolved_direct: int = 0
     needs_budget: int = 0
     rejected: int = 0
     duplicate: int = 0
     still_open: int = 0
+
+
+@dataclass
+class Row(Outcomes):
+    category: str = ""
+    agency: str = ""
+    verified: int = 0
+    verified_on_time: int = 0
     median_hours_to_verify: float | None = None
     median_hours_to_close: float | None = None
     deadlines_missed: int = 0
+    responded: int = 0  # answered by the agency (a response, or closed after dispatch)
+    responded_on_time: int = 0
     rated_by_reporter: int = 0  # closed reports the reporter gave a verdict on
     reporter_says_solved: int = 0
+
+
+# The CSV's columns: who first, then the counts.
+CSV_COLUMNS = ["category", "agency", *(f.name for f in fields(Row) if f.name not in ("category", "agency"))]
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -84,6 +96,9 @@ def evaluate(db: Session, ref: Reference, month: str) -> list[Row]:
         else:
             row.still_open += 1
         row.deadlines_missed += int(r.verify_late) + int(r.respond_late)
+        if r.responded_at is not None:
+            row.responded += 1
+            row.responded_on_time += not r.respond_late
         if r.feedback is not None:  # given on a closure, cleared by a reopen: the latest closure's
             row.rated_by_reporter += 1
             row.reporter_says_solved += r.feedback == "solved"
@@ -94,7 +109,8 @@ def evaluate(db: Session, ref: Reference, month: str) -> list[Row]:
 
 
 def totals(rows: list[Row]) -> Row:
-    total = Row(category="*", agency="*")
+    """The sum of every count (medians are not summed: None); ``category`` and ``agency`` empty."""
+    total = Row(category="", agency="")
     for row in rows:
         for f in fields(Row):
             if f.type == "int":
@@ -104,8 +120,79 @@ def totals(rows: list[Row]) -> Row:
 
 def to_csv(rows: list[Row]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Row)], lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in asdict(row).items()})
     return out.getvalue()
+
+
+# What the evaluation's bars are made of: every resolution, and what is still open (they add up to
+# "received"), in the order the chart stacks them.
+SEGMENTS: tuple[str, ...] = ("resolved_direct", "needs_budget", "rejected", "duplicate", "still_open")
+
+
+@dataclass
+class MonthCount(Outcomes):
+    month: str = ""  # YYYY-MM
+
+
+def months_back(month: str, count: int) -> list[str]:
+    """``count`` months ending with ``month`` (YYYY-MM), oldest first."""
+    year, mon = (int(x) for x in month.split("-"))
+    out = []
+    for k in range(count - 1, -1, -1):
+        y, m = divmod(year * 12 + (mon - 1) - k, 12)
+        out.append(f"{y:04d}-{m + 1:02d}")
+    return out
+
+
+def trend(db: Session, month: str, count: int = 12) -> list[MonthCount]:
+    """Reports received in each of the ``count`` months up to ``month`` (WIB), by their state now."""
+    chosen = months_back(month, count)
+    start, end = month_bounds(chosen[0])[0], month_bounds(month)[1]
+    counts = {m: MonthCount(month=m) for m in chosen}
+    query = select(Report.created_at, Report.status, Report.resolution).where(
+        Report.created_at >= start, Report.created_at < end
+    )
+    for created_at, status, resolution in db.execute(query):
+        found = counts.get(created_at.astimezone(WIB).strftime("%Y-%m"))
+        if found is None:
+            continue
+        found.received += 1
+        key = resolution if status == "closed" and resolution in SEGMENTS else "still_open"
+        setattr(found, key, getattr(found, key) + 1)
+    return list(counts.values())
+
+
+@dataclass
+class AgencyRate:
+    agency: str
+    verified: int
+    verified_on_time: int
+    responded: int
+    responded_on_time: int
+
+    @staticmethod
+    def _pct(part: int, whole: int) -> float | None:
+        return round(100 * part / whole, 1) if whole else None
+
+    @property
+    def verify_pct(self) -> float | None:
+        return self._pct(self.verified_on_time, self.verified)
+
+    @property
+    def respond_pct(self) -> float | None:
+        return self._pct(self.responded_on_time, self.responded)
+
+
+def agency_rates(rows: list[Row]) -> list[AgencyRate]:
+    """On-time rates per agency over the month's rows (verification: 3 working days; response: 5)."""
+    by: dict[str, AgencyRate] = {}
+    for row in rows:
+        rate = by.setdefault(row.agency, AgencyRate(row.agency, 0, 0, 0, 0))
+        rate.verified += row.verified
+        rate.verified_on_time += row.verified_on_time
+        rate.responded += row.responded
+        rate.responded_on_time += row.responded_on_time
+    return sorted(by.values(), key=lambda r: r.agency)

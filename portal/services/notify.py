@@ -1,4 +1,5 @@
-"""E-mail the reporter when their report moves (SP4N-LAPOR!: "the reporter is notified").
+"""E-mail the reporter when their report moves (SP4N-LAPOR!: "the reporter is notified"), and send
+the operators' alarm e-mails that ``bcc alarms`` writes into the same outbox (docs/alarms.md).
 
 Notifications ride on the report events: :class:`NotifyingSink` wraps the portal's event sink and
 adds a row to the ``notifications`` table (the outbox) in the very transaction of each event; a
@@ -35,6 +36,9 @@ from portal.models import Notification, Report
 from portal.services.events import EventSink
 
 log = logging.getLogger(__name__)
+
+# Outbox rows written whole by ``bcc alarms`` (kind "alarm"); the reporters' rows are kind "report".
+ALARM_KIND = "alarm"
 
 # event -> (subject, Indonesian sentence, English sentence)
 MESSAGES: dict[str, tuple[str, str, str]] = {
@@ -203,9 +207,10 @@ class Notifier:
             row = db.get(Notification, nid)
             assert row is not None
             code, event, attempts, key = row.code, row.event, row.attempts, row.reporter_key
+            written = (row.recipient, row.subject, row.body) if row.kind == ALARM_KIND else None
         message: EmailMessage | None = None
         try:
-            message = self.compose(code, event, key)
+            message = self.compose(code, event, key) if written is None else self.written(*written)
             error = self._send_once(message) if message is not None else None
         except Exception as err:  # a lookup failure is retried like a send failure
             error = f"{type(err).__name__}: {err}"
@@ -261,6 +266,18 @@ class Notifier:
             msg["To"] = report.contact_email
             msg.set_content("\n".join(lines))
             return msg
+
+    def written(self, recipient: str | None, subject: str | None, body: str | None) -> EmailMessage | None:
+        """An e-mail written whole by its producer (``bcc alarms``: the operators' alarm e-mails, in the
+        recipient's language, docs/alarms.md); None when it has no recipient."""
+        if not recipient:
+            return None
+        msg = EmailMessage()
+        msg["Subject"] = subject or ""
+        msg["From"] = self.smtp.sender
+        msg["To"] = recipient
+        msg.set_content(body or "")
+        return msg
 
     def _send_once(self, msg: EmailMessage) -> str | None:
         """Send ``msg``; the error text, or None on success."""

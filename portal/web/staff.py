@@ -11,9 +11,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
+from portal.i18n import translate
 from portal.models import RESOLUTIONS, STATUSES, User
 from portal.services import evaluation, personal_data, workflow
 from portal.services.deadlines import WIB
+from portal.web import charts
 from portal.web.deps import (
     AdminUser,
     CsrfDep,
@@ -28,6 +30,7 @@ from portal.web.deps import (
     lang_of,
     render,
 )
+from portal.web.labels import Names
 
 router = APIRouter(prefix="/staf", default_response_class=HTMLResponse)
 # Database ids are 32-bit on every backend: larger numbers are a 422, not an overflow deep in the driver.
@@ -275,8 +278,21 @@ def evaluation_page(
     if chosen is None:
         return _bad_month(request)
     rows = evaluation.evaluate(db, ref, chosen)
-    peak = max([r.received for r in rows] or [1])
-    context = {"month": chosen, "rows": rows, "total": evaluation.totals(rows), "peak": max(peak, 1)}
+    names = Names(ref, lang)
+    rates = evaluation.agency_rates(rows)
+    verify, respond = translate("eval_verified_on_time", lang), translate("eval_responded_on_time", lang)
+    context = {
+        "month": chosen,
+        "rows": rows,
+        "total": evaluation.totals(rows),
+        "segments": evaluation.SEGMENTS,
+        "rates": rates,
+        "by_row": charts.rows_chart(
+            rows, lambda r: f"{names.category(r.category)} · {names.agency_short(r.agency)}"
+        ),
+        "by_month": charts.trend_chart(evaluation.trend(db, chosen), lang),
+        "on_time": charts.rates_chart(rates, names.agency_short, verify, respond),
+    }
     return render(request, lang, "staff/evaluation.html", context)
 
 

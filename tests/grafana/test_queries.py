@@ -57,6 +57,13 @@ async def test_every_panel_query_returns_a_series(
             backlog = {"ts": _now(), "open": {"new": 3, "verified": 1}, "by_category": {"kesehatan": 4},
                        "overdue_verification": 1, "overdue_response": 0}  # fmt: skip
             await portal.publish("bcc/reports/backlog", backlog, retain=True)
+            # One alarm transition as `bcc alarms` publishes it (the real evaluator's path to these
+            # panels: tests/iot_gateway/alarms/test_timeline.py).
+            async with probe(mosquitto, "alarms", subscribe=None) as alarms:
+                event = {"seq": 1, "alarm": "device_offline.wall", "event": "raised", "who": "system"}
+                event |= {"state": "active_unacked", "severity": "high", "rule": "device_offline"}
+                event |= {"device": "wall", "note": "", "value": "offline", "at": _now(-5), "evaluator": "t"}
+                await alarms.publish("bcc/alarms/events", event)
             # Health that counts the command, then health spanning more than two 1 s intervals
             # (rates are derivatives between intervals).
             await portal.wait_for("bcc/bridge/health", lambda v: "commands_ok" in v, since=mark, timeout=5)

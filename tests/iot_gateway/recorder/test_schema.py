@@ -154,3 +154,33 @@ def test_availability_health_and_responses() -> None:
     assert text.startswith(
         'command_response,device=lights_a,site=bcc_room,status=ok count=1i,transaction="t1" '
     )
+
+
+def test_alarm_events_become_the_alarm_timeline() -> None:
+    """bcc/alarms/events (docs/alarms.md): tags per alarm, the state as a string field, a numeric value as
+    ``value`` and a text one (availability) as ``value_text``; the time is ``at`` nudged by ``seq``."""
+    at = "2026-11-27T10:15:02.120Z"
+    hot = {"seq": 7, "alarm": "room_temperature_high.env_front", "event": "raised", "state": "active_unacked",
+           "severity": "high", "rule": "room_temperature_high", "device": "env_front", "who": "system",
+           "note": "", "value": 27.9, "at": at, "evaluator": "one"}  # fmt: skip
+    rec = SCHEMA.convert("bcc/alarms/events", orjson.dumps(hot), 0)
+    assert rec.problem is None and rec.rp == ""
+    [(text, n)] = rec.lines
+    prefix = (
+        "alarm_event,alarm=room_temperature_high.env_front,device=env_front,event=raised,"
+        "rule=room_temperature_high,severity=high "
+    )
+    assert text.startswith(prefix) and n == 5
+    assert 'state="active_unacked",count=1i,seq=7i,value=27.9,who="system" ' in text
+    again = SCHEMA.convert("bcc/alarms/events", orjson.dumps(hot), 0).lines[0][0]
+    assert again == text and NS <= int(text.rsplit(" ", 1)[1]) < NS + 1000  # a re-publish overwrites
+    gateway = {**hot, "seq": 8, "alarm": "gateway_offline", "rule": "gateway_offline", "device": None,
+               "severity": "critical", "value": "offline", "who": ""}  # fmt: skip
+    text = SCHEMA.convert("bcc/alarms/events", orjson.dumps(gateway), 0).lines[0][0]
+    assert text.startswith(
+        "alarm_event,alarm=gateway_offline,event=raised,rule=gateway_offline,severity=critical "
+    )
+    assert 'value_text="offline"' in text and "who=" not in text
+    for bad in ({**hot, "state": "burning"}, {**hot, "severity": "urgent"}, {**hot, "seq": "7"}, [hot]):
+        refused = SCHEMA.convert("bcc/alarms/events", orjson.dumps(bad), 0)
+        assert refused.problem and not refused.lines

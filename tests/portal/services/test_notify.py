@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -26,36 +22,14 @@ from portal.services import reports, users, workflow
 from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from tests.support.portal_app import FakeClock, add_user, csrf, report_id, staff_client, submit
+from tests.support.smtp import Inbox, smtp_server
 from tests.support.wait import eventually_sync
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.arrived = threading.Condition()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd handler API
-        with self.arrived:
-            self.messages.append(message_from_bytes(envelope.content))
-            self.arrived.notify_all()
-        return "250 OK"
-
-    def wait(self, count: int, timeout: float = 10.0) -> list[Message]:
-        with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.messages) >= count, timeout), self.messages
-            return list(self.messages)
 
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    box = Inbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @contextlib.contextmanager
