@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 
 from portal.config import Settings
 from portal.db import make_engine, session_factory
+from portal.metrics import PortalMetrics
 from portal.mqtt import MqttEventSink
 from portal.reference import Reference, load_reference
 from portal.services.deadlines import WIB
@@ -130,6 +131,7 @@ class PortalRuntime:
     public_limiter: RateLimiter  # every public write but the report form (portal.web.deps)
     wall: WallState
     connections: Connections
+    metrics: PortalMetrics  # HTTP requests and latency (portal.metrics)
 
     def now(self) -> datetime:
         return self.clock()
@@ -166,6 +168,7 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime]) -> PortalRu
         account_limiter=RateLimiter("login_account", settings.account_login_attempts, timedelta(minutes=15)),
         wall=WallState.load(settings),
         connections=connections,
+        metrics=PortalMetrics(),
     )
 
 

@@ -72,10 +72,11 @@ async def healthz(port: int) -> int | None:
         return None
 
 
-def test_alert_rules_use_only_gateway_and_recorder_metrics() -> None:
-    """So the two tests below, one per service, cover every metric the rules use."""
+def test_alert_rules_use_only_gateway_recorder_and_portal_metrics() -> None:
+    """So the two tests below, one per service, and the portal's in tests/portal/test_workers.py
+    (test_metrics_of_both_workers_add_up) cover every metric the rules use."""
     for name in used_metrics() - SYNTHETIC:
-        assert name.startswith(("bcc_gateway_", "bcc_recorder_")), name
+        assert name.startswith(("bcc_gateway_", "bcc_recorder_", "bcc_portal_")), name
 
 
 async def test_gateway_ready_only_when_connected_and_exports_the_alerted_metrics(
