@@ -136,16 +136,20 @@ class Host:
         )
         return probe.returncode == 0
 
-    def stop_all(self) -> None:
-        """SIGTERM every service started here (newest first), SIGKILL after 20 s; then any process left."""
-        for _what, proc, _log in reversed(self.processes):
+    def terminate(self) -> None:
+        """SIGTERM to every service started here that still runs (as systemd stops them)."""
+        for _what, proc, _log in self.processes:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+
+    def reap(self, timeout: float = 20) -> None:
+        """Wait for the services to end, SIGKILL after ``timeout``; then kill any process left here."""
+        for _what, proc, _log in self.processes:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
         left = subprocess.run([IP, "netns", "pids", self.name], capture_output=True, text=True, check=False)
         for pid in left.stdout.split():
             with contextlib.suppress(ProcessLookupError):
@@ -231,8 +235,10 @@ def three_hosts(hosts_files: Mapping[str, Mapping[str, str]]) -> Iterator[Networ
         _link(net.server, net.outside, "tooutside", SERVER_ON_OUTSIDE_LINK, tag)
         yield net
     finally:
-        for host in reversed(made):
-            host.stop_all()
+        for host in made:
+            host.terminate()
+        for host in made:
+            host.reap()
         for host in reversed(made):
             subprocess.run([IP, "netns", "del", host.name], capture_output=True, check=False)
             shutil.rmtree(NETNS_ETC / host.name, ignore_errors=True)
