@@ -447,14 +447,19 @@ def browser_args(p: Production) -> list[str]:
 
 @pytest.mark.timeout(240)
 def test_hosts_reach_only_what_the_layout_allows(production: Production) -> None:
-    """The building reaches the broker's TLS listener only; the outside reaches nginx, nothing else."""
+    """The building reaches the broker's TLS listener and nothing on the server's loopback (the plain
+    MQTT listener, PostgreSQL, the portal's port, InfluxDB); so does the outside, which reaches nginx
+    (443, and 80 for the redirect). The shipped `listener 8883` has no address, so it answers on every
+    interface, the outside one too: in production the firewall limits it to the buildings' networks."""
     net = production.net
     assert net.building.connects(SERVER_ON_BUILDING_LINK, 8883)
-    for port in (1883, 5432, 8000, 8086):
+    for port in (1883, 5432, 8000, 8086, 8088):
         assert not net.building.connects(SERVER_ON_BUILDING_LINK, port), port
         assert not net.outside.connects(SERVER_ON_OUTSIDE_LINK, port), port
     assert net.outside.connects(SERVER_ON_OUTSIDE_LINK, 443)
+    assert net.outside.connects(SERVER_ON_OUTSIDE_LINK, 80)
     assert not net.outside.connects(SERVER_ON_BUILDING_LINK, 8883)  # no route to the building's link
+    assert not net.building.connects(SERVER_ON_OUTSIDE_LINK, 443)  # nor from the building to the outside's
 
 
 @pytest.mark.timeout(240)
