@@ -402,7 +402,7 @@ def wiretap(server: Host, root: Path, logs: Path) -> None:
     what the gateway published, to compare with what the recorder stored."""
     password = (root / "etc/bcc/secrets/mqtt-readonly").read_text().strip()
     argv = ["mosquitto_sub", "-h", "127.0.0.1", "-p", "1883", "-u", "readonly", "-P", password, "-q", "1"]
-    server.spawn("wiretap", [*argv, "-t", "bcc/bridge/telemetry"], logs / "telemetry.jsonl")
+    server.spawn("wiretap", [*argv, "-t", "bcc/bridge/+/telemetry"], logs / "telemetry.jsonl")
     wait_alive(
         server,
         lambda: "readonly" in (logs / "mosquitto.log").read_text(errors="replace"),
