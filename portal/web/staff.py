@@ -208,9 +208,12 @@ def close(
     now: NowDep,
     user: AdminUser,
     report_id: ReportId,
+    ref: RefDep,
     resolution: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
     duplicate_code: Annotated[str, Form()] = "",
+    proposal: Annotated[str, Form()] = "",
+    proposal_title: Annotated[str, Form()] = "",
 ) -> Response:
     return _after(
         request,
@@ -219,7 +222,19 @@ def close(
         now,
         user,
         report_id,
-        lambda: workflow.close(db, user, report_id, resolution, note, duplicate_code, sink, now),
+        lambda: workflow.close(
+            db,
+            user,
+            report_id,
+            resolution,
+            note,
+            duplicate_code,
+            sink,
+            now,
+            ref=ref,
+            proposal=proposal,
+            proposal_title=proposal_title,
+        ),
     )
 
 
