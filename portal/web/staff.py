@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
 from portal.models import RESOLUTIONS, STATUSES, User
-from portal.services import evaluation, personal_data, workflow
+from portal.services import evaluation, personal_data, proposals, workflow
 from portal.services.deadlines import WIB
 from portal.web.deps import (
     AdminUser,
@@ -291,7 +291,17 @@ def evaluation_page(
         return _bad_month(request)
     rows = evaluation.evaluate(db, ref, chosen)
     peak = max([r.received for r in rows] or [1])
-    context = {"month": chosen, "rows": rows, "total": evaluation.totals(rows), "peak": max(peak, 1)}
+    budget = evaluation.budget(db, ref, chosen)
+    context = {
+        "month": chosen,
+        "rows": rows,
+        "total": evaluation.totals(rows),
+        "peak": max(peak, 1),
+        # what became of the month's needs-budget closures (development proposals)
+        "budget": budget,
+        "budget_total": evaluation.budget_totals(budget),
+        "stages": proposals.ALL_STAGES,
+    }
     return render(request, lang, "staff/evaluation.html", context)
 
 
@@ -308,6 +318,26 @@ def evaluation_csv(
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="evaluasi-{chosen}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/evaluasi/anggaran.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def budget_csv(
+    request: Request, db: SessionDep, ref: RefDep, now: NowDep, user: StaffUser, month: str = ""
+) -> Response:
+    """The evaluation's budget view as CSV: for the evaluation's roles and for Bappeda."""
+    if user.role == "agency" and user.agency != proposals.PLANNING_AGENCY:
+        raise HTTPException(403, "Your role may not do this")
+    chosen = _month(month, now)
+    if chosen is None:
+        return _bad_month(request)
+    return Response(
+        evaluation.budget_csv(evaluation.budget(db, ref, chosen)),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="usulan-anggaran-{chosen}.csv"',
             "Cache-Control": "no-store",
         },
     )

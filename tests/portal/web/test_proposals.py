@@ -328,3 +328,54 @@ def runtime_settings_cycle() -> Path:
     from portal.config import Settings
 
     return Settings.model_fields["planning_cycle_file"].default  # type: ignore[no-any-return]
+
+
+def test_the_evaluation_budget_view_and_its_csv(app: FastAPI, client: TestClient, admin: TestClient) -> None:
+    """Of the month's needs-budget closures: how many became proposals, how many proposals reached each
+    stage, rupiah estimated and funded; per agency, a total, and a CSV for Bappeda."""
+    road = [submit(client, title="Jalan rusak"), submit(client, title="Jalan rusak lagi")]
+    close_needs_budget(app, admin, road[0])
+    pid = proposal_of(app, road[0])
+    close_needs_budget(app, admin, road[1], proposal=str(pid))
+    close_needs_budget(app, admin, submit(client, category="kesehatan"))
+    post(admin, f"/staf/usulan/{pid}/biaya", cost="200.000.000")
+    bappeda = staff_client(app, "agency", agency="bappeda")
+    assert post(bappeda, f"/staf/usulan/{pid}/tahap", stage="musrenbang_kelurahan")[0] == 303
+    assert post(admin, f"/staf/usulan/{pid}/tahap", stage="apbd", funded="150000000")[0] == 303
+    page = admin.get("/staf/evaluasi?month=2026-11")
+    rows = {r.agency: r for r in page.context["budget"]}
+    assert set(rows) == {"bappeda", "dinkes"}
+    road_row = rows["bappeda"]
+    assert (road_row.closures, road_row.with_proposal, road_row.proposals) == (2, 2, 1)
+    assert {s: n for s, n in road_row.reached.items() if n} == {
+        "proposed": 1,
+        "musrenbang_kelurahan": 1,
+        "apbd": 1,
+    }
+    assert (road_row.estimated, road_row.funded) == (200_000_000, 150_000_000)
+    total = page.context["budget_total"]
+    assert (total.closures, total.proposals, total.reached["proposed"], total.funded) == (
+        3,
+        2,
+        2,
+        150_000_000,
+    )
+    assert "Rp 150.000.000" in page.text
+    r = bappeda.get("/staf/evaluasi/anggaran.csv?month=2026-11")
+    assert (
+        r.status_code == 200 and 'filename="usulan-anggaran-2026-11.csv"' in r.headers["content-disposition"]
+    )
+    lines = r.text.splitlines()
+    header = lines[0].split(",")
+    assert header[:4] == ["agency", "closures", "with_proposal", "proposals"]
+    assert header[-2:] == ["estimated_idr", "funded_idr"] and "reached_musrenbang_kota" in header
+    last = dict(zip(header, lines[-1].split(","), strict=True))
+    assert last["agency"] == "TOTAL" and last["closures"] == "3" and last["funded_idr"] == "150000000"
+    assert len(lines) == 4  # two agencies and the total
+    # another month has none; an agency other than Bappeda may not download it
+    assert admin.get("/staf/evaluasi?month=2026-10").context["budget"] == []
+    dinkes = staff_client(app, "agency", agency="dinkes")
+    assert dinkes.get("/staf/evaluasi/anggaran.csv").status_code == 403
+    assert admin.get("/staf/evaluasi/anggaran.csv?month=2026-13").status_code == 400
+    for c in (bappeda, dinkes):
+        c.close()
