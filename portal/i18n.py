@@ -447,6 +447,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Give the amount funded in the budget (APBD).",
     ),
     "err_proposal": ("Nomor usulan tidak dikenal.", "Unknown proposal number."),
+    "err_proposal_title": ("Judul usulan wajib diisi.", "The proposal needs a title."),
+    "err_proposal_priority": ("Prioritas tidak dikenal.", "Unknown priority."),
+    "err_proposal_channel": ("Jalur usulan tidak dikenal.", "Unknown channel."),
+    "pentry_edited": ("Data usulan diubah", "Proposal details changed"),
+    "btn_edit_proposal": ("Simpan data usulan", "Save the proposal's details"),
     "err_proposal_final": (
         "Usulan itu sudah selesai atau ditolak; buat usulan baru.",
         "That proposal is done or rejected; make a new one.",

@@ -422,6 +422,46 @@ def estimate(
     return proposal
 
 
+def edit(
+    db: Session,
+    ref: Reference,
+    user: User,
+    proposal_id: int,
+    now: datetime,
+    *,
+    title: str,
+    priority: str,
+    channel: str,
+    agency: str,
+) -> Proposal:
+    """Bappeda and admins: the title, priority, channel and responsible agency; the history says what
+    changed from what."""
+    if not may_move(user):
+        raise Forbidden(user.role)
+    proposal = get_for_staff(db, user, proposal_id)
+    title = clean_text(title.strip())[:200]
+    problems = {}
+    if not title:
+        problems["title"] = "err_proposal_title"
+    if priority not in PRIORITIES:
+        problems["priority"] = "err_proposal_priority"
+    if channel not in CHANNELS:
+        problems["channel"] = "err_proposal_channel"
+    if agency not in ref.agencies:
+        problems["agency"] = "err_agency"
+    if problems:
+        raise InvalidInput(problems)
+    new = {"title": title, "priority": priority, "channel": channel, "agency": agency}
+    changes = [f"{k}: {getattr(proposal, k)} -> {v}" for k, v in new.items() if getattr(proposal, k) != v]
+    if not changes:
+        return proposal
+    for key, value in new.items():
+        setattr(proposal, key, value)
+    _entry(proposal, "edited", user, _actor_label(user, ref), now, body="\n".join(changes))
+    db.commit()
+    return proposal
+
+
 def _stage_notifications(db: Session, sink: EventSink, proposal: Proposal, now: datetime) -> None:
     """One outbox row per linked reporter with an e-mail, committed with the stage change."""
     staging = getattr(sink, "stage_detail", None)

@@ -150,6 +150,8 @@ def _staff_page(
         "may_move": proposals.may_move(user),
         "may_estimate": proposals.may_estimate(user, proposal),
         "stages": proposals.ALL_STAGES,
+        "priorities": proposals.PRIORITIES,
+        "channels": proposals.CHANNELS,
         "next_stage": _next_stage(proposal.stage),
         "ceiling": ceiling,
         "this_year": now.astimezone(WIB).year,
@@ -252,5 +254,29 @@ def estimate(
 
     def action() -> None:
         proposals.estimate(db, ref, user, proposal_id, cost, note, now, ceiling=ceiling)
+
+    return _after(request, lang, db, user, proposal_id, now, action)
+
+
+@router.post("/staf/usulan/{proposal_id}/ubah", dependencies=[CsrfDep])
+def edit(
+    request: Request,
+    lang: LangDep,
+    db: SessionDep,
+    ref: RefDep,
+    now: NowDep,
+    user: StaffUser,
+    proposal_id: ProposalId,
+    title: Annotated[str, Form()] = "",
+    priority: Annotated[str, Form()] = "",
+    channel: Annotated[str, Form()] = "",
+    agency: Annotated[str, Form()] = "",
+) -> Response:
+    """Bappeda and admins: title, priority, channel (Musrenbang level or pokir DPRD), agency."""
+
+    def action() -> None:
+        proposals.edit(
+            db, ref, user, proposal_id, now, title=title, priority=priority, channel=channel, agency=agency
+        )
 
     return _after(request, lang, db, user, proposal_id, now, action)

@@ -99,6 +99,8 @@ def _report_page(
         "show_contact": show_contact,
         "originals": personal_data.redactions_of(db, user, report.id),
         "resolutions": RESOLUTIONS,
+        # the development proposal carrying a needs-budget report
+        "proposal": proposals.of_report(db, report.id) if report.resolution == "needs_budget" else None,
         "error": error,
         "user": user,
     }

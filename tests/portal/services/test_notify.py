@@ -228,6 +228,8 @@ def test_linked_reporters_are_told_each_proposal_stage_exactly_once(
             )
         messages = box.wait(10)[6:]
         eventually_sync(lambda: all(n.sent_at is not None for n in outbox(app)))
+        # (inside: after shutdown the app's engine is disposed)
+        rows = [n for n in outbox(app) if n.event == "proposal"]
         admin.close()
         bappeda.close()
     stages = sorted((m["To"], "kelurahan" in str(m.get_payload())) for m in messages)
@@ -244,5 +246,4 @@ def test_linked_reporters_are_told_each_proposal_stage_exactly_once(
         if "kelurahan" not in str(m.get_payload())
     )
     assert len(box.messages) == 10 and notifier.sent == 10
-    rows = [n for n in outbox(app) if n.event == "proposal"]
     assert len(rows) == 4 and {n.detail for n in rows} == {"musrenbang_kelurahan", "musrenbang_kecamatan"}

@@ -5,6 +5,7 @@ the report's status page and Open311 naming the stage, the council's aggregates.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,10 @@ def state(app: FastAPI, pid: int) -> tuple[str, int | None, int | None, int, int
 
 
 @pytest.fixture
-def admin(app: FastAPI) -> TestClient:
-    return staff_client(app, "admin")
+def admin(app: FastAPI) -> Iterator[TestClient]:
+    c = staff_client(app, "admin")
+    yield c
+    c.close()
 
 
 def test_needs_budget_creates_a_proposal_and_the_next_report_joins_it(
@@ -68,6 +71,7 @@ def test_needs_budget_creates_a_proposal_and_the_next_report_joins_it(
     second = submit(client, title="Lubang di Jl. Gatot Subroto dekat sekolah")
     assert close_needs_budget(app, admin, second, proposal=str(pid))[0] == 303
     assert proposal_of(app, second) == pid
+    assert f'href="/staf/usulan/{pid}"' in admin.get(f"/staf/laporan/{report_id(app, second)}").text
     with runtime_of(app).sessions() as db:
         p = db.get(Proposal, pid)
         assert p is not None
@@ -377,5 +381,36 @@ def test_the_evaluation_budget_view_and_its_csv(app: FastAPI, client: TestClient
     dinkes = staff_client(app, "agency", agency="dinkes")
     assert dinkes.get("/staf/evaluasi/anggaran.csv").status_code == 403
     assert admin.get("/staf/evaluasi/anggaran.csv?month=2026-13").status_code == 400
+    for c in (bappeda, dinkes):
+        c.close()
+
+
+def test_bappeda_edits_priority_channel_and_agency_with_history(
+    app: FastAPI, client: TestClient, admin: TestClient
+) -> None:
+    code = submit(client)
+    close_needs_budget(app, admin, code)
+    pid = proposal_of(app, code)
+    bappeda = staff_client(app, "agency", agency="bappeda")
+    dinkes = staff_client(app, "agency", agency="dinkes")
+    good = {"title": "Normalisasi drainase", "priority": "high", "channel": "pokir_dprd", "agency": "bappeda"}
+    before = state(app, pid)
+    for bad, message in (
+        ({"priority": "urgent"}, "Prioritas tidak dikenal."),
+        ({"channel": "twitter"}, "Jalur usulan tidak dikenal."),
+        ({"title": "  "}, "Judul usulan wajib diisi."),
+        ({"agency": "nasa"}, "Dinas tidak dikenal."),
+    ):
+        status, text = post(bappeda, f"/staf/usulan/{pid}/ubah", **{**good, **bad})
+        assert status == 400 and message in text, bad
+    assert post(dinkes, f"/staf/usulan/{pid}/ubah", **good)[0] == 403
+    assert state(app, pid) == before
+    assert post(bappeda, f"/staf/usulan/{pid}/ubah", **good)[0] == 303
+    with runtime_of(app).sessions() as db:
+        p = proposals.get(db, pid)
+        assert (p.title, p.priority, p.channel) == ("Normalisasi drainase", "high", "pokir_dprd")
+        assert p.entries[-1].kind == "edited" and "priority: medium -> high" in p.entries[-1].body
+    page = client.get(f"/usulan/{pid}").text
+    assert "Pokok-pokok pikiran DPRD" in page and "Tinggi" in page
     for c in (bappeda, dinkes):
         c.close()
