@@ -5,6 +5,7 @@ list with the council's aggregates, a proposal's page, its stage changes and cos
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -16,7 +17,7 @@ from starlette.responses import Response
 
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
 from portal.models import User
-from portal.reference import Lang
+from portal.reference import Lang, Reference
 from portal.services import proposals
 from portal.services.deadlines import WIB
 from portal.web.deps import (
@@ -173,42 +174,58 @@ def staff_page(
     return _staff_page(request, lang, db, user, proposal_id, now)
 
 
-def _after(
-    request: Request,
-    lang: Lang,
-    db: Session,
-    user: User,
-    proposal_id: int,
-    now: datetime,
-    action: Callable[[], object],
-) -> Response:
-    """Run a change; a refusal shows the page again with the reason, nothing stored."""
-    try:
-        action()
-    except NotFound as err:
-        raise HTTPException(404, "No such proposal") from err
-    except Forbidden as err:
-        db.rollback()
-        raise HTTPException(403, "Your role may not do this") from err
-    except InvalidInput as err:
-        db.rollback()
-        return _staff_page(request, lang, db, user, proposal_id, now, next(iter(err.errors.values())), 400)
-    except TransitionRefused as err:
-        db.rollback()
-        return _staff_page(request, lang, db, user, proposal_id, now, str(err), 409)
-    return RedirectResponse(f"/staf/usulan/{proposal_id}", status_code=303)
+@dataclass(frozen=True)
+class StaffAction:
+    """What every proposal change needs: the request, its language, session, reference data, time and
+    staff member (a dependency, so the three change routes name only their own fields)."""
+
+    request: Request
+    lang: Lang
+    db: Session
+    ref: Reference
+    now: datetime
+    user: User
+    ceiling: int
+
+    def run(self, proposal_id: int, action: Callable[[], object]) -> Response:
+        """Run a change; a refusal shows the page again with the reason, nothing stored."""
+        db = self.db
+        try:
+            action()
+        except NotFound as err:
+            raise HTTPException(404, "No such proposal") from err
+        except Forbidden as err:
+            db.rollback()
+            raise HTTPException(403, "Your role may not do this") from err
+        except InvalidInput as err:
+            db.rollback()
+            error = next(iter(err.errors.values()))
+            return _staff_page(self.request, self.lang, db, self.user, proposal_id, self.now, error, 400)
+        except TransitionRefused as err:
+            db.rollback()
+            return _staff_page(self.request, self.lang, db, self.user, proposal_id, self.now, str(err), 409)
+        return RedirectResponse(f"/staf/usulan/{proposal_id}", status_code=303)
 
 
-@router.post("/staf/usulan/{proposal_id}/tahap", dependencies=[CsrfDep])
-def move(
+def _staff_action(
     request: Request,
     lang: LangDep,
     db: SessionDep,
     ref: RefDep,
     settings: SettingsDep,
-    sink: SinkDep,
     now: NowDep,
     user: StaffUser,
+) -> StaffAction:
+    return StaffAction(request, lang, db, ref, now, user, settings.proposal_cost_ceiling)
+
+
+ActionDep = Annotated[StaffAction, Depends(_staff_action)]
+
+
+@router.post("/staf/usulan/{proposal_id}/tahap", dependencies=[CsrfDep])
+def move(
+    ctx: ActionDep,
+    sink: SinkDep,
     proposal_id: ProposalId,
     stage: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
@@ -216,56 +233,43 @@ def move(
     budget_year: Annotated[str, Form()] = "",
 ) -> Response:
     """Bappeda and admins: the next stage (an admin: any stage), or rejected / deferred with a reason."""
-    ceiling = settings.proposal_cost_ceiling
-
-    def action() -> None:
-        proposals.move(
-            db,
-            ref,
-            user,
+    return ctx.run(
+        proposal_id,
+        lambda: proposals.move(
+            ctx.db,
+            ctx.ref,
+            ctx.user,
             proposal_id,
             stage,
             note,
             sink,
-            now,
-            ceiling=ceiling,
+            ctx.now,
+            ceiling=ctx.ceiling,
             funded=funded,
             budget_year=budget_year,
-        )
-
-    return _after(request, lang, db, user, proposal_id, now, action)
+        ),
+    )
 
 
 @router.post("/staf/usulan/{proposal_id}/biaya", dependencies=[CsrfDep])
 def estimate(
-    request: Request,
-    lang: LangDep,
-    db: SessionDep,
-    ref: RefDep,
-    settings: SettingsDep,
-    now: NowDep,
-    user: StaffUser,
+    ctx: ActionDep,
     proposal_id: ProposalId,
     cost: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
 ) -> Response:
     """The proposal's agency (or an admin): the estimated cost in rupiah."""
-    ceiling = settings.proposal_cost_ceiling
-
-    def action() -> None:
-        proposals.estimate(db, ref, user, proposal_id, cost, note, now, ceiling=ceiling)
-
-    return _after(request, lang, db, user, proposal_id, now, action)
+    return ctx.run(
+        proposal_id,
+        lambda: proposals.estimate(
+            ctx.db, ctx.ref, ctx.user, proposal_id, cost, note, ctx.now, ceiling=ctx.ceiling
+        ),
+    )
 
 
 @router.post("/staf/usulan/{proposal_id}/ubah", dependencies=[CsrfDep])
 def edit(
-    request: Request,
-    lang: LangDep,
-    db: SessionDep,
-    ref: RefDep,
-    now: NowDep,
-    user: StaffUser,
+    ctx: ActionDep,
     proposal_id: ProposalId,
     title: Annotated[str, Form()] = "",
     priority: Annotated[str, Form()] = "",
@@ -273,10 +277,17 @@ def edit(
     agency: Annotated[str, Form()] = "",
 ) -> Response:
     """Bappeda and admins: title, priority, channel (Musrenbang level or pokir DPRD), agency."""
-
-    def action() -> None:
-        proposals.edit(
-            db, ref, user, proposal_id, now, title=title, priority=priority, channel=channel, agency=agency
-        )
-
-    return _after(request, lang, db, user, proposal_id, now, action)
+    return ctx.run(
+        proposal_id,
+        lambda: proposals.edit(
+            ctx.db,
+            ctx.ref,
+            ctx.user,
+            proposal_id,
+            ctx.now,
+            title=title,
+            priority=priority,
+            channel=channel,
+            agency=agency,
+        ),
+    )

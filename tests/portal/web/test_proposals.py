@@ -39,6 +39,13 @@ def post(who: TestClient, path: str, **data: str) -> tuple[int, str]:
     return r.status_code, html.unescape(r.text)
 
 
+def new_proposal(app: FastAPI, client: TestClient, admin: TestClient, **form: str) -> tuple[str, int]:
+    """A report submitted (``form`` overrides), closed as needs_budget: its code and new proposal's id."""
+    code = submit(client, None, **form)
+    assert close_needs_budget(app, admin, code)[0] == 303
+    return code, proposal_of(app, code)
+
+
 def proposal_of(app: FastAPI, code: str) -> int:
     with runtime_of(app).sessions() as db:
         found = proposals.of_report(db, report_id(app, code))
@@ -126,9 +133,7 @@ def test_a_confidential_report_needs_a_title_of_its_own_and_is_never_shown(
 def test_public_pages_show_the_timeline_and_public_reports_never_personal_data(
     app: FastAPI, client: TestClient, admin: TestClient
 ) -> None:
-    code = submit(client, title="Drainase Jl. Sudirman", contact_name="Siti Aminah")
-    close_needs_budget(app, admin, code)
-    pid = proposal_of(app, code)
+    code, pid = new_proposal(app, client, admin, title="Drainase Jl. Sudirman", contact_name="Siti Aminah")
     hidden = submit(client, privacy="confidential", title="Laporan rahasia warga")
     close_needs_budget(app, admin, hidden, proposal=str(pid))
     officer = add_user(app, "agency", agency="bappeda")
@@ -161,9 +166,7 @@ def test_public_pages_show_the_timeline_and_public_reports_never_personal_data(
 def test_stage_machine_by_role_with_every_refusal_storing_nothing(
     app: FastAPI, client: TestClient, admin: TestClient, clock: FakeClock
 ) -> None:
-    code = submit(client, contact_email="")
-    close_needs_budget(app, admin, code)
-    pid = proposal_of(app, code)
+    _code, pid = new_proposal(app, client, admin, contact_email="")
     bappeda = staff_client(app, "agency", agency="bappeda")
     dinkes = staff_client(app, "agency", agency="dinkes")
     viewer = staff_client(app, "viewer")
@@ -228,9 +231,7 @@ def test_stage_machine_by_role_with_every_refusal_storing_nothing(
 def test_cost_estimates_by_the_agency_refuse_bad_amounts_in_the_users_language(
     app: FastAPI, client: TestClient, admin: TestClient
 ) -> None:
-    code = submit(client, category="kesehatan")
-    close_needs_budget(app, admin, code)
-    pid = proposal_of(app, code)
+    _code, pid = new_proposal(app, client, admin, category="kesehatan")
     dinkes = staff_client(app, "agency", agency="dinkes")
     other = staff_client(app, "agency", agency="dpmptsp")
     viewer = staff_client(app, "viewer")
@@ -296,9 +297,7 @@ def test_the_council_sees_aggregates_per_kecamatan_and_agency(
 def test_open311_status_notes_name_the_proposal_stage(
     app: FastAPI, client: TestClient, admin: TestClient
 ) -> None:
-    code = submit(client)
-    close_needs_budget(app, admin, code)
-    pid = proposal_of(app, code)
+    code, pid = new_proposal(app, client, admin)
     bappeda = staff_client(app, "agency", agency="bappeda")
     bappeda.post(
         f"/staf/usulan/{pid}/tahap",
@@ -388,9 +387,7 @@ def test_the_evaluation_budget_view_and_its_csv(app: FastAPI, client: TestClient
 def test_bappeda_edits_priority_channel_and_agency_with_history(
     app: FastAPI, client: TestClient, admin: TestClient
 ) -> None:
-    code = submit(client)
-    close_needs_budget(app, admin, code)
-    pid = proposal_of(app, code)
+    _code, pid = new_proposal(app, client, admin)
     bappeda = staff_client(app, "agency", agency="bappeda")
     dinkes = staff_client(app, "agency", agency="dinkes")
     good = {"title": "Normalisasi drainase", "priority": "high", "channel": "pokir_dprd", "agency": "bappeda"}
