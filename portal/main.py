@@ -21,6 +21,7 @@ from portal.web import (
     console,
     errors,
     open311,
+    proposals,
     public,
     staff,
     staff_admin,
@@ -57,7 +58,8 @@ def create_app(
 
 
 ROUTERS = tuple(
-    m.router for m in (public, status, staff_auth, staff, staff_admin, open311, console, alarm_health, wall)
+    m.router
+    for m in (public, status, staff_auth, staff, staff_admin, proposals, open311, console, alarm_health, wall)
 )
 
 

@@ -177,6 +177,8 @@ def make_templates() -> Jinja2Templates:
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
     env.filters["wib"] = lambda ts: ts.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB") if ts else ""
+    # whole rupiah as Indonesians write it: Rp 1.500.000
+    env.filters["rupiah"] = lambda n: "–" if n is None else "Rp " + f"{int(n):,}".replace(",", ".")
     return Jinja2Templates(env=env)
 
 

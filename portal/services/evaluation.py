@@ -9,15 +9,16 @@ import csv
 import io
 import re
 import statistics
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, time
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.models import Report
+from portal.models import Proposal, ProposalEntry, ProposalReport, Report
 from portal.reference import Reference
 from portal.services.deadlines import WIB
+from portal.services.proposals import ALL_STAGES
 
 _MONTH = re.compile(r"\A([0-9]{4})-(0[1-9]|1[0-2])\Z")
 
@@ -196,3 +197,101 @@ def agency_rates(rows: list[Row]) -> list[AgencyRate]:
         rate.responded += row.responded
         rate.responded_on_time += row.responded_on_time
     return sorted(by.values(), key=lambda r: r.agency)
+
+
+# ---- the budget view: what became of the month's needs-budget closures ----------------------------------
+@dataclass
+class BudgetRow:
+    """Of the reports closed as ``needs_budget`` in the month (WIB), per agency: how many, how many are
+    carried by a development proposal, how many distinct proposals those are, how many of them reached
+    each stage (portal.services.proposals.ALL_STAGES; as of now), rupiah estimated and funded."""
+
+    agency: str
+    closures: int = 0
+    with_proposal: int = 0
+    proposals: int = 0
+    reached: dict[str, int] = field(default_factory=dict)
+    estimated: int = 0
+    funded: int = 0
+
+
+def budget(db: Session, ref: Reference, month: str) -> list[BudgetRow]:
+    start, end = month_bounds(month)
+    closed = db.execute(
+        select(Report, ProposalReport.proposal_id)
+        .outerjoin(ProposalReport, ProposalReport.report_id == Report.id)
+        .where(Report.resolution == "needs_budget", Report.closed_at >= start, Report.closed_at < end)
+    ).all()
+    ids = {pid for _r, pid in closed if pid is not None}
+    found = db.scalars(select(Proposal).where(Proposal.id.in_(ids))).all() if ids else []
+    by_id = {p.id: p for p in found}
+    reached: dict[int, set[str]] = {pid: {"proposed"} for pid in ids}
+    if ids:
+        for pid, stage in db.execute(
+            select(ProposalEntry.proposal_id, ProposalEntry.stage).where(
+                ProposalEntry.proposal_id.in_(ids), ProposalEntry.stage.is_not(None)
+            )
+        ):
+            if stage:
+                reached[pid].add(stage)
+    rows: dict[str, BudgetRow] = {}
+    counted: set[int] = set()
+    for report, pid in closed:
+        proposal = by_id.get(pid) if pid is not None else None
+        agency = proposal.agency if proposal else (report.agency or _category_agency(ref, report.category))
+        row = rows.setdefault(agency, BudgetRow(agency, reached={s: 0 for s in ALL_STAGES}))
+        row.closures += 1
+        if proposal is None:
+            continue
+        row.with_proposal += 1
+        if proposal.id in counted:  # several of the month's reports may make one proposal
+            continue
+        counted.add(proposal.id)
+        row.proposals += 1
+        for stage in reached[proposal.id]:
+            row.reached[stage] = row.reached.get(stage, 0) + 1
+        row.estimated += proposal.estimated_cost or 0
+        row.funded += proposal.funded_amount or 0
+    return sorted(rows.values(), key=lambda row: row.agency)
+
+
+def _category_agency(ref: Reference, category: str) -> str:
+    return ref.categories[category].agency if category in ref.categories else ""
+
+
+def budget_totals(rows: list[BudgetRow]) -> BudgetRow:
+    total = BudgetRow("", reached={s: 0 for s in ALL_STAGES})
+    for row in rows:
+        total.closures += row.closures
+        total.with_proposal += row.with_proposal
+        total.proposals += row.proposals
+        total.estimated += row.estimated
+        total.funded += row.funded
+        for stage, n in row.reached.items():
+            total.reached[stage] = total.reached.get(stage, 0) + n
+    return total
+
+
+BUDGET_COLUMNS = ("agency", "closures", "with_proposal", "proposals")
+
+
+def budget_csv(rows: list[BudgetRow]) -> str:
+    """One line per agency and a total line (agency ``TOTAL``); a column per stage reached; rupiah."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*BUDGET_COLUMNS, *(f"reached_{s}" for s in ALL_STAGES), "estimated_idr", "funded_idr"])
+    total = budget_totals(rows)
+    total.agency = "TOTAL"
+    for row in [*rows, total]:
+        writer.writerow(
+            [
+                row.agency,
+                row.closures,
+                row.with_proposal,
+                row.proposals,
+                *(row.reached.get(s, 0) for s in ALL_STAGES),
+                row.estimated,
+                row.funded,
+            ]
+        )
+    return out.getvalue()
