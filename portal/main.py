@@ -15,7 +15,7 @@ from portal.config import Settings
 from portal.lifespan import make_lifespan
 from portal.runtime import PortalRuntime, build_runtime
 from portal.services.notify import SmtpSettings
-from portal.web import console, errors, open311, public, staff, staff_admin, staff_auth, status, wall
+from portal.web import console, errors, open311, public, staff, staff_admin, staff_auth, status, wall, webapp
 from portal.web.fastpath import ReportFastPath
 from portal.web.middleware import BodyLimitMiddleware, CsrfCookieMiddleware, SecurityHeadersMiddleware
 
@@ -45,7 +45,7 @@ def create_app(
 
 
 def include_routes(app: FastAPI) -> None:
-    for module in (public, status, staff_auth, staff, staff_admin, open311, console, wall):
+    for module in (public, status, staff_auth, staff, staff_admin, open311, console, wall, webapp):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
