@@ -4,7 +4,14 @@
 (function () {
   'use strict';
   if (!('indexedDB' in window) || !window.fetch || !window.Promise) return;
-  if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(function () {});
+  /* after the page has loaded and settled: nothing here may slow the first paint on a cheap phone */
+  var later = window.requestIdleCallback || function (f) { setTimeout(f, 200); };
+  window.addEventListener('load', function () {
+    later(function () {
+      if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(function () {});
+      flush();
+    });
+  });
   var T = {};
   try { T = JSON.parse(document.getElementById('app-text').textContent); } catch (e) { /* no texts */ }
   var lang = document.documentElement.lang === 'en' ? 'en' : 'id';
@@ -22,6 +29,14 @@
         tx.onerror = function () { open.result.close(); ko(tx.error); };
       };
     });
+  }
+  /* a flag beside the drafts, so that pages without drafts never open the database */
+  function waiting(on) {
+    try {
+      if (on === true) localStorage.setItem('bcc-drafts', '1');
+      else if (on === false) localStorage.removeItem('bcc-drafts');
+      return localStorage.getItem('bcc-drafts') === '1';
+    } catch (e) { return true; }
   }
   function newKey() {
     var b = crypto.getRandomValues(new Uint8Array(16));
@@ -82,7 +97,7 @@
   }
   var flushing = false;
   function flush() {
-    if (flushing || !navigator.onLine) return;
+    if (flushing || !navigator.onLine || !waiting()) return;
     flushing = true;
     store('readonly', function (s) { return s.getAll(); }).then(function (drafts) {
       return drafts.reduce(function (p, d) {
@@ -91,10 +106,11 @@
           return send(d).then(function (res) { if (res && res.sent) sentNotice(res.sent); return res !== null; });
         });
       }, Promise.resolve(true));
+    }).then(function () {
+      return store('readonly', function (s) { return s.count(); }).then(function (n) { if (!n) waiting(false); });
     }).catch(function () {}).then(function () { flushing = false; });
   }
   window.addEventListener('online', flush);
-  flush();
 
   /* photos: the server's limits checked on the phone, then resized (longest side) to JPEG */
   function shrink(file, L) {
@@ -125,6 +141,7 @@
         var fields = [];
         new FormData(form).forEach(function (v, k) { if (typeof v === 'string') fields.push([k, v]); });
         var d = { key: newKey(), fields: fields, photos: blobs, lang: lang, title: form.querySelector('#f-title').value, at: Date.now() };
+        waiting(true);
         return store('readwrite', function (s) { return s.put(d); }).then(function () {
           return navigator.onLine ? send(d) : null;
         }).then(function (res) {
@@ -157,7 +174,7 @@
             form.lon.value = lon;
             msg.textContent = T.loc_offline;
           });
-        }, function () { msg.textContent = T.loc_denied; }, { enableHighAccuracy: true, timeout: 20000, maximumAge: 60000 });
+        }, function () { msg.textContent = T.loc_denied; }, { enableHighAccuracy: true, timeout: 20000, maximumAge: 0 });
       });
     }
   }
