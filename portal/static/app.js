@@ -58,6 +58,7 @@
     return box;
   }
   function sentNotice(j) {
+    Array.prototype.forEach.call(document.querySelectorAll('#drafts .saved'), function (b) { b.remove(); });
     var link = el('a', 'keylink', location.origin + j.key_url);
     link.href = j.key_url;
     notice('notice', [el('p', '', T.pwa_sent), el('p', 'code', j.code), el('p', '', T.pwa_key), link]);
@@ -148,7 +149,7 @@
           if (res && res.sent) { location.href = res.sent.status_url; return; }
           if (res) return;  /* refused: the problems are shown, the form stays as typed */
           form.reset();
-          notice('notice', [el('p', '', T.pwa_saved)]);
+          notice('notice saved', [el('p', '', T.pwa_saved)]);
         });
       }, function (key) {
         notice('errors', [el('p', '', T.errors_intro), el('p', '', T[key] || String(key))]);

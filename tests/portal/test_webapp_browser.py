@@ -137,6 +137,7 @@ async def test_installable_offline_draft_and_location(tmp_path: Path) -> None:
             code_shown = "(document.querySelector('#drafts .code') || {}).textContent"
             code = await until(page, code_shown, lambda c: bool(c), what="draft sent")
             assert await js(page, drafts) == 0
+            assert "disimpan di ponsel" not in await js(page, notice)  # "kept" gave way to "sent"
             link = await js(page, "document.querySelector('#drafts a.keylink').getAttribute('href')")
             assert link.startswith(f"/laporan/{code}/kunci/")
             await page.screenshot(ARTIFACTS / "pwa-03-sent.png")
