@@ -46,21 +46,21 @@ def manifest(lang: str) -> dict[str, Any]:
     }
 
 
-@router.get("/manifest.webmanifest")
+@router.get("/manifest.webmanifest", include_in_schema=False)  # files of the web app, not an API
 def web_manifest(lang: LangDep) -> Response:
     return JSONResponse(
         manifest(lang), media_type="application/manifest+json", headers={"Cache-Control": "max-age=3600"}
     )
 
 
-@router.get("/sw.js")
+@router.get("/sw.js", include_in_schema=False)
 def service_worker() -> Response:
     """The service worker, served from the root so that its scope is the whole portal; always
     revalidated, so a new version reaches phones on their next visit."""
     return FileResponse(STATIC / "sw.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/robots.txt")
+@router.get("/robots.txt", include_in_schema=False)
 def robots() -> Response:
     return PlainTextResponse("User-agent: *\nDisallow: /staf\nDisallow: /konsol\nDisallow: /dinding\n")
 
