@@ -5,7 +5,9 @@ PYTHON ?= python3
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 TYPED  := iot_gateway devices simulators bcc portal bcc_common bcc_contract grafana bench mosquitto tests
 
-.PHONY: demo test lint format venv sysdeps sysdeps-demo bench clean grafana-check
+.PHONY: demo test lint format venv sysdeps sysdeps-demo bench clean grafana-check lighthouse
+LH_DIR   := tools/lighthouse
+LH_STAMP := $(LH_DIR)/node_modules/.installed-$(shell sha1sum $(LH_DIR)/package-lock.json | cut -c1-12)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +16,13 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
+
+# Lighthouse for the portal's page-quality test (tests/portal/test_lighthouse.py), pinned by its lock file.
+$(LH_STAMP): $(LH_DIR)/package-lock.json
+	cd $(LH_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lighthouse: sysdeps $(LH_STAMP)
 
 sysdeps-demo:
 	@scripts/sysdeps.sh demo
@@ -30,7 +39,7 @@ lint: venv
 	$(VENV)/bin/mypy $(TYPED)
 
 # Coverage of the product packages ([tool.coverage.run] in pyproject.toml); files at 100 % are not listed.
-test: sysdeps venv lint grafana-check
+test: sysdeps venv lint grafana-check lighthouse
 	$(VENV)/bin/pytest -q --cov --cov-report=term:skip-covered
 
 # Generated dashboards must match their generator (docs/grafana.md).

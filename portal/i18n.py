@@ -180,6 +180,40 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Titik lokasi harus angka di wilayah Binjai.",
         "The map point must be numbers inside Binjai.",
     ),
+    "err_outside": (
+        "Lokasi ini berada di luar Kota Binjai. Laporan hanya untuk wilayah Kota Binjai; isi titik lokasi "
+        "di Binjai atau kosongkan.",
+        "This location is outside the city of Binjai. Reports are for Binjai only; give a point in Binjai "
+        "or leave it empty.",
+    ),
+    "meta_description": (
+        "Lapor Binjai: sampaikan pengaduan, aspirasi atau pertanyaan kepada Pemerintah Kota Binjai dan "
+        "lacak tindak lanjutnya.",
+        "Lapor Binjai: send a complaint, proposal or question to the city of Binjai and track its follow-up.",
+    ),
+    "loc_button": ("Gunakan lokasi saya", "Use my location"),
+    "loc_found": ("Kelurahan diusulkan dari lokasi Anda:", "Kelurahan proposed from your location:"),
+    "loc_denied": (
+        "Lokasi tidak tersedia. Isi titik lokasi secara manual atau kosongkan.",
+        "Your location is not available. Type the map point or leave it empty.",
+    ),
+    "loc_offline": (
+        "Titik lokasi terisi; pilih kelurahan sendiri (tidak ada sambungan).",
+        "Map point filled in; choose the kelurahan yourself (no connection).",
+    ),
+    "pwa_saved": (
+        "Tidak ada sambungan. Laporan disimpan di ponsel ini dan dikirim otomatis saat tersambung kembali.",
+        "No connection. The report is kept on this phone and sent automatically when the connection returns.",
+    ),
+    "pwa_sent": (
+        "Laporan yang disimpan sudah terkirim. Kode laporan:",
+        "Your saved report was sent. Tracking code:",
+    ),
+    "pwa_key": (
+        "Kunci rahasia Anda (hanya ditampilkan sekali; simpan tautan ini untuk menindaklanjuti laporan):",
+        "Your secret key (shown once; keep this link to act on your report):",
+    ),
+    "pwa_refused": ("Laporan yang disimpan ditolak:", "Your saved report was refused:"),
     "err_privacy": ("Pilih siapa yang boleh melihat.", "Choose who may see the report."),
     "err_name_long": ("Nama terlalu panjang.", "The name is too long."),
     "err_phone": ("Nomor HP tidak valid.", "Invalid phone number."),

@@ -28,6 +28,7 @@ from portal.web import (
     staff_auth,
     status,
     wall,
+    webapp,
 )
 from portal.web.fastpath import ReportFastPath
 from portal.web.middleware import BodyLimitMiddleware, CsrfCookieMiddleware, SecurityHeadersMiddleware
@@ -59,7 +60,19 @@ def create_app(
 
 ROUTERS = tuple(
     m.router
-    for m in (public, status, staff_auth, staff, staff_admin, proposals, open311, console, alarm_health, wall)
+    for m in (
+        public,
+        status,
+        staff_auth,
+        staff,
+        staff_admin,
+        proposals,
+        open311,
+        console,
+        alarm_health,
+        wall,
+        webapp,
+    )
 )
 
 

@@ -133,6 +133,8 @@ class Report(Base):
         Index("ix_reports_category_kelurahan", "category", "kelurahan"),
         # The queue lists oldest first across several statuses: walk this index and stop after a page.
         Index("ix_reports_created_at", "created_at"),
+        # an offline draft's idempotency key (portal.services.reporter_keys.draft_hash): one report each
+        Index("ix_reports_draft_hash", "draft_hash", unique=True),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(20), unique=True)
@@ -169,6 +171,9 @@ class Report(Base):
     # SHA-256 of the reporter's secret key (portal.services.reporter_keys); None only for reports stored
     # before keys existed, until their reporter's browser claims one
     secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 of the idempotency key of the offline draft this report came from (the web app's drafts,
+    # docs/portal.md "Offline drafts"); None for every other submission
+    draft_hash: Mapped[str | None] = mapped_column(String(64))
     # when the erasure job (portal/services/erasure.py) blanked the contact details
     contact_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     entries: Mapped[list[ReportEntry]] = relationship(

@@ -18,6 +18,8 @@ if [ "$mode" = test ]; then
   need[wrk]=wrk  # the portal benchmark's independent load generator (its smoke test runs in make test)
   need[influx]=influxdb-client  # the InfluxQL shell (docs/influxdb.md)
   need[chromium]=chromium  # portal browser test (tests/portal/test_browser.py)
+  need[node]=nodejs  # Lighthouse and axe-core for the portal's page tests (tools/lighthouse, make lighthouse)
+  need[npm]=npm
   # deploy/ checks (tests/deploy/): the alert rules, the nginx site, the systemd units (whose
   # ExecStartPost readiness poll runs curl, which systemd-analyze verify wants to find)
   need[promtool]=prometheus

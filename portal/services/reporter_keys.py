@@ -9,6 +9,7 @@ keys existed have no hash (``None``): see :func:`legacy`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -43,3 +44,28 @@ def legacy(stored_hash: str | None) -> bool:
     """A report stored before reporter keys existed (migration 0007): it has no key until its reporter's
     browser claims one (portal.web.reporter)."""
     return stored_hash is None
+
+
+# Offline drafts (docs/portal.md, "Offline drafts"). The web app gives every draft a random 128-bit
+# idempotency key (32 hex digits, crypto.getRandomValues) and sends it with the draft, as often as a
+# flaky connection needs. The database keeps only its SHA-256 (``reports.draft_hash``, unique), and the
+# report's secret key is derived from it: a replay with the same draft key finds the first report and
+# gets the same code and the same key back, which only the holder of the draft key can obtain (the key
+# is in no response to anyone else). Both derivations are domain-separated, so neither stored hash
+# equals the other's input or output.
+DRAFT_KEY_CHARS = frozenset("0123456789abcdef")
+
+
+def well_formed_draft_key(draft_key: str) -> bool:
+    return len(draft_key) == 32 and DRAFT_KEY_CHARS.issuperset(draft_key)
+
+
+def draft_hash(draft_key: str) -> str:
+    return hashlib.sha256(b"bcc-draft:" + draft_key.encode()).hexdigest()
+
+
+def key_from_draft(draft_key: str) -> tuple[str, str]:
+    """The reporter's key of the report made from the draft ``draft_key`` (always the same), and its hash."""
+    digest = hmac.new(draft_key.encode(), b"bcc-reporter-key", hashlib.sha256).digest()[:KEY_BYTES]
+    key = base64.urlsafe_b64encode(digest).decode()
+    return key, key_hash(key)

@@ -18,7 +18,7 @@ from portal.db import dbapi_cursor, raw_insert, writer
 from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import FEEDBACKS, OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
 from portal.reference import Reference
-from portal.services import deadlines, reporter_keys, visibility
+from portal.services import deadlines, location, reporter_keys, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.photos import PhotoRejected, clean_photo, store_photo
 from portal.services.ratelimit import RateLimiter
@@ -72,13 +72,18 @@ class ReportInput:
     contact_email: str = ""
 
 
+class OutsideBinjai(ValueError):
+    """Coordinates that are numbers but not in Binjai."""
+
+
 def parse_point(lat: str, lon: str) -> tuple[float, float] | None:
-    """(lat, lon) inside Binjai's box, None when both are empty; ValueError otherwise."""
+    """(lat, lon) inside Binjai (its box, then its kelurahan boundaries: portal.services.location),
+    None when both are empty; ValueError otherwise."""
     if not lat.strip() and not lon.strip():
         return None
     la, lo = float(lat.replace(",", ".")), float(lon.replace(",", "."))
-    if not (BBOX[0] <= la <= BBOX[1] and BBOX[2] <= lo <= BBOX[3]):
-        raise ValueError("outside Binjai")
+    if not (BBOX[0] <= la <= BBOX[1] and BBOX[2] <= lo <= BBOX[3]) or location.kelurahan_at(la, lo) is None:
+        raise OutsideBinjai(f"{la}, {lo}")
     return la, lo
 
 
@@ -101,6 +106,8 @@ def validate(ref: Reference, inp: ReportInput) -> dict[str, str]:
         errors["address"] = "err_address_long"
     try:
         parse_point(inp.lat, inp.lon)
+    except OutsideBinjai:
+        errors["lat"] = "err_outside"
     except ValueError:
         errors["lat"] = "err_point"
     if inp.privacy not in PRIVACIES:
@@ -170,9 +177,12 @@ def prepare_report(
     now: datetime,
     source: str = "web",
     client: str = "",
+    draft_key: str = "",
 ) -> Prepared:
     """Validate (InvalidInput with every problem), clean and store the photos, build the row.
-    ``client`` is the key of the submission rate limit (the client address) if one applies."""
+    ``client`` is the key of the submission rate limit (the client address) if one applies;
+    ``draft_key`` the idempotency key of an offline draft (well-formed: the caller checked), from which
+    the reporter's key is derived (portal.services.reporter_keys)."""
     inp = _cleaned(inp)
     if errors := validate(ref, inp):
         raise InvalidInput(errors)
@@ -180,7 +190,7 @@ def prepare_report(
     kec = ref.kecamatan_of(inp.kelurahan)
     assert kec is not None
     stored = _store_photos(photos, policy.media_dir, policy.max_bytes, policy.max_count)
-    key, key_hash = reporter_keys.new_key()
+    key, key_hash = reporter_keys.key_from_draft(draft_key) if draft_key else reporter_keys.new_key()
     values: dict[str, object] = {
         "code": new_code(),
         "category": inp.category,
@@ -205,6 +215,7 @@ def prepare_report(
         "verify_late": False,
         "respond_late": False,
         "secret_hash": key_hash,
+        "draft_hash": reporter_keys.draft_hash(draft_key) if draft_key else None,
     }
     return Prepared(values, stored, policy.media_dir, client, key)
 
@@ -359,6 +370,12 @@ def by_codes(db: Session, codes: Sequence[str]) -> list[Report]:
         return []
     found = {r.code: r for r in db.scalars(select(Report).where(Report.code.in_(list(codes))))}
     return [found[c] for c in codes if c in found]
+
+
+def by_draft_key(db: Session, draft_key: str) -> Report | None:
+    """The report made from the offline draft ``draft_key``, if it was stored."""
+    digest = reporter_keys.draft_hash(draft_key)
+    return db.scalars(select(Report).where(Report.draft_hash == digest)).first()
 
 
 def get_by_code(db: Session, code: str) -> Report:

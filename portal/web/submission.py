@@ -7,7 +7,7 @@ import dataclasses
 
 from fastapi import HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUpload
@@ -15,10 +15,13 @@ from starlette.responses import Response
 
 from portal.config import Settings
 from portal.errors import InvalidInput
+from portal.i18n import translate
 from portal.models import Report
 from portal.reference import Lang
 from portal.runtime import PortalRuntime
 from portal.services import reporter_keys, reports
+from portal.services.photos import MAX_PIXELS, MAX_SIDE
+from portal.services.reports import NewReport
 from portal.web.deps import client_ip, lang_of, render, settings_of
 
 # "Laporan saya": tracking codes this browser chose to remember, newest first. Only codes (public ids:
@@ -103,6 +106,16 @@ async def read_photos_async(files: list[StarletteUpload], max_bytes: int) -> lis
     return out
 
 
+def photo_limits(settings: Settings) -> dict[str, int]:
+    """The server's photo limits, which the web app checks on the phone before it resizes a photo."""
+    return {
+        "photos": settings.max_photos,
+        "bytes": settings.max_photo_bytes,
+        "pixels": MAX_PIXELS,
+        "side": MAX_SIDE,
+    }
+
+
 def policy(settings: Settings) -> reports.PhotoPolicy:
     return reports.PhotoPolicy(settings.media_dir, settings.max_photo_bytes, settings.max_photos)
 
@@ -127,7 +140,13 @@ def form_page(
         request,
         lang,
         "report_form.html",
-        {"form": inp, "errors": errors, "similar": similar, "checked": bool(inp.category and inp.kelurahan)},
+        {
+            "form": inp,
+            "errors": errors,
+            "similar": similar,
+            "checked": bool(inp.category and inp.kelurahan),
+            "limits": photo_limits(settings_of(request)),
+        },
         status,
     )
 
@@ -139,35 +158,103 @@ async def submit_form(runtime: PortalRuntime, request: Request, form: FormData) 
     """Validate and store the report of ``form`` (its CSRF token already checked): the redirect to its
     status page, or the form again with the problems (HTTPException 429 over the rate limit). Called
     by the route and by portal.web.fastpath for plain urlencoded submissions."""
-    values = {name: form.get(name, default) for name, default in REPORT_FIELDS.items()}
-    inp = reports.ReportInput(**{k: v if isinstance(v, str) else "" for k, v in values.items()})
-    settings = runtime.settings
+    inp = form_input(form)
     if form.get("website"):  # the honeypot: people never see this field, naive bots fill it in
         return await run_in_threadpool(_form_page_db, runtime, request, inp, {"form": "err_form"}, 400)
-    photos = [f for f in form.getlist("photos") if isinstance(f, StarletteUpload)]
-    client = client_ip(request, settings.trust_forwarded_for)
-    writer = runtime.report_writer
     try:
-        raws = await read_photos_async(photos, settings.max_photo_bytes)
-        ref, now = runtime.reference, runtime.clock()
-        if raws:  # decoding and re-encoding photos is CPU work for a thread: not for a client over its limit
-            if await run_in_threadpool(writer.over_limit, client, now):
-                raise HTTPException(429, "Too many submissions")
-            prepared = await run_in_threadpool(
-                reports.prepare_report, ref, inp, raws, policy(settings), now, "web", client
-            )
-        else:
-            prepared = reports.prepare_report(ref, inp, raws, policy(settings), now, "web", client)
-        # the limit itself is counted in the insert's transaction (portal.services.ratelimit)
-        report = await writer.submit(prepared)
+        report, prepared = await store(runtime, request, form, inp)
     except InvalidInput as err:
         return await run_in_threadpool(_form_page_db, runtime, request, inp, err.errors, 400)
-    if report is None:
-        raise HTTPException(429, "Too many submissions")
     response = RedirectResponse(f"/laporan/{report.code}?baru=1", status_code=303)
     keep_key(request, response, report.code, prepared.key)  # shown once on the page redirected to
     if form.get("remember") == "1":
         remember(request, response, report.code)
+    return response
+
+
+def form_input(form: FormData) -> reports.ReportInput:
+    values = {name: form.get(name, default) for name, default in REPORT_FIELDS.items()}
+    return reports.ReportInput(**{k: v if isinstance(v, str) else "" for k, v in values.items()})
+
+
+async def store(
+    runtime: PortalRuntime, request: Request, form: FormData, inp: reports.ReportInput, draft_key: str = ""
+) -> tuple[NewReport, reports.Prepared]:
+    """Prepare (photos cleaned in a thread) and write the report: InvalidInput with the problems,
+    HTTPException 429 over the submission limit."""
+    settings = runtime.settings
+    photos = [f for f in form.getlist("photos") if isinstance(f, StarletteUpload)]
+    client = client_ip(request, settings.trust_forwarded_for)
+    writer = runtime.report_writer
+    raws = await read_photos_async(photos, settings.max_photo_bytes)
+    ref, now = runtime.reference, runtime.clock()
+    if raws:  # decoding and re-encoding photos is CPU work for a thread: not for a client over its limit
+        if await run_in_threadpool(writer.over_limit, client, now):
+            raise HTTPException(429, "Too many submissions")
+        prepared = await run_in_threadpool(
+            reports.prepare_report, ref, inp, raws, policy(settings), now, "web", client, draft_key
+        )
+    else:
+        prepared = reports.prepare_report(ref, inp, raws, policy(settings), now, "web", client, draft_key)
+    # the limit itself is counted in the insert's transaction (portal.services.ratelimit)
+    report = await writer.submit(prepared)
+    if report is None:
+        raise HTTPException(429, "Too many submissions")
+    return report, prepared
+
+
+async def submit_draft(runtime: PortalRuntime, request: Request, form: FormData) -> Response:
+    """An offline draft of the web app (``POST /lapor/draf``, its CSRF token already checked), sent
+    with its idempotency key ``draft_key``: JSON with the tracking code and the reporter's key, the
+    same for every replay of the same key (docs/portal.md, "Offline drafts"); 400 with the problems
+    as texts in the page's language."""
+    lang = lang_of(request)
+    draft_key = form.get("draft_key")
+    if not isinstance(draft_key, str) or not reporter_keys.well_formed_draft_key(draft_key):
+        return _draft_errors({"form": "err_form"}, lang)
+    if (code := await run_in_threadpool(_draft_code, runtime, draft_key)) is not None:
+        return _draft_answer(request, form, code, draft_key, replayed=True)
+    if form.get("website"):
+        return _draft_errors({"form": "err_form"}, lang)
+    try:
+        report, _ = await store(runtime, request, form, form_input(form), draft_key)
+    except InvalidInput as err:
+        return _draft_errors(err.errors, lang)
+    except HTTPException:
+        raise
+    except Exception:
+        # two copies of one draft raced (a retry while the first was being written): the unique
+        # draft hash let one in; the other answers with it
+        if (code := await run_in_threadpool(_draft_code, runtime, draft_key)) is None:
+            raise
+        return _draft_answer(request, form, code, draft_key, replayed=True)
+    return _draft_answer(request, form, report.code, draft_key, replayed=False)
+
+
+def _draft_code(runtime: PortalRuntime, draft_key: str) -> str | None:
+    with runtime.sessions() as db:
+        report = reports.by_draft_key(db, draft_key)
+        return None if report is None else report.code
+
+
+def _draft_errors(errors: dict[str, str], lang: Lang) -> Response:
+    texts = {field: translate(key, lang) for field, key in errors.items()}
+    return JSONResponse({"errors": texts}, 400, headers={"Cache-Control": "no-store"})
+
+
+def _draft_answer(request: Request, form: FormData, code: str, draft_key: str, replayed: bool) -> Response:
+    key, _ = reporter_keys.key_from_draft(draft_key)
+    body = {
+        "code": code,
+        "key": key,
+        "status_url": f"/laporan/{code}?baru=1",
+        "key_url": f"/laporan/{code}/kunci/{key}",
+        "replayed": replayed,
+    }
+    response = JSONResponse(body, headers={"Cache-Control": "no-store"})
+    keep_key(request, response, code, key)
+    if form.get("remember") == "1":
+        remember(request, response, code)
     return response
 
 

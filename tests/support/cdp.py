@@ -41,10 +41,18 @@ class Page:
                 handler(msg.get("params", {}))
 
     async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        return await self.send_to(None, method, **params)
+
+    async def send_to(self, session_id: str | None, method: str, **params: Any) -> dict[str, Any]:
+        """``method`` to the page, or to a target attached to it (``Target.setAutoAttach`` with
+        ``flatten``: a worker's session, e.g. the service worker's)."""
         self.next_id += 1
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[self.next_id] = future
-        await self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        message: dict[str, Any] = {"id": self.next_id, "method": method, "params": params}
+        if session_id is not None:
+            message["sessionId"] = session_id
+        await self.ws.send(json.dumps(message))
         msg = await asyncio.wait_for(future, 30)
         if "error" in msg:
             raise RuntimeError(f"{method}: {msg['error']}")
