@@ -37,6 +37,11 @@ OnConnect = Callable[["MqttLink"], Awaitable[None]]
 OnMessage = Callable[[aiomqtt.Message], Coroutine[Any, Any, None]]
 Wanted = Callable[[str], bool]
 PUBLISH_TIMEOUT_S = 5.0
+# QoS 1 publishes in flight at once (paho's default is 20), within the broker's Receive Maximum (MQTT 5
+# CONNACK; our mosquitto.conf's max_inflight_messages says 100). With 20, one PUBACK round trip per
+# 20 states capped the gateway below 1,500 states/s on a loaded machine, and every poll waited in
+# paho's queue for its turn.
+PUBLISH_WINDOW = 100
 ACK_SWEEP_S = 0.25  # a publish without PUBACK fails after PUBLISH_TIMEOUT_S + at most this
 
 
@@ -68,6 +73,21 @@ def client_kwargs(settings: MqttSettings, client_id: str, password: str | None) 
         if tls and tls.insecure:
             kwargs["tls_insecure"] = True
     return kwargs
+
+
+def window_from_connack(client: aiomqtt.Client, window: int) -> None:
+    """Let up to ``window`` QoS 1 publishes be in flight, fewer if the broker's CONNACK says so
+    (Receive Maximum; absent means 65,535). paho ignores that property, so this reads it before
+    aiomqtt sees the CONNACK, i.e. before the first publish of the connection."""
+    paho = client._client  # the paho client aiomqtt wraps (pinned version), as bound_incoming uses it
+    inner: Any = paho.on_connect
+
+    def on_connect(c: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        receive_maximum = getattr(properties, "ReceiveMaximum", None) or 65_535
+        c._max_inflight_messages = min(window, receive_maximum)  # the setter refuses once connected
+        inner(c, userdata, flags, reason_code, properties)
+
+    paho.on_connect = on_connect
 
 
 class _Ack:
@@ -118,6 +138,8 @@ class MqttLink:
         kwargs = client_kwargs(self.settings, self.client_id, self._password)
         client = aiomqtt.Client(will=will, **kwargs)  # type: ignore[arg-type]
         bound_incoming(client, self.settings.incoming_queue, self._wanted, self._metrics.incoming_dropped)
+        if self.settings.protocol == "5":
+            window_from_connack(client, PUBLISH_WINDOW)
         return client
 
     async def publish(self, topic: str, payload: bytes | str, retain: bool, qos: int = 1) -> bool:

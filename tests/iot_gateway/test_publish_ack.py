@@ -1,5 +1,6 @@
 """The gateway's QoS 1 publish (``MqttLink.publish``) returns True only once the broker acknowledged,
-and False when no PUBACK comes in time (a frozen broker); nothing is left in aiomqtt's pending table."""
+and False when no PUBACK comes in time (a frozen broker); nothing is left in aiomqtt's pending table.
+Up to the broker's Receive Maximum of publishes are in flight at once."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ async def test_publish_waits_for_puback_and_fails_without_one(
     try:
         await eventually(link.connected.is_set)
         assert await link.publish("bcc/ack_test", b"1", retain=False)
+        # Our broker's Receive Maximum (mosquitto.conf max_inflight_messages 100), not paho's 20.
+        assert link._client is not None and link._client._client.max_inflight_messages == 100
         pid = mosquitto.pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)  # the broker stops reading: no PUBACK
