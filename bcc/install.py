@@ -52,6 +52,12 @@ SECRETS_DIR = "/etc/bcc/secrets"
 # The packages whose files make the product (hashed to tell whether the venv needs a new install).
 _PACKAGES = ("bcc", "bcc_common", "bcc_contract", "iot_gateway", "devices", "portal", "grafana", "mosquitto")
 DB_TIMEOUT_S = 5
+# Grafana (from Grafana's own Debian repository: its unit is grafana-server.service)
+GRAFANA_INFLUX_USER = "grafana"  # the read-only user bcc-influx-provision@ makes
+GRAFANA_ENV = "/etc/bcc/grafana.env"
+GRAFANA_DASHBOARDS = "/etc/bcc/grafana/dashboards"
+GRAFANA_DROP_IN = "/etc/systemd/system/grafana-server.service.d/bcc.conf"
+GRAFANA_DB_LINE = "      dbName: bcc\n"
 
 
 class InstallRefused(Exception):
@@ -255,6 +261,7 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
         except KeyError:
             problems.append("user mosquitto does not exist: apt-get install mosquitto (Debian 12)")
 
+    influx_of: dict[str, tuple[str, str]] = {}  # site -> its InfluxDB URL and database
     plan.dirs += [Dir("/etc/bcc", 0o755), Dir("/etc/bcc/sites", 0o755), Dir(SECRETS_DIR, 0o700)]
     plan.dirs.append(Dir("/etc/systemd/system", 0o755))
     for name in SECRET_NAMES:
@@ -276,10 +283,13 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
                 f"{settings.influxdb_username}}}` in the site file (InfluxDB runs with authentication)"
             )
         plan.add(f"/etc/bcc/sites/{name}.yaml", _read(f"sites.{name}", path, problems))
+        if influx is not None:
+            influx_of[name] = (influx.url, influx.database)
 
     units = deploy / "systemd"
-    for service in ("gateway", "recorder"):
-        if settings.wants(service):
+    # bcc-influx-provision@: InfluxDB's database, users and retention before each recorder starts
+    for service in ("gateway", "influx-provision", "recorder"):
+        if settings.wants("recorder" if service == "influx-provision" else service):
             unit = f"bcc-{service}@.service"
             plan.add(f"/etc/systemd/system/{unit}", render_unit(_text(units / unit), venv))
             plan.units += [f"bcc-{service}@{site}.service" for site in settings.sites]
@@ -352,9 +362,58 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
             "mosquitto",
         )
 
+    if settings.wants("grafana"):
+        plan_grafana(plan, settings, source, values["influx-grafana"], influx_of, problems)
+
     if problems:
         raise InstallRefused(problems)
     return plan
+
+
+def plan_grafana(
+    plan: Plan,
+    settings: InstallSettings,
+    source: Path,
+    password: str,
+    influx_of: dict[str, tuple[str, str]],
+    problems: list[str],
+) -> None:
+    """Grafana's provisioning (grafana/provisioning/) with the dashboards, pointed at InfluxDB's read-only
+    user: the files keep their ``${VAR}`` references, and a drop-in gives Grafana's unit the values from
+    /etc/bcc/grafana.env (root 0600: systemd reads it, Grafana gets only its environment)."""
+    site = settings.portal.site if settings.portal is not None else next(iter(settings.sites), "")
+    if site not in influx_of:
+        problems.append(f"grafana: sites.{site} has no influxdb: section (the dashboards' database)")
+        return
+    url, database = influx_of[site]
+    shipped = source / "grafana"
+    datasource = _text(shipped / "provisioning" / "datasources" / "influxdb.yaml")
+    if GRAFANA_DB_LINE not in datasource:
+        problems.append(f"grafana/provisioning/datasources/influxdb.yaml: no {GRAFANA_DB_LINE.strip()!r}")
+    datasource = datasource.replace(GRAFANA_DB_LINE, GRAFANA_DB_LINE.replace("bcc", database))
+    provisioning = "/etc/grafana/provisioning"
+    plan.dirs += [
+        Dir("/etc/grafana", 0o755),
+        Dir(provisioning, 0o755),
+        Dir(f"{provisioning}/datasources", 0o755),
+    ]
+    plan.dirs += [Dir(f"{provisioning}/dashboards", 0o755), Dir("/etc/bcc/grafana", 0o755)]
+    plan.dirs += [Dir(GRAFANA_DASHBOARDS, 0o755), Dir(GRAFANA_DROP_IN.rsplit("/", 1)[0], 0o755)]
+    plan.add(f"{provisioning}/datasources/bcc-influxdb.yaml", datasource)
+    plan.add(
+        f"{provisioning}/dashboards/bcc.yaml", _text(shipped / "provisioning" / "dashboards" / "bcc.yaml")
+    )
+    for board in sorted((shipped / "dashboards").glob("*.json")):
+        plan.add(f"{GRAFANA_DASHBOARDS}/{board.name}", board.read_bytes())
+    env = {
+        "BCC_INFLUX_URL": url,
+        "BCC_INFLUX_GRAFANA_USER": GRAFANA_INFLUX_USER,
+        "BCC_INFLUX_GRAFANA_PASSWORD": password,
+        "BCC_GRAFANA_DASHBOARDS": GRAFANA_DASHBOARDS,
+    }
+    lines = ["# Written by `bcc install`: Grafana's provisioning variables (grafana/provisioning/)."]
+    plan.add(GRAFANA_ENV, "\n".join([*lines, *(f"{k}={v}" for k, v in env.items())]) + "\n", 0o600)
+    plan.add(GRAFANA_DROP_IN, f"# Written by `bcc install`.\n[Service]\nEnvironmentFile={GRAFANA_ENV}\n")
 
 
 # ---- writing -----------------------------------------------------------------------------------
@@ -484,9 +543,8 @@ def systemd_running() -> bool:
 
 def systemctl_commands(plan: Plan, settings: InstallSettings) -> list[list[str]]:
     services = [*plan.units]
-    services += [
-        name for name in ("mosquitto", "nginx") if settings.wants("broker" if name == "mosquitto" else name)
-    ]
+    wanted = {"mosquitto": "broker", "nginx": "nginx", "grafana-server": "grafana"}
+    services += [name for name, service in wanted.items() if settings.wants(service)]
     return [
         ["systemctl", "daemon-reload"],
         ["systemctl", "enable", *plan.units],

@@ -22,9 +22,12 @@ SECRET_NAMES: tuple[str, ...] = (
     *MQTT_SECRETS.values(),
     "influx-recorder",
     "influx-grafana",  # Grafana's read-only InfluxDB user (bcc influx provision, docs/influxdb.md)
+    "influx-admin",  # InfluxDB's admin bcc_admin, made by bcc-influx-provision@ on a server without users
     "portal-secret-key",
 )
-Service = Literal["broker", "nginx", "portal", "gateway", "recorder"]
+Service = Literal["broker", "nginx", "portal", "gateway", "recorder", "grafana"]
+# The default; "grafana" (provisioning files for a Grafana installed from Grafana's own packages) is
+# added by hand: Debian has no Grafana package.
 SERVICES: tuple[Service, ...] = ("broker", "nginx", "portal", "gateway", "recorder")
 MIN_SECRET_LEN = 16
 MIN_DISTINCT = 8
@@ -159,8 +162,8 @@ class InstallSettings(_Model):
             problems.append("broker needs tls.broker (ca, cert, key)")
         if wanted & {"portal", "nginx"} and self.portal is None:
             problems.append("portal and nginx need the portal: section")
-        if wanted & {"gateway", "recorder"} and not self.sites:
-            problems.append("gateway and recorder need at least one site in sites:")
+        if wanted & {"gateway", "recorder", "grafana"} and not self.sites:
+            problems.append("gateway, recorder and grafana need at least one site in sites:")
         if self.portal is not None and self.portal.site not in self.sites:
             problems.append(f"portal.site {self.portal.site!r} is not one of sites: {sorted(self.sites)}")
         if problems:

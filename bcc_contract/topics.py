@@ -1,7 +1,8 @@
 """Every MQTT topic BCC uses, built in one place (documented as a table in docs/mqtt.md).
 
 Layout follows Zigbee2MQTT: ``<base>/<device>`` retained JSON state, ``<base>/<device>/set`` commands,
-``<base>/<device>/availability``, and ``<base>/bridge/state`` as the gateway's last will.
+``<base>/<device>/availability``, and ``<base>/bridge/<gateway>/state`` as each gateway's last will
+(several gateways share one broker and one base topic, each owning the devices of its site file).
 """
 
 from __future__ import annotations
@@ -24,31 +25,58 @@ class Topics:
     base: str = "bcc"
     discovery_prefix: str = "homeassistant"
 
-    # --- gateway bridge -------------------------------------------------------------------
-    @property
-    def bridge_state(self) -> str:
-        """Retained ``online``/``offline``; ``offline`` is the gateway's last will."""
-        return f"{self.base}/bridge/state"
+    # --- gateway bridge (one set per gateway: docs/mqtt.md "Fleet") --------------------------
+    # ``<gateway>`` is the gateway id: ``gateway.id`` in the site file, else its ``site`` id.
+    def _bridge(self, gateway: str, leaf: str) -> str:
+        return f"{self.base}/bridge/{gateway}/{leaf}"
 
-    @property
-    def bridge_devices(self) -> str:
-        """Retained JSON inventory of the devices the gateway serves (to clean up removed ones)."""
-        return f"{self.base}/bridge/devices"
+    def bridge_state(self, gateway: str) -> str:
+        """Retained ``online``/``offline`` of one gateway; ``offline`` is its last will."""
+        return self._bridge(gateway, "state")
 
-    def bridge_sync(self, client_id: str) -> str:
+    def bridge_devices(self, gateway: str) -> str:
+        """Retained JSON inventory of the devices one gateway owns (fleet ownership; clean-up of
+        devices that left its site)."""
+        return self._bridge(gateway, "devices")
+
+    def bridge_sync(self, gateway: str, client_id: str) -> str:
         """Private marker topic: the gateway's own message here proves retained ones were delivered."""
-        return f"{self.base}/bridge/sync/{client_id}"
+        return self._bridge(gateway, f"sync/{client_id}")
 
-    @property
-    def bridge_telemetry(self) -> str:
+    def bridge_telemetry(self, gateway: str) -> str:
         """Bulk telemetry (``gateway.telemetry_batch_ms``): ``{"<device>": [<state>, ...], ...}``, QoS 1,
         not retained; every state in it was also published on the device's own state topic."""
-        return f"{self.base}/bridge/telemetry"
+        return self._bridge(gateway, "telemetry")
+
+    def bridge_health(self, gateway: str) -> str:
+        """Retained JSON counters of one gateway (polls, errors, commands)."""
+        return self._bridge(gateway, "health")
+
+    def bridge_lease(self, gateway: str) -> str:
+        """Retained JSON lease of a gateway run as active and standby (``gateway.lease_s``):
+        ``{"holder", "epoch", "ts"}``; the holder re-publishes it every ``lease_s / 3``."""
+        return self._bridge(gateway, "lease")
+
+    def bridge_transactions(self, gateway: str) -> str:
+        """Commands the active process of a gateway claims (before writing) and finishes (with the
+        response), so a standby taking over never executes one twice (JSON, not retained)."""
+        return self._bridge(gateway, "transactions")
 
     @property
-    def bridge_health(self) -> str:
-        """Retained JSON counters of the gateway (polls, errors, commands)."""
-        return f"{self.base}/bridge/health"
+    def all_bridge_states(self) -> str:
+        return self.bridge_state("+")
+
+    @property
+    def all_bridge_devices(self) -> str:
+        return self.bridge_devices("+")
+
+    def gateway_of_bridge(self, topic: str, leaf: str) -> str | None:
+        """Gateway id of a ``<base>/bridge/<gateway>/<leaf>`` topic, or None when the topic is not one."""
+        prefix, suffix = f"{self.base}/bridge/", f"/{leaf}"
+        if not topic.startswith(prefix) or not topic.endswith(suffix):
+            return None
+        gateway = topic[len(prefix) : -len(suffix)]
+        return gateway if gateway and "/" not in gateway else None
 
     # --- devices ----------------------------------------------------------------------------
     def state(self, device: str) -> str:
@@ -143,6 +171,21 @@ class Topics:
     def alarm_service(self, instance: str) -> str:
         """Retained ``active``/``standby``/``offline`` of one alarm evaluator (``offline``: its last will)."""
         return f"{self.base}/alarms/status/{instance}"
+
+    # --- recorder (docs/influxdb.md, "Status on MQTT") -------------------------------------------
+    def recorder_status(self, instance: str) -> str:
+        """Retained JSON of one recorder: ``state`` online/offline (offline: its last will) and whether
+        it can write to InfluxDB; an empty payload removes a recorder taken out of service."""
+        return f"{self.base}/recorder/status/{instance}"
+
+    @property
+    def all_recorder_status(self) -> str:
+        return f"{self.base}/recorder/status/+"
+
+    def recorder_of_status(self, topic: str) -> str | None:
+        prefix = self.recorder_status("")
+        instance = topic.removeprefix(prefix) if topic.startswith(prefix) else ""
+        return instance if instance and "/" not in instance else None
 
     # --- Home Assistant ---------------------------------------------------------------------
     def discovery(self, node_id: str) -> str:

@@ -37,6 +37,7 @@ from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 from simulators import synthetic
 
 T = Topics()
+GATEWAY = "synthetic"  # the gateway id of the synthetic site (its site id): its bulk telemetry topic
 LIMIT = 60_000
 NORMAL = 1_000
 TARGET_P99_MS = 50.0
@@ -143,7 +144,7 @@ class Window:
                 for key, stated in self.causes:
                     self.watcher.sent[key] = now
                     self.watcher.stated[key] = stated
-            self.client.publish(T.bridge_telemetry, b"{" + b",".join(parts) + b"}", qos=1)
+            self.client.publish(T.bridge_telemetry(GATEWAY), b"{" + b",".join(parts) + b"}", qos=1)
         self.states, self.causes, self.opened = {}, [], time.monotonic()
 
 

@@ -75,7 +75,7 @@ async def bench_command(count: int) -> dict[str, Any]:
                 broker.port,
                 "operator",
                 secrets["operator"],
-                [T.response("lights_a"), T.bridge_state, T.availability("lights_a")],
+                [T.response("lights_a"), T.bridge_state(loaded.site.gateway_id), T.availability("lights_a")],
             )
             try:
                 await asyncio.to_thread(rt.wait_online, T.availability("lights_a"), 20.0)

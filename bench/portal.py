@@ -186,7 +186,8 @@ async def run_bench(
         trivial_cmd = [py, "-m", "bench.portal", "--serve-trivial", str(trivial_port), *workers_arg]
         # the same uvicorn set-up as the trivial server: workers, log level warning (no access log)
         portal_cmd = [py, "-m", "bcc", "portal", "serve", "--port", str(portal_port), *workers_arg]
-        portal_cmd += ["--log-level", "warning"]
+        # and with its metrics endpoint, as the shipped unit runs it (every request is counted)
+        portal_cmd += ["--log-level", "warning", "--metrics-port", str(free_port())]
         with (
             _server(trivial_cmd, trivial_port, env) as trivial_url,
             _server(portal_cmd, portal_port, env) as portal_url,

@@ -82,6 +82,14 @@ class GatewaySettings(Frozen):
     """Gateway behaviour shared by all devices (docs/configuration.md lists every key)."""
 
     name: Ident = "gateway"
+    # The gateway id on the broker (topics <base>/bridge/<id>/...; docs/mqtt.md "Fleet"): the owner of
+    # this site's devices. None: the site id. Two processes with the same id are one gateway (standby).
+    id: Ident | None = None
+    # Active and standby (docs/mqtt.md "Active and standby"): every process of this gateway (same site
+    # file, own broker account, own --instance) competes for a lease on the broker of this many seconds;
+    # one polls and writes, a standby takes over about lease_s after the active one stops renewing.
+    # None: one process, no lease.
+    lease_s: Annotated[float, Field(ge=1, le=60)] | None = None
     command_deadline_ms: Annotated[int, Field(ge=50, le=60000)] = 2000
     command_ttl_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     offline_after_failures: Annotated[int, Field(ge=1, le=100)] = 3
@@ -162,6 +170,11 @@ class Site(Frozen):
     influxdb: InfluxSettings | None = None
     # What the operator console, the wall's room panel and the Command room dashboard draw (devices.console).
     console: ConsoleSection | None = None
+
+    @property
+    def gateway_id(self) -> str:
+        """The id this site's gateway uses on the broker: ``gateway.id``, else the site id."""
+        return self.gateway.id or self.site
 
     def bus(self, name: str) -> TcpBus | RtuBus:
         for b in self.buses:

@@ -20,7 +20,7 @@ HEALTH = '"raw"."gateway_health"'
 
 
 def _health_series(title: str, select: str, unit: str | None = None, **kw: object) -> TimeSeries:
-    """A time series of ``bcc/bridge/health`` fields (the gateway publishes every health_period_s)."""
+    """A time series of ``bcc/bridge/<gateway>/health`` fields (published every health_period_s)."""
     return TimeSeries(
         title=title,
         dataSource=DS,

@@ -1,5 +1,5 @@
 """Bulk telemetry (``gateway.telemetry_batch_ms``): device states collected for a few milliseconds and
-published together, ``{"<device>": [<state>, ...], ...}``, QoS 1, on ``<base>/bridge/telemetry``.
+published together, ``{"<device>": [<state>, ...], ...}``, QoS 1, on ``<base>/bridge/<gateway>/telemetry``.
 
 Each state is also published on the device's own retained topic, unchanged: Home Assistant, the
 console and any other reader keep working. The recorder reads the bulk topic instead, so a gateway

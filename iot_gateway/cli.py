@@ -12,9 +12,11 @@ from pathlib import Path
 import structlog
 
 from bcc_common.sdnotify import ready_when, stopping
+from bcc_contract.fleet import FleetConflict
 from devices.loader import DEMO_SITE, PROFILE_DIR, ConfigError
 from iot_gateway.bulk import SpoolError
 from iot_gateway.config import GatewayConfig, load_gateway_config
+from iot_gateway.failover import LeaseLost
 from iot_gateway.service import Gateway
 
 log = structlog.get_logger(__name__)
@@ -29,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check-config", action="store_true", help="validate the site and secrets, print every problem, exit"
     )
+    parser.add_argument(
+        "--instance", default=None, metavar="NAME",
+        help="this process's name in the lease of an active/standby gateway (gateway.lease_s; "
+        "default: host-pid); each process also needs its own broker account (BCC_MQTT_USERNAME)",
+    )  # fmt: skip
     parser.add_argument(
         "--telemetry-spool", type=Path, default=None, metavar="FILE",
         help="file of bulk telemetry states waiting for the broker (default: gateway.telemetry_spool_path; "
@@ -60,7 +67,7 @@ def load(site: str, extra: list[str], spool: Path | None) -> GatewayConfig:
     return dataclasses.replace(cfg, loaded=loaded)
 
 
-async def serve(site: str, extra: list[str], spool: Path | None = None) -> int:
+async def serve(site: str, extra: list[str], spool: Path | None = None, instance: str | None = None) -> int:
     try:
         cfg = load(site, extra, spool)
     except ConfigError:
@@ -70,7 +77,7 @@ async def serve(site: str, extra: list[str], spool: Path | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping, stop)
     try:
-        gateway = Gateway(cfg)
+        gateway = Gateway(cfg, instance=instance)
     except SpoolError as err:
         print(f"gateway: {err}", file=sys.stderr)
         return 2
@@ -87,6 +94,13 @@ async def serve(site: str, extra: list[str], spool: Path | None = None) -> int:
     ready = loop.create_task(ready_when(gateway.link.connected, "connected to the MQTT broker"))
     try:
         await gateway.run(stop)
+    except FleetConflict as err:  # another live gateway owns some of our devices: nothing was polled
+        log.error("fleet_conflict", gateway=err.gateway, claims=err.claims)
+        print(f"gateway: {err}", file=sys.stderr)
+        return 2
+    except LeaseLost as err:  # another process of this gateway is active: restart as a standby
+        print(f"gateway: {err}", file=sys.stderr)
+        return 3
     finally:
         ready.cancel()
     return 0
@@ -116,4 +130,4 @@ async def reload(gateway: Gateway, site: str, extra: list[str], spool: Path | No
 def run(args: argparse.Namespace) -> int:
     if args.check_config:
         return check(args.site, args.profiles)
-    return asyncio.run(serve(args.site, args.profiles, args.telemetry_spool))
+    return asyncio.run(serve(args.site, args.profiles, args.telemetry_spool, args.instance))

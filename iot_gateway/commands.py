@@ -154,3 +154,9 @@ class TransactionLog:
             # Forgetting an id only ends deduplication for it; a caller awaiting it still gets its answer.
             self._entries.popitem(last=False)
         return True, fut
+
+    def remember(self, device: str, transaction: str, response: bytes) -> None:
+        """A transaction another process answered (active/standby): a repeat gets the same answer."""
+        first, fut = self.claim(device, transaction)
+        if first:
+            fut.set_result(response)

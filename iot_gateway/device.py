@@ -79,8 +79,12 @@ class DeviceRunner:
         publish: Publish,
         metrics: GatewayMetrics,
         telemetry: Callable[[str, bytes], None] | None = None,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.instance = instance
+        # The fence of an active/standby gateway (iot_gateway.failover): checked before every poll and
+        # every write, so a process whose lease ran out neither reads nor writes the device.
+        self.may_act = may_act
         self._telemetry = telemetry  # bulk telemetry (iot_gateway.bulk), when the site enables it
         self.id = instance.id
         self.profile = profile
@@ -158,7 +162,7 @@ class DeviceRunner:
     async def poll_once(self, group: str) -> bool:
         interval, blocks = self.groups[group]
         loop = asyncio.get_running_loop()
-        if not self._may_poll(loop.time()):
+        if not self._may_poll(loop.time()) or not self.may_act():
             return False
         started = loop.time()
         try:
@@ -260,6 +264,8 @@ class DeviceRunner:
         unit = self.instance.unit
         try:
             for w in cmd.writes:
+                if not self.may_act():
+                    return CommandStatus.DEVICE_UNAVAILABLE, "not the active gateway (lease lost)", None
                 if w.coil is not None:
                     await self.hub.write_coil(w.point.address, w.coil, unit)
                 else:

@@ -86,8 +86,10 @@ def component(point: Point, uid: str, topics: Topics, device: str) -> dict[str, 
 
 
 def device_config(
-    site: str, instance: DeviceInstance, profile: DeviceProfile, topics: Topics
+    site: str, instance: DeviceInstance, profile: DeviceProfile, topics: Topics, gateway: str
 ) -> dict[str, Any]:
+    """The discovery config of one device; ``gateway`` is the id of the gateway that owns it (its
+    bridge state is part of the device's availability)."""
     uid = node_id(site, instance.id)
     device: dict[str, Any] = {
         "identifiers": [uid],
@@ -103,7 +105,11 @@ def device_config(
         "origin": ORIGIN,
         "state_topic": topics.state(instance.id),
         "availability": [
-            {"topic": topics.bridge_state, "payload_available": ONLINE, "payload_not_available": OFFLINE},
+            {
+                "topic": topics.bridge_state(gateway),
+                "payload_available": ONLINE,
+                "payload_not_available": OFFLINE,
+            },
             {
                 "topic": topics.availability(instance.id),
                 "payload_available": ONLINE,
@@ -115,5 +121,7 @@ def device_config(
     }
 
 
-def payload(site: str, instance: DeviceInstance, profile: DeviceProfile, topics: Topics) -> bytes:
-    return orjson.dumps(device_config(site, instance, profile, topics))
+def payload(
+    site: str, instance: DeviceInstance, profile: DeviceProfile, topics: Topics, gateway: str
+) -> bytes:
+    return orjson.dumps(device_config(site, instance, profile, topics, gateway))

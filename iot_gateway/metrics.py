@@ -39,6 +39,11 @@ class GatewayMetrics:
             "Retained messages on command topics, ignored",
             registry=r,
         )
+        self.commands_not_owned = Counter(
+            "bcc_gateway_commands_not_owned",
+            "Commands to devices this gateway does not own, ignored (another gateway's, or unknown)",
+            registry=r,
+        )
         self.telemetry_states = Counter(
             "bcc_gateway_bulk_telemetry_states", "States sent in bulk telemetry messages", registry=r
         )

@@ -1,7 +1,8 @@
 """The gateway's MQTT connection: one long-lived task that connects, reconnects and dispatches.
 
 The session is clean on every connect, so no command queued while the gateway was away is replayed
-into a device (no ghost switching after a restart). ``offline`` on ``bridge/state`` is the last will.
+into a device (no ghost switching after a restart). ``offline`` on the gateway's own
+``bridge/<gateway>/state`` is the last will.
 
 Incoming messages are bounded (docs/mqtt.md, "Incoming messages"): at most ``incoming_handlers`` run at
 once, and at most ``incoming_queue`` wait for one (twice that for commands to the gateway's own devices);
@@ -25,7 +26,7 @@ from paho.mqtt.client import error_string as mqtt_error_string
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bcc_common.process import cancel_and_wait
-from bcc_contract.topics import OFFLINE, Topics
+from bcc_contract.topics import OFFLINE
 from devices.site import MqttSettings
 from iot_gateway.inflow import bound_incoming
 from iot_gateway.lifecycle import mqtt_connected
@@ -108,7 +109,7 @@ class MqttLink:
     def __init__(
         self,
         settings: MqttSettings,
-        topics: Topics,
+        state_topic: str,
         client_id: str,
         password: str | None,
         on_connect: OnConnect,
@@ -117,7 +118,7 @@ class MqttLink:
         wanted: Wanted = lambda topic: True,
     ) -> None:
         self.settings = settings
-        self.topics = topics
+        self.state_topic = state_topic  # the gateway's own bridge state: online, offline (last will)
         self.client_id = client_id
         self._password = password
         self._on_connect = on_connect
@@ -134,7 +135,7 @@ class MqttLink:
         self._sweeper: asyncio.Task[None] | None = None
 
     def _make_client(self) -> aiomqtt.Client:
-        will = aiomqtt.Will(self.topics.bridge_state, OFFLINE, qos=1, retain=True)
+        will = aiomqtt.Will(self.state_topic, OFFLINE, qos=1, retain=True)
         kwargs = client_kwargs(self.settings, self.client_id, self._password)
         client = aiomqtt.Client(will=will, **kwargs)  # type: ignore[arg-type]
         bound_incoming(client, self.settings.incoming_queue, self._wanted, self._metrics.incoming_dropped)
@@ -271,4 +272,4 @@ class MqttLink:
 
     async def close(self, final_state: str = OFFLINE) -> None:
         """Graceful stop: say offline ourselves (the will covers crashes)."""
-        await self.publish(self.topics.bridge_state, final_state, retain=True)
+        await self.publish(self.state_topic, final_state, retain=True)

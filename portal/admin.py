@@ -64,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             given.add_argument("--password-file", type=Path, help="read the password from this file")
             given.add_argument("--generate", action="store_true", help="generate a password, print it once")
 
+    contact = sub.add_parser("set-contact", help="set an account's e-mail and language for alarm e-mails")
+    contact.add_argument("--username", required=True)
+    contact.add_argument("--email", required=True, help="address for alarm e-mails ('' stops them)")
+    contact.add_argument("--lang", choices=users.NOTIFY_LANGS, default="id", help="id (default) or en")
+    _database_arg(contact)
+
 
 def _database_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", default=os.environ.get("BCC_PORTAL_DATABASE_URL", DEFAULT_DB_URL))
@@ -124,7 +130,7 @@ def manage(args: argparse.Namespace) -> int:
                 for u in users.list_users(db):
                     second = "2fa" if u.totp_secret else ("2fa-missing" if twofactor.required(u) else "-")
                     state = "active" if u.active else "deactivated"
-                    print(f"{u.username}\t{u.role}\t{u.agency or '-'}\t{state}\t{second}")
+                    print(f"{u.username}\t{u.role}\t{u.agency or '-'}\t{state}\t{second}\t{u.email or '-'}")
                 return 0
             user = users.find_user(db, args.username)
             now = datetime.now(UTC)
@@ -132,6 +138,8 @@ def manage(args: argparse.Namespace) -> int:
                 users.set_active(db, user, command == "reactivate")
             elif command == "reset-password":
                 users.reset_password(db, user, password, now)
+            elif command == "set-contact":
+                users.set_contact(db, user, args.email, args.lang)
             else:
                 twofactor.reset(db, user)
                 users.end_user_sessions(db, user)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import socket
 import sys
+import tempfile
+from pathlib import Path
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -52,6 +56,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no per-request log line (when the TLS proxy in front already logs requests)",
     )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics (all workers added up) on this port; none by default",
+    )
+    serve.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of /metrics (default 127.0.0.1: not public)"
+    )
     sub.add_parser("migrate", help="apply the database migrations and exit")
 
 
@@ -85,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.metrics_port is not None and (code := _start_metrics(args)) != 0:
+        return code
     # one worker: the app built here; several: each worker process builds its own from the environment
     app = create_app(settings, smtp=SmtpSettings.from_env(os.environ)) if args.workers == 1 else None
     uvicorn.run(
@@ -100,4 +115,24 @@ def run(args: argparse.Namespace) -> int:
         access_log=not args.no_access_log,
         log_config=log_config(),  # the access log masks reporter keys
     )
+    return 0
+
+
+def _start_metrics(args: argparse.Namespace) -> int:
+    """``/metrics`` in this (uvicorn's main) process over the files every worker writes its counts to:
+    in ``$RUNTIME_DIRECTORY/metrics`` under systemd (emptied at each start), else a temporary folder."""
+    from portal.metrics import prepare_multiprocess, serve_metrics
+
+    runtime_dir = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if runtime_dir:
+        directory = Path(runtime_dir) / "metrics"
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="bcc-portal-metrics-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    prepare_multiprocess(directory)
+    try:
+        serve_metrics(args.metrics_host, args.metrics_port, directory)
+    except OSError as err:
+        print(f"bcc portal serve: --metrics-port {args.metrics_port}: {err.strerror or err}", file=sys.stderr)
+        return 1
     return 0

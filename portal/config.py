@@ -83,6 +83,11 @@ class Settings(BaseModel):
     scenes_file: Path = Path(__file__).resolve().parent / "data" / "scenes.yaml"
     schedule_check_s: float = Field(default=15.0, gt=0)
     schedule_grace_s: float = Field(default=300.0, gt=0)
+    # Development proposals (usulan pembangunan): an estimated cost or an amount funded above this many
+    # rupiah is refused as a typing error (portal/services/proposals.py); the city's whole APBD is ~1.3 T.
+    proposal_cost_ceiling: int = Field(default=50_000_000_000, gt=0)
+    # The planning cycle's calendar (which month each stage happens): data, not code.
+    planning_cycle_file: Path = Path(__file__).resolve().parent / "data" / "planning_cycle.yaml"
 
     @field_validator("secret_key")
     @classmethod
@@ -128,6 +133,8 @@ class Settings(BaseModel):
             ("SCENES_FILE", "scenes_file"),
             ("ACCOUNT_LOGIN_ATTEMPTS", "account_login_attempts"),
             ("ERASE_CONTACT_DAYS", "erase_contact_days"),
+            ("PROPOSAL_COST_CEILING", "proposal_cost_ceiling"),
+            ("PLANNING_CYCLE_FILE", "planning_cycle_file"),
         ]:
             if (value := get(name)) is not None:
                 data[key] = value

@@ -19,7 +19,7 @@ from portal.config import PortalMqttSettings, Settings
 from portal.db import make_engine, session_factory, upgrade
 from portal.main import create_app
 from portal.reference import load_reference
-from portal.services import reports, users, workflow
+from portal.services import proposals, reports, users, workflow
 from portal.services.events import NullSink
 
 # (category, kelurahan, title, description, privacy, how far along, days ago)
@@ -86,6 +86,52 @@ EXAMPLES = [
         "public",
         "submitted",
         0,
+    ),
+]
+
+# Development proposals, each from a report closed as needs_budget, walked through the planning cycle so
+# that a newcomer sees the flow on /usulan: (category, kelurahan, title, description, stages in order,
+# estimated cost, amount funded, days ago).
+PROPOSALS: list[tuple[str, str, str, str, tuple[str, ...], int | None, int | None, int]] = [
+    (
+        "perencanaan_pembangunan",
+        "jati_karya",
+        "Drainase Jl. Jati Karya meluap setiap hujan",
+        "Saluran terlalu kecil, air masuk ke rumah warga.",
+        ("musrenbang_kelurahan", "musrenbang_kecamatan"),
+        350_000_000,
+        None,
+        60,
+    ),
+    (
+        "perencanaan_pembangunan",
+        "damai",
+        "Jalan lingkungan rusak di Kelurahan Damai",
+        "Aspal terkelupas sepanjang 400 meter.",
+        proposals.STAGES[1 : proposals.STAGES.index("apbd") + 1],  # up to the enacted budget
+        850_000_000,
+        800_000_000,
+        300,
+    ),
+    (
+        "kesehatan",
+        "paya_roba",
+        "Ruang tunggu puskesmas pembantu terlalu sempit",
+        "Pasien menunggu di luar saat hujan.",
+        ("musrenbang_kelurahan", "deferred"),
+        275_000_000,
+        None,
+        120,
+    ),
+    (
+        "perencanaan_pembangunan",
+        "tangsi",
+        "Penerangan jalan Jl. Samanhudi",
+        "Jalan gelap di malam hari.",
+        proposals.STAGES[1:],  # the whole cycle, done
+        120_000_000,
+        120_000_000,
+        400,
     ),
 ]
 
@@ -157,6 +203,38 @@ def seed(settings: Settings, now: datetime) -> dict[str, tuple[str, str]]:
                 workflow.close(db, admin, r.id, resolution, "", "", sink, t0 + timedelta(days=2))
                 if stage == "closed_direct":  # the reporter confirms (the evaluation counts it)
                     reports.give_feedback(db, r.code, "solved", "Terima kasih.", t0 + timedelta(days=3))
+        bappeda = officer["bappeda"]
+        assert bappeda is not None
+        for category, kel, title, text, stages, cost, funded, days in PROPOSALS:
+            t0 = now - timedelta(days=days)
+            inp = reports.ReportInput(category=category, title=title, description=text, kelurahan=kel)
+            r = reports.create_report(db, ref, inp, [], policy, sink, t0)
+            workflow.verify(db, admin, r.id, sink, t0 + timedelta(hours=5))
+            workflow.close(db, admin, r.id, "needs_budget", "", "", sink, t0 + timedelta(days=1), ref=ref)
+            found = proposals.of_report(db, r.id)
+            assert found is not None
+            pid, year = found.id, found.budget_year
+            if cost is not None:
+                estimator = officer[ref.categories[category].agency]
+                assert estimator is not None
+                at = t0 + timedelta(days=2)
+                proposals.estimate(
+                    db, ref, estimator, pid, str(cost), "", at, ceiling=settings.proposal_cost_ceiling
+                )
+            for i, stage in enumerate(stages):
+                proposals.move(
+                    db,
+                    ref,
+                    bappeda,
+                    pid,
+                    stage,
+                    "Anggaran tahun ini sudah penuh." if stage == "deferred" else "",
+                    sink,
+                    t0 + timedelta(days=3 + i * (days - 3) // len(stages)),
+                    ceiling=settings.proposal_cost_ceiling,
+                    funded=str(funded or ""),
+                    budget_year=str(year + 1),
+                )
     engine.dispose()
     return logins
 

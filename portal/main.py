@@ -13,9 +13,22 @@ from fastapi.staticfiles import StaticFiles
 from bcc_common.timefmt import utc_now
 from portal.config import Settings
 from portal.lifespan import make_lifespan
+from portal.metrics import MetricsMiddleware, RouteIndex
 from portal.runtime import PortalRuntime, build_runtime
 from portal.services.notify import SmtpSettings
-from portal.web import console, errors, open311, public, staff, staff_admin, staff_auth, status, wall
+from portal.web import (
+    alarm_health,
+    console,
+    errors,
+    open311,
+    proposals,
+    public,
+    staff,
+    staff_admin,
+    staff_auth,
+    status,
+    wall,
+)
 from portal.web.fastpath import ReportFastPath
 from portal.web.middleware import BodyLimitMiddleware, CsrfCookieMiddleware, SecurityHeadersMiddleware
 
@@ -44,9 +57,15 @@ def create_app(
     return app
 
 
+ROUTERS = tuple(
+    m.router
+    for m in (public, status, staff_auth, staff, staff_admin, proposals, open311, console, alarm_health, wall)
+)
+
+
 def include_routes(app: FastAPI) -> None:
-    for module in (public, status, staff_auth, staff, staff_admin, open311, console, wall):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
 
@@ -59,6 +78,12 @@ def add_middleware(app: FastAPI, runtime: PortalRuntime) -> None:
     # inside the cap; does the two above itself (portal.web.fastpath)
     app.add_middleware(ReportFastPath, runtime=runtime)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # outermost of ours: also counts the cap's refusals and the fast path's answers
+    app.add_middleware(
+        MetricsMiddleware,
+        metrics=runtime.metrics,
+        routes=RouteIndex.of([*app.routes, *(r for router in ROUTERS for r in router.routes)]),
+    )
 
 
 def app_from_env() -> FastAPI:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -94,6 +95,9 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Alarm notifications (docs/alarms.md, "Notifications"): where and in which language ("id"/"en").
+    email: Mapped[str | None] = mapped_column(String(200))
+    lang: Mapped[str] = mapped_column(String(2), default="id", server_default="id")
 
 
 class StaffSession(Base):
@@ -255,12 +259,19 @@ class ScheduleRun(Base):
 
 
 class Notification(Base):
-    """One reporter e-mail to send (the outbox): written when the event happens, sent by whichever
-    portal worker claims it first, kept across restarts, retried with backoff (portal/services/notify.py).
+    """One e-mail to send (the outbox): written when the event happens, sent by whichever portal worker
+    claims it first, kept across restarts, retried with backoff (portal/services/notify.py). ``kind``
+    "report": a reporter's e-mail, composed at sending from the report; "alarm": an operator's alarm
+    e-mail, written whole (``recipient``, ``subject``, ``body``) by ``bcc alarms``, which defines the
+    same columns in iot_gateway/alarms/store.py. ``dedupe_key`` (unique) makes an alarm e-mail exist
+    once per alarm occurrence, recipient and kind, whoever writes it how often.
     """
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_due", "sent_at", "failed_at", "next_at"),)
+    __table_args__ = (
+        Index("ix_notifications_due", "sent_at", "failed_at", "next_at"),
+        Index("uq_notifications_dedupe_key", "dedupe_key", unique=True),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(20))
     event: Mapped[str] = mapped_column(String(16))
@@ -275,6 +286,14 @@ class Notification(Base):
     # that e-mail is sent or given up (erased in the same UPDATE; docs/security.md, "Reporter secret and
     # confidential reports").
     reporter_key: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="report", server_default="report")
+    recipient: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
+    dedupe_key: Mapped[str | None] = mapped_column(String(64))
+    # what the event is about beyond the report's own state: the new stage of its development proposal
+    # (event ``proposal``; migration 0011), so that each stage's e-mail names its own stage
+    detail: Mapped[str | None] = mapped_column(String(32))
 
 
 class ContactView(Base):
@@ -356,3 +375,64 @@ class AlarmLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Proposal(Base):
+    """A development proposal (usulan pembangunan): one or more reports closed as ``needs_budget`` carried
+    into the regional planning cycle (portal/services/proposals.py, docs/portal.md). Amounts in rupiah."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (Index("ix_proposals_year_stage", "budget_year", "stage"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    kecamatan: Mapped[str] = mapped_column(String(32), index=True)
+    kelurahan: Mapped[str] = mapped_column(String(32))
+    agency: Mapped[str] = mapped_column(String(32), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    estimated_cost: Mapped[int | None] = mapped_column(BigInteger)
+    funded_amount: Mapped[int | None] = mapped_column(BigInteger)
+    priority: Mapped[str] = mapped_column(String(16))  # PRIORITIES
+    channel: Mapped[str] = mapped_column(String(32))  # CHANNELS
+    budget_year: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(32))  # portal.services.proposals.STAGES or an outcome
+    stage_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    entries: Mapped[list[ProposalEntry]] = relationship(
+        back_populates="proposal", order_by="ProposalEntry.id", cascade="all, delete-orphan"
+    )
+    links: Mapped[list[ProposalReport]] = relationship(
+        back_populates="proposal", order_by="ProposalReport.id", cascade="all, delete-orphan"
+    )
+
+
+class ProposalEntry(Base):
+    """One line of a proposal's history: created, a report joined, a stage decided, a cost estimated.
+
+    ``actor_label`` is what the public sees (an agency's name, ``admin``), never a staff member's name;
+    ``actor_id`` says who for the staff."""
+
+    __tablename__ = "proposal_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # created | linked | stage | cost
+    stage: Mapped[str | None] = mapped_column(String(32))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    proposal: Mapped[Proposal] = relationship(back_populates="entries")
+    actor: Mapped[User | None] = relationship()
+
+
+class ProposalReport(Base):
+    """A report carried by a proposal; a report belongs to at most one proposal."""
+
+    __tablename__ = "proposal_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id", ondelete="CASCADE"), index=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), unique=True)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    proposal: Mapped[Proposal] = relationship(back_populates="links")
+    report: Mapped[Report] = relationship()

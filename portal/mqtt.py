@@ -108,7 +108,8 @@ class MqttEventSink:
                         (t.all_state, 1),
                         (t.availability("+"), 1),
                         (t.response("+"), 1),
-                        (t.bridge_state, 1),
+                        (t.all_bridge_states, 1),
+                        (t.all_bridge_devices, 1),
                         (t.all_alarm_states, 1),
                     ]
                 )
@@ -133,8 +134,10 @@ class MqttEventSink:
         try:
             text = msg.payload.decode("utf-8", errors="replace")
             parts = msg.topic.removeprefix(self.topics.base + "/").split("/")
-            if msg.topic == self.topics.bridge_state:
-                room.on_bridge(text)
+            if (gateway := self.topics.gateway_of_bridge(msg.topic, "state")) is not None:
+                room.on_bridge(gateway, text)
+            elif (gateway := self.topics.gateway_of_bridge(msg.topic, "devices")) is not None:
+                room.on_inventory(gateway, bytes(msg.payload))
             elif (alarm := self.topics.alarm_of_state(msg.topic)) is not None:
                 room.on_alarm(alarm, json.loads(text) if text else None)
             elif len(parts) == 1:

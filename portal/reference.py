@@ -37,6 +37,7 @@ class Agency(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     key: str
     name: str
+    short: str | None = None  # the abbreviation officials use (Dinkes, Bappeda), for charts
 
 
 class Category(BaseModel):

@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 
 from portal.config import Settings
 from portal.db import make_engine, session_factory
+from portal.metrics import PortalMetrics
 from portal.mqtt import MqttEventSink
 from portal.reference import Reference, load_reference
 from portal.services.deadlines import WIB
@@ -130,6 +131,7 @@ class PortalRuntime:
     public_limiter: RateLimiter  # every public write but the report form (portal.web.deps)
     wall: WallState
     connections: Connections
+    metrics: PortalMetrics  # HTTP requests and latency (portal.metrics)
 
     def now(self) -> datetime:
         return self.clock()
@@ -166,6 +168,7 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime]) -> PortalRu
         account_limiter=RateLimiter("login_account", settings.account_login_attempts, timedelta(minutes=15)),
         wall=WallState.load(settings),
         connections=connections,
+        metrics=PortalMetrics(),
     )
 
 
@@ -174,6 +177,8 @@ def make_templates() -> Jinja2Templates:
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
     env.filters["wib"] = lambda ts: ts.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB") if ts else ""
+    # whole rupiah as Indonesians write it: Rp 1.500.000
+    env.filters["rupiah"] = lambda n: "–" if n is None else "Rp " + f"{int(n):,}".replace(",", ".")
     return Jinja2Templates(env=env)
 
 

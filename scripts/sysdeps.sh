@@ -26,6 +26,10 @@ if [ "$mode" = test ]; then
   need[curl]=curl
   need[pg_dump]=postgresql-client  # bcc backup/restore of a PostgreSQL portal (tests/bcc/test_backup_restore.py)
   need[pg_restore]=postgresql-client
+  # the production layout on three network namespaces (tests/deploy/test_netns_e2e.py): ip netns and
+  # veth, the browser's DevTools bridge, and setpriv to run the namespace's own PostgreSQL as postgres
+  need[ip]=iproute2
+  need[setpriv]=util-linux
 fi
 # The portal's production path is tested against a real PostgreSQL at 127.0.0.1:5432 (user postgres,
 # trust; BCC_TEST_POSTGRES overrides). A fresh Debian 12 has none running: install and start one.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -33,6 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="this evaluator's name (default: <host>_<pid>); a standby needs its own",
     )
     parser.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        help="on-duty roster YAML for alarm e-mails (default: operator accounts on duty, admins escalate)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus /metrics and /healthz on 127.0.0.1:PORT (default: off)",
+    )
+    parser.add_argument(
         "--profiles", type=Path, action="append", default=[], help="extra profile directory (repeatable)"
     )
     parser.add_argument(
@@ -50,6 +63,7 @@ def _load(args: argparse.Namespace) -> AlarmsConfig | None:
             args.state,
             profile_dirs=(PROFILE_DIR, *args.profiles),
             instance=args.instance,
+            roster=args.roster,
         )
     except ConfigError as err:
         print(f"configuration invalid ({len(err.problems)} problems):", file=sys.stderr)
@@ -76,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return 2
+    if args.metrics_port:
+        config = dataclasses.replace(config, metrics_port=args.metrics_port)
     if args.check_config:
         rules = config.rules
         print(f"configuration ok: {len(rules.book.rules)} rules, {len(rules.alarms)} alarms")

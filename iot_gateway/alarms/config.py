@@ -17,6 +17,7 @@ from bcc_common.ident import IDENT_RE
 from bcc_common.secrets import SecretFileError, read_secret
 from devices.loader import PROFILE_DIR, ConfigError, LoadedSite, load_site
 from devices.site import MqttSettings
+from iot_gateway.alarms.notify import load_roster
 from iot_gateway.alarms.rules import LoadedRules, load_rules, rules_path_for
 from iot_gateway.alarms.store import sqlite_url
 from iot_gateway.config import resolve_mqtt
@@ -45,6 +46,11 @@ class AlarmsConfig:
     tick_s: float = 0.25
     # The active evaluator renews its lease every lease_s / 3; a standby takes over once it expired.
     lease_s: float = 10.0
+    # The on-duty roster for alarm e-mails (docs/alarms.md, "Notifications"); None: by role.
+    roster: Path | None = None
+    # Prometheus /metrics and /healthz on this port of metrics_host (0: none).
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     @property
     def client_id(self) -> str:
@@ -59,9 +65,15 @@ def build_alarms_config(
     where: str = "<site>",
     instance: str | None = None,
     lease_s: float = 10.0,
+    roster: Path | None = None,
 ) -> AlarmsConfig:
     """Rules, state and secrets for an already loaded site; ConfigError lists every problem."""
     problems: list[str] = []
+    if roster is not None:
+        try:
+            load_roster(roster)
+        except ConfigError as err:
+            problems += err.problems
     rules: LoadedRules | None = None
     try:
         rules = load_rules(rules_path or rules_path_for(loaded), loaded)
@@ -91,7 +103,9 @@ def build_alarms_config(
     if problems or rules is None:
         raise ConfigError(problems)
     url = database or sqlite_url(state_path or DEFAULT_STATE)
-    return AlarmsConfig(loaded, rules, mqtt, password, url, database is None, instance, lease_s=lease_s)
+    return AlarmsConfig(
+        loaded, rules, mqtt, password, url, database is None, instance, lease_s=lease_s, roster=roster
+    )
 
 
 def load_alarms_config(
@@ -101,7 +115,8 @@ def load_alarms_config(
     env: Mapping[str, str] | None = None,
     profile_dirs: Iterable[Path] = (PROFILE_DIR,),
     instance: str | None = None,
+    roster: Path | None = None,
 ) -> AlarmsConfig:
     env = os.environ if env is None else env
     loaded = load_site(site_path, profile_dirs)
-    return build_alarms_config(loaded, env, rules_path, state_path, str(site_path), instance)
+    return build_alarms_config(loaded, env, rules_path, state_path, str(site_path), instance, roster=roster)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from iot_gateway.alarms.rules import BRIDGE, EVALUATOR, AlarmSpec, LoadedRules
+from iot_gateway.alarms.rules import BRIDGE, EVALUATOR, RECORDER, REPORTS, AlarmSpec, LoadedRules
 
 SYSTEM = "system"
 MAX_WHO = 64
@@ -103,6 +103,7 @@ class Evaluator:
     link_lost_at: float | None = None
     bridge_online: bool = True
     offline_devices: set[str] = field(default_factory=set)
+    recorders: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # instance -> its status
 
     def __post_init__(self) -> None:
         self.alarms = {s.id: Alarm(s, last_seen=self.start) for s in self.rules.alarms}
@@ -164,6 +165,36 @@ class Evaluator:
         events: list[AlarmEvent] = []
         for alarm in self._by_device.get(BRIDGE, ()):
             self._set(alarm, not online, now, "online" if online else "offline")
+            events += self._settle(alarm, now)
+        return events
+
+    def on_backlog(self, backlog: Mapping[str, Any], now: float) -> list[AlarmEvent]:
+        """The portal's report backlog (``<base>/reports/backlog``): ``overdue_verification`` and
+        ``overdue_response`` are the counts of open reports past each deadline."""
+        events: list[AlarmEvent] = []
+        for alarm in self._by_device.get(REPORTS, ()):
+            value = backlog.get(f"overdue_{alarm.spec.rule.deadline}")
+            self._set(alarm, self._condition(alarm, value), now, value)
+            events += self._settle(alarm, now)
+        return events
+
+    def on_recorder(self, instance: str, status: Mapping[str, Any] | None, now: float) -> list[AlarmEvent]:
+        """One recorder's retained status (None: removed from service). recorder_offline alarms hold
+        while any recorder says ``offline`` (its last will, or a clean stop); influxdb_unreachable ones
+        while any online recorder cannot write to InfluxDB. The value names those recorders."""
+        if status is None:
+            self.recorders.pop(instance, None)
+        else:
+            self.recorders[instance] = status
+        states = self.recorders.items()
+        offline = sorted(i for i, s in states if s.get("state") == "offline")
+        unreachable = sorted(
+            i for i, s in states if s.get("state") == "online" and s.get("influxdb") == "unreachable"
+        )
+        events: list[AlarmEvent] = []
+        for alarm in self._by_device.get(RECORDER, ()):
+            names = offline if alarm.spec.rule.kind == "recorder_offline" else unreachable
+            self._set(alarm, bool(names), now, ", ".join(names) or "-")
             events += self._settle(alarm, now)
         return events
 
@@ -256,7 +287,7 @@ class Evaluator:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return alarm.condition  # not a number (a bad payload): keep what we had
         assert rule.limit is not None
-        if rule.kind == "high":
+        if rule.kind in ("high", "reports_overdue"):
             return value > rule.limit if not alarm.condition else value > rule.limit - rule.deadband
         return value < rule.limit if not alarm.condition else value < rule.limit + rule.deadband
 

@@ -24,13 +24,42 @@ from devices.models import Label
 RULES_DIR = SITE_DIR / "alarms"
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
-Kind = Literal["high", "low", "state", "stale", "offline", "gateway_offline", "alarm_system"]
+Kind = Literal[
+    "high",
+    "low",
+    "state",
+    "stale",
+    "offline",
+    "gateway_offline",
+    "alarm_system",
+    "reports_overdue",
+    "recorder_offline",
+    "influxdb_unreachable",
+]
 ALL_DEVICES = "*"
 # The subject of a gateway_offline alarm (its alarm id is ``<rule>.bridge``) and of an alarm_system one.
 BRIDGE = "bridge"
 EVALUATOR = "evaluator"
-# Rules about the room's infrastructure rather than devices: no ``devices``, no ``point``.
-SYSTEM_KINDS = ("gateway_offline", "alarm_system")
+# The subject of a reports_overdue alarm: the portal's report backlog (``<base>/reports/backlog``).
+REPORTS = "reports"
+# The subject of recorder_offline and influxdb_unreachable alarms: the recorders' retained status
+# (``<base>/recorder/status/<instance>``), any of them.
+RECORDER = "recorder"
+# Rules about the room's infrastructure or the citizen side rather than devices: no ``devices``, no
+# ``point``.
+SYSTEM_KINDS = (
+    "gateway_offline",
+    "alarm_system",
+    "reports_overdue",
+    "recorder_offline",
+    "influxdb_unreachable",
+)
+# Rules with a number to pass: ``limit`` (and ``deadband``) apply.
+NUMERIC_KINDS = ("high", "low", "reports_overdue")
+# Who gets an alarm's e-mail (docs/alarms.md, "Notifications"): the on-duty operators of the roster, or
+# every active portal account of a role, each with an e-mail address.
+Audience = Literal["on_duty", "operator", "admin"]
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class Rule(BaseModel):
@@ -45,8 +74,10 @@ class Rule(BaseModel):
     # Devices the rule watches; "*" is every device of the site (offline and stale rules).
     devices: tuple[Ident, ...] | Literal["*"] = ()
     point: Ident | None = None
-    # high / low: raised when the value passes the limit, cleared once it is back by the deadband.
+    # high / low: raised when the value passes the limit, cleared once it is back by the deadband;
+    # reports_overdue: raised when more than ``limit`` reports are past their ``deadline``.
     limit: float | None = None
+    deadline: Literal["verification", "response"] | None = None
     deadband: Annotated[float, Field(ge=0)] = 0.0
     # state: raised while the boolean point has this value.
     value: Literal["ON", "OFF"] | None = None
@@ -56,15 +87,27 @@ class Rule(BaseModel):
     # The condition must hold this long before the alarm is raised, and be gone this long before it clears.
     on_delay_s: Annotated[float, Field(ge=0, le=86400)] = 0.0
     off_delay_s: Annotated[float, Field(ge=0, le=86400)] = 0.0
+    # Who is e-mailed when it is raised (default: the file's ``notify`` for its severity; [] is nobody),
+    # and for a critical rule after how long unacknowledged the roster's next person is told.
+    notify: tuple[Audience, ...] | None = None
+    escalate_after_s: Annotated[float, Field(ge=60, le=86400)] | None = None
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> Rule:
         problems: list[str] = []
-        numeric = self.kind in ("high", "low")
+        if self.escalate_after_s is not None and self.severity != "critical":
+            problems.append("'escalate_after_s' applies to critical rules only")
+        numeric = self.kind in NUMERIC_KINDS
         if numeric and self.limit is None:
             problems.append(f"a {self.kind} rule needs 'limit'")
         if not numeric and (self.limit is not None or self.deadband):
-            problems.append(f"'limit' and 'deadband' apply to high/low rules, not {self.kind}")
+            problems.append(
+                f"'limit' and 'deadband' apply to high/low rules and reports_overdue, not {self.kind}"
+            )
+        if (self.kind == "reports_overdue") != (self.deadline is not None):
+            problems.append("'deadline' (verification or response) is required by reports_overdue rules only")
+        if self.kind == "reports_overdue" and self.limit is not None and self.limit < 0:
+            problems.append("a reports_overdue 'limit' is a number of reports (0 or more)")
         if (self.kind == "state") != (self.value is not None):
             problems.append("'value' (ON or OFF) is required by state rules and only allowed there")
         if (self.kind in ("stale", "alarm_system")) != (self.after_s is not None):
@@ -86,7 +129,35 @@ class Rule(BaseModel):
         return self
 
 
-_SUBJECT = {"gateway_offline": "gateway", "alarm_system": "evaluator itself"}
+_SUBJECT = {
+    "gateway_offline": "gateway",
+    "alarm_system": "evaluator itself",
+    "reports_overdue": "report backlog",
+    "recorder_offline": "recorders",
+    "influxdb_unreachable": "recorders",
+}
+
+
+class NotifyPolicy(BaseModel):
+    """The file's ``notify`` section: who is e-mailed for a new alarm of each severity, when an
+    unacknowledged critical alarm escalates, and when the daily summary goes out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    critical: tuple[Audience, ...] = ("on_duty", "admin")
+    high: tuple[Audience, ...] = ("on_duty",)
+    medium: tuple[Audience, ...] = ()
+    low: tuple[Audience, ...] = ()
+    # A critical alarm still unacknowledged after this long is sent to the roster's next person (and
+    # after twice as long to the one after, ...).
+    escalate_after_s: Annotated[float, Field(ge=60, le=86400)] = 600.0
+    # The daily summary: at this time of day in WIB (UTC+7), to these people ([] turns it off).
+    daily_summary_at: Annotated[str, Field(pattern=HHMM)] = "07:00"
+    daily_summary_to: tuple[Audience, ...] = ("on_duty",)
+
+    def audience(self, severity: str) -> tuple[str, ...]:
+        found: tuple[str, ...] = getattr(self, severity)
+        return found
 
 
 class RuleBook(BaseModel):
@@ -97,6 +168,7 @@ class RuleBook(BaseModel):
     site: Ident
     # Longest shelving an operator may ask for (ISA-18.2: shelving is always time-limited).
     max_shelve_s: Annotated[float, Field(gt=0, le=7 * 86400)] = 8 * 3600.0
+    notify: NotifyPolicy = NotifyPolicy()
     rules: tuple[Rule, ...] = ()
 
 
@@ -111,6 +183,16 @@ class AlarmSpec:
     @property
     def severity(self) -> str:
         return self.rule.severity
+
+    def audience(self, policy: NotifyPolicy) -> tuple[str, ...]:
+        """Who is e-mailed when this alarm is raised."""
+        return self.rule.notify if self.rule.notify is not None else policy.audience(self.severity)
+
+    def escalate_after_s(self, policy: NotifyPolicy) -> float | None:
+        """After how long unacknowledged the alarm escalates (critical alarms only)."""
+        if self.severity != "critical":
+            return None
+        return self.rule.escalate_after_s or policy.escalate_after_s
 
 
 @dataclass(frozen=True)
@@ -136,6 +218,10 @@ def _devices_of(rule: Rule, loaded: LoadedSite) -> tuple[str, ...]:
         return (BRIDGE,)
     if rule.kind == "alarm_system":
         return (EVALUATOR,)
+    if rule.kind == "reports_overdue":
+        return (REPORTS,)
+    if rule.kind in ("recorder_offline", "influxdb_unreachable"):
+        return (RECORDER,)
     if rule.devices == ALL_DEVICES:
         return tuple(d.id for d in loaded.site.devices)
     return tuple(rule.devices)

@@ -28,13 +28,17 @@ import orjson
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
+from bcc_common.lease import LeaseChange, LeaseTerm
 from bcc_common.process import cancel_and_wait
 from bcc_common.timefmt import iso_ms
 from bcc_contract.alarms import ACTIONS
 from bcc_contract.topics import OFFLINE, ONLINE, Topics
 from iot_gateway.alarms.config import AlarmsConfig
 from iot_gateway.alarms.engine import Alarm, AlarmEvent, CommandError, Evaluator
+from iot_gateway.alarms.metrics import AlarmMetrics
+from iot_gateway.alarms.notify import AlarmNotifier, health_of
 from iot_gateway.alarms.store import AlarmStore
+from iot_gateway.health import HealthServer
 from iot_gateway.lifecycle import mqtt_connected
 from iot_gateway.mqtt import PUBLISH_TIMEOUT_S, client_kwargs
 
@@ -44,7 +48,17 @@ MAX_COMMAND_BYTES = 4096
 OUTBOX_BATCH = 500
 AVAILABILITY = {ONLINE.encode(): True, OFFLINE.encode(): False}
 LEASE = "evaluator"
+HEALTH_EVERY_S = 60.0  # alarm health metrics are recomputed from the database this often
 ACTIVE, STANDBY = "active", "standby"
+
+
+def _json_object(payload: bytes) -> dict[str, Any] | None:
+    """The payload as a JSON object, or None (not JSON, or JSON of another shape)."""
+    try:
+        found = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def iso_or_none(ts: float | None) -> str | None:
@@ -82,6 +96,11 @@ class AlarmService:
         self.topics = Topics(config.mqtt.base_topic, config.mqtt.discovery_prefix)
         self.store = AlarmStore(config.database_url, create=config.own_database)
         self.evaluator = Evaluator(config.rules, start=clock())
+        self.notifier = AlarmNotifier(config.rules, self.store, config.roster)
+        if not self.store.notifying:
+            log.info("alarms_email_off", reason="no portal outbox and staff accounts in the state database")
+        self.metrics = AlarmMetrics()
+        self._health_at = 0.0
         self.forgotten: list[str] = []
         devices = [d.id for d in config.loaded.site.devices]
         self._state_topics = {self.topics.state(d): d for d in devices}
@@ -91,6 +110,9 @@ class AlarmService:
         self._last_ts: dict[str, str] = {}  # device -> ``ts`` of the newest state judged
         self._devices = frozenset(devices)
         self._availability_topics = {self.topics.availability(d): d for d in devices}
+        # The site's own gateway (fleet: one bridge state per gateway, docs/mqtt.md).
+        self._bridge_topic = self.topics.bridge_state(config.loaded.site.gateway_id)
+        self._telemetry_topic = self.topics.bridge_telemetry(config.loaded.site.gateway_id)
         self._client: aiomqtt.Client | None = None
         self._publish_lock = asyncio.Lock()
         self._dirty: set[str] = set()  # committed, not yet published
@@ -102,34 +124,30 @@ class AlarmService:
         self._last_state: dict[str, tuple[float, dict[str, Any]]] = {}
         self._last_availability: dict[str, tuple[float, bool]] = {}
         self._last_bridge: tuple[float, bool] | None = None
-        self._held_until = 0.0  # lease: active while now < this
+        self._last_backlog: tuple[float, dict[str, Any]] | None = None
+        self._last_recorders: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self.lease = LeaseTerm(config.lease_s)  # active while it holds the database's lease
         self._ever_connected = False
-        self._renew_at = 0.0
 
     @property
     def active(self) -> bool:
-        return self.clock() < self._held_until
+        return self.lease.active(self.clock())
 
     # --- lease ------------------------------------------------------------------------------------
     async def _check_lease(self, now: float) -> None:
         """Renew (or take) the lease every lease_s / 3; take over with the persisted alarms."""
-        if now < self._renew_at:
+        if not self.lease.due(now):
             return
-        lease_s = self.config.lease_s
-        was_active = self.active
         try:
-            held = self.store.take_lease(LEASE, self.config.client_id, now, lease_s)
+            held = self.store.take_lease(LEASE, self.config.client_id, now, self.config.lease_s)
         except SQLAlchemyError as err:
             log.warning("alarms_lease_failed", error=str(err).splitlines()[0])
             held = False
-        self._renew_at = now + lease_s / 3
-        if held:
-            self._held_until = now + lease_s
-        if held and not was_active:
+        change = self.lease.record(held, now)
+        if change is LeaseChange.GAINED:
             await self._take_over(now)
-        elif not held and was_active:
+        elif change is LeaseChange.LOST:
             log.warning("alarms_lease_lost", instance=self.config.instance)
-            self._held_until = 0.0
             await self._say_status()
 
     async def _take_over(self, now: float) -> None:
@@ -143,6 +161,10 @@ class AlarmService:
         events: list[AlarmEvent] = []
         if self._last_bridge is not None:
             events += self.evaluator.on_bridge(self._last_bridge[1], self._last_bridge[0])
+        if self._last_backlog is not None:
+            events += self.evaluator.on_backlog(self._last_backlog[1], self._last_backlog[0])
+        for instance, (t, status) in self._last_recorders.items():
+            events += self.evaluator.on_recorder(instance, status, t)
         for device, (t, online) in self._last_availability.items():
             events += self.evaluator.on_availability(device, online, t)
         for device, (t, state) in self._last_state.items():
@@ -187,7 +209,8 @@ class AlarmService:
             return
         changed = list(dict.fromkeys(e.alarm for e in events))
         bodies = [(e.at, self._event_payload(e)) for e in events]
-        self.store.save(self.evaluator.snapshot(changed), bodies, self.clock())
+        notices = self.notifier.on_events(events, self.evaluator)
+        self.store.save(self.evaluator.snapshot(changed), bodies, self.clock(), notices)
         for event in events:
             log.info(
                 "alarm_transition",
@@ -276,11 +299,25 @@ class AlarmService:
 
     async def _tick_loop(self) -> None:
         while True:
-            now = self.clock()
-            await self._check_lease(now)
-            if self.active:
-                await self._commit(self.evaluator.tick(now))
+            await self.step()
             await asyncio.sleep(self.config.tick_s)
+
+    async def step(self) -> None:
+        """One pass of time: the lease, delays and expiries, escalations and the daily summary (active
+        only), and the health metrics every HEALTH_EVERY_S."""
+        now = self.clock()
+        await self._check_lease(now)
+        if self.active:
+            await self._commit(self.evaluator.tick(now))
+            notices = self.notifier.escalations(self.evaluator, now)
+            notices += self.notifier.daily_summary(self.evaluator, now)
+            self.store.enqueue(notices)
+        if now >= self._health_at:
+            self._health_at = now + HEALTH_EVERY_S
+            self.metrics.update(health_of(self.store, self.config.rules, now))
+
+    def health_status(self) -> tuple[bool, dict[str, object]]:
+        return True, {"active": self.active, "connected": self.connected.is_set()}
 
     # --- MQTT -------------------------------------------------------------------------------------
     async def _on_connect(self, client: aiomqtt.Client) -> None:
@@ -289,12 +326,17 @@ class AlarmService:
         # Inputs at QoS 0: the session is clean, so QoS 1 would keep nothing across a reconnect (the
         # retained states come again), and it costs a PUBACK per message (at 500 states/s, a third of
         # the evaluator's CPU was socket writes). Commands at QoS 1.
-        inputs = [(t.all_availability, 0), (t.bridge_state, 0)]
+        inputs = [
+            (t.all_availability, 0),
+            (self._bridge_topic, 0),
+            (t.report_backlog, 0),
+            (t.all_recorder_status, 0),
+        ]
         if self.bulk:
             # Live states from the batches; the devices' retained states once, for their values now:
             # the broker queues the retained messages when it handles the SUBSCRIBE, before the
             # UNSUBSCRIBE that follows, so they arrive and nothing live comes on these topics after.
-            await client.subscribe([(t.bridge_telemetry, 0), *inputs])
+            await client.subscribe([(self._telemetry_topic, 0), *inputs])
             await client.subscribe(t.all_state, qos=0)
             await client.unsubscribe(t.all_state)
         else:
@@ -318,9 +360,25 @@ class AlarmService:
                 return
             if isinstance(state, dict):
                 await self._commit(self._on_state(self._state_topics[topic], state, now))
-        elif topic == self.topics.bridge_telemetry and self.bulk:
+        elif topic == self._telemetry_topic and self.bulk:
             await self._commit(self._on_batch(payload, now))
-        elif topic in self._availability_topics or topic == self.topics.bridge_state:
+        elif (instance := self.topics.recorder_of_status(topic)) is not None:
+            status = _json_object(payload) if payload else None  # empty: taken out of service
+            if payload and status is None:
+                log.warning("alarm_bad_recorder_status", topic=topic)
+                return
+            self._last_recorders[instance] = (now, status)
+            if self.active:
+                await self._commit(ev.on_recorder(instance, status, now))
+        elif topic == self.topics.report_backlog:
+            backlog = _json_object(payload)
+            if backlog is None:  # an empty retained message or garbage: nothing to judge
+                log.warning("alarm_bad_backlog", topic=topic)
+                return
+            self._last_backlog = (now, backlog)
+            if self.active:
+                await self._commit(ev.on_backlog(backlog, now))
+        elif topic in self._availability_topics or topic == self._bridge_topic:
             if payload not in AVAILABILITY:
                 # an empty retained message (a device removed) or garbage says nothing either way
                 log.warning(
@@ -328,7 +386,7 @@ class AlarmService:
                 )
                 return
             online = AVAILABILITY[payload]
-            if topic == self.topics.bridge_state:
+            if topic == self._bridge_topic:
                 self._last_bridge = (now, online)
                 if self.active:
                     await self._commit(ev.on_bridge(online, now))
@@ -358,7 +416,7 @@ class AlarmService:
         except orjson.JSONDecodeError:
             batch = None
         if not isinstance(batch, dict):
-            log.warning("alarm_bad_batch", topic=self.topics.bridge_telemetry)
+            log.warning("alarm_bad_batch", topic=self._telemetry_topic)
             return []
         events: list[AlarmEvent] = []
         for device, states in batch.items():
@@ -448,6 +506,10 @@ class AlarmService:
         """Run until ``stop`` is set or the task is cancelled."""
         stop = stop or asyncio.Event()
         log.info("alarms_starting", rules=len(self.config.rules.book.rules), instance=self.config.instance)
+        server: HealthServer | None = None
+        if self.config.metrics_port:
+            server = HealthServer(self.metrics.registry, self.health_status)
+            await server.start(self.config.metrics_host, self.config.metrics_port)
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
@@ -465,7 +527,7 @@ class AlarmService:
                 if self.active:  # a standby takes over at once
                     with contextlib.suppress(SQLAlchemyError):
                         self.store.release_lease(LEASE, self.config.client_id)
-                    self._held_until = 0.0
+                    self.lease.release()
                 client = self._client
                 if client is not None:  # a clean stop says offline itself; the will covers crashes
                     with contextlib.suppress(aiomqtt.MqttError):
@@ -478,6 +540,8 @@ class AlarmService:
                         )
                 await cancel_and_wait(*tasks)
         finally:
+            if server is not None:
+                await server.close()
             self.store.close()
             log.info("alarms_stopped")
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     Index,
@@ -82,6 +84,57 @@ alarm_lease = Table(
 )
 TABLES = ("alarm_states", "alarm_events", "alarm_lease")
 
+# The portal's tables the evaluator writes alarm e-mails into (migration 0010): the outbox the portal's
+# workers send from, and the staff accounts it reads addresses from. Only in the portal's database (a
+# state file of our own has neither: no e-mail then); never created here.
+PORTAL_METADATA = MetaData()
+notifications = Table(
+    "notifications",
+    PORTAL_METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(20), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("recipient", String(200)),
+    Column("subject", String(200)),
+    Column("body", Text),
+    Column("dedupe_key", String(64)),
+    Column("sent_at", DateTime(timezone=True)),
+)
+staff = Table(
+    "users",
+    PORTAL_METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("email", String(200)),
+    Column("lang", String(2), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    username: str
+    role: str
+    email: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One alarm e-mail for the portal's outbox; ``key`` is unique per occurrence, recipient and kind."""
+
+    key: str
+    event: str  # alarm_raised, escalation, daily_summary
+    recipient: str  # an e-mail address
+    subject: str
+    body: str
+
 
 class StoreError(RuntimeError):
     pass
@@ -122,18 +175,29 @@ class AlarmStore:
         self._sqlite = self.engine.dialect.name == "sqlite"
         if create:
             METADATA.create_all(self.engine)
-        missing = [t for t in TABLES if not inspect(self.engine).has_table(t)]
+        found = inspect(self.engine)
+        missing = [t for t in TABLES if not found.has_table(t)]
         if missing:
             self.engine.dispose()
             raise StoreError(
                 f"the database has no table {', '.join(missing)}: apply the portal's migrations "
                 "(bcc portal migrate) or use a state file (--state)"
             )
+        # Alarm e-mails need the portal's outbox and staff accounts at migration 0010 or later.
+        self.notifying = all(
+            found.has_table(t.name)
+            and {c.name for c in t.c} <= {c["name"] for c in found.get_columns(t.name)}
+            for t in (notifications, staff)
+        )
 
     def _time(self, ts: float) -> datetime:
         """SQLite keeps no time zone: naive UTC there, as the portal's UTCDateTime stores it."""
         dt = datetime.fromtimestamp(ts, UTC)
         return dt.replace(tzinfo=None) if self._sqlite else dt
+
+    @staticmethod
+    def _seconds(dt: datetime) -> float:
+        return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).timestamp()
 
     def load(self) -> dict[str, dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -145,8 +209,9 @@ class AlarmStore:
         records: Mapping[str, Mapping[str, Any]],
         events: Iterable[tuple[float, Mapping[str, Any]]],
         now: float,
+        notices: Sequence[Notice] = (),
     ) -> None:
-        """Alarm records and their events (time, payload) in one transaction."""
+        """Alarm records, their events (time, payload) and their e-mails in one transaction."""
         events = list(events)
         severity = {e["alarm"]: e["severity"] for _, e in events}
         rows = [
@@ -185,6 +250,61 @@ class AlarmStore:
                         for ts, e in events
                     ],
                 )
+            self._enqueue(conn, notices)
+
+    def enqueue(self, notices: Sequence[Notice]) -> None:
+        """Alarm e-mails into the portal's outbox; one that exists already (same key) is not added again."""
+        if notices:
+            with self.engine.begin() as conn:
+                self._enqueue(conn, notices)
+
+    def _enqueue(self, conn: Connection, notices: Sequence[Notice]) -> None:
+        if not notices or not self.notifying:
+            return
+        # The outbox's send times are the portal workers' real time, whatever clock judges the alarms.
+        at = self._time(time.time())
+        new = pg_insert(notifications) if not self._sqlite else sqlite_insert(notifications)
+        conn.execute(
+            new.on_conflict_do_nothing(index_elements=["dedupe_key"]),
+            [
+                {
+                    "code": "",
+                    "event": n.event,
+                    "created_at": at,
+                    "next_at": at,
+                    "attempts": 0,
+                    "error": "",
+                    "kind": "alarm",
+                    "recipient": n.recipient,
+                    "subject": n.subject[:200],
+                    "body": n.body,
+                    "dedupe_key": n.key,
+                }
+                for n in notices
+            ],
+        )
+
+    def staff(self) -> list[StaffMember]:
+        """Active portal accounts with an e-mail address, by username."""
+        if not self.notifying:
+            return []
+        query = (
+            select(staff.c.username, staff.c.role, staff.c.email, staff.c.lang)
+            .where(staff.c.active.is_(True), staff.c.email.is_not(None), staff.c.email != "")
+            .order_by(staff.c.username)
+        )
+        with self.engine.connect() as conn:
+            return [StaffMember(u, r, e, lang or "id") for u, r, e, lang in conn.execute(query).all()]
+
+    def events_since(self, since: float) -> list[tuple[str, str, float, str]]:
+        """(alarm, event, at, who) of every transition after ``since``, oldest first."""
+        query = (
+            select(alarm_events.c.alarm, alarm_events.c.event, alarm_events.c.at, alarm_events.c.who)
+            .where(alarm_events.c.at > self._time(since))
+            .order_by(alarm_events.c.seq)
+        )
+        with self.engine.connect() as conn:
+            return [(a, e, self._seconds(at), w) for a, e, at, w in conn.execute(query).all()]
 
     def forget(self, alarm_ids: Iterable[str]) -> None:
         """Drop the records of alarms whose rule is gone (their history stays)."""

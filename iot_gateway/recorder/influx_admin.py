@@ -9,6 +9,11 @@ database only, and Grafana's user (``--grafana-user``, ``BCC_INFLUX_GRAFANA_USER
 password from ``BCC_INFLUX_GRAFANA_PASSWORD(_FILE)``) with READ only. A user that exists gets its
 password set only when the configured one does not log in, loses admin rights, and has its privilege
 on the database made exactly the one above (grants on other databases are left alone).
+
+With ``--create-admin`` a server that has no user yet gets its admin (``BCC_INFLUX_ADMIN_USER`` with
+its password) first: InfluxDB 1.x with authentication on accepts exactly that one statement from
+anyone until an admin exists, so the installer's unit (deploy/systemd/bcc-influx-provision@.service)
+makes it before anyone else can.
 """
 
 from __future__ import annotations
@@ -112,10 +117,12 @@ def _rows(results: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 class Provisioner:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, create_admin: bool = False) -> None:
         self.plan = plan
         self.settings = plan.settings
         self.admin = self._client(plan.admin)
+        self.create_admin = create_admin
+        self.lines: list[str] = []
 
     def _client(self, account: Account) -> InfluxClient:
         settings = self.settings.model_copy(update={"auth": "basic", "username": account.name})
@@ -148,6 +155,14 @@ class Provisioner:
                     f"InfluxDB at {url} refused the admin user {name!r}: wrong user or password "
                     "(BCC_INFLUX_ADMIN_USER / BCC_INFLUX_ADMIN_PASSWORD)"
                 ) from err
+            if "create admin user first" in str(err) and self.create_admin:
+                who, password = quote_ident(name), quote_string(self.plan.admin.password)
+                await self.admin.query(
+                    f"CREATE USER {who} WITH PASSWORD {password} WITH ALL PRIVILEGES", post=True
+                )
+                self.lines.append(f"admin {name} created (InfluxDB had no user)")
+                self.create_admin = False
+                return await self.check_admin()
             if "create admin user first" in str(err):
                 raise ProvisionError(
                     f"InfluxDB at {url} has no admin yet: create it first (the first user must be one), "
@@ -191,7 +206,10 @@ class Provisioner:
         s = self.settings
         await ensure_schema(self.admin, s, self.plan.measurements)
         rps = ", ".join(f"{name} {duration}" for name, duration, _ in retention_policies(s))
-        lines = [f"InfluxDB {s.url}: database {s.database}, retention policies {rps}, continuous query: ok"]
+        lines = [
+            *self.lines,
+            f"InfluxDB {s.url}: database {s.database}, retention policies {rps}, continuous query: ok",
+        ]
         for account in self.plan.accounts:
             changes = await self.ensure_account(account)
             lines.append(
@@ -201,8 +219,8 @@ class Provisioner:
         return lines
 
 
-async def provision(plan: Plan) -> list[str]:
-    provisioner = Provisioner(plan)
+async def provision(plan: Plan, create_admin: bool = False) -> list[str]:
+    provisioner = Provisioner(plan, create_admin)
     try:
         return await provisioner.run()
     except InfluxError as err:
@@ -228,12 +246,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Grafana's read-only user (default: BCC_INFLUX_GRAFANA_USER or grafana)",
     )
+    p.add_argument(
+        "--create-admin",
+        action="store_true",
+        help="create the admin user (BCC_INFLUX_ADMIN_USER) on a server that has no user yet",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         loaded = load_site(args.site, (PROFILE_DIR, *args.profiles))
-        lines = asyncio.run(provision(plan(loaded, os.environ, args.site, args.grafana_user)))
+        lines = asyncio.run(
+            provision(plan(loaded, os.environ, args.site, args.grafana_user), args.create_admin)
+        )
     except ConfigError as err:
         print(f"bcc influx provision: {'; '.join(err.problems)}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ version) and drain its queue without a task per message, which matters at 10k+ m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sqlite3
 import time
@@ -21,9 +22,10 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bcc_common.timefmt import iso_ms
 from bcc_contract.topics import Topics
 from iot_gateway.lifecycle import mqtt_connected
-from iot_gateway.mqtt import client_kwargs
+from iot_gateway.mqtt import PUBLISH_TIMEOUT_S, client_kwargs
 from iot_gateway.recorder.config import RecorderConfig
 from iot_gateway.recorder.lineproto import ts_to_ns
 from iot_gateway.recorder.metrics import RecorderMetrics
@@ -34,15 +36,18 @@ log = structlog.get_logger(__name__)
 MAX_BATCH_MESSAGES = 1000
 
 
-def topic_filters(topics: Topics, shared_group: str | None = None, bulk: bool = False) -> list[str]:
-    """Everything the recorder reads (the ``recorder`` role of mosquitto/acl). With ``bulk`` (the site's
+def topic_filters(
+    topics: Topics, gateway: str, shared_group: str | None = None, bulk: bool = False
+) -> list[str]:
+    """Everything the recorder reads (the ``recorder`` role of mosquitto/acl): its site's gateway's
+    bridge topics (``gateway``, the site's gateway id). With ``bulk`` (the site's
     ``gateway.telemetry_batch_ms``) device states come from the bulk topic, not one topic per device."""
     filters = [
-        topics.bridge_telemetry if bulk else topics.all_state,
+        topics.bridge_telemetry(gateway) if bulk else topics.all_state,
         topics.all_availability,
         topics.all_response,
-        topics.bridge_state,
-        topics.bridge_health,
+        topics.bridge_state(gateway),
+        topics.bridge_health(gateway),
         topics.report_events,
         topics.report_backlog,
         topics.alarm_events,
@@ -65,12 +70,17 @@ class Intake:
         self.metrics = metrics
         self.on_spooled = on_spooled
         bulk = config.loaded.site.gateway.telemetry_batch_ms is not None
-        self.filters = topic_filters(schema.topics, config.influx.shared_group, bulk)
+        self.filters = topic_filters(schema.topics, schema.gateway, config.influx.shared_group, bulk)
         self.connected = asyncio.Event()
         self.session_present = False
         self._seen: dict[str, bytes] = {}
         self.received_points = 0
         self.messages = 0
+        # Status on MQTT (docs/influxdb.md): retained, the last will says offline.
+        self.status_topic = schema.topics.recorder_status(config.client_id)
+        self.influxdb = "unknown"
+        self.status_changed = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
 
     def _make_client(self) -> aiomqtt.Client:
         kwargs: dict[str, Any] = client_kwargs(
@@ -84,7 +94,8 @@ class Intake:
             kwargs.update(clean_start=False, properties=props)
         else:
             kwargs["clean_session"] = False
-        client = aiomqtt.Client(**kwargs)
+        will = orjson.dumps({"state": "offline", "influxdb": "unknown"})
+        client = aiomqtt.Client(will=aiomqtt.Will(self.status_topic, will, qos=1, retain=True), **kwargs)
         paho = client._client
         paho.manual_ack_set(True)
         original: Any = paho.on_connect
@@ -110,6 +121,8 @@ class Intake:
                         # broker kept our subscriptions and queued what arrived while we were away.
                         await self._subscribe(client)
                     log.info("recorder_mqtt_connected", session_present=self.session_present)
+                    self._client = client
+                    self.status_changed.set()
                     self.connected.set()
                     await self._consume(client)
             except aiomqtt.MqttError as err:
@@ -117,9 +130,40 @@ class Intake:
                 if failures == 1:
                     log.warning("recorder_mqtt_disconnected", error=str(err))
             finally:
+                self._client = None
                 self.connected.clear()
             delay = min(settings.reconnect_max_s, settings.reconnect_min_s * 2 ** min(failures, 16))
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    def set_influxdb(self, reachable: bool) -> None:
+        """What the last write (or schema check) said about InfluxDB; a change is published."""
+        value = "reachable" if reachable else "unreachable"
+        if value != self.influxdb:
+            self.influxdb = value
+            self.status_changed.set()
+
+    async def say(self, state: str) -> None:
+        """Publish this recorder's status now (nothing while the broker is away: the will covers it)."""
+        client = self._client
+        if client is None:
+            return
+        body = {
+            "state": state,
+            "influxdb": self.influxdb if state == "online" else "unknown",
+            "spool_depth": self.spool.depth,
+            "ts": iso_ms(time.time()),
+        }
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.publish(
+                self.status_topic, orjson.dumps(body), qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S
+            )
+
+    async def status_loop(self) -> None:
+        """Online at every connect, and again whenever InfluxDB's reachability changes."""
+        while True:
+            await self.status_changed.wait()
+            self.status_changed.clear()
+            await self.say("online")
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         """One SUBSCRIBE per filter; on MQTT 3.1.1 one for all of them: amqtt 0.12.1 (the demo's 3.1.1-only

@@ -57,6 +57,7 @@ def nudge(ts_ns: int, *identity: object) -> int:
 class Schema:
     def __init__(self, loaded: LoadedSite, topics: Topics, categories: tuple[str, ...] | None = None) -> None:
         self.site = loaded.site.site
+        self.gateway = loaded.site.gateway_id  # the site's gateway: its bridge topics are recorded
         # Categories are data (bcc_contract/data/categories.yaml): a new one is stored, not dead-lettered.
         self.categories = frozenset(category_keys() if categories is None else categories)
         self.topics = topics
@@ -93,11 +94,11 @@ class Schema:
             return self._backlog(orjson.loads(payload))
         if topic == t.alarm_events:
             return self._alarm_event(orjson.loads(payload))
-        if topic == t.bridge_health:
+        if topic == t.bridge_health(self.gateway):
             return self._health(orjson.loads(payload))
-        if topic == t.bridge_telemetry:
+        if topic == t.bridge_telemetry(self.gateway):
             return self._bulk(orjson.loads(payload))
-        if topic == t.bridge_state:
+        if topic == t.bridge_state(self.gateway):
             return self._availability("bridge", payload, received_ns, topic)
         if not topic.startswith(self._prefix):
             return Record(problem="topic outside the base topic")
@@ -187,9 +188,9 @@ class Schema:
         return Record(lines=[(line("command_response", tags, fields, ts), len(fields))])
 
     def _health(self, body: Any) -> Record:
-        """``bcc/bridge/health`` (iot_gateway/service.py ``_health_loop``): numbers as floats, booleans as
-        0i/1i, lists (``devices_offline``) as one comma-separated string, ``null`` absent; ``ts`` is epoch
-        seconds (a float), not ISO text."""
+        """``bcc/bridge/<gateway>/health`` (iot_gateway/service.py ``_health_loop``): numbers as floats,
+        booleans as 0i/1i, lists (``devices_offline``) as one comma-separated string, ``null`` absent;
+        ``ts`` is epoch seconds (a float), not ISO text."""
         if not isinstance(body, dict):
             return Record(problem="health is not a JSON object")
         fields: dict[str, FieldValue] = {}

@@ -45,6 +45,7 @@ class Recorder:
         self.schema = Schema(config.loaded, Topics(config.mqtt.base_topic, config.mqtt.discovery_prefix))
         self.writer = Writer(self.spool, self.client, settings, self.metrics, self._ensure_schema)
         self.intake = Intake(config, self.schema, self.spool, self.metrics, self.writer.wake.set)
+        self.writer.on_health = self.intake.set_influxdb
         self.schema_ready = not (settings.version == "1" and settings.manage_schema)
         # False once InfluxDB refused to let our user create the schema (not an admin): verify only
         self.may_create_schema = True
@@ -56,6 +57,7 @@ class Recorder:
             try:
                 await ensure_schema(self.client, settings, site_measurements(self.config.loaded))
                 self.schema_ready = True
+                self.intake.set_influxdb(True)
                 return
             except InfluxRejected as err:
                 if err.status != 403:
@@ -77,6 +79,7 @@ class Recorder:
             note="database and retention policies exist; the continuous query is bcc influx provision's",
         )
         self.schema_ready = True
+        self.intake.set_influxdb(True)
 
     async def _schema_loop(self) -> None:
         """Create the database (1.x) before the first write; InfluxDB may still be starting."""
@@ -86,6 +89,7 @@ class Recorder:
                 await self._ensure_schema()
             except InfluxError as err:
                 log.debug("influx_schema_retry", error=str(err))
+                self.intake.set_influxdb(False)
                 await asyncio.sleep(delay)
                 delay = min(self.config.influx.backoff_max_s, delay * 2)
 
@@ -144,8 +148,10 @@ class Recorder:
                     tg.create_task(self._write_loop(), name="recorder-writer"),
                     tg.create_task(self.intake.run(), name="recorder-mqtt"),
                     tg.create_task(self._stats_loop(), name="recorder-stats"),
+                    tg.create_task(self.intake.status_loop(), name="recorder-status"),
                 ]
                 await stop.wait()
+                await self.intake.say("offline")  # a clean stop; the last will covers a crash
                 await cancel_and_wait(*tasks)
         finally:
             if http is not None:

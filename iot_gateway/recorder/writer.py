@@ -42,6 +42,8 @@ class Writer:
         self.wake = asyncio.Event()
         self._ensure_schema = ensure_schema
         self.healthy = True
+        # told of every write outcome (the recorder publishes the change on MQTT)
+        self.on_health: Callable[[bool], None] | None = None
         self._relieved = False
         self.written = 0
         self.batches = 0
@@ -111,6 +113,8 @@ class Writer:
             else:
                 log.warning("influx_write_failing", error=str(err), spool_points=self.spool.depth)
         self.healthy = up
+        if self.on_health is not None:
+            self.on_health(up)
 
     async def _wait_for_batch(self) -> None:
         """Return when a full batch waits, or ``flush_interval_ms`` after the first point arrived."""

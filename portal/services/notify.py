@@ -1,4 +1,5 @@
-"""E-mail the reporter when their report moves (SP4N-LAPOR!: "the reporter is notified").
+"""E-mail the reporter when their report moves (SP4N-LAPOR!: "the reporter is notified"), and send
+the operators' alarm e-mails that ``bcc alarms`` writes into the same outbox (docs/alarms.md).
 
 Notifications ride on the report events: :class:`NotifyingSink` wraps the portal's event sink and
 adds a row to the ``notifications`` table (the outbox) in the very transaction of each event; a
@@ -31,10 +32,14 @@ from sqlalchemy.orm import Session
 from bcc_common.secrets import read_secret
 from bcc_common.timefmt import utc_now
 from portal.db import writer
+from portal.i18n import translate
 from portal.models import Notification, Report
 from portal.services.events import EventSink
 
 log = logging.getLogger(__name__)
+
+# Outbox rows written whole by ``bcc alarms`` (kind "alarm"); the reporters' rows are kind "report".
+ALARM_KIND = "alarm"
 
 # event -> (subject, Indonesian sentence, English sentence)
 MESSAGES: dict[str, tuple[str, str, str]] = {
@@ -52,6 +57,13 @@ MESSAGES: dict[str, tuple[str, str, str]] = {
     "responded": ("Tanggapan instansi", "Instansi sudah menanggapi laporan Anda.", "The agency has replied."),
     "closed": ("Laporan selesai", "Laporan Anda sudah ditutup.", "Your report was closed."),
     "reopened": ("Laporan dibuka kembali", "Laporan Anda dibuka kembali.", "Your report was reopened."),
+    # the development proposal carrying the report moved (portal/services/proposals.py); the stage is
+    # the row's ``detail``
+    "proposal": (
+        "Usulan pembangunan",
+        "Usulan pembangunan yang memuat laporan Anda memasuki tahap baru.",
+        "The development proposal carrying your report has reached a new stage.",
+    ),
 }
 RESOLUTIONS = {
     "resolved_direct": "diselesaikan langsung oleh instansi",
@@ -114,7 +126,9 @@ class Notifier:
         self.sent = 0
         self.failed = 0
 
-    def outbox_row(self, event: str, code: str, now: datetime, key: str = "") -> Notification | None:
+    def outbox_row(
+        self, event: str, code: str, now: datetime, key: str = "", detail: str | None = None
+    ) -> Notification | None:
         """The outbox row for ``event``, to add to the transaction that makes the event happen (with the
         reporter's key of a new report, kept only until the e-mail is sent or given up)."""
         if event not in MESSAGES:
@@ -127,6 +141,7 @@ class Notifier:
             attempts=0,
             error="",
             reporter_key=key or None,
+            detail=detail,
         )
 
     def wake(self) -> None:
@@ -203,9 +218,11 @@ class Notifier:
             row = db.get(Notification, nid)
             assert row is not None
             code, event, attempts, key = row.code, row.event, row.attempts, row.reporter_key
+            written = (row.recipient, row.subject, row.body) if row.kind == ALARM_KIND else None
+            detail = row.detail
         message: EmailMessage | None = None
         try:
-            message = self.compose(code, event, key)
+            message = self.compose(code, event, key, detail) if written is None else self.written(*written)
             error = self._send_once(message) if message is not None else None
         except Exception as err:  # a lookup failure is retried like a send failure
             error = f"{type(err).__name__}: {err}"
@@ -228,7 +245,9 @@ class Notifier:
         elif error is None and message is not None:
             self.sent += 1
 
-    def compose(self, code: str, event: str, key: str | None = None) -> EmailMessage | None:
+    def compose(
+        self, code: str, event: str, key: str | None = None, detail: str | None = None
+    ) -> EmailMessage | None:
         """The e-mail for ``event`` on report ``code``, or None when the reporter left no e-mail. ``key``
         (the ``created`` e-mail only) is the reporter's secret key, sent as the link that opens the
         report's reporter actions in any browser."""
@@ -240,6 +259,8 @@ class Notifier:
             lines = [f"Kode laporan / tracking code: {report.code}", "", text_id]
             if event == "closed" and report.resolution in RESOLUTIONS:
                 lines.append(f"Hasil: {RESOLUTIONS[report.resolution]}.")
+            if event == "proposal" and detail:
+                lines.append(f"Tahap: {translate('stage_' + detail, 'id')}.")
             lines.append(f"Lihat status dan riwayatnya: {self._public_url}/laporan/{report.code}")
             if key:
                 lines += [
@@ -251,7 +272,9 @@ class Notifier:
                 ]
             lines += [
                 "",
-                f"{text_en} Status: {report.status}.",
+                f"{text_en} Stage: {translate('stage_' + detail, 'en')}."
+                if event == "proposal" and detail
+                else f"{text_en} Status: {report.status}.",
                 "",
                 "Pusat Komando Kota Binjai - e-mail ini dikirim otomatis, mohon tidak dibalas.",
             ]
@@ -261,6 +284,18 @@ class Notifier:
             msg["To"] = report.contact_email
             msg.set_content("\n".join(lines))
             return msg
+
+    def written(self, recipient: str | None, subject: str | None, body: str | None) -> EmailMessage | None:
+        """An e-mail written whole by its producer (``bcc alarms``: the operators' alarm e-mails, in the
+        recipient's language, docs/alarms.md); None when it has no recipient."""
+        if not recipient:
+            return None
+        msg = EmailMessage()
+        msg["Subject"] = subject or ""
+        msg["From"] = self.smtp.sender
+        msg["To"] = recipient
+        msg.set_content(body or "")
+        return msg
 
     def _send_once(self, msg: EmailMessage) -> str | None:
         """Send ``msg``; the error text, or None on success."""
@@ -290,6 +325,16 @@ class NotifyingSink:
         row = self.notifier.outbox_row(event, code, now, key)
         if row is not None:
             db.add(row)
+
+    def stage_detail(self, db: Session, event: str, code: str, now: datetime, detail: str) -> None:
+        """The outbox row of an event about the report's proposal (``detail``: its new stage)."""
+        row = self.notifier.outbox_row(event, code, now, detail=detail)
+        if row is not None:
+            db.add(row)
+
+    def wake(self) -> None:
+        """Rows staged by :meth:`stage_detail` were committed (no report event follows them)."""
+        self.notifier.wake()
 
     def report_event(self, payload: dict[str, Any]) -> None:
         self.inner.report_event(payload)

@@ -67,6 +67,7 @@ class RoomPlan:
     walls: tuple[Wall, ...]
     sensors: tuple[Readings, ...]
     meters: tuple[Readings, ...]
+    gateway: str = ""  # the site's gateway id (its bridge state is the console's "Gateway")
 
     def device_ids(self) -> set[str]:
         return {d for d, _ in self.devices}
@@ -131,6 +132,7 @@ def plan_from_site(loaded: LoadedSite) -> RoomPlan:
         walls=tuple(walls),
         sensors=readings(console.sensors),
         meters=readings(console.meters),
+        gateway=loaded.site.gateway_id,
     )
 
 

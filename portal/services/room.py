@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bcc_contract.alarms import SEVERITIES, SHOWN_STATES
 from bcc_contract.commands import RESULT_STATUSES
+from bcc_contract.fleet import FleetView
+from bcc_contract.topics import Topics
 from portal.models import User
 from portal.services import audit
 from portal.services.plan import (
@@ -84,7 +86,9 @@ class LiveRoom:
     response_timeout_s: float = 5.0
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     availability: dict[str, str] = field(default_factory=dict)
-    bridge: str = "unknown"
+    bridge: str = "unknown"  # the state of the site's own gateway (plan.gateway)
+    # Every gateway's retained inventory and state (fleet ownership, docs/mqtt.md "Fleet").
+    fleet: FleetView = field(default_factory=lambda: FleetView(Topics()))
     # The retained state of every alarm (bcc/alarms/state/<alarm>, docs/alarms.md), by alarm id.
     alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
     _pending: dict[str, Pending] = field(default_factory=dict)
@@ -104,6 +108,7 @@ class LiveRoom:
                 "states": {d: dict(s) for d, s in self.states.items()},
                 "availability": dict(self.availability),
                 "bridge": self.bridge,
+                "gateways": dict(self.fleet.states),
                 "alarms": {a: dict(s) for a, s in self.alarms.items()},
                 "now": time.time(),
             }
@@ -145,10 +150,24 @@ class LiveRoom:
             self.availability[device] = value
         self._emit("availability", {"device": device, "value": value})
 
-    def on_bridge(self, value: str) -> None:
+    def on_bridge(self, gateway: str, value: str) -> None:
+        """The retained state of one gateway of the fleet; the site's own is shown as "Gateway"."""
         with self._lock:
+            self.fleet.set_state(gateway, value.encode())
+            if gateway != self.plan.gateway:
+                return
             self.bridge = value
         self._emit("bridge", {"value": value})
+
+    def on_inventory(self, gateway: str, payload: bytes) -> None:
+        """The retained inventory of one gateway: which devices it owns."""
+        with self._lock:
+            self.fleet.set_inventory(gateway, payload)
+
+    def offline_owner(self, device: str) -> str | None:
+        """The gateway owning ``device`` when it is offline (nobody can answer the device's commands)."""
+        with self._lock:
+            return self.fleet.offline_owner(device)
 
     def on_alarm(self, alarm: str, payload: Any) -> None:
         """An alarm's retained state; an empty payload (the rule is gone) removes it."""
@@ -214,7 +233,7 @@ class LiveRoom:
                     log.warning("console_timeout_not_recorded", transaction=transaction)
 
     def fail_now(self, transaction: str, device: str, error: str) -> None:
-        """The command could not even be published (no broker connection)."""
+        """The command could not even be published (no broker connection, its gateway offline)."""
         with self._lock:
             self._pending.pop(transaction, None)
         self._finish(transaction, device, "device_unavailable", error, {})
@@ -267,9 +286,20 @@ def send(
     audit.record(db, user, txn, cmd.device, cmd.action, cmd.payload, now, username=username)
     room.track(txn, cmd.device)
     payload = {**cmd.payload, "transaction": txn, "ts": time.time()}
-    if sender is None or not sender.publish_command(cmd.device, payload):
+    if (owner := room.offline_owner(cmd.device)) is not None:
+        # No gateway can answer: its owner's retained state says offline (the fleet's inventories).
+        room.fail_now(txn, cmd.device, offline_owner_error(cmd.device, owner))
+    elif sender is None or not sender.publish_command(cmd.device, payload):
         room.fail_now(txn, cmd.device, "the portal is not connected to the broker")
     return txn
+
+
+def offline_owner_error(device: str, gateway: str) -> str:
+    """The console's answer to a command whose device's gateway is offline (both languages)."""
+    return (
+        f"gateway {gateway!r} yang memegang {device!r} sedang offline / "
+        f"gateway {gateway!r} that owns {device!r} is offline"
+    )
 
 
 def alarm_rows(alarms: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -196,3 +196,23 @@ def change_own_password(
     user.password_changed_at = now
     db.commit()
     end_user_sessions(db, user, keep_token)
+
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+NOTIFY_LANGS = ("id", "en")
+
+
+def set_contact(db: Session, user: User, email: str, lang: str) -> None:
+    """Where and in which language the account gets alarm e-mails (docs/alarms.md, "Notifications");
+    an empty ``email`` stops them."""
+    email = email.strip()
+    errors: dict[str, str] = {}
+    if email and (len(email) > 200 or not _EMAIL.match(email)):
+        errors["email"] = "an e-mail address (name@domain), at most 200 characters"
+    if lang not in NOTIFY_LANGS:
+        errors["lang"] = f"one of {', '.join(NOTIFY_LANGS)}"
+    if errors:
+        raise InvalidInput(errors)
+    user.email = email or None
+    user.lang = lang
+    db.commit()

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
 from portal.models import OPEN_STATUSES, RESOLUTIONS, Report, ReportEntry, User
-from portal.reference import Reference
-from portal.services import deadlines, visibility
+from portal.reference import Reference, load_reference
+from portal.services import deadlines, proposals, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.reports import normalize_code
 from portal.services.textclean import clean_text
@@ -211,8 +211,14 @@ def close(
     duplicate_code: str,
     sink: EventSink,
     now: datetime,
+    *,
+    ref: Reference | None = None,
+    proposal: str = "",
+    proposal_title: str = "",
 ) -> Report:
-    """Close with a reason; ``duplicate`` links the original report (by its tracking code)."""
+    """Close with a reason; ``duplicate`` links the original report (by its tracking code);
+    ``needs_budget`` joins development proposal ``proposal`` (its number) or creates one titled
+    ``proposal_title`` in the same transaction (portal.services.proposals.link_on_close)."""
     _require(user, "admin")
     report = get_for_staff(db, user, report_id)
     if report.status == "closed":
@@ -226,6 +232,8 @@ def close(
         if original is None or original.id == report.id:
             raise InvalidInput({"duplicate_code": "err_duplicate_code"})
         report.duplicate_of_id = original.id
+    if resolution == "needs_budget":
+        proposals.link_on_close(db, ref or load_reference(), user, report, proposal, proposal_title, now)
     if report.status == "submitted" and now > report.verify_due:
         report.verify_late = True
     if report.status == "dispatched" and report.respond_due is not None and now > report.respond_due:

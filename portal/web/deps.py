@@ -23,6 +23,7 @@ from portal.reference import Lang, Reference
 from portal.runtime import PortalRuntime, runtime_of
 from portal.services import deadlines, users
 from portal.services.events import EventSink
+from portal.web.labels import Names
 
 SESSION_COOKIE = "bcc_session"
 LANG_COOKIE = "lang"
@@ -284,6 +285,7 @@ def render(
         "csrf_token": csrf_token(request),
         "ref": reference_of(request),
         "staff": staff,
+        "names": Names(reference_of(request), lang),
         # staff pages say when the deadlines lack a year's holiday decree (portal/data/holidays.yaml)
         "holiday_gap": deadlines.missing_decree(runtime.clock().astimezone(deadlines.WIB).date())
         if staff is not None

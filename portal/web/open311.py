@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 from starlette.datastructures import UploadFile
 
 from bcc_common.timefmt import iso
@@ -23,7 +23,7 @@ from portal.errors import InvalidInput
 from portal.i18n import translate
 from portal.models import OPEN_STATUSES, Report
 from portal.reference import Reference
-from portal.services import reports, visibility
+from portal.services import proposals, reports, visibility
 from portal.services.workflow import due_of
 from portal.web.deps import NowDep, RefDep, SessionDep, SettingsDep, SinkDep, lang_of, public_write_allowed
 from portal.web.open311_format import Open311Error, respond
@@ -161,8 +161,11 @@ def service_definition(
     )
 
 
-def request_item(report: Report, ref: Reference, base_url: str) -> dict[str, Any]:
-    """A request as GET returns it: no contact field ever."""
+def request_item(
+    report: Report, ref: Reference, base_url: str, proposal_stage: str | None = None
+) -> dict[str, Any]:
+    """A request as GET returns it: no contact field ever. A needs-budget report's ``status_notes``
+    names its development proposal's stage (``proposal_stage``, portal/services/proposals.py)."""
     closed = report.status == "closed"
     due = due_of(report)
     kel = ref.kelurahan_name(report.kelurahan)
@@ -170,7 +173,7 @@ def request_item(report: Report, ref: Reference, base_url: str) -> dict[str, Any
     return {
         "service_request_id": report.code,
         "status": "closed" if closed else "open",
-        "status_notes": report.resolution or report.status,
+        "status_notes": _status_notes(report, proposal_stage),
         "service_name": ref.categories[report.category].name.id
         if report.category in ref.categories
         else report.category,
@@ -188,6 +191,18 @@ def request_item(report: Report, ref: Reference, base_url: str) -> dict[str, Any
         "long": report.lon,
         "media_url": f"{base_url}/foto/{report.photos[0].filename}" if report.photos else "",
     }
+
+
+def _status_notes(report: Report, proposal_stage: str | None) -> str:
+    notes = report.resolution or report.status
+    if report.resolution == "needs_budget" and proposal_stage:
+        notes += f"; usulan pembangunan: {translate('stage_' + proposal_stage, 'id')} ({proposal_stage})"
+    return notes
+
+
+def _items(db: Session, rows: list[Report], ref: Reference, base_url: str) -> list[dict[str, Any]]:
+    stages = proposals.stages_of_reports(db, [r.id for r in rows if r.resolution == "needs_budget"])
+    return [request_item(r, ref, base_url, stages.get(r.id)) for r in rows]
 
 
 def _date(value: str | None, name: str) -> datetime | None:
@@ -252,10 +267,8 @@ def get_requests(
             query = query.where(Report.status.in_(OPEN_STATUSES))
         elif wanted == {"closed"}:
             query = query.where(Report.status == "closed")
-    rows = db.scalars(query.order_by(Report.created_at.desc()).limit(MAX_ROWS))
-    return respond(
-        fmt, "service_requests", "request", [request_item(r, ref, settings.public_url) for r in rows]
-    )
+    rows = list(db.scalars(query.order_by(Report.created_at.desc()).limit(MAX_ROWS)))
+    return respond(fmt, "service_requests", "request", _items(db, rows, ref, settings.public_url))
 
 
 @router.get("/v2/requests/{request_id}.{fmt}")
@@ -275,7 +288,7 @@ def get_request(
     )
     if report is None:
         raise Open311Error(404, f"service_request_id not found: {request_id}")
-    return respond(fmt, "service_requests", "request", [request_item(report, ref, settings.public_url)])
+    return respond(fmt, "service_requests", "request", _items(db, [report], ref, settings.public_url))
 
 
 @router.post("/v2/requests.{fmt}")

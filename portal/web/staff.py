@@ -11,9 +11,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
+from portal.i18n import translate
 from portal.models import RESOLUTIONS, STATUSES, User
-from portal.services import evaluation, personal_data, workflow
+from portal.services import evaluation, personal_data, proposals, workflow
 from portal.services.deadlines import WIB
+from portal.web import charts
 from portal.web.deps import (
     AdminUser,
     CsrfDep,
@@ -28,6 +30,7 @@ from portal.web.deps import (
     lang_of,
     render,
 )
+from portal.web.labels import Names
 
 router = APIRouter(prefix="/staf", default_response_class=HTMLResponse)
 # Database ids are 32-bit on every backend: larger numbers are a 422, not an overflow deep in the driver.
@@ -99,6 +102,8 @@ def _report_page(
         "show_contact": show_contact,
         "originals": personal_data.redactions_of(db, user, report.id),
         "resolutions": RESOLUTIONS,
+        # the development proposal carrying a needs-budget report
+        "proposal": proposals.of_report(db, report.id) if report.resolution == "needs_budget" else None,
         "error": error,
         "user": user,
     }
@@ -208,9 +213,12 @@ def close(
     now: NowDep,
     user: AdminUser,
     report_id: ReportId,
+    ref: RefDep,
     resolution: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
     duplicate_code: Annotated[str, Form()] = "",
+    proposal: Annotated[str, Form()] = "",
+    proposal_title: Annotated[str, Form()] = "",
 ) -> Response:
     return _after(
         request,
@@ -219,7 +227,19 @@ def close(
         now,
         user,
         report_id,
-        lambda: workflow.close(db, user, report_id, resolution, note, duplicate_code, sink, now),
+        lambda: workflow.close(
+            db,
+            user,
+            report_id,
+            resolution,
+            note,
+            duplicate_code,
+            sink,
+            now,
+            ref=ref,
+            proposal=proposal,
+            proposal_title=proposal_title,
+        ),
     )
 
 
@@ -275,8 +295,26 @@ def evaluation_page(
     if chosen is None:
         return _bad_month(request)
     rows = evaluation.evaluate(db, ref, chosen)
-    peak = max([r.received for r in rows] or [1])
-    context = {"month": chosen, "rows": rows, "total": evaluation.totals(rows), "peak": max(peak, 1)}
+    names = Names(ref, lang)
+    rates = evaluation.agency_rates(rows)
+    verify, respond = translate("eval_verified_on_time", lang), translate("eval_responded_on_time", lang)
+    budget = evaluation.budget(db, ref, chosen)
+    context = {
+        "month": chosen,
+        "rows": rows,
+        "total": evaluation.totals(rows),
+        "segments": evaluation.SEGMENTS,
+        "rates": rates,
+        "by_row": charts.rows_chart(
+            rows, lambda r: f"{names.category(r.category)} · {names.agency_short(r.agency)}"
+        ),
+        "by_month": charts.trend_chart(evaluation.trend(db, chosen), lang),
+        "on_time": charts.rates_chart(rates, names.agency_short, verify, respond),
+        # what became of the month's needs-budget closures (development proposals)
+        "budget": budget,
+        "budget_total": evaluation.budget_totals(budget),
+        "stages": proposals.ALL_STAGES,
+    }
     return render(request, lang, "staff/evaluation.html", context)
 
 
@@ -293,6 +331,26 @@ def evaluation_csv(
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="evaluasi-{chosen}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/evaluasi/anggaran.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def budget_csv(
+    request: Request, db: SessionDep, ref: RefDep, now: NowDep, user: StaffUser, month: str = ""
+) -> Response:
+    """The evaluation's budget view as CSV: for the evaluation's roles and for Bappeda."""
+    if user.role == "agency" and user.agency != proposals.PLANNING_AGENCY:
+        raise HTTPException(403, "Your role may not do this")
+    chosen = _month(month, now)
+    if chosen is None:
+        return _bad_month(request)
+    return Response(
+        evaluation.budget_csv(evaluation.budget(db, ref, chosen)),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="usulan-anggaran-{chosen}.csv"',
             "Cache-Control": "no-store",
         },
     )

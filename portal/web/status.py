@@ -19,7 +19,7 @@ from starlette.responses import Response
 from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import FEEDBACKS, Photo, Report
 from portal.reference import Lang
-from portal.services import deadlines, reporter_keys, reports, visibility, workflow
+from portal.services import deadlines, proposals, reporter_keys, reports, visibility, workflow
 from portal.services.photos import NAME_RE
 from portal.web import reporter, submission
 from portal.web.deps import (
@@ -107,6 +107,8 @@ def _status_page(
         "key_link": f"{settings_of(request).public_url}/laporan/{report.code}/kunci/{shown_key}",
         # the original of a duplicate is linked only if it is not confidential
         "duplicate_code": duplicate.code if duplicate and visibility.is_not_confidential(duplicate) else None,
+        # the development proposal carrying a needs-budget report (portal/services/proposals.py)
+        "proposal": proposals.of_report(db, report.id) if report.resolution == "needs_budget" else None,
     }
     response = render(request, lang, "status.html", context, status)
     if acc.issued:

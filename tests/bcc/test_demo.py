@@ -53,7 +53,7 @@ async def test_demo_prints_working_client_lines_and_stops_on_ctrl_c() -> None:
         assert "Mosquitto (project config, generated credentials)" in text
         assert ":1883" not in text  # never the default port: a free one
         assert "InfluxDB:   http://127.0.0.1:" in text  # the recorder joined the demo
-        assert after(lines, "alarms").startswith("28 alarms from ")  # the evaluator on the shipped rules
+        assert after(lines, "alarms").startswith("32 alarms from ")  # the evaluator on the shipped rules
         host, port = re.findall(r"mqtt://([\d.]+):(\d+)", after(lines, "broker"))[0]
         passwords = mqtt_passwords(lines)
         assert sorted(label.split("_")[0] for label in passwords) == sorted(r.split("_")[0] for r in ROLES)

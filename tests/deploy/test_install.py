@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import os
 import pwd
+import re
 import secrets
 import shutil
 import ssl
@@ -21,20 +22,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import psycopg
 import pytest
 import yaml
 
 from bcc.cli import build_parser
 from bcc.install import ensure_venv, run
-from bcc.install_settings import SECRET_NAMES, SettingsFileError, load_settings
+from bcc.install_settings import SECRET_NAMES, SERVICES, SettingsFileError, load_settings
 from bcc_common.children import die_with_parent
 from bcc_common.net import free_port
 from bcc_common.process import stop_process
+from iot_gateway.recorder.influxd import InfluxdProcess
 from mosquitto.accounts import password_file_matches, write_password_file
 from mosquitto.process import find_mosquitto, mqtt_login
 from portal.config import Settings
 from tests.deploy.test_systemd import verify
+from tests.support.influx import influx_as
 from tests.support.nginx import nginx_test
 from tests.support.paths import ROOT
 from tests.support.portal import ADMIN_DSN, new_postgres_database
@@ -66,6 +70,25 @@ def certificate(folder: Path, name: str, host: str, ca: tuple[Path, Path] | None
     openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
             "-days", "2", "-out", str(cert), "-extfile", str(ext))  # fmt: skip
     return cert, key
+
+
+def expired_certificate(folder: Path, name: str, host: str) -> None:
+    """A self-signed certificate for ``host`` (and 127.0.0.1) valid only on 1 January 2020 (``openssl
+    req -x509`` refuses a negative -days; ``openssl ca`` takes the dates)."""
+    ca = folder / f"{name}-ca"
+    ca.mkdir()
+    (ca / "index.txt").touch()
+    (ca / "serial").write_text("01\n")
+    (ca / "ca.cnf").write_text(
+        f"[ca]\ndefault_ca = t\n[t]\ndatabase = {ca}/index.txt\nnew_certs_dir = {ca}\nserial = {ca}/serial\n"
+        "default_md = sha256\npolicy = p\ncopy_extensions = copy\n[p]\ncommonName = supplied\n"
+    )
+    key, csr = folder / f"{name}.key", ca / f"{name}.csr"
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+            "-subj", f"/CN={host}", "-addext", f"subjectAltName=DNS:{host},IP:127.0.0.1")  # fmt: skip
+    openssl("ca", "-batch", "-config", str(ca / "ca.cnf"), "-selfsign", "-keyfile", str(key),
+            "-in", str(csr), "-startdate", "20200101000000Z", "-enddate", "20200102000000Z",
+            "-out", str(folder / f"{name}.crt"))  # fmt: skip
 
 
 @dataclass
@@ -104,6 +127,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ca = certificate(folder, "ca", "ca.binjai.test")
     certificate(folder, "mqtt", MQTT_HOST, ca)
     certificate(folder, "other", "other.binjai.test")
+    expired_certificate(folder, "expired", HOST)
     return folder
 
 
@@ -168,6 +192,7 @@ EXPECTED = {
     "etc/bcc/tls/portal.key",
     "etc/bcc/install-manifest.json",
     "etc/systemd/system/bcc-gateway@.service",
+    "etc/systemd/system/bcc-influx-provision@.service",
     "etc/systemd/system/bcc-recorder@.service",
     "etc/systemd/system/bcc-portal.service",
     "etc/nginx/sites-available/bcc-portal.conf",
@@ -355,65 +380,71 @@ def _free_url(database: str) -> str:
     return database.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{free_port()}")
 
 
-@pytest.mark.parametrize(
-    ("edit", "line"),
-    [
+REFUSALS = [
+    pytest.param(edit, line, id=name)
+    for name, edit, line in [
         (
+            "weak-secret",
             lambda s: s.update(secrets={"mqtt-gateway": "short1"}),
             "{settings}: secrets: mqtt-gateway: weak: 6 characters, at least 16 needed",
         ),
         (
+            "missing-secret",
+            lambda s: s.update(secrets={"mqtt-gateway": ""}),
+            "{settings}: secrets: mqtt-gateway: missing",
+        ),
+        (
+            "placeholder-key",
             lambda s: s.update(secrets={"portal-secret-key": "changeme" * 4}),
             "{settings}: secrets: portal-secret-key: weak: fewer than 8 different characters",
         ),
         (
+            "no-db-password",
             lambda s: s["portal"].update(database_url="postgresql://bcc_portal@127.0.0.1:5432/bcc"),
             "{settings}: portal.database_url: the database password: missing",
         ),
         (
+            "cert-other-host",
             lambda s: s["tls"]["portal"].update(cert="tls/other.crt", key="tls/other.key"),
             f"tls.portal.cert {{folder}}/tls/other.crt: the certificate is not for {HOST}",
         ),
         (
+            "cert-expired",
+            lambda s: s["tls"]["portal"].update(cert="tls/expired.crt", key="tls/expired.key"),
+            "tls.portal.cert {folder}/tls/expired.crt: the certificate has expired",
+        ),
+        (
+            "key-mismatch",
             lambda s: s["tls"]["portal"].update(key="tls/other.key"),
             "tls.portal.key {folder}/tls/other.key: does not belong to the certificate "
             "{folder}/tls/portal.crt",
         ),
         (
+            "wrong-ca",
             lambda s: s["tls"]["broker"].update(ca="tls/other.crt"),
             "tls.broker.cert {folder}/tls/mqtt.crt: not signed by tls.broker.ca {folder}/tls/other.crt",
         ),
         (
+            "cert-missing",
             lambda s: s["tls"]["portal"].update(cert="tls/missing.crt"),
             "tls.portal.cert {folder}/tls/missing.crt: no such file",
         ),
         (
+            "not-a-cert",
             lambda s: s["tls"]["portal"].update(cert="tls/portal.key"),
             "tls.portal.cert {folder}/tls/portal.key: not a PEM certificate",
         ),
         (
+            "db-down",
             lambda s: s["portal"].update(database_url=_free_url(s["portal"]["database_url"])),
             "portal.database_url: cannot connect to ",
         ),
-    ],
-    ids=[
-        "weak-secret",
-        "placeholder-key",
-        "no-db-password",
-        "cert-other-host",
-        "key-mismatch",
-        "wrong-ca",
-        "cert-missing",
-        "not-a-cert",
-        "db-down",
-    ],
-)
-def test_refusals_leave_the_root_empty(
-    kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, line: str
-) -> None:
-    edit(kit.settings)
-    root = tmp_path / "root"
-    code, out, err = install(kit, root, capsys)
+    ]
+]
+
+
+def refused(kit: Kit, code: int, out: str, err: str, line: str) -> None:
+    """Exit 2, the one line that names the problem, and the closing line; the password never shown."""
     assert code == 2 and not out
     lines = err.strip().splitlines()
     assert lines[-1] == "bcc install: nothing was written"
@@ -421,7 +452,33 @@ def test_refusals_leave_the_root_empty(
     assert len(lines) == 2 and lines[0].startswith(expected), err
     password = urlsplit(kit.settings["portal"]["database_url"]).password
     assert not password or password not in err
+
+
+@pytest.mark.parametrize(("edit", "line"), REFUSALS)
+def test_refusals_leave_the_root_empty(
+    kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, line: str
+) -> None:
+    edit(kit.settings)
+    root = tmp_path / "root"
+    code, out, err = install(kit, root, capsys)
+    refused(kit, code, out, err, line)
     assert not root.exists() or not any(root.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("edit", "line"),
+    [p for p in REFUSALS if p.id in ("missing-secret", "cert-other-host", "cert-expired", "db-down")],
+)
+def test_refusals_leave_an_installed_root_unchanged(
+    kit: Kit, installed: Path, capsys: pytest.CaptureFixture[str], edit: Any, line: str
+) -> None:
+    """A later run with one bad setting (and a change that would rewrite files) touches nothing."""
+    before = snapshot(installed)
+    kit.settings["portal"]["workers"] = 6
+    edit(kit.settings)
+    code, out, err = install(kit, installed, capsys)
+    refused(kit, code, out, err, line)
+    assert snapshot(installed) == before
 
 
 def test_every_settings_problem_is_listed_at_once(
@@ -434,7 +491,7 @@ def test_every_settings_problem_is_listed_at_once(
     problems = [ln.split(": ", 3)[-1] for ln in err.splitlines()[:-1]]
     assert len(problems) == 4, err
     assert any("'portal' is not a fully qualified host name" in p for p in problems)
-    assert any("'broker', 'nginx', 'portal', 'gateway' or 'recorder'" in p for p in problems)
+    assert any("'broker', 'nginx', 'portal', 'gateway', 'recorder' or 'grafana'" in p for p in problems)
     assert any("lower-case letters" in p for p in problems)
     assert any("Extra inputs are not permitted" in p for p in problems)
     assert not (tmp_path / "root").exists()
@@ -499,8 +556,9 @@ def test_files_no_longer_in_the_settings_are_named(
     assert code == 0
     left = [line for line in out.splitlines() if line.startswith("left in place: ")]
     assert left == [
-        "left in place: /etc/systemd/system/bcc-recorder@.service (installed before, not in the settings"
+        f"left in place: /etc/systemd/system/bcc-{unit}@.service (installed before, not in the settings"
         " now: remove it by hand)"
+        for unit in ("influx-provision", "recorder")
     ]
     assert (installed / "etc/systemd/system/bcc-recorder@.service").is_file()
     assert "bcc-recorder@room" not in out.split("systemctl enable", 1)[1].splitlines()[0]
@@ -541,3 +599,70 @@ def test_a_user_other_than_root_is_refused_without_root_dir(tmp_path: Path) -> N
         2,
         "bcc install: run as root (or with --root DIR for a trial install)\n",
     )
+
+
+async def test_influx_provision_unit_and_grafana_use_the_installed_secrets(
+    kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a fresh InfluxDB (authentication on, no user): the installed bcc-influx-provision@ unit, run
+    with its own command line, environment and credentials, makes the admin, the database and both
+    users; Grafana's provisioning, with the values of its installed environment file, reads the data
+    and cannot write."""
+    server = InfluxdProcess(tmp_path / "influxdb", auth_enabled=True)
+    await server.start()
+    try:
+        site = kit.folder / "sites" / "room.yaml"
+        site.write_text(
+            site.read_text().replace(
+                "username: bcc_recorder}", f"username: bcc_recorder, url: '{server.url}'}}"
+            )
+        )
+        kit.settings["services"] = [*SERVICES, "grafana"]
+        root = tmp_path / "root"
+        code, out, err = install(kit, root, capsys)
+        assert code == 0, err
+        assert "bcc-influx-provision@room.service" in out and "grafana-server" in out
+        unit = parse_unit(root / "etc/systemd/system/bcc-influx-provision@.service")
+        creds = tmp_path / "creds"
+        creds.mkdir()
+        for name, source in unit.credentials().items():  # what LoadCredential= hands the unit
+            shutil.copy(root / source.lstrip("/"), creds / name)
+        (argv,) = unit.commands("ExecStart", "room", bcc=VENV_BCC)
+        argv = [str(root / a.lstrip("/")) if a.startswith("/etc/bcc/") else a for a in argv]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BCC_")}
+        env.update(unit.environment("room", str(creds)))
+        for _ in range(2):  # idempotent: the second start changes nothing
+            done = await asyncio.to_thread(
+                subprocess.run, argv, env=env, capture_output=True, text=True, timeout=60, check=False
+            )
+            assert done.returncode == 0, done.stderr
+        assert "admin bcc_admin created" not in done.stdout and "unchanged" in done.stdout, done.stdout
+
+        grafana = environment_file(root / "etc/bcc/grafana.env")
+        assert stat.S_IMODE((root / "etc/bcc/grafana.env").stat().st_mode) == 0o600
+        provisioning = root / "etc/grafana/provisioning"
+        for path in (provisioning / "datasources/bcc-influxdb.yaml", provisioning / "dashboards/bcc.yaml"):
+            text = "\n".join(ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("#"))
+            used = set(re.findall(r"\$\{(\w+)\}", text))
+            assert used and used <= set(grafana), (path, used - set(grafana))
+        assert (
+            (root / "etc/systemd/system/grafana-server.service.d/bcc.conf")
+            .read_text()
+            .endswith("[Service]\nEnvironmentFile=/etc/bcc/grafana.env\n")
+        )
+        boards = root / grafana["BCC_GRAFANA_DASHBOARDS"].lstrip("/")
+        shipped = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+        assert [(p.name, p.read_bytes()) for p in sorted(boards.glob("*.json"))] == [
+            (p.name, p.read_bytes()) for p in shipped
+        ]
+        assert grafana["BCC_INFLUX_URL"] == server.url
+        who = (grafana["BCC_INFLUX_GRAFANA_USER"], grafana["BCC_INFLUX_GRAFANA_PASSWORD"])
+        recorder = ("bcc_recorder", (root / "etc/bcc/secrets/influx-recorder").read_text().strip())
+        async with httpx.AsyncClient(base_url=server.url, params={"db": "bcc"}) as client:
+            wrote = await client.post("/write", content=b"probe v=1", auth=recorder)
+            assert wrote.status_code == 204
+            read = await asyncio.to_thread(influx_as, server.url, who, "SELECT count(v) FROM probe")
+            assert read["series"][0]["values"][0][1] == 1, read
+            assert (await client.post("/write", content=b"probe v=2", auth=who)).status_code == 403
+    finally:
+        await server.stop()

@@ -58,13 +58,15 @@ def unit_environment(u: Unit, tmp: Path, database: str, broker: MosquittoProcess
     return {**{k: v for k, v in os.environ.items() if not k.startswith("BCC_")}, **env}
 
 
-def on_port(argv: list[str], port: int) -> list[str]:
-    """The unit's command line with its port 8000 (``--port 8000``, ``http://127.0.0.1:8000/``) moved."""
+def on_port(argv: list[str], port: int, metrics_port: int = 0) -> list[str]:
+    """The unit's command line with its port 8000 (``--port 8000``, ``http://127.0.0.1:8000/``) and its
+    metrics port 9103 moved."""
     text = [a.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for a in argv]
-    i = text.index("--port") if "--port" in text else -1
-    if i >= 0:
-        assert text[i + 1] == "8000"
-        text[i + 1] = str(port)
+    for flag, shipped, moved in (("--port", "8000", port), ("--metrics-port", "9103", metrics_port)):
+        i = text.index(flag) if flag in text else -1
+        if i >= 0:
+            assert text[i + 1] == shipped
+            text[i + 1] = str(moved)
     return text
 
 
@@ -89,12 +91,17 @@ def portal_unit(fresh_database: str, mosquitto: MosquittoProcess, tmp_path: Path
     engine.dispose()
     log = (tmp_path / "portal.log").open("wb")
     # as systemd does: the readiness poll runs once the main process is started, and decides "started"
-    proc = subprocess.Popen(on_port(start, port), env=env, stdout=log, stderr=log)
+    metrics_port = free_port()
+    proc = subprocess.Popen(on_port(start, port, metrics_port), env=env, stdout=log, stderr=log)
     try:
         poll = subprocess.run(on_port(post, port), capture_output=True, text=True, timeout=90, check=False)
         assert poll.returncode == 0, poll.stderr
         assert proc.poll() is None
         assert httpx.get(f"http://127.0.0.1:{port}/lapor", timeout=10).status_code == 200
+        # the metrics of every worker, on the metrics port, from files in the RuntimeDirectory
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert 'bcc_portal_http_requests_total{method="GET",route="/lapor",status="2xx"} 1.0' in metrics
+        assert list((tmp_path / "run" / "metrics").glob("counter_*.db"))
         workers = int(start[start.index("--workers") + 1])
         lock_dir = tmp_path / "run"
 

@@ -38,7 +38,7 @@ def test_scrape_example_is_a_valid_prometheus_config(tmp_path: Path) -> None:
         j["job_name"] for j in yaml.safe_load((PROMETHEUS_DIR / "scrape.yml").read_text())["scrape_configs"]
     }
     used_jobs = {job for rule in alert_rules() for job in _jobs(rule["expr"])}
-    assert used_jobs == jobs == {"bcc-gateway", "bcc-recorder"}
+    assert used_jobs == jobs == {"bcc-gateway", "bcc-recorder", "bcc-portal"}
 
 
 def _jobs(expr: str) -> set[str]:

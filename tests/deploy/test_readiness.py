@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,8 +21,8 @@ from devices.loader import DEMO_SITE, load_site
 from mosquitto import ROLES, MosquittoProcess, generate_demo_secrets
 from simulators.site import SiteSimulator
 from tests.support.alert_rules import SYNTHETIC, used_metrics
+from tests.support.bcc_process import bcc
 from tests.support.gateway import probe, site_dict
-from tests.support.paths import ROOT
 from tests.support.wait import eventually
 
 
@@ -54,23 +52,6 @@ def nothing_pending(sock: socket.socket) -> bool:
     return False
 
 
-@contextlib.asynccontextmanager
-async def bcc(args: list[str], env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m bcc ARGS`` (the command line of a unit); its log is printed when the test fails."""
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bcc", *args, cwd=ROOT, env={**os.environ, **env},
-            stdout=asyncio.subprocess.DEVNULL, stderr=out,
-        )  # fmt: skip
-        try:
-            yield proc
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            print((await asyncio.to_thread(log.read_text, errors="replace"))[-4000:])  # shown on failure
-
-
 async def exposition(port: int) -> dict[str, float]:
     """Every sample of ``/metrics`` as ``name{labels}`` -> value (and the bare name -> last value)."""
     async with httpx.AsyncClient(timeout=5) as client:
@@ -91,10 +72,11 @@ async def healthz(port: int) -> int | None:
         return None
 
 
-def test_alert_rules_use_only_gateway_and_recorder_metrics() -> None:
-    """So the two tests below, one per service, cover every metric the rules use."""
+def test_alert_rules_use_only_gateway_recorder_and_portal_metrics() -> None:
+    """So the two tests below, one per service, and the portal's in tests/portal/test_workers.py
+    (test_metrics_of_both_workers_add_up) cover every metric the rules use."""
     for name in used_metrics() - SYNTHETIC:
-        assert name.startswith(("bcc_gateway_", "bcc_recorder_")), name
+        assert name.startswith(("bcc_gateway_", "bcc_recorder_", "bcc_portal_")), name
 
 
 async def test_gateway_ready_only_when_connected_and_exports_the_alerted_metrics(

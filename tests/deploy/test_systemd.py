@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from bcc.cli import build_parser
+from devices.loader import load_site
 from iot_gateway.config import load_gateway_config
 from iot_gateway.recorder.config import load_recorder_config
+from iot_gateway.recorder.influx_admin import plan
 from portal.config import Settings
 from tests.support.paths import ROOT
 from tests.support.units import (
@@ -68,6 +70,7 @@ def installable_copy(folder: Path, edit: dict[str, tuple[str, str]] | None = Non
 def test_shipped_units_are_the_expected_ones() -> None:
     assert sorted(u.name for u in shipped_units()) == [
         "bcc-gateway@.service",
+        "bcc-influx-provision@.service",
         "bcc-portal.service",
         "bcc-recorder@.service",
     ]
@@ -144,7 +147,7 @@ def test_every_bcc_command_line_parses_with_the_real_parser() -> None:
         for argv in bcc_commands(u):
             parse(argv)
             seen += 1
-    assert seen == 6  # check-config + run for gateway and recorder, migrate + serve for the portal
+    assert seen == 7  # check-config + run for gateway and recorder, migrate + serve for the portal, provision
 
 
 def test_command_lines_mean_what_the_docs_say() -> None:
@@ -161,6 +164,13 @@ def test_command_lines_mean_what_the_docs_say() -> None:
     assert migrate.portal_command == "migrate"
     assert (serve.portal_command, serve.host, serve.port) == ("serve", "127.0.0.1", 8000)
     assert serve.workers > 1 and serve.proxy_headers
+    assert (serve.metrics_host, serve.metrics_port) == ("127.0.0.1", 9103)  # deploy/prometheus/scrape.yml
+    (provision,) = (parse(a) for a in bcc_commands(unit("bcc-influx-provision@.service")))
+    assert (provision.action, provision.site, provision.create_admin) == (
+        "provision",
+        f"/etc/bcc/sites/{SITE}.yaml",
+        True,
+    )
 
 
 def test_a_renamed_flag_fails_the_parse_check() -> None:
@@ -195,6 +205,26 @@ def test_recorder_unit_environment_gives_a_valid_configuration(tmp_path: Path) -
     site.write_text(text + "influxdb: {auth: basic, username: bcc_recorder}\n", encoding="utf-8")
     cfg = load_recorder_config(site, u.environment(SITE, str(creds)))
     assert (cfg.mqtt_password, cfg.influx_password) == ("recorder-mqtt", "recorder-influx")
+
+
+def test_provision_unit_environment_gives_a_valid_plan(tmp_path: Path) -> None:
+    u = unit("bcc-influx-provision@.service")
+    assert u.credentials() == {
+        "influx_admin": "/etc/bcc/secrets/influx-admin",
+        "influx_password": "/etc/bcc/secrets/influx-recorder",
+        "influx_grafana": "/etc/bcc/secrets/influx-grafana",
+    }
+    secrets = {"influx_admin": "admin-pw", "influx_password": "recorder-pw", "influx_grafana": "grafana-pw"}
+    creds = credentials(u, tmp_path / "creds", secrets)
+    text = (ROOT / "devices" / "sites" / "bcc_room.yaml").read_text(encoding="utf-8")
+    site = tmp_path / "room.yaml"
+    site.write_text(text + "influxdb: {auth: basic, username: bcc_recorder}\n", encoding="utf-8")
+    planned = plan(load_site(site), u.environment(SITE, str(creds)), str(site), None)
+    assert (planned.admin.name, planned.admin.password) == ("bcc_admin", "admin-pw")
+    assert [(a.name, a.password, a.privilege) for a in planned.accounts] == [
+        ("bcc_recorder", "recorder-pw", "WRITE"),
+        ("grafana", "grafana-pw", "READ"),
+    ]
 
 
 def test_portal_unit_with_the_example_env_file_gives_valid_settings(tmp_path: Path) -> None:

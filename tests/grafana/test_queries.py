@@ -66,10 +66,12 @@ async def test_every_panel_query_returns_a_series(
                 await alarms.publish("bcc/alarms/events", event)
             # Health that counts the command, then health spanning more than two 1 s intervals
             # (rates are derivatives between intervals).
-            await portal.wait_for("bcc/bridge/health", lambda v: "commands_ok" in v, since=mark, timeout=5)
+            await portal.wait_for(
+                "bcc/bridge/bcc_room/health", lambda v: "commands_ok" in v, since=mark, timeout=5
+            )
             first = portal.mark()
             await asyncio.sleep(2.2)  # the observation window for the 0.2 s health period
-            health = portal.all("bcc/bridge/health", since=first)
+            health = portal.all("bcc/bridge/bcc_room/health", since=first)
             assert len(health) >= 5 and any(h.get("poll_latency_ms_mean") for h in health), health[-1:]
         written = 'SELECT count("written") FROM "raw"."recorder"'
         await eventually(

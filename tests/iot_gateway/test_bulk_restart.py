@@ -27,7 +27,7 @@ from tests.support.gateway import Probe, gateway_config, probe, running_gateway,
 from tests.support.paths import ROOT
 from tests.support.wait import eventually
 
-TOPIC = "bcc/bridge/telemetry"
+TOPIC = "bcc/bridge/bcc_room/telemetry"
 
 
 def bulk_states(p: Probe) -> list[tuple[str, bytes]]:

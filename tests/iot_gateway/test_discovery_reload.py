@@ -32,7 +32,7 @@ def test_every_discovery_payload_passes_home_assistant_schemas(ha_python: str, t
     topics = Topics()
     payloads = {
         topics.discovery(discovery.node_id(loaded.site.site, d.id)): discovery.device_config(
-            loaded.site.site, d, loaded.profile_of(d), topics
+            loaded.site.site, d, loaded.profile_of(d), topics, loaded.site.gateway_id
         )
         for d in loaded.site.devices
     }
@@ -136,7 +136,7 @@ async def test_sighup_reload_and_cleanup_after_restart(
             await p.wait_for(
                 "homeassistant/device/bcc_bcc_room_lights_c/config", lambda v: v != "", since=mark
             )
-            assert "offline" not in p.all("bcc/bridge/state", since=mark)  # no session drop
+            assert "offline" not in p.all("bcc/bridge/bcc_room/state", since=mark)  # no session drop
             # A broken file is refused and the running site kept.
             site_file.write_text("site: [", encoding="utf-8")
             proc.send_signal(signal.SIGHUP)
@@ -179,7 +179,9 @@ async def test_bridge_health_counters(room_sim: SiteSimulator, mosquitto: Mosqui
     cfg = gateway_config(room_sim.site_for_clients(), mosquitto, health_period_s=0.5)
     room_sim.device("env_back").set_fault("exception", code=4)
     async with probe(mosquitto) as p, running_gateway(cfg):
-        health = await p.wait_for("bcc/bridge/health", lambda h: h.get("request_errors_total", 0) >= 1)
+        health = await p.wait_for(
+            "bcc/bridge/bcc_room/health", lambda h: h.get("request_errors_total", 0) >= 1
+        )
         assert health["devices"] == 6 and health["mqtt_connected"] is True
         assert health["polls_per_s"] > 0 and health["poll_latency_ms_mean"] > 0
         assert health["max_queue_depth"] >= 0 and "missed_deadlines_total" in health

@@ -37,7 +37,9 @@ def expected_entities(sim: SiteSimulator) -> dict[str, str]:
     topics = Topics()
     out: dict[str, str] = {}
     for d in loaded.site.devices:
-        config = discovery.device_config(loaded.site.site, d, loaded.profile_of(d), topics)
+        config = discovery.device_config(
+            loaded.site.site, d, loaded.profile_of(d), topics, loaded.site.gateway_id
+        )
         for c in config["components"].values():
             out[f"{c['platform']}.{c['object_id']}"] = d.id
     return out
@@ -100,6 +102,6 @@ async def test_real_home_assistant_discovers_switches_and_uses_qos_1(
     # The broker names Home Assistant's connection by its username, whatever id it sent (CLIENT_ID).
     subs = subscriptions(broker.log_path, "homeassistant")
     ours = {topic: q for topic, q in subs.items() if topic.startswith("bcc/")}
-    for topic in ("bcc/lights_a", "bcc/lights_a/availability", "bcc/bridge/state", "bcc/wall"):
+    for topic in ("bcc/lights_a", "bcc/lights_a/availability", "bcc/bridge/bcc_room/state", "bcc/wall"):
         assert topic in ours, f"no subscription to {topic} in the broker log: {subs}"
     assert set(ours.values()) == {1}, f"Home Assistant subscribed below QoS 1: {ours}"

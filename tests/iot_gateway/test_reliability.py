@@ -63,7 +63,7 @@ async def test_restarts_never_write(
                 *cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log
             )
             try:
-                await p.wait_for("bcc/bridge/state", lambda v: v == "online", since=mark, timeout=10)
+                await p.wait_for("bcc/bridge/bcc_room/state", lambda v: v == "online", since=mark, timeout=10)
                 state = await p.wait_for(
                     "bcc/lights_a", lambda s: s.get("relay_1") == "ON", since=mark, timeout=5
                 )
@@ -76,7 +76,7 @@ async def test_restarts_never_write(
                 finally:
                     log.close()
                     print((tmp_path / f"gateway-{i}.log").read_text()[-3000:])  # shown on failure
-            await p.wait_for("bcc/bridge/state", lambda v: v == "offline", since=mark, timeout=10)
+            await p.wait_for("bcc/bridge/bcc_room/state", lambda v: v == "offline", since=mark, timeout=10)
     for dev in ("lights_a", "lights_b", "env_front", "env_back", "meter_main", "wall"):
         assert room_sim.device(dev).writes == [], dev
     assert room_sim.device("lights_a").get_point("relay_1") is True
@@ -92,7 +92,7 @@ async def test_broker_restart_reconnects_and_republishes(
             await p.wait_for("bcc/lights_a", lambda s: "relay_1" in s)
         await mosquitto.restart()
         async with probe(mosquitto) as p:
-            await p.wait_for("bcc/bridge/state", lambda v: v == "online", timeout=10)
+            await p.wait_for("bcc/bridge/bcc_room/state", lambda v: v == "online", timeout=10)
             await asyncio.wait_for(gw.link.connected.wait(), 10)
             await room_sim.device("lights_a").set_point("relay_4", True)  # the device changes by itself
             await p.wait_for("bcc/lights_a", lambda s: s.get("relay_4") == "ON", timeout=5)

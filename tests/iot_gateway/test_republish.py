@@ -57,7 +57,7 @@ async def test_states_come_back_after_a_broker_restart_without_persistence(
     devices = [d.id for d in site.site.devices]
     expected = [TOPICS.state(d) for d in devices] + [TOPICS.availability(d) for d in devices]
     expected += [TOPICS.discovery(discovery.node_id(site.site.site, d)) for d in devices]
-    expected += [TOPICS.bridge_devices, TOPICS.bridge_state]
+    expected += [TOPICS.bridge_devices("bcc_room"), TOPICS.bridge_state("bcc_room")]
 
     async def holding_all() -> dict[str, object] | None:
         found = await retained(broker)
@@ -85,6 +85,6 @@ async def test_states_come_back_after_a_broker_restart_without_persistence(
         missing = [t for t in expected if t not in after]
         assert not missing, f"not republished after the broker lost them: {missing}"
         assert all(after[TOPICS.availability(d)] == "online" for d in devices)
-        assert after[TOPICS.bridge_state] == "online"
+        assert after[TOPICS.bridge_state("bcc_room")] == "online"
         await eventually(relay_5_on, step=0.2, what="lights_a's retained state shows relay_5 ON")
     assert room_sim.device("lights_a").writes == []

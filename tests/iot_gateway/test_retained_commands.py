@@ -24,7 +24,7 @@ async def test_live_retained_command_is_answered_rejected_and_not_executed(
         probe(mosquitto, role=role, subscribe=None) as sender,
     ):
         # The inventory is published after the command subscription: the gateway now listens live.
-        await p.wait_for("bcc/bridge/devices")
+        await p.wait_for("bcc/bridge/bcc_room/devices")
         await p.wait_for("bcc/lights_a", lambda s: s.get("relay_5") == "OFF")
         ignored = gw.metrics.retained_commands_ignored._value.get()
         mark = p.mark()
@@ -71,13 +71,13 @@ async def test_retained_command_left_on_the_broker_is_ignored_after_a_restart(
     cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
     async with probe(mosquitto, role="operator", subscribe=None) as sender:
         async with running_gateway(cfg), probe(mosquitto) as p:
-            await p.wait_for("bcc/bridge/devices")
+            await p.wait_for("bcc/bridge/bcc_room/devices")
             mark = p.mark()
             await sender.publish("bcc/lights_a/set", {"relay_8": "ON", "transaction": "old"}, retain=True)
             assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "rejected"
         async with probe(mosquitto) as p, running_gateway(cfg) as gw:
             await eventually(lambda: gw.metrics.retained_commands_ignored._value.get() == 1)
-            await p.wait_for("bcc/bridge/devices")
+            await p.wait_for("bcc/bridge/bcc_room/devices")
             mark = p.mark()
             await p.publish("bcc/lights_a/set", {"relay_1": "ON", "transaction": "new"})
             assert (await p.wait_for("bcc/lights_a/response", since=mark))["transaction"] == "new"
@@ -93,12 +93,12 @@ async def test_over_mqtt_3_1_1_a_live_retained_command_runs_once_then_is_ignored
     cfg = gateway_config(room_sim.site_for_clients(), mosquitto, mqtt={"protocol": "3.1.1"})
     async with probe(mosquitto, role="operator", subscribe=None) as sender:
         async with running_gateway(cfg), probe(mosquitto) as p:
-            await p.wait_for("bcc/bridge/devices")
+            await p.wait_for("bcc/bridge/bcc_room/devices")
             mark = p.mark()
             await sender.publish("bcc/lights_a/set", {"relay_2": "ON", "transaction": "r"}, retain=True)
             assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
         async with probe(mosquitto) as p, running_gateway(cfg) as gw:
             await eventually(lambda: gw.metrics.retained_commands_ignored._value.get() == 1)
-            await p.wait_for("bcc/bridge/devices")
+            await p.wait_for("bcc/bridge/bcc_room/devices")
             assert p.all("bcc/lights_a/response") == []
         assert [w.address for w in room_sim.device("lights_a").writes] == [1]

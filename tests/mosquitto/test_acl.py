@@ -25,6 +25,7 @@ PLACEHOLDERS = {
     "<client>": "probe_client",
     "<alarm>": "probe_rule.probe_dev",
     "<instance>": "probe_instance",
+    "<gateway>": "probe_gw",
 }
 NOT_AUTHORIZED = 0x87
 Table = dict[str, dict[str, frozenset[str]]]  # topic pattern -> role -> {"pub", "sub"}
@@ -58,11 +59,13 @@ ROLES_IN_DOC, TABLE = parse_acl_table(DOC.read_text(encoding="utf-8"))
 def test_table_lists_every_role_and_every_topic() -> None:
     t = Topics()
     topics = {
-        t.bridge_state,
-        t.bridge_health,
-        t.bridge_devices,
-        t.bridge_telemetry,
-        t.bridge_sync("<client>"),
+        t.bridge_state("<gateway>"),
+        t.bridge_health("<gateway>"),
+        t.bridge_devices("<gateway>"),
+        t.bridge_telemetry("<gateway>"),
+        t.bridge_sync("<gateway>", "<client>"),
+        t.bridge_lease("<gateway>"),
+        t.bridge_transactions("<gateway>"),
         t.state("<device>"),
         t.availability("<device>"),
         t.set("<device>"),
@@ -76,6 +79,7 @@ def test_table_lists_every_role_and_every_topic() -> None:
         t.alarm_commands,
         t.alarm_results,
         t.alarm_service("<instance>"),
+        t.recorder_status("<instance>"),
     }
     assert set(ROLES_IN_DOC) == set(ROLES)
     assert set(TABLE) == topics

@@ -87,15 +87,15 @@ async def test_restart_keeps_port_and_retained_state(mosquitto: MosquittoProcess
     port = mosquitto.port
     gateway = Probe(mosquitto.host, port, "gateway", mosquitto.password("gateway"), V5)
     await gateway.connect()
-    await gateway.publish("bcc/bridge/state", b"online", retain=True)
+    await gateway.publish("bcc/bridge/bcc_room/state", b"online", retain=True)
     await gateway.close()
     await mosquitto.restart()
     assert mosquitto.port == port
     reader = Probe(mosquitto.host, port, "recorder", mosquitto.password("recorder"), V5)
     try:
         await reader.connect()
-        await reader.subscribe(["bcc/bridge/state"])
-        assert await reader.wait_for_message("bcc/bridge/state", b"online")
+        await reader.subscribe(["bcc/bridge/bcc_room/state"])
+        assert await reader.wait_for_message("bcc/bridge/bcc_room/state", b"online")
     finally:
         await reader.close()
     assert await mqtt_login(mosquitto.host, port, "gateway", "wrong-password") == 5  # 3.1.1 "not authorized"

@@ -26,15 +26,15 @@ from tests.support.mqtt_probe import V5, V311, Probe
 async def test_readonly_with_the_gateways_client_id_does_not_disconnect_it(
     room_sim: SiteSimulator, mosquitto: MosquittoProcess, protocol: int
 ) -> None:
-    """The reproduction of the issue: read the gateway's id from bcc/bridge/sync/<id>, connect as
+    """The reproduction of the issue: read the gateway's id from bcc/bridge/bcc_room/sync/<id>, connect as
     readonly with it. Before the fix Mosquitto disconnected the gateway (the id was taken over)."""
     cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
     async with (
-        probe(mosquitto, role="readonly", subscribe="bcc/bridge/sync/#") as watcher,
+        probe(mosquitto, role="readonly", subscribe="bcc/bridge/bcc_room/sync/#") as watcher,
         running_gateway(cfg) as gw,
     ):
         client_id = gw.link.client_id
-        await watcher.wait_for(f"bcc/bridge/sync/{client_id}")  # what any reader learns
+        await watcher.wait_for(f"bcc/bridge/bcc_room/sync/{client_id}")  # what any reader learns
         connects = gw.metrics.mqtt_reconnects._value.get()
         attacker = Probe(
             mosquitto.host, mosquitto.port, "readonly", mosquitto.password("readonly"), protocol, client_id

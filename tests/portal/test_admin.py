@@ -124,7 +124,16 @@ def test_account_commands(portal_db_url: str, tmp_path: Path, capsys: pytest.Cap
         users.start_session(db, user, datetime.now(UTC), 8)
     capsys.readouterr()
     assert main(["admin", "list-users", *db_args]) == 0
-    assert capsys.readouterr().out.split() == ["op.satu", "operator", "-", "active", "2fa"]
+    assert capsys.readouterr().out.split() == ["op.satu", "operator", "-", "active", "2fa", "-"]
+    # the address and language of alarm e-mails (docs/alarms.md, "Notifications")
+    contact = ["admin", "set-contact", "--username", "op.satu", *db_args]
+    assert main([*contact, "--email", "siti@example.id", "--lang", "en"]) == 0
+    assert main([*contact, "--email", "not an address"]) == 2
+    capsys.readouterr()
+    assert main(["admin", "list-users", *db_args]) == 0
+    assert capsys.readouterr().out.split()[-1] == "siti@example.id"
+    with session_factory(engine)() as db:
+        assert users.find_user(db, "op.satu").lang == "en"
 
     def sessions() -> int:
         with session_factory(engine)() as db:
@@ -145,6 +154,6 @@ def test_account_commands(portal_db_url: str, tmp_path: Path, capsys: pytest.Cap
         assert twofactor.recovery_codes_left(db, again) == 0
     capsys.readouterr()
     assert main(["admin", "list-users", *db_args]) == 0
-    assert capsys.readouterr().out.split()[-1] == "2fa-missing"
+    assert capsys.readouterr().out.split()[-2:] == ["2fa-missing", "siti@example.id"]
     assert main(["admin", "deactivate", "--username", "nobody", *db_args]) == 2
     engine.dispose()

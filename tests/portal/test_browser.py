@@ -15,6 +15,7 @@ from tests.support.axe import axe_source, serious_violations
 from tests.support.cdp import chromium_page
 from tests.support.paths import ROOT
 from tests.support.portal_app import LiveServer, add_user, jpeg, make_settings
+from tests.support.report_page import fill_report
 from tests.support.staff_login import totp_code
 
 ARTIFACTS = ROOT / "artifacts" / "portal"
@@ -36,14 +37,7 @@ async def test_citizen_and_admin_in_chromium(tmp_path: Path) -> None:
         async with chromium_page(tmp_path / "profile") as page:
             base = server.url
             await page.goto(f"{base}/lapor")
-            await page.fill("#f-category", "perencanaan_pembangunan")
-            await page.fill("#f-kelurahan", "tangsi")
-            await page.fill("#f-title", "Drainase tersumbat")
-            await page.fill("#f-description", "Air meluap ke jalan setiap hujan.")
-            await page.fill("#f-lat", "3.6001")
-            await page.fill("#f-lon", "98.4854")
-            await page.eval("document.querySelector('input[name=privacy][value=anonymous]').checked = true")
-            await page.set_files("#f-photos", [photo])
+            await fill_report(page, "Drainase tersumbat", "Air meluap ke jalan setiap hujan.", [photo])
             await page.screenshot(ARTIFACTS / "01-form.png")
             await page.click_and_wait("form.report > button[type=submit]:last-of-type")
             assert "/laporan/BJ-" in await page.url()

@@ -14,8 +14,16 @@ async def test_demo_portal_serves_seeded_reports(tmp_path: Path) -> None:
     try:
         async with httpx.AsyncClient(base_url=portal.url) as client:
             listed = await client.get("/open311/v2/requests.json")
-            assert listed.status_code == 200 and len(listed.json()) == 5  # not the confidential or unverified
+            # not the confidential or unverified, nor those older than Open311's 90 days
+            assert listed.status_code == 200 and len(listed.json()) == 6
             assert (await client.get("/daftar")).status_code == 200
+            # development proposals in several stages, from a needs-budget report each
+            page = (await client.get("/usulan")).text
+            for stage in ("Diusulkan", "Musrenbang kecamatan", "Didanai APBD", "Ditunda", "Dilaksanakan"):
+                assert stage in page, stage
+            budget = [r for r in listed.json() if r["status_notes"].startswith("needs_budget")]
+            stages = sorted(r["status_notes"].split("(")[-1] for r in budget)
+            assert stages == ["musrenbang_kecamatan)", "proposed)"]
         assert {"admin 1", "admin 2", "viewer"} <= set(portal.logins)
         assert len({pw for _u, pw in portal.logins.values()}) == len(portal.logins)  # all generated
     finally:

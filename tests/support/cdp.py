@@ -12,12 +12,12 @@ import contextlib
 import json
 import re
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
 
 
 class Page:
@@ -92,12 +92,26 @@ def _write(path: Path, data: bytes) -> None:
 
 
 @contextlib.asynccontextmanager
-async def chromium_page(profile: Path, width: int = 390, height: int = 844) -> AsyncIterator[Page]:
-    """Headless Chromium with one phone-sized page (CSP bypassed only so the test can inject axe-core)."""
+async def chromium_page(
+    profile: Path,
+    width: int = 390,
+    height: int = 844,
+    *,
+    netns: str | None = None,
+    args: Sequence[str] = (),
+) -> AsyncIterator[Page]:
+    """Headless Chromium with one phone-sized page (CSP bypassed only so the test can inject axe-core).
+
+    ``netns``: the browser runs in that network namespace (``ip netns exec``), so it reaches only what
+    that host reaches; the test drives it through a Unix socket (a path, reachable from every
+    namespace) that ``socat`` in the namespace joins to the DevTools port. ``args``: more flags.
+    """
     binary = shutil.which("chromium")
     if binary is None:
         raise RuntimeError("chromium not installed (Debian package: chromium; scripts/sysdeps.sh test)")
+    wrap = ["ip", "netns", "exec", netns] if netns else []
     proc = await asyncio.create_subprocess_exec(
+        *wrap,
         binary,
         "--headless=new",
         "--no-sandbox",
@@ -107,10 +121,12 @@ async def chromium_page(profile: Path, width: int = 390, height: int = 844) -> A
         "--remote-debugging-port=0",
         "--remote-debugging-address=127.0.0.1",
         f"--user-data-dir={profile}",
+        *args,
         "about:blank",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    bridge: asyncio.subprocess.Process | None = None
     try:
         assert proc.stderr is not None
         port = None
@@ -120,10 +136,32 @@ async def chromium_page(profile: Path, width: int = 390, height: int = 844) -> A
                 raise RuntimeError("chromium exited before DevTools was listening")
             if m := re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line):
                 port = int(m.group(1))
-        async with httpx.AsyncClient() as http:
+        uds = None
+        if netns:
+            uds = profile.parent / f"{profile.name}.devtools"
+            bridge = await asyncio.create_subprocess_exec(
+                *wrap,
+                "socat",
+                f"UNIX-LISTEN:{uds},fork",
+                f"TCP:127.0.0.1:{port}",
+                stdout=asyncio.subprocess.DEVNULL,
+            )
+            deadline = asyncio.get_running_loop().time() + 10
+            while not uds.exists():  # poll for the bridge's socket (not a wait for readiness guess)
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError("socat did not open the DevTools bridge")
+                await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=str(uds) if uds else None)
+        ) as http:
             targets = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
         ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
-        async with connect(ws_url, max_size=64 * 1024 * 1024) as ws:
+        opened = (
+            unix_connect(str(uds), ws_url, max_size=64 * 1024 * 1024)
+            if uds
+            else connect(ws_url, max_size=64 * 1024 * 1024)
+        )
+        async with opened as ws:
             page = Page(ws)
             await page.send("Page.enable")
             await page.send("Page.setBypassCSP", enabled=True)
@@ -139,5 +177,8 @@ async def chromium_page(profile: Path, width: int = 390, height: int = 844) -> A
             finally:
                 page.reader.cancel()
     finally:
+        if bridge is not None:
+            bridge.terminate()
+            await bridge.wait()
         proc.terminate()
         await proc.wait()

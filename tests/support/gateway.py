@@ -43,13 +43,19 @@ def tuned_site(
 
 
 def site_dict(
-    loaded: LoadedSite, broker: MosquittoProcess, mqtt: dict[str, Any] | None = None, **gateway: Any
+    loaded: LoadedSite,
+    broker: MosquittoProcess,
+    mqtt: dict[str, Any] | None = None,
+    account: int = 1,
+    **gateway: Any,
 ) -> dict[str, Any]:
+    """``loaded`` as a site dict pointed at ``broker``, logging in as the ``account``-th gateway account
+    (several gateways at once need ``@pytest.mark.broker_accounts(gateway=N)``)."""
     raw = loaded.site.model_dump(mode="json", exclude_none=True)
     raw["mqtt"] = {
         **raw["mqtt"],
         "url": broker.url,
-        "username": broker.account("gateway"),
+        "username": broker.account("gateway", account),
         "reconnect_max_s": 1.0,
         **(mqtt or {}),
     }
@@ -61,11 +67,15 @@ def site_dict(
 
 
 def gateway_config(
-    loaded: LoadedSite, broker: MosquittoProcess, mqtt: dict[str, Any] | None = None, **gateway: Any
+    loaded: LoadedSite,
+    broker: MosquittoProcess,
+    mqtt: dict[str, Any] | None = None,
+    account: int = 1,
+    **gateway: Any,
 ) -> GatewayConfig:
-    site = site_from_dict(site_dict(loaded, broker, mqtt, **gateway), loaded.profiles)
+    site = site_from_dict(site_dict(loaded, broker, mqtt, account, **gateway), loaded.profiles)
     settings, password, problems = resolve_mqtt(
-        site.site.mqtt, {"BCC_MQTT_PASSWORD": broker.password(broker.account("gateway"))}, "<test>"
+        site.site.mqtt, {"BCC_MQTT_PASSWORD": broker.password(broker.account("gateway", account))}, "<test>"
     )
     assert not problems, problems
     return GatewayConfig(loaded=site, mqtt=settings, password=password)

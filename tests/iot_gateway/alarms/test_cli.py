@@ -46,7 +46,7 @@ def test_check_config_ok(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     monkeypatch.setenv("BCC_MQTT_PASSWORD", "alarms-secret-0123")
     monkeypatch.delenv("BCC_ALARMS_DATABASE_URL", raising=False)
     assert main(["alarms", "--check-config", "--instance", "rack_a"]) == 0
-    assert capsys.readouterr().out.strip() == "configuration ok: 13 rules, 28 alarms"
+    assert capsys.readouterr().out.strip() == "configuration ok: 17 rules, 32 alarms"
     assert main(["alarms", "--check-config", "--instance", "Rack A"]) == 2
     assert "instance 'Rack A': lower-case letters" in capsys.readouterr().err
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from bcc_contract.reports import backlog_payload
 from devices.loader import DEMO_SITE, load_site
 from iot_gateway.alarms.engine import AlarmEvent, AlarmState, CommandError, Evaluator
 from iot_gateway.alarms.rules import load_rules, parse_rules, rules_path_for
@@ -260,3 +262,53 @@ def test_back_after_losing_the_broker_the_alarm_system_is_degraded_then_waits_fo
     [cleared] = ev2.tick(T0 + 55.3)
     assert cleared.state is AlarmState.CLEARED_UNACKED
     assert ev2.ack("degraded.evaluator", "siti", "checked the log", T0 + 60)[0].state is AlarmState.NORMAL
+
+
+def test_reports_overdue_follow_the_portals_backlog_with_their_delays() -> None:
+    """The shipped citizen-side rules on the portal's backlog payload (bcc_contract.reports): more than 5
+    reports past verification, more than 10 past response, each held 10 minutes either way."""
+    ev = Evaluator(load_rules(rules_path_for(SITE), SITE), start=T0)
+    verify, respond = "reports_verification_overdue.reports", "reports_response_overdue.reports"
+
+    def backlog(verification: int, response: int, at: float) -> list[AlarmEvent]:
+        payload = backlog_payload(datetime.fromtimestamp(at, UTC), {}, {}, verification, response)
+        return ev.on_backlog(payload, at) + tick(at)
+
+    def tick(at: float) -> list[AlarmEvent]:  # no device sends states here: their stale alarms aside
+        return [e for e in ev.tick(at) if e.alarm.endswith(".reports")]
+
+    events = backlog(6, 10, T0 + 1) + tick(T0 + 600)
+    assert events == [], "held 10 minutes; 10 late answers is not more than 10"
+    events = tick(T0 + 601) + backlog(6, 11, T0 + 700)
+    assert kinds(events) == [(verify, "raised")] and ev.alarms[verify].value == 6
+    events = (
+        backlog(5, 11, T0 + 800) + ev.tick(T0 + 1300) + ev.on_backlog({"overdue_response": "x"}, T0 + 1301)
+    )
+    assert kinds(events) == [(respond, "raised")], "a count of 5 clears only after 10 minutes"
+    events = tick(T0 + 1400)
+    assert kinds(events) == [(verify, "cleared")] and ev.alarms[respond].active, "garbage kept the condition"
+
+
+def test_recorder_alarms_follow_the_recorders_status() -> None:
+    """Any recorder offline, or online but unable to write to InfluxDB, after its on-delay; a recorder
+    taken out of service (its retained status removed) no longer counts."""
+    ev = Evaluator(load_rules(rules_path_for(SITE), SITE), start=T0)
+    offline, influx = "recorder_offline.recorder", "influxdb_unreachable.recorder"
+
+    def status(instance: str, at: float, **body: str) -> list[AlarmEvent]:
+        found = ev.on_recorder(instance, body or None, at) + ev.tick(at)
+        return [e for e in found if e.alarm.endswith(".recorder")]
+
+    events = status("rec_a", T0 + 1, state="online", influxdb="reachable")
+    events += status("rec_b", T0 + 2, state="online", influxdb="unreachable")
+    events += status("rec_c", T0 + 3, state="offline", influxdb="unknown")
+    assert events == []
+    events = status("rec_a", T0 + 64, state="online", influxdb="reachable")
+    assert kinds(events) == [(offline, "raised")] and ev.alarms[offline].value == "rec_c"
+    events = status("rec_c", T0 + 70) + status("rec_a", T0 + 81, state="online", influxdb="reachable")
+    assert kinds(events) == [(offline, "cleared")], "rec_c was taken out of service"
+    events = status("rec_b", T0 + 123, state="online", influxdb="unreachable")
+    assert kinds(events) == [(influx, "raised")] and ev.alarms[influx].value == "rec_b"
+    events = status("rec_b", T0 + 130, state="offline", influxdb="unknown")
+    events += status("rec_b", T0 + 141, state="offline", influxdb="unknown")
+    assert kinds(events) == [(influx, "cleared")], "an offline recorder is recorder_offline's, not this one's"

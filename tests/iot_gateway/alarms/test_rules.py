@@ -91,6 +91,10 @@ def test_every_problem_is_listed_at_once() -> None:
             {"kind": "alarm_system", "limit": None, "after_s": 5, "devices": [], "on_delay_s": 3},
             "no 'on_delay_s'",
         ),
+        ({"kind": "reports_overdue", "devices": [], "limit": 5}, "'deadline' (verification or response)"),
+        ({"point": "temperature", "deadline": "response"}, "required by reports_overdue rules only"),
+        ({"kind": "reports_overdue", "devices": [], "deadline": "response", "limit": -1}, "(0 or more)"),
+        ({"kind": "reports_overdue", "deadline": "response", "limit": 3}, "watches the report backlog"),
     ],
 )
 def test_fields_must_fit_the_kind(fields: dict[str, Any], message: str) -> None:

@@ -1,6 +1,8 @@
 """Two evaluators on the portal's database: one active, one standing by. The active one dies in the
 middle of an alarm (no clean stop: its lease just stops being renewed); the standby takes over, keeps
-the alarm active without raising it again, and clears it when the device recovers."""
+the alarm active without raising it again, and clears it when the device recovers. The alarm's e-mails
+to the on-duty operators are written once (by the active one only, none at the takeover) and the
+portal's two workers send each once, in the recipient's language, through a real SMTP server."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from iot_gateway.alarms.store import AlarmStore
 from mosquitto import MosquittoProcess
 from simulators import SiteSimulator
 from tests.iot_gateway.alarms.test_service import WALL_OFFLINE, T, event_of, fast_rules
+from tests.support.alarm_mail import add_staff, drain
 from tests.support.gateway import gateway_config, probe, running_gateway, site_dict
+from tests.support.smtp import smtp_server
 
 LEASE_S = 1.5
 
@@ -42,6 +46,15 @@ def config(
 async def test_the_standby_takes_over_without_raising_twice(
     mosquitto: MosquittoProcess, room_sim: SiteSimulator, tmp_path: Path, portal_db_url: str
 ) -> None:
+    # no roster: every operator with an e-mail is on duty; the wall's offline alarm (high) goes to them
+    add_staff(
+        portal_db_url,
+        [
+            ("siti", "operator", "siti@binjai.test", "id"),
+            ("budi", "operator", "budi@binjai.test", "en"),
+            ("kepala", "admin", "kepala@binjai.test", "id"),
+        ],
+    )
     one = AlarmService(config(room_sim, mosquitto, tmp_path, portal_db_url, "one", 1))
     stop_one = asyncio.Event()
     async with (
@@ -90,3 +103,15 @@ async def test_the_standby_takes_over_without_raising_twice(
         assert [e["event"] for e in store.history(WALL_OFFLINE)] == ["raised", "cleared"]
     finally:
         store.close()
+    with smtp_server() as (inbox, port):
+        rows = drain(portal_db_url, port)
+        assert sorted((r.event, r.recipient) for r in rows) == [
+            ("alarm_raised", "budi@binjai.test"),
+            ("alarm_raised", "siti@binjai.test"),
+        ]
+        mail = {m["To"]: m["Subject"] for m in inbox.wait(2)}
+    assert len(inbox.messages) == 2
+    assert mail == {
+        "siti@binjai.test": "[BCC TINGGI] Perangkat tidak terhubung",
+        "budi@binjai.test": "[BCC HIGH] Device offline",
+    }

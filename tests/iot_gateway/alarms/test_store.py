@@ -10,8 +10,17 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 
-from iot_gateway.alarms.store import METADATA, TABLES, AlarmStore, StoreError, engine_for, sqlite_url
+from iot_gateway.alarms.store import (
+    METADATA,
+    PORTAL_METADATA,
+    TABLES,
+    AlarmStore,
+    StoreError,
+    engine_for,
+    sqlite_url,
+)
 
 T0 = 1_800_000_000.0
 
@@ -28,6 +37,27 @@ def test_the_service_tables_match_the_portal_migrations(portal_db_url: str) -> N
         diff = compare_metadata(MigrationContext.configure(conn, opts=opts), METADATA)
     engine.dispose()
     assert diff == []
+
+
+def test_the_portal_columns_the_service_writes_match_the_migrations(portal_db_url: str) -> None:
+    """The outbox and staff columns the evaluator uses for alarm e-mails (a part of the portal's tables)
+    exist in the migrated database with the same type, length and nullability."""
+    engine = engine_for(portal_db_url)
+    try:
+        found = inspect(engine)
+        for table in PORTAL_METADATA.sorted_tables:
+            columns = {c["name"]: c for c in found.get_columns(table.name)}
+            for column in table.c:
+                real = columns[column.name]
+                generic = real["type"].as_generic()
+                assert type(generic) is type(column.type), (table.name, column.name, real["type"])
+                assert getattr(real["type"], "length", None) == getattr(column.type, "length", None)
+                assert real["nullable"] == column.nullable or column.primary_key, (table.name, column.name)
+    finally:
+        engine.dispose()
+    store = AlarmStore(portal_db_url)
+    assert store.notifying  # migration 0010: alarm e-mails on
+    store.close()
 
 
 def test_records_history_and_outbox(portal_db_url: str) -> None:

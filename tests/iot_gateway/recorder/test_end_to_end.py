@@ -30,7 +30,7 @@ async def test_every_published_state_is_stored_once(
     batch_ms: int | None,
 ) -> None:
     """Per device: the recorder reads bcc/<device>. Bulk (gateway.telemetry_batch_ms): the gateway also
-    sends every state in bcc/bridge/telemetry, the recorder reads only that, and stores the same."""
+    sends every state in bcc/bridge/bcc_room/telemetry, the recorder reads only that, and stores the same."""
     loaded = room_sim.site_for_clients()
     gateway = loaded.site.gateway.model_copy(update={"telemetry_batch_ms": batch_ms})
     loaded = dataclasses.replace(loaded, site=loaded.site.model_copy(update={"gateway": gateway}))
@@ -53,7 +53,7 @@ async def test_every_published_state_is_stored_once(
             if len(parts) == 2 and parts[1] in {d.id for d in loaded.site.devices}:
                 published[parts[1]].add(iso_to_ns(orjson.loads(bytes(msg.payload))["ts"]))
                 on_device_topics.append((parts[1], bytes(msg.payload)))
-            elif str(msg.topic) == "bcc/bridge/telemetry":
+            elif str(msg.topic) == "bcc/bridge/bcc_room/telemetry":
                 for device, states in orjson.loads(bytes(msg.payload)).items():
                     in_bulk.extend((device, orjson.dumps(state)) for state in states)
         assert published, "no state published"

@@ -32,18 +32,24 @@ GRAFANA = ("grafana", "graf-" + os.urandom(8).hex())
 
 
 @pytest.fixture
-async def influxd_auth(tmp_path: Path) -> AsyncIterator[InfluxdProcess]:
-    """influxd with ``auth-enabled = true`` and its first user, which 1.6.7 requires to be an admin."""
+async def influxd_no_user(tmp_path: Path) -> AsyncIterator[InfluxdProcess]:
+    """influxd with ``auth-enabled = true`` and no user yet (as Debian installs it, with auth turned on)."""
     if find_influxd() is None:
         pytest.fail("influxd not installed: run scripts/sysdeps.sh (Debian package: influxdb)")
     server = InfluxdProcess(tmp_path / "influxdb", auth_enabled=True)
     await server.start()
     try:
-        q = f"CREATE USER {ADMIN[0]} WITH PASSWORD '{ADMIN[1]}' WITH ALL PRIVILEGES"
-        assert "error" not in await asyncio.to_thread(influx_as, server.url, None, q)
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def influxd_auth(influxd_no_user: InfluxdProcess) -> InfluxdProcess:
+    """... and its first user, which 1.6.7 requires to be an admin."""
+    q = f"CREATE USER {ADMIN[0]} WITH PASSWORD '{ADMIN[1]}' WITH ALL PRIVILEGES"
+    assert "error" not in await asyncio.to_thread(influx_as, influxd_no_user.url, None, q)
+    return influxd_no_user
 
 
 def site_file(broker: MosquittoProcess, influx: InfluxdProcess, tmp_path: Path) -> Path:
@@ -72,11 +78,11 @@ def admin_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-async def bcc_provision(site: Path, env: dict[str, str]) -> tuple[int, str, str]:
+async def bcc_provision(site: Path, env: dict[str, str], *extra: str) -> tuple[int, str, str]:
     """``bcc influx provision --site SITE`` as its own process: exit code, stdout, stderr."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "bcc", "influx", "provision", "--site", str(site)),
+        *("-m", "bcc", "influx", "provision", "--site", str(site), *extra),
         env=env,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
@@ -177,25 +183,37 @@ async def test_wrong_admin_password_is_one_line_exit_2(
 
 
 async def test_no_admin_yet_or_not_an_admin_is_one_line_exit_2(
-    mosquitto: MosquittoProcess, tmp_path: Path
+    mosquitto: MosquittoProcess, influxd_no_user: InfluxdProcess, tmp_path: Path
 ) -> None:
-    server = InfluxdProcess(tmp_path / "influxdb", auth_enabled=True)
-    await server.start()
-    try:
-        site = site_file(mosquitto, server, tmp_path)
-        code, out, err = await bcc_provision(site, admin_env())
-        assert (code, out, err.count("\n")) == (2, "", 1)
-        assert "has no admin yet: create it first" in err
-        q = f"CREATE USER {ADMIN[0]} WITH PASSWORD '{ADMIN[1]}' WITH ALL PRIVILEGES"
-        assert "error" not in await asyncio.to_thread(influx_as, server.url, None, q)
-        q = "CREATE USER plain WITH PASSWORD 'plain-password'"
-        assert "error" not in await asyncio.to_thread(influx_as, server.url, ADMIN, q)
-        env = admin_env(BCC_INFLUX_ADMIN_USER="plain", BCC_INFLUX_ADMIN_PASSWORD="plain-password")
-        code, out, err = await bcc_provision(site, env)
-        assert (code, out, err.count("\n")) == (2, "", 1)
-        assert "'plain' is not an admin" in err
-    finally:
-        await server.stop()
+    server = influxd_no_user
+    site = site_file(mosquitto, server, tmp_path)
+    code, out, err = await bcc_provision(site, admin_env())
+    assert (code, out, err.count("\n")) == (2, "", 1)
+    assert "has no admin yet: create it first" in err
+    q = f"CREATE USER {ADMIN[0]} WITH PASSWORD '{ADMIN[1]}' WITH ALL PRIVILEGES"
+    assert "error" not in await asyncio.to_thread(influx_as, server.url, None, q)
+    q = "CREATE USER plain WITH PASSWORD 'plain-password'"
+    assert "error" not in await asyncio.to_thread(influx_as, server.url, ADMIN, q)
+    env = admin_env(BCC_INFLUX_ADMIN_USER="plain", BCC_INFLUX_ADMIN_PASSWORD="plain-password")
+    code, out, err = await bcc_provision(site, env)
+    assert (code, out, err.count("\n")) == (2, "", 1)
+    assert "'plain' is not an admin" in err
+
+
+async def test_create_admin_on_a_server_without_users_then_provision(
+    mosquitto: MosquittoProcess, influxd_no_user: InfluxdProcess, tmp_path: Path
+) -> None:
+    """What the installer's unit runs on a fresh InfluxDB: the admin first, then everything else."""
+    server = influxd_no_user
+    site = site_file(mosquitto, server, tmp_path)
+    code, out, err = await bcc_provision(site, admin_env(), "--create-admin")
+    assert code == 0, err
+    assert out.splitlines()[0] == f"admin {ADMIN[0]} created (InfluxDB had no user)"
+    users = await asyncio.to_thread(influx_as, server.url, ADMIN, "SHOW USERS")
+    assert [ADMIN[0], True] in users["series"][0]["values"]
+    code, out, err = await bcc_provision(site, admin_env(), "--create-admin")  # an admin exists now
+    assert code == 0 and "created (InfluxDB had no user)" not in out, err
+    assert write(server.url, RECORDER).status_code == 204
 
 
 async def test_server_without_authentication_is_refused(

@@ -59,7 +59,7 @@ def test_bulk_telemetry_gives_the_same_lines_as_device_topics() -> None:
     lights = {"relay_1": "ON", "relay_2": "OFF", "ts": "2026-11-27T10:15:02.120Z"}
     env = {"temperature": 21.5, "ts": "2026-11-27T10:15:02.120Z"}
     bulk = {"lights_a": [lights, {**lights, "relay_1": "OFF"}], "env_front": [env, {"humidity": "wet"}]}
-    rec = SCHEMA.convert("bcc/bridge/telemetry", orjson.dumps(bulk), 0)
+    rec = SCHEMA.convert("bcc/bridge/bcc_room/telemetry", orjson.dumps(bulk), 0)
     one = [
         SCHEMA.convert(f"bcc/{d}", orjson.dumps(s), 0).lines
         for d, s in [("lights_a", lights), ("env_front", env)]
@@ -68,8 +68,8 @@ def test_bulk_telemetry_gives_the_same_lines_as_device_topics() -> None:
     assert rec.lines[1][0].startswith("relay8,device=lights_a,site=bcc_room relay_1=0i")
     # the bad state (no timestamp, a word for a number) is reported; the good ones are kept
     assert rec.problem is not None and rec.problem.startswith("env_front:")
-    assert SCHEMA.convert("bcc/bridge/telemetry", b"[1]", 0).problem
-    assert SCHEMA.convert("bcc/bridge/telemetry", b'{"lights_a": {"relay_1": "ON"}}', 0).problem
+    assert SCHEMA.convert("bcc/bridge/bcc_room/telemetry", b"[1]", 0).problem
+    assert SCHEMA.convert("bcc/bridge/bcc_room/telemetry", b'{"lights_a": {"relay_1": "ON"}}', 0).problem
 
 
 def test_bad_values_are_dead_lettered_and_good_ones_kept() -> None:
@@ -127,7 +127,7 @@ def test_availability_health_and_responses() -> None:
     rec = SCHEMA.convert("bcc/lights_a/availability", b"offline", 42)
     assert rec.lines == [("availability,device=lights_a,site=bcc_room online=0i 42", 1)]
     assert rec.dedupe_topic == "bcc/lights_a/availability"
-    bridge = SCHEMA.convert("bcc/bridge/state", b"online", 43)
+    bridge = SCHEMA.convert("bcc/bridge/bcc_room/state", b"online", 43)
     assert bridge.lines[0][0].startswith("availability,device=bridge,")
     # Exactly what the gateway's _health_loop publishes: ts is epoch seconds (a float), not ISO text.
     body = {
@@ -136,7 +136,7 @@ def test_availability_health_and_responses() -> None:
         "poll_latency_ms_mean": 1.234, "request_errors_total": 2.0, "missed_deadlines_total": 0.0,
         "max_queue_depth": 1, "commands_ok": 8.0, "commands_timeout": 1.0, "ts": 1795774502.12,
     }  # fmt: skip
-    health = SCHEMA.convert("bcc/bridge/health", orjson.dumps(body), 0)
+    health = SCHEMA.convert("bcc/bridge/bcc_room/health", orjson.dumps(body), 0)
     assert health.problem is None
     ((text, n),) = health.lines
     assert text == (
@@ -147,7 +147,9 @@ def test_availability_health_and_responses() -> None:
     )
     assert n == 13
     # No poll in the period: poll_latency_ms_mean is null and simply absent; a field keeps its type.
-    idle = SCHEMA.convert("bcc/bridge/health", b'{"devices": 0, "poll_latency_ms_mean": null, "ts": 1}', 0)
+    idle = SCHEMA.convert(
+        "bcc/bridge/bcc_room/health", b'{"devices": 0, "poll_latency_ms_mean": null, "ts": 1}', 0
+    )
     assert idle.lines == [("gateway_health,site=bcc_room devices=0.0 1000000000", 1)]
     resp = {"device": "lights_a", "transaction": "t1", "status": "ok", "ts": "2026-11-27T10:15:02.120Z"}
     text = SCHEMA.convert("bcc/lights_a/response", orjson.dumps(resp), 0).lines[0][0]

@@ -38,7 +38,7 @@ def console_routes(app: FastAPI) -> list[tuple[str, str]]:
             [guard] = guards(route)
             assert guard.roles == {"admin", "operator"}, path
             out.extend((m, path.replace("{transaction}", "console-0")) for m in sorted(methods))
-    assert len(out) == 9, out
+    assert len(out) == 10, out  # with /konsol/kesehatan-alarm (alarm health)
     return out
 
 

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from portal.web.console import STATUS_TEXT
 from tests.support.axe import axe_source, serious_violations
 from tests.support.cdp import chromium_page
 from tests.support.console_page import circuit, click_switch, log_in, text_of, wait_text
@@ -111,5 +112,5 @@ async def test_console_in_chromium(stack: Stack, tmp_path: Path) -> None:
         body = await page.eval("document.body.innerText")
         assert body.count("console-") == 7  # four single commands and the scene's three
         for status in ("ok", "failed_readback", "device_unavailable"):
-            assert status in body
+            assert STATUS_TEXT[status] in body  # by its name, never the key
         await page.screenshot(ARTIFACTS / "05-audit.png")

@@ -36,7 +36,7 @@ async def test_state_availability_and_foreign_results(tmp_path: Path) -> None:
         r.on_state("lights_a", {"relay_1": "ON", "ts": "2026-11-28T00:00:00.000Z"})
         r.on_state("not_in_the_site", {"x": 1})
         r.on_availability("lights_a", "online")
-        r.on_bridge("online")
+        r.on_bridge(r.plan.gateway, "online")
         # A console command sent by another worker: shown here too (its audit is the other worker's).
         r.on_response("lights_a", {"transaction": "console-00ff", "status": "ok", "state": {"relay_1": "ON"}})
         # Home Assistant's own command: not the console's business.

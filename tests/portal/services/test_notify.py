@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -22,40 +18,18 @@ from portal.errors import TransitionRefused
 from portal.main import create_app
 from portal.models import Notification
 from portal.runtime import runtime_of
-from portal.services import reports, users, workflow
+from portal.services import proposals, reports, users, workflow
 from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from tests.support.portal_app import FakeClock, add_user, csrf, report_id, staff_client, submit
+from tests.support.smtp import Inbox, smtp_server
 from tests.support.wait import eventually_sync
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.arrived = threading.Condition()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd handler API
-        with self.arrived:
-            self.messages.append(message_from_bytes(envelope.content))
-            self.arrived.notify_all()
-        return "250 OK"
-
-    def wait(self, count: int, timeout: float = 10.0) -> list[Message]:
-        with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.messages) >= count, timeout), self.messages
-            return list(self.messages)
 
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    box = Inbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @contextlib.contextmanager
@@ -189,3 +163,61 @@ def test_outbox_rows_commit_with_their_events(settings: Settings, clock: FakeClo
         rows = outbox(app)
         assert [(r.code, r.event) for r in rows] == [(report.code, "created"), (report.code, "verified")]
         assert all(r.sent_at is None and r.attempts == 0 for r in rows)
+
+
+def test_linked_reporters_are_told_each_proposal_stage_exactly_once(
+    settings: Settings, clock: FakeClock, inbox: tuple[Inbox, int]
+) -> None:
+    """Two reports with an e-mail and one without carried by one proposal: each stage change is one
+    e-mail to each reporter who gave an address, naming the stage, and a refused change none."""
+    box, port = inbox
+    with portal_with_smtp(settings, clock, port) as (app, client):
+        notifier = notifier_of(app)
+        codes = [
+            submit(client, contact_email="siti@example.id"),
+            submit(client, contact_email="budi@example.id"),
+            submit(client, contact_email=""),
+        ]
+        admin = staff_client(app, "admin")
+        token = csrf(admin, "/staf")
+        pid = ""
+        for code in codes:
+            rid = report_id(app, code)
+            admin.post(f"/staf/laporan/{rid}/verifikasi", data={"csrf_token": token})
+            r = admin.post(
+                f"/staf/laporan/{rid}/tutup",
+                data={"csrf_token": token, "resolution": "needs_budget", "proposal": pid},
+                follow_redirects=False,
+            )
+            assert r.status_code == 303
+            with runtime_of(app).sessions() as db:
+                found = proposals.of_report(db, rid)
+                assert found is not None
+                pid = str(found.id)
+        box.wait(6)  # created, verified, closed for the two with an address
+        bappeda = staff_client(app, "agency", agency="bappeda")
+        for stage in ("musrenbang_kelurahan", "rkpd", "musrenbang_kecamatan"):  # rkpd: a skip, refused
+            bappeda.post(
+                f"/staf/usulan/{pid}/tahap", data={"csrf_token": csrf(bappeda, "/staf"), "stage": stage}
+            )
+        messages = box.wait(10)[6:]
+        eventually_sync(lambda: all(n.sent_at is not None for n in outbox(app)))
+        # (inside: after shutdown the app's engine is disposed)
+        rows = [n for n in outbox(app) if n.event == "proposal"]
+        admin.close()
+        bappeda.close()
+    stages = sorted((m["To"], "kelurahan" in str(m.get_payload())) for m in messages)
+    assert stages == [
+        ("budi@example.id", False),
+        ("budi@example.id", True),
+        ("siti@example.id", False),
+        ("siti@example.id", True),
+    ]
+    assert all("Usulan pembangunan" in m["Subject"] for m in messages)
+    assert all(
+        "Tahap: Musrenbang kec" in str(m.get_payload())
+        for m in messages
+        if "kelurahan" not in str(m.get_payload())
+    )
+    assert len(box.messages) == 10 and notifier.sent == 10
+    assert len(rows) == 4 and {n.detail for n in rows} == {"musrenbang_kelurahan", "musrenbang_kecamatan"}

@@ -240,7 +240,9 @@ def test_closed_request_reports_close_time_and_resolution(
     clock.advance(hours=1)
     admin.post(f"/staf/laporan/{rid2}/tutup", data={"csrf_token": token, "resolution": "needs_budget"})
     (row,) = client.get(f"/open311/v2/requests/{code2}.json").json()
-    assert row["status"] == "closed" and row["status_notes"] == "needs_budget"
+    # a needs-budget report names its development proposal's stage (portal/services/proposals.py)
+    assert row["status"] == "closed"
+    assert row["status_notes"] == "needs_budget; usulan pembangunan: Diusulkan (proposed)"
     assert row["updated_datetime"] == (clock.now()).isoformat().replace("+00:00", "Z")
     assert row["agency_responsible"].startswith("Badan Perencanaan")
     admin.close()

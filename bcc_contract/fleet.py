@@ -1,0 +1,120 @@
+"""Fleet ownership: which gateway owns which device, read from the gateways' retained topics.
+
+Several gateways share one broker and one base topic; each owns the devices of its site file and says
+so in its retained inventory ``<base>/bridge/<gateway>/devices``, next to its retained
+``<base>/bridge/<gateway>/state`` (``offline`` is its last will). A gateway that starts reads both for
+every gateway and refuses to start when a live gateway (inventory plus ``online``) already owns one of
+its devices; the portal's console answers a command to a device whose owner is offline at once
+(docs/mqtt.md, "Fleet"). Both read the retained topics with this one class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import orjson
+
+from bcc_contract.topics import ONLINE, Topics
+
+__all__ = ["FleetConflict", "FleetView", "conflicts", "inventory_devices"]
+
+
+class FleetConflict(Exception):
+    """Devices of this site are owned by another live gateway: the gateway must not start."""
+
+    def __init__(self, gateway: str, claims: dict[str, list[str]]) -> None:
+        self.gateway = gateway
+        self.claims = claims  # owner gateway -> devices of ours it owns
+        owned = "; ".join(
+            f"{', '.join(devs)} owned by gateway {owner!r} (online)" for owner, devs in claims.items()
+        )
+        super().__init__(
+            f"gateway {gateway!r} refuses to start: device ids must be unique across the fleet: {owned}"
+        )
+
+    @staticmethod
+    def first(group: BaseExceptionGroup[FleetConflict]) -> FleetConflict:
+        """The conflict inside the group a TaskGroup raised (``except* FleetConflict``)."""
+        for exc in group.exceptions:
+            if isinstance(exc, FleetConflict):
+                return exc
+            if isinstance(exc, BaseExceptionGroup):
+                return FleetConflict.first(exc)
+        raise ValueError("no FleetConflict in the group")
+
+
+def inventory_devices(payload: bytes) -> set[str] | None:
+    """The device ids of a retained inventory, or None when the payload is empty or not one."""
+    try:
+        body = orjson.loads(payload) if payload else None
+    except orjson.JSONDecodeError:
+        return None
+    devices = body.get("devices") if isinstance(body, dict) else None
+    if not isinstance(devices, list):
+        return None
+    return {d for d in devices if isinstance(d, str)}
+
+
+@dataclass
+class FleetView:
+    """Every gateway's retained inventory and state, as they arrive (empty payload: gone)."""
+
+    topics: Topics
+    inventories: dict[str, set[str]] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
+
+    def handle(self, topic: str, payload: bytes) -> bool:
+        """Take a message if it is a bridge inventory or state; True when it was one."""
+        if (gw := self.topics.gateway_of_bridge(topic, "devices")) is not None:
+            self.set_inventory(gw, payload)
+            return True
+        if (gw := self.topics.gateway_of_bridge(topic, "state")) is not None:
+            self.set_state(gw, payload)
+            return True
+        return False
+
+    def set_inventory(self, gateway: str, payload: bytes) -> None:
+        devices = inventory_devices(payload)
+        if devices is None:
+            self.inventories.pop(gateway, None)
+        else:
+            self.inventories[gateway] = devices
+
+    def set_state(self, gateway: str, payload: bytes) -> None:
+        if payload:
+            self.states[gateway] = payload.decode(errors="replace")
+        else:
+            self.states.pop(gateway, None)
+
+    def offline_owner(self, device: str) -> str | None:
+        """The gateway that owns ``device`` when it is not online (its commands cannot be answered)."""
+        owner = self.owner(device)
+        return owner if owner is not None and not self.online(owner) else None
+
+    def owner(self, device: str) -> str | None:
+        """The gateway whose inventory lists ``device`` (None: no gateway claims it)."""
+        return self.owner_other_than(device, None)
+
+    def owner_other_than(self, device: str, gateway: str | None) -> str | None:
+        """A gateway other than ``gateway`` whose inventory lists ``device``, preferring a live one."""
+        found = [
+            gw for gw, devices in sorted(self.inventories.items()) if gw != gateway and device in devices
+        ]
+        live = [gw for gw in found if self.online(gw)]
+        return next(iter(live or found), None)
+
+    def online(self, gateway: str) -> bool:
+        return self.states.get(gateway) == ONLINE
+
+
+def conflicts(view: FleetView, gateway: str, devices: Iterable[str]) -> dict[str, list[str]]:
+    """Devices of ``gateway`` that another live gateway owns: owner -> sorted device ids."""
+    found: dict[str, list[str]] = {}
+    wanted = set(devices)
+    for owner, owned in sorted(view.inventories.items()):
+        if owner == gateway or not view.online(owner):
+            continue
+        if clash := sorted(wanted & owned):
+            found[owner] = clash
+    return found
