@@ -34,7 +34,13 @@ async def test_publish_waits_for_puback_and_fails_without_one(
         return None
 
     link = MqttLink(
-        settings, Topics(), "gateway", mosquitto.password("gateway"), on_connect, on_message, GatewayMetrics()
+        settings,
+        Topics().bridge_state("gw_test"),
+        "gateway",
+        mosquitto.password("gateway"),
+        on_connect,
+        on_message,
+        GatewayMetrics(),
     )
     task = asyncio.create_task(link.run())
     try:
