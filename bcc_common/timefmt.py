@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import UTC, datetime
 
 
@@ -15,7 +17,25 @@ def iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
+_second: list[tuple[int, str]] = [(-1, "")]  # the last whole second formatted (a gateway's hot path)
+
+
 def iso_ms(ts: float | datetime) -> str:
     """A POSIX timestamp or datetime in ISO-8601 UTC with milliseconds (the MQTT payloads' ``ts``)."""
-    dt = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(ts, datetime):
+        return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if not 0 <= ts < 253402300800:  # 9999-12-31: datetime's own range checks and errors
+        dt = datetime.fromtimestamp(ts, UTC)
+        return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # What datetime.fromtimestamp + isoformat give (microseconds rounded half-even, then truncated to
+    # milliseconds), with the date and time of the whole second formatted once per second.
+    frac, whole = math.modf(ts)
+    sec = int(whole)
+    us = round(frac * 1e6)
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    cached_sec, prefix = _second[0]
+    if cached_sec != sec:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _second[0] = (sec, prefix)
+    return f"{prefix}.{us // 1000:03d}Z"

@@ -9,6 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from pathlib import Path
+
+CHANGE_HELP = "every read-only register changes past the deadband every S s (default: 10 %% per s)"
+BULK_HELP = "gateway.telemetry_batch_ms (default 0: no bulk telemetry)"
+PY_SPY_HELP = "record the gateway with py-spy (dev extra) during the window: collapsed stacks to FILE"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     poll.add_argument("--tags", type=int, default=30, help="registers per device (default 30)")
     poll.add_argument("--interval", type=float, default=1.0, help="poll interval in s (default 1)")
     poll.add_argument("--seconds", type=float, default=30.0, help="measurement window (default 30)")
-    poll.add_argument("--commands", type=int, default=200, help="commands timed during the window")
+    poll.add_argument("--commands", type=int, default=200, help="commands timed, spread over the window")
+    poll.add_argument("--change-every-s", type=float, default=None, metavar="S", help=CHANGE_HELP)
+    poll.add_argument("--bulk-ms", type=int, default=0, help=BULK_HELP)
+    poll.add_argument("--py-spy", type=Path, default=None, metavar="FILE", help=PY_SPY_HELP)
     poll.add_argument("--json", action="store_true", help="print one JSON object only")
     por = sub.add_parser("portal", help="report submissions and the staff queue vs. a trivial endpoint")
     por.add_argument("--reports", type=int, default=100_000, help="reports in the database (default 100,000)")
@@ -79,7 +87,18 @@ def run(args: argparse.Namespace) -> int:
     elif args.bench == "poll":
         from bench.poll import bench_poll
 
-        result = asyncio.run(bench_poll(args.devices, args.tags, args.interval, args.seconds, args.commands))
+        result = asyncio.run(
+            bench_poll(
+                args.devices,
+                args.tags,
+                args.interval,
+                args.seconds,
+                args.commands,
+                change_every_s=args.change_every_s,
+                bulk_ms=args.bulk_ms,
+                py_spy=args.py_spy,
+            )
+        )
     elif args.bench == "portal":
         from bench.portal import run_bench
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 
 from devices.models import DataType, Point
 
@@ -77,6 +78,29 @@ def decode_registers(point: Point, registers: Sequence[int]) -> Value:
     if point.precision is not None:
         return round(float(value), point.precision)
     return float(value)
+
+
+BlockDecoder = Callable[[Sequence[int]], Value]
+
+
+def block_decoder(point: Point, offset: int, bits: bool) -> BlockDecoder:
+    """A function from a whole read block to ``point``'s published value (booleans as ``ON``/``OFF``),
+    built once per block: the same results as ``decode_registers`` + ``bool_text``, without looking
+    at the point's settings for every value (at 45,000 values/s that lookup cost more than decoding)."""
+    if bits:
+        return lambda raw: ON if raw[offset] else OFF
+    plain = point.bit is None and point.enum is None and point.scale == 1.0 and point.offset == 0.0
+    if plain and point.byte_order == "big" and point.type is DataType.UINT16:
+        return itemgetter(offset)  # pymodbus hands out 0..65535
+    if plain and point.byte_order == "big" and point.type is DataType.INT16:
+        return lambda raw: (r - 0x10000) if (r := raw[offset] & 0xFFFF) & 0x8000 else r
+    end = offset + point.register_count
+
+    def general(raw: Sequence[int]) -> Value:
+        value = decode_registers(point, raw[offset:end])
+        return bool_text(value) if isinstance(value, bool) else value
+
+    return general
 
 
 def decode_bit(point: Point, bit: bool) -> bool:

@@ -12,6 +12,7 @@ beyond that messages are dropped and counted (iot_gateway.inflow says why not ba
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 import socket
@@ -20,6 +21,8 @@ from typing import Any
 
 import aiomqtt
 import structlog
+from paho.mqtt.client import MQTT_ERR_SUCCESS
+from paho.mqtt.client import error_string as mqtt_error_string
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bcc_common.process import cancel_and_wait
@@ -35,6 +38,12 @@ OnConnect = Callable[["MqttLink"], Awaitable[None]]
 OnMessage = Callable[[aiomqtt.Message], Coroutine[Any, Any, None]]
 Wanted = Callable[[str], bool]
 PUBLISH_TIMEOUT_S = 5.0
+# QoS 1 publishes in flight at once (paho's default is 20), within the broker's Receive Maximum (MQTT 5
+# CONNACK; our mosquitto.conf's max_inflight_messages says 100). With 20, one PUBACK round trip per
+# 20 states capped the gateway below 1,500 states/s on a loaded machine, and every poll waited in
+# paho's queue for its turn.
+PUBLISH_WINDOW = 100
+ACK_SWEEP_S = 0.25  # a publish without PUBACK fails after PUBLISH_TIMEOUT_S + at most this
 
 
 def client_kwargs(settings: MqttSettings, client_id: str, password: str | None) -> dict[str, object]:
@@ -67,6 +76,35 @@ def client_kwargs(settings: MqttSettings, client_id: str, password: str | None) 
     return kwargs
 
 
+def window_from_connack(client: aiomqtt.Client, window: int) -> None:
+    """Let up to ``window`` QoS 1 publishes be in flight, fewer if the broker's CONNACK says so
+    (Receive Maximum; absent means 65,535). paho ignores that property, so this reads it before
+    aiomqtt sees the CONNACK, i.e. before the first publish of the connection."""
+    paho = client._client  # the paho client aiomqtt wraps (pinned version), as bound_incoming uses it
+    inner: Any = paho.on_connect
+
+    def on_connect(c: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        receive_maximum = getattr(properties, "ReceiveMaximum", None) or 65_535
+        c._max_inflight_messages = min(window, receive_maximum)  # the setter refuses once connected
+        inner(c, userdata, flags, reason_code, properties)
+
+    paho.on_connect = on_connect
+
+
+class _Ack:
+    """Stands in for the ``asyncio.Event`` aiomqtt keeps per pending publish: its PUBACK callback
+    calls ``set()``. The future says whether the broker acknowledged."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[bool]) -> None:
+        self.future = future
+
+    def set(self) -> None:
+        if not self.future.done():
+            self.future.set_result(True)
+
+
 class MqttLink:
     def __init__(
         self,
@@ -93,25 +131,65 @@ class MqttLink:
         # Shared by every connection: handlers still finishing after a reconnect count against it too.
         self._slots = asyncio.Semaphore(settings.incoming_handlers)
         self._stopping = False
+        self._acks: collections.deque[tuple[float, _Ack]] = collections.deque()  # oldest first
+        self._sweeper: asyncio.Task[None] | None = None
 
     def _make_client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(self.state_topic, OFFLINE, qos=1, retain=True)
         kwargs = client_kwargs(self.settings, self.client_id, self._password)
         client = aiomqtt.Client(will=will, **kwargs)  # type: ignore[arg-type]
         bound_incoming(client, self.settings.incoming_queue, self._wanted, self._metrics.incoming_dropped)
+        if self.settings.protocol == "5":
+            window_from_connack(client, PUBLISH_WINDOW)
         return client
 
     async def publish(self, topic: str, payload: bytes | str, retain: bool, qos: int = 1) -> bool:
-        """Publish if connected, else drop and return False (retained state is re-sent on reconnect)."""
+        """Publish if connected, else drop and return False (retained state is re-sent on reconnect).
+
+        QoS 1 returns once the broker acknowledged (PUBACK), False when no PUBACK came within
+        ``PUBLISH_TIMEOUT_S`` (checked every ``ACK_SWEEP_S``). This is aiomqtt's ``Client.publish``
+        without its per-call costs, which grow with the publishes in flight: it scans every pending
+        message id twice per call, and its ``asyncio.wait_for`` makes a task and a timer. At 1,500
+        device states/s with ~1,000 awaiting PUBACK they took a quarter of the gateway's CPU (py-spy,
+        docs/performance.md). aiomqtt's own PUBACK callback completes the wait: it pops the message id
+        from ``_pending_publishes`` and calls ``set()``.
+        """
         client = self._client
         if client is None:
             return False
-        try:
-            await client.publish(topic, payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT_S)
-        except aiomqtt.MqttError as err:
-            log.debug("mqtt_publish_failed", topic=topic, error=str(err))
+        info = client._client.publish(topic, payload, qos, retain)  # the paho client (pinned aiomqtt)
+        if info.rc != MQTT_ERR_SUCCESS:
+            log.debug("mqtt_publish_failed", topic=topic, error=mqtt_error_string(info.rc))
             return False
-        return True
+        if info.is_published():
+            return True
+        loop = asyncio.get_running_loop()
+        ack = _Ack(loop.create_future())
+        pending: dict[int, Any] = client._pending_publishes  # aiomqtt types it dict[int, asyncio.Event]
+        pending[info.mid] = ack
+        self._acks.append((loop.time() + PUBLISH_TIMEOUT_S, ack))
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = loop.create_task(self._sweep_acks(), name="mqtt-puback-timeouts")
+        try:
+            acknowledged = await ack.future
+        finally:
+            if pending.get(info.mid) is ack:
+                del pending[info.mid]
+        if not acknowledged:
+            log.debug("mqtt_publish_failed", topic=topic, error="no PUBACK")
+        return acknowledged
+
+    async def _sweep_acks(self) -> None:
+        """Fail the publishes whose PUBACK is overdue (one timer for all of them, oldest first)."""
+        acks = self._acks
+        loop = asyncio.get_running_loop()
+        while acks:
+            await asyncio.sleep(ACK_SWEEP_S)
+            now = loop.time()
+            while acks and (acks[0][1].future.done() or acks[0][0] <= now):
+                _, ack = acks.popleft()
+                if not ack.future.done():
+                    ack.future.set_result(False)
 
     async def subscribe(self, topic: str) -> None:
         assert self._client is not None

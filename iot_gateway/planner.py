@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 
+from devices.codec import BlockDecoder, block_decoder
 from devices.models import MAX_READ_BITS, MAX_READ_REGISTERS, DeviceProfile, Point, Table
 
 
@@ -21,10 +23,21 @@ class ReadBlock:
     # (key, offset in block, register count, point), computed once: pydantic properties cost more
     # than the decoding itself at 15,000 tags/s (py-spy, docs/performance.md).
     layout: tuple[tuple[str, int, int, Point], ...] = field(init=False, repr=False, compare=False)
+    # (key, decoder of the whole block), and the keys when every register is one plain 16-bit unsigned
+    # point in address order (then the values are the registers themselves: ``zip``).
+    decoders: tuple[tuple[str, BlockDecoder], ...] = field(init=False, repr=False, compare=False)
+    plain_keys: tuple[str, ...] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         lay = tuple((p.key, p.address - self.start, p.register_count, p) for p in self.points)
         object.__setattr__(self, "layout", lay)
+        bits = self.table.is_bit
+        decs = tuple((key, block_decoder(p, offset, bits)) for key, offset, _, p in lay)
+        object.__setattr__(self, "decoders", decs)
+        plain = len(lay) == self.count and all(
+            isinstance(dec, itemgetter) and lay[i][1] == i for i, (_, dec) in enumerate(decs)
+        )
+        object.__setattr__(self, "plain_keys", tuple(key for key, *_ in lay) if plain else None)
 
     @property
     def end(self) -> int:

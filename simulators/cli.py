@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--churn", type=float, default=0.1, help="fraction of synthetic registers changed per s"
     )
+    parser.add_argument(
+        "--change-every-s", type=float, default=None, metavar="S",
+        help="instead of --churn: every read-only synthetic register changes past the deadband every S s",
+    )  # fmt: skip
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -78,8 +82,12 @@ async def run(args: argparse.Namespace) -> int:
     try:
         url = await control.start(port=args.control_port)
         print(json.dumps({"buses": sim.endpoints, "control": url}), flush=True)
-        if args.synthetic is not None and args.churn > 0:
-            churner = asyncio.create_task(synthetic.churn(sim, args.churn))
+        if args.synthetic is not None and (args.churn > 0 or args.change_every_s):
+            churner = asyncio.create_task(
+                synthetic.change_all(sim, args.change_every_s)
+                if args.change_every_s
+                else synthetic.churn(sim, args.churn)
+            )
             await stop.wait()
             churner.cancel()
         else:

@@ -95,3 +95,33 @@ async def churn(sim: SiteSimulator, fraction: float, period_s: float = 1.0, seed
                 address = rng.choice(readonly)
                 old = dev.get_registers("holding_register", address, 1)[0]
                 dev.set_registers("holding_register", address, [(int(old) + rng.randint(-5, 5)) % 65536])
+
+
+# Past the profile's deadband (2), so every change is a new value the gateway must publish.
+CHANGE_STEP = 3
+
+
+async def change_all(sim: SiteSimulator, period_s: float = 1.0) -> None:
+    """Every period, change every read-only register of every device by ``CHANGE_STEP`` (the peer
+    harness's workload: every value changes every second). Writable registers keep what commands wrote,
+    so the read-back of a timed command stays exact."""
+    loop = asyncio.get_running_loop()
+    plans = []
+    for dev in sim.devices.values():
+        addresses = sorted(p.address for p in dev.profile.points if not p.writable)
+        if addresses:
+            start = addresses[0]
+            plans.append((dev, start, len(addresses), addresses[-1] - start + 1 == len(addresses)))
+    deadline = loop.time()
+    while True:
+        deadline += period_s
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
+        for dev, start, count, contiguous in plans:
+            if contiguous:  # one slice per device (the synthetic profile): 45,000 values/s stay cheap
+                old = dev.get_registers("holding_register", start, count)
+                dev.set_registers("holding_register", start, [(int(v) + CHANGE_STEP) % 65536 for v in old])
+            else:
+                for p in dev.profile.points:
+                    if not p.writable and not p.table.is_bit:
+                        v = int(dev.get_registers(p.table, p.address, 1)[0])
+                        dev.set_registers(p.table, p.address, [(v + CHANGE_STEP) % 65536])

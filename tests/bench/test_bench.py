@@ -33,10 +33,13 @@ def test_bench_command_reports_floor() -> None:
 
 @pytest.mark.slow
 def test_bench_poll_reports_ceiling() -> None:
-    r = bench("poll", "--devices", "20", "--seconds", "3", "--commands", "10")
+    r = bench("poll", "--devices", "20", "--seconds", "3", "--commands", "10", "--change-every-s", "1")
     assert r["missed_deadlines"] == 0 and r["request_errors"] == 0
     assert r["tags_per_s"] > 0 and r["ceiling_tags_per_s"] > r["tags_per_s"]  # type: ignore[operator]
-    assert {"gateway_cpu_pct", "gateway_rss_mb", "command_p99_ms"} <= set(r)
+    assert {"gateway_cpu_pct", "gateway_rss_mb", "command_p99_ms", "gateway_cpu_ms_per_1000_tags"} <= set(r)
+    # Every value changes every second: nearly every poll publishes a state (10 % churn would not).
+    assert r["delivered_tags_per_s"] >= 0.8 * r["tags_per_s"]  # type: ignore[operator]
+    assert r["command_failures"] == {}
 
 
 @pytest.mark.slow
