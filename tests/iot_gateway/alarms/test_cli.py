@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from bcc.cli import build_parser
+from devices.loader import DEMO_SITE, load_site
 from iot_gateway.alarms import cli
-from iot_gateway.alarms.rules import RULES_DIR
+from iot_gateway.alarms.rules import RULES_DIR, load_rules, rules_path_for
 
 
 def main(argv: list[str]) -> int:
@@ -46,7 +47,12 @@ def test_check_config_ok(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     monkeypatch.setenv("BCC_MQTT_PASSWORD", "alarms-secret-0123")
     monkeypatch.delenv("BCC_ALARMS_DATABASE_URL", raising=False)
     assert main(["alarms", "--check-config", "--instance", "rack_a"]) == 0
-    assert capsys.readouterr().out.strip() == "configuration ok: 17 rules, 32 alarms"
+    loaded = load_site(DEMO_SITE)
+    path = rules_path_for(loaded)
+    rules = yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]
+    alarms = len(load_rules(path, loaded).alarms)  # a rule on "*" or a device list makes one per device
+    assert alarms > len(rules)
+    assert capsys.readouterr().out.strip() == f"configuration ok: {len(rules)} rules, {alarms} alarms"
     assert main(["alarms", "--check-config", "--instance", "Rack A"]) == 2
     assert "instance 'Rack A': lower-case letters" in capsys.readouterr().err
 
