@@ -74,7 +74,7 @@ def _load(args: argparse.Namespace) -> AlarmsConfig | None:
 
 async def serve(config: AlarmsConfig) -> int:
     try:
-        service = AlarmService(config)
+        service = AlarmService(config, freeze_gc=True)
     except (StoreError, SQLAlchemyError) as err:
         print(f"state database unusable: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
