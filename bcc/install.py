@@ -102,6 +102,18 @@ class Plan:
         self.files.append(File(path, raw, mode, owner, group))
 
 
+TLS_LISTENER = "\nlistener 8883\n"
+
+
+def broker_conf(template: str, bind: object | None) -> str:
+    """The shipped mosquitto.conf, its TLS listener bound to ``tls.broker.bind`` when one is given."""
+    if bind is None:
+        return template
+    if TLS_LISTENER not in template:
+        raise ValueError("mosquitto.conf: no 'listener 8883' line to bind")
+    return template.replace(TLS_LISTENER, f"\nlistener 8883 {bind}\n", 1)
+
+
 def under(root: Path, path: str) -> Path:
     """``path`` (absolute, on the target system) inside ``root``."""
     return root / path.lstrip("/")
@@ -350,7 +362,7 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
             Dir("/etc/mosquitto/bcc", 0o750, "mosquitto", "mosquitto"),
         ]
         plan.dirs.append(Dir("/etc/mosquitto/bcc/tls", 0o750, "root", "mosquitto"))
-        plan.add("/etc/mosquitto/mosquitto.conf", _text(PRODUCTION_CONF))
+        plan.add("/etc/mosquitto/mosquitto.conf", broker_conf(_text(PRODUCTION_CONF), b.bind))
         plan.add("/etc/mosquitto/bcc/acl", render_acl(_text(DEFAULT_ACL), counts), 0o640, "root", "mosquitto")
         plan.add("/etc/mosquitto/bcc/tls/ca.crt", _read("tls.broker.ca", ca, problems))
         plan.add("/etc/mosquitto/bcc/tls/server.crt", _read("tls.broker.cert", pair.cert, problems))

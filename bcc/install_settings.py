@@ -12,7 +12,15 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bcc_contract.accounts import DEFAULT_ACCOUNTS, MAX_ACCOUNTS, ROLES
 
@@ -73,10 +81,12 @@ class CertKey(_Model):
 
 
 class BrokerTls(CertKey):
-    """Mosquitto's TLS listener (8883): its CA, certificate and key; ``host`` is the name clients use."""
+    """Mosquitto's TLS listener (8883): its CA, certificate and key; ``host`` is the name clients use;
+    ``bind`` the one address it listens on (default: every interface, which then needs a firewall)."""
 
     ca: Path
     host: str | None = None
+    bind: IPvAnyAddress | None = None
 
 
 class Tls(_Model):

@@ -35,6 +35,7 @@ from bcc_common.net import free_port
 from bcc_common.process import stop_process
 from iot_gateway.recorder.influxd import InfluxdProcess
 from mosquitto.accounts import password_file_matches, write_password_file
+from mosquitto.config import PRODUCTION_CONF
 from mosquitto.process import find_mosquitto, mqtt_login
 from portal.config import Settings
 from tests.deploy.test_systemd import verify
@@ -666,3 +667,22 @@ async def test_influx_provision_unit_and_grafana_use_the_installed_secrets(
             assert (await client.post("/write", content=b"probe v=2", auth=who)).status_code == 403
     finally:
         await server.stop()
+
+
+def test_the_brokers_tls_listener_binds_the_address_given(
+    kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``tls.broker.bind``: the TLS listener answers on that address only (shipped: every interface, so
+    the outside network reached it in the netns test); anything but an IP address is refused."""
+    kit.settings["tls"]["broker"]["bind"] = "10.20.0.5"
+    root = tmp_path / "root"
+    code, _, err = install(kit, root, capsys)
+    assert code == 0, err
+    conf = (root / "etc/mosquitto/mosquitto.conf").read_text(encoding="utf-8")
+    shipped = PRODUCTION_CONF.read_text(encoding="utf-8")
+    assert "\nlistener 8883\n" in shipped and "\nlistener 8883\n" not in conf
+    assert conf == shipped.replace("\nlistener 8883\n", "\nlistener 8883 10.20.0.5\n")
+    kit.settings["tls"]["broker"]["bind"] = "eth1"
+    code, out, err = install(kit, tmp_path / "other", capsys)
+    assert code == 2 and not out and "tls.broker.bind" in err and "IP" in err, err
+    assert not (tmp_path / "other").exists()
