@@ -362,13 +362,11 @@ class AlarmService:
         now = self.clock()
         ev = self.evaluator
         if topic in self._state_topics:
-            try:
-                state = orjson.loads(payload)
-            except orjson.JSONDecodeError:
+            state = _json_object(payload)
+            if state is None:
                 log.warning("alarm_bad_state", topic=topic)
                 return
-            if isinstance(state, dict):
-                await self._commit(self._on_state(self._state_topics[topic], state, now))
+            await self._commit(self._on_state(self._state_topics[topic], state, now))
         elif topic == self._telemetry_topic and self.bulk:
             await self._commit(self._on_batch(payload, now))
         elif (instance := self.topics.recorder_of_status(topic)) is not None:
@@ -420,11 +418,8 @@ class AlarmService:
 
     def _on_batch(self, payload: bytes, now: float) -> list[AlarmEvent]:
         """``{"<device>": [<state>, ...]}`` (iot_gateway/bulk.py): every state in order, one commit."""
-        try:
-            batch = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            batch = None
-        if not isinstance(batch, dict):
+        batch = _json_object(payload)
+        if batch is None:
             log.warning("alarm_bad_batch", topic=self._telemetry_topic)
             return []
         events: list[AlarmEvent] = []
