@@ -115,6 +115,9 @@ class AlarmNotifier:
         self._summary_day: str | None = None
         # the alarms that may escalate (critical ones), looked at on every tick
         self._escalating = [(s.id, after) for s in rules.alarms if (after := s.escalate_after_s(self.policy))]
+        # alarm -> (raised_at, the escalation level already handled): a tick asks the staff table only
+        # when an alarm reaches a new level, not on every tick while it stays unacknowledged
+        self._escalated: dict[str, tuple[float, int]] = {}
 
     # --- who ---------------------------------------------------------------------------------------
     def _mtime(self) -> float | None:
@@ -175,12 +178,17 @@ class AlarmNotifier:
         for alarm_id, after in self._escalating:
             alarm = evaluator.alarms[alarm_id]
             if alarm.state is not AlarmState.ACTIVE_UNACKED or alarm.raised_at is None:
+                self._escalated.pop(alarm_id, None)
                 continue
             level = int((now - alarm.raised_at) // after)
-            if level >= 1:
+            raised_at, handled = self._escalated.get(alarm_id, (alarm.raised_at, 0))
+            if level >= 1 and (level > handled or raised_at != alarm.raised_at):
                 due.append((alarm, level))
         if not due or not self.store.notifying:
             return []
+        for alarm, level in due:
+            assert alarm.raised_at is not None
+            self._escalated[alarm.spec.id] = (alarm.raised_at, level)
         people, _, escalation = self._people()
         notices = []
         for alarm, level in due:
