@@ -27,18 +27,22 @@ from urllib.parse import urlsplit
 import psycopg
 
 from bcc.install_settings import (
+    MIN_SECRET_LEN,
     MQTT_SECRETS,
     SECRET_NAMES,
     CertKey,
     InstallSettings,
     SettingsFileError,
+    bridge_account,
+    bridge_secret,
     load_settings,
     secret_min_len,
     weakness,
 )
 from bcc_contract.accounts import DEFAULT_ACCOUNTS
-from devices.loader import ConfigError, load_site
+from devices.loader import ConfigError, LoadedSite, load_site
 from mosquitto.accounts import account_passwords, password_file_matches, render_acl, write_password_file
+from mosquitto.bridge import BridgeConf, bridge_acl, bridge_section, queue_limits, without_tls_listener
 from mosquitto.config import DEFAULT_ACL, PRODUCTION_CONF
 from mosquitto.errors import BrokerError
 
@@ -112,6 +116,82 @@ def broker_conf(template: str, bind: object | None) -> str:
     if TLS_LISTENER not in template:
         raise ValueError("mosquitto.conf: no 'listener 8883' line to bind")
     return template.replace(TLS_LISTENER, f"\nlistener 8883 {bind}\n", 1)
+
+
+BRIDGE_CA = "/etc/mosquitto/bcc/tls/center-ca.crt"
+
+
+def bridge_secret_value(
+    name: str, settings: InstallSettings, root: Path, problems: list[str], *, generate: bool
+) -> tuple[str, bool]:
+    """A bridge's secret: given in the settings, else the existing file, else (on the center) generated;
+    the building must be given the center's. (value, generated)."""
+    path = under(root, f"{SECRETS_DIR}/{name}")
+    if name in settings.secrets:
+        return settings.secrets[name], False
+    if path.is_file():
+        value = path.read_text(encoding="utf-8").strip()
+        if why := weakness(value, MIN_SECRET_LEN):
+            problems.append(f"{SECRETS_DIR}/{name} (existing): {why}; replace it or give one in secrets:")
+        return value, False
+    if generate:
+        return new_secret(name), True
+    problems.append(
+        f"secrets.{name}: missing; copy {SECRETS_DIR}/{name} from the center (its `bcc install` with "
+        "bridges: made it) into secrets:"
+    )
+    return "", False
+
+
+def plan_bridges(
+    plan: Plan, settings: InstallSettings, loaded: dict[str, LoadedSite], root: Path, problems: list[str]
+) -> tuple[dict[str, str], str]:
+    """The center's side: an account per bridged building (users -> password) and their ACL blocks."""
+    users: dict[str, str] = {}
+    acl = []
+    for name in settings.bridges:
+        if name not in loaded:
+            continue  # its site file's problems are listed already
+        site = loaded[name].site
+        gateway = site.gateway_id
+        secret, made = bridge_secret_value(bridge_secret(gateway), settings, root, problems, generate=True)
+        plan.add(f"{SECRETS_DIR}/{bridge_secret(gateway)}", secret + "\n", 0o600)
+        if made:
+            plan.generated.append(bridge_secret(gateway))
+        users[bridge_account(gateway)] = secret
+        devices = [d.id for d in site.devices]
+        acl.append(bridge_acl(bridge_account(gateway), gateway, site.mqtt.base_topic, devices, name))
+    return users, "".join(acl)
+
+
+def building_conf(
+    conf: str, settings: InstallSettings, loaded: dict[str, LoadedSite], base: Path, root: Path, plan: Plan,
+    problems: list[str],
+) -> str:  # fmt: skip
+    """The building's mosquitto.conf: the bridge section, its queue bounds, no TLS listener unless given."""
+    bridge = settings.bridge
+    if bridge is None or bridge.site not in loaded:
+        return conf
+    site = loaded[bridge.site].site
+    gateway = site.gateway_id
+    secret, _ = bridge_secret_value(bridge_secret(gateway), settings, root, problems, generate=False)
+    plan.add(f"{SECRETS_DIR}/{bridge_secret(gateway)}", secret + "\n", 0o600)
+    plan.add(BRIDGE_CA, _read("bridge.ca", _resolve(base, bridge.ca), problems))
+    if settings.tls.broker is None:
+        conf = without_tls_listener(conf)
+    conf = queue_limits(conf, bridge.queue_messages, bridge.queue_bytes)
+    return conf + bridge_section(
+        BridgeConf(
+            gateway=gateway,
+            base=site.mqtt.base_topic,
+            address=bridge.address,
+            port=bridge.port,
+            cafile=BRIDGE_CA,
+            account=bridge_account(gateway),
+            password=secret,
+            keepalive_s=bridge.keepalive_s,
+        )
+    )
 
 
 def under(root: Path, path: str) -> Path:
@@ -274,6 +354,7 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
             problems.append("user mosquitto does not exist: apt-get install mosquitto (Debian 12)")
 
     influx_of: dict[str, tuple[str, str]] = {}  # site -> its InfluxDB URL and database
+    loaded_sites: dict[str, LoadedSite] = {}
     plan.dirs += [Dir("/etc/bcc", 0o755), Dir("/etc/bcc/sites", 0o755), Dir(SECRETS_DIR, 0o700)]
     plan.dirs.append(Dir("/etc/systemd/system", 0o755))
     for name in SECRET_NAMES:
@@ -286,6 +367,7 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
         except ConfigError as err:
             problems += [f"sites.{name}: {p}" for p in err.problems]
             continue
+        loaded_sites[name] = loaded
         influx = loaded.site.influxdb
         if settings.wants("recorder") and (
             influx is None or influx.auth != "basic" or influx.username != settings.influxdb_username
@@ -348,8 +430,23 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
         pair = CertKey(cert=_resolve(base, b.cert), key=_resolve(base, b.key))
         ca = _resolve(base, b.ca)
         problems += check_certificate("tls.broker", pair, b.host or settings.host, ca)
+        plan.add("/etc/mosquitto/bcc/tls/ca.crt", _read("tls.broker.ca", ca, problems))
+        plan.add("/etc/mosquitto/bcc/tls/server.crt", _read("tls.broker.cert", pair.cert, problems))
+        plan.add(
+            "/etc/mosquitto/bcc/tls/server.key",
+            _read("tls.broker.key", pair.key, problems),
+            0o640,
+            "root",
+            "mosquitto",
+        )
+    if settings.wants("broker") and (tls.broker is not None or settings.bridge is not None):
         counts = {"portal": portal.mqtt_accounts} if portal else dict(DEFAULT_ACCOUNTS)
         users = account_passwords({role: values[name] for role, name in MQTT_SECRETS.items()}, counts)
+        bridge_users, bridge_rules = plan_bridges(plan, settings, loaded_sites, root, problems)
+        users.update(bridge_users)
+        bind = tls.broker.bind if tls.broker is not None else None
+        conf = broker_conf(_text(PRODUCTION_CONF), bind)
+        conf = building_conf(conf, settings, loaded_sites, base, root, plan, problems)
         if not problems:  # hashing runs mosquitto_passwd: only for a plan that will be written
             try:
                 passwd = hashed_passwd(under(root, "/etc/mosquitto/bcc/passwd"), users)
@@ -362,17 +459,12 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
             Dir("/etc/mosquitto/bcc", 0o750, "mosquitto", "mosquitto"),
         ]
         plan.dirs.append(Dir("/etc/mosquitto/bcc/tls", 0o750, "root", "mosquitto"))
-        plan.add("/etc/mosquitto/mosquitto.conf", broker_conf(_text(PRODUCTION_CONF), b.bind))
-        plan.add("/etc/mosquitto/bcc/acl", render_acl(_text(DEFAULT_ACL), counts), 0o640, "root", "mosquitto")
-        plan.add("/etc/mosquitto/bcc/tls/ca.crt", _read("tls.broker.ca", ca, problems))
-        plan.add("/etc/mosquitto/bcc/tls/server.crt", _read("tls.broker.cert", pair.cert, problems))
-        plan.add(
-            "/etc/mosquitto/bcc/tls/server.key",
-            _read("tls.broker.key", pair.key, problems),
-            0o640,
-            "root",
-            "mosquitto",
-        )
+        # with a bridge the file holds the bridge's password: readable by Mosquitto's group only
+        private = settings.bridge is not None
+        mode, group = (0o640, "mosquitto") if private else (0o644, "root")
+        plan.add("/etc/mosquitto/mosquitto.conf", conf, mode, "root", group)
+        acl = render_acl(_text(DEFAULT_ACL), counts) + bridge_rules
+        plan.add("/etc/mosquitto/bcc/acl", acl, 0o640, "root", "mosquitto")
 
     if settings.wants("grafana"):
         plan_grafana(plan, settings, source, values["influx-grafana"], influx_of, problems)

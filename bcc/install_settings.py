@@ -45,6 +45,20 @@ _PLACEHOLDERS = ("changeme", "changethis", "password", "secret", "example", "pla
 _PLAIN = re.compile(r"^[!#%&(-\[\]-~]+$")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _SITE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# A bridge's secret (the center's account ``bridge_<gateway>``): made on the center, copied to the building.
+BRIDGE_SECRET = re.compile(r"^mqtt-bridge-[a-z][a-z0-9_]{0,47}$")
+# A host name or an IP address (a bridge's address of the center's broker).
+_ADDRESS = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
+
+
+def bridge_secret(gateway: str) -> str:
+    """The secret file of the bridge that carries ``gateway``'s topics (/etc/bcc/secrets/<name>)."""
+    return f"mqtt-bridge-{gateway}"
+
+
+def bridge_account(gateway: str) -> str:
+    """The center broker's account of that bridge (its rights: only ``gateway``'s topics)."""
+    return f"bridge_{gateway}"
 
 
 class SettingsFileError(Exception):
@@ -89,6 +103,28 @@ class BrokerTls(CertKey):
     bind: IPvAnyAddress | None = None
 
 
+class Bridge(_Model):
+    """This host's Mosquitto bridged to the center's (a building behind a WAN, docs/operations.md,
+    "Add a building"): it carries the topics of the gateway of ``site`` (one of sites:) over TLS to
+    ``address``:``port``, whose certificate must be signed by ``ca``; QoS 1 messages wait in a queue of
+    at most ``queue_messages`` and ``queue_bytes`` while the link is down."""
+
+    site: str
+    address: str
+    port: int = Field(default=8883, ge=1, le=65535)
+    ca: Path
+    keepalive_s: int = Field(default=15, ge=5, le=300)
+    queue_messages: int = Field(default=200_000, ge=1000)
+    queue_bytes: int = Field(default=1 << 30, ge=1 << 20)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, address: str) -> str:
+        if not _ADDRESS.match(address):
+            raise ValueError(f"{address!r} is not a host name or IP address")
+        return address
+
+
 class Tls(_Model):
     portal: CertKey | None = None
     broker: BrokerTls | None = None
@@ -131,6 +167,11 @@ class InstallSettings(_Model):
     influxdb_username: str = "bcc_recorder"
     # Secrets given here instead of generated (e.g. the InfluxDB password an existing user has).
     secrets: dict[str, str] = Field(default_factory=dict)
+    # A building: its broker bridged to the center's.
+    bridge: Bridge | None = None
+    # The center: the sites (of sites:) whose buildings' brokers bridge to this broker, each with an
+    # account of its own that may publish only its gateway's topics.
+    bridges: list[str] = Field(default_factory=list)
 
     @field_validator("host")
     @classmethod
@@ -151,12 +192,13 @@ class InstallSettings(_Model):
     @classmethod
     def _secrets(cls, given: dict[str, str]) -> dict[str, str]:
         problems = [
-            f"{name}: unknown (known: {', '.join(SECRET_NAMES)})"
+            f"{name}: unknown (known: {', '.join(SECRET_NAMES)}, mqtt-bridge-<gateway>)"
             for name in given
-            if name not in SECRET_NAMES
+            if name not in SECRET_NAMES and not BRIDGE_SECRET.match(name)
         ]
         for name, value in given.items():
-            if name in SECRET_NAMES and (why := weakness(str(value or ""), secret_min_len(name))):
+            known = name in SECRET_NAMES or BRIDGE_SECRET.match(name)
+            if known and (why := weakness(str(value or ""), secret_min_len(name))):
                 problems.append(f"{name}: {why}")
         if problems:
             raise ValueError("; ".join(problems))
@@ -168,8 +210,16 @@ class InstallSettings(_Model):
         wanted = set(self.services)
         if "nginx" in wanted and self.tls.portal is None:
             problems.append("nginx needs tls.portal (cert, key)")
-        if "broker" in wanted and self.tls.broker is None:
-            problems.append("broker needs tls.broker (ca, cert, key)")
+        if "broker" in wanted and self.tls.broker is None and self.bridge is None:
+            problems.append("broker needs tls.broker (ca, cert, key), or bridge: for a building's broker")
+        if self.bridge is not None and "broker" not in wanted:
+            problems.append("bridge: needs the broker service (the building's own Mosquitto)")
+        if self.bridge is not None and self.bridge.site not in self.sites:
+            problems.append(f"bridge.site {self.bridge.site!r} is not one of sites: {sorted(self.sites)}")
+        if self.bridges and "broker" not in wanted:
+            problems.append("bridges: needs the broker service (the center's Mosquitto)")
+        if unknown := sorted(set(self.bridges) - set(self.sites)):
+            problems.append(f"bridges {unknown}: not in sites: {sorted(self.sites)}")
         if wanted & {"portal", "nginx"} and self.portal is None:
             problems.append("portal and nginx need the portal: section")
         if wanted & {"gateway", "recorder", "grafana"} and not self.sites:

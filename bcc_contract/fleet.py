@@ -2,7 +2,10 @@
 
 Several gateways share one broker and one base topic; each owns the devices of its site file and says
 so in its retained inventory ``<base>/bridge/<gateway>/devices``, next to its retained
-``<base>/bridge/<gateway>/state`` (``offline`` is its last will). A gateway that starts reads both for
+``<base>/bridge/<gateway>/state`` (``offline`` is its last will). A gateway behind a WAN (its own
+broker bridged to the center's) also has ``<base>/bridge/<gateway>/link``, ``1``/``0`` from Mosquitto's
+bridge (``0`` its last will on the center): while it is ``0`` the gateway counts as offline, whatever its
+state last said before the cut. A gateway that starts reads both for
 every gateway and refuses to start when a live gateway (inventory plus ``online``) already owns one of
 its devices; the portal's console answers a command to a device whose owner is offline at once
 (docs/mqtt.md, "Fleet"). Both read the retained topics with this one class.
@@ -15,7 +18,11 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from bcc_contract.topics import ONLINE, Topics
+from bcc_contract.topics import OFFLINE, ONLINE, Topics
+
+# Payloads of Mosquitto's bridge notifications (``notification_topic``): connected, disconnected.
+LINK_UP = "1"
+LINK_DOWN = "0"
 
 __all__ = ["FleetConflict", "FleetView", "conflicts", "inventory_devices"]
 
@@ -63,6 +70,7 @@ class FleetView:
     topics: Topics
     inventories: dict[str, set[str]] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)  # bridge notifications, of gateways behind a WAN
 
     def handle(self, topic: str, payload: bytes) -> bool:
         """Take a message if it is a bridge inventory or state; True when it was one."""
@@ -71,6 +79,9 @@ class FleetView:
             return True
         if (gw := self.topics.gateway_of_bridge(topic, "state")) is not None:
             self.set_state(gw, payload)
+            return True
+        if (gw := self.topics.gateway_of_bridge(topic, "link")) is not None:
+            self.set_link(gw, payload)
             return True
         return False
 
@@ -86,6 +97,22 @@ class FleetView:
             self.states[gateway] = payload.decode(errors="replace")
         else:
             self.states.pop(gateway, None)
+
+    def set_link(self, gateway: str, payload: bytes) -> None:
+        if payload:
+            self.links[gateway] = payload.decode(errors="replace").strip()
+        else:
+            self.links.pop(gateway, None)
+
+    def state_of(self, gateway: str) -> str | None:
+        """The gateway's state as the center sees it: ``offline`` while its building's bridge is down."""
+        if self.links.get(gateway) == LINK_DOWN:
+            return OFFLINE
+        return self.states.get(gateway)
+
+    def shown_states(self) -> dict[str, str]:
+        """Every gateway's state as ``state_of`` says (the console's list)."""
+        return {gw: state for gw in sorted({*self.states, *self.links}) if (state := self.state_of(gw))}
 
     def offline_owner(self, device: str) -> str | None:
         """The gateway that owns ``device`` when it is not online (its commands cannot be answered)."""
@@ -105,7 +132,7 @@ class FleetView:
         return next(iter(live or found), None)
 
     def online(self, gateway: str) -> bool:
-        return self.states.get(gateway) == ONLINE
+        return self.state_of(gateway) == ONLINE
 
 
 def conflicts(view: FleetView, gateway: str, devices: Iterable[str]) -> dict[str, list[str]]:

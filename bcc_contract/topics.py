@@ -57,6 +57,13 @@ class Topics:
         ``{"holder", "epoch", "ts"}``; the holder re-publishes it every ``lease_s / 3``."""
         return self._bridge(gateway, "lease")
 
+    def bridge_link(self, gateway: str) -> str:
+        """Retained ``1``/``0``: whether the building broker of a gateway behind a WAN is bridged to this
+        broker. Mosquitto's bridge publishes it (``notification_topic``) and leaves ``0`` as its last
+        will on the center's broker, so a WAN cut shows here while the gateway's own state, kept on the
+        building's broker, still says ``online`` (docs/mqtt.md, "Buildings behind a WAN")."""
+        return self._bridge(gateway, "link")
+
     def bridge_transactions(self, gateway: str) -> str:
         """Commands the active process of a gateway claims (before writing) and finishes (with the
         response), so a standby taking over never executes one twice (JSON, not retained)."""
@@ -69,6 +76,10 @@ class Topics:
     @property
     def all_bridge_devices(self) -> str:
         return self.bridge_devices("+")
+
+    @property
+    def all_bridge_links(self) -> str:
+        return self.bridge_link("+")
 
     def gateway_of_bridge(self, topic: str, leaf: str) -> str | None:
         """Gateway id of a ``<base>/bridge/<gateway>/<leaf>`` topic, or None when the topic is not one."""

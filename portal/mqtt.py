@@ -110,6 +110,7 @@ class MqttEventSink:
                         (t.response("+"), 1),
                         (t.all_bridge_states, 1),
                         (t.all_bridge_devices, 1),
+                        (t.all_bridge_links, 1),
                         (t.all_alarm_states, 1),
                     ]
                 )
@@ -138,6 +139,8 @@ class MqttEventSink:
                 room.on_bridge(gateway, text)
             elif (gateway := self.topics.gateway_of_bridge(msg.topic, "devices")) is not None:
                 room.on_inventory(gateway, bytes(msg.payload))
+            elif (gateway := self.topics.gateway_of_bridge(msg.topic, "link")) is not None:
+                room.on_link(gateway, text)
             elif (alarm := self.topics.alarm_of_state(msg.topic)) is not None:
                 room.on_alarm(alarm, json.loads(text) if text else None)
             elif len(parts) == 1:

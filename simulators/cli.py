@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--change-every-s", type=float, default=None, metavar="S",
-        help="instead of --churn: every read-only synthetic register changes past the deadband every S s",
+        help="instead of --churn: every read-only register (synthetic or of --site) steps up every S s",
     )  # fmt: skip
 
 
@@ -82,7 +82,9 @@ async def run(args: argparse.Namespace) -> int:
     try:
         url = await control.start(port=args.control_port)
         print(json.dumps({"buses": sim.endpoints, "control": url}), flush=True)
-        if args.synthetic is not None and (args.churn > 0 or args.change_every_s):
+        # --change-every-s also drives a site file's devices (with --no-physics: every read-only
+        # register counts up, tests/deploy/test_wan.py); --churn only the synthetic ones
+        if args.change_every_s or (args.synthetic is not None and args.churn > 0):
             churner = asyncio.create_task(
                 synthetic.change_all(sim, args.change_every_s)
                 if args.change_every_s

@@ -108,10 +108,13 @@ async def change_all(sim: SiteSimulator, period_s: float = 1.0) -> None:
     loop = asyncio.get_running_loop()
     plans = []
     for dev in sim.devices.values():
-        addresses = sorted(p.address for p in dev.profile.points if not p.writable)
+        readonly = [p for p in dev.profile.points if not p.writable]
+        addresses = sorted(p.address for p in readonly)
         if addresses:
             start = addresses[0]
-            plans.append((dev, start, len(addresses), addresses[-1] - start + 1 == len(addresses)))
+            holding = all(p.table == "holding_register" for p in readonly)
+            contiguous = holding and addresses[-1] - start + 1 == len(addresses)
+            plans.append((dev, start, len(addresses), contiguous))
     deadline = loop.time()
     while True:
         deadline += period_s

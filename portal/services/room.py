@@ -108,7 +108,7 @@ class LiveRoom:
                 "states": {d: dict(s) for d, s in self.states.items()},
                 "availability": dict(self.availability),
                 "bridge": self.bridge,
-                "gateways": dict(self.fleet.states),
+                "gateways": self.fleet.shown_states(),
                 "alarms": {a: dict(s) for a, s in self.alarms.items()},
                 "now": time.time(),
             }
@@ -154,7 +154,21 @@ class LiveRoom:
         """The retained state of one gateway of the fleet; the site's own is shown as "Gateway"."""
         with self._lock:
             self.fleet.set_state(gateway, value.encode())
+        self._show_bridge(gateway)
+
+    def on_link(self, gateway: str, value: str) -> None:
+        """The bridge notification of a building behind a WAN (``0``: its link to the center is down,
+        so its gateway is shown offline whatever its last state said)."""
+        with self._lock:
+            self.fleet.set_link(gateway, value.encode())
+        self._show_bridge(gateway)
+
+    def _show_bridge(self, gateway: str) -> None:
+        with self._lock:
             if gateway != self.plan.gateway:
+                return
+            value = self.fleet.state_of(gateway) or "unknown"
+            if value == self.bridge:
                 return
             self.bridge = value
         self._emit("bridge", {"value": value})

@@ -33,6 +33,7 @@ from bcc.install_settings import SECRET_NAMES, SERVICES, SettingsFileError, load
 from bcc_common.children import die_with_parent
 from bcc_common.net import free_port
 from bcc_common.process import stop_process
+from devices.loader import load_site
 from iot_gateway.recorder.influxd import InfluxdProcess
 from mosquitto.accounts import password_file_matches, write_password_file
 from mosquitto.config import PRODUCTION_CONF
@@ -686,3 +687,75 @@ def test_the_brokers_tls_listener_binds_the_address_given(
     code, out, err = install(kit, tmp_path / "other", capsys)
     assert code == 2 and not out and "tls.broker.bind" in err and "IP" in err, err
     assert not (tmp_path / "other").exists()
+
+
+def test_a_building_broker_is_bridged_to_the_center_with_its_own_account(
+    kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The center's install (``bridges:``) makes the bridge's account, secret and an ACL block that names
+    only its gateway's topics and devices; the building's install (``bridge:``) appends the bridge to
+    its mosquitto.conf (0640: it holds the password) with the queue bounds given, and serves no TLS
+    listener of its own. A building without the center's secret is refused. tests/deploy/test_wan.py
+    runs both brokers."""
+    center_root, building_root = tmp_path / "center", tmp_path / "building"
+    kit.settings["bridges"] = ["room"]
+    code, out, err = install(kit, center_root, capsys)
+    assert code == 0, err
+    assert "generated: /etc/bcc/secrets/mqtt-bridge-bcc_room" in out
+    secret = (center_root / "etc/bcc/secrets/mqtt-bridge-bcc_room").read_text().strip()
+    passwd = (center_root / "etc/mosquitto/bcc/passwd").read_text()
+    assert passwd.startswith("bridge_bcc_room:") or "\nbridge_bcc_room:" in passwd
+    acl = (center_root / "etc/mosquitto/bcc/acl").read_text()
+    block = acl[acl.index("user bridge_bcc_room\n") :]
+    rules = [ln for ln in block.splitlines()[1:] if ln.startswith("topic ")]
+    site = load_site(kit.folder / "sites" / "room.yaml").site
+    devices = sorted(d.id for d in site.devices)
+    expected = [f"topic write bcc/bridge/bcc_room/{leaf}" for leaf in ("state", "devices", "health")]
+    expected += ["topic write bcc/bridge/bcc_room/telemetry", "topic write bcc/bridge/bcc_room/link"]
+    for device in devices:
+        expected += [f"topic write bcc/{device}", f"topic write bcc/{device}/availability"]
+        expected += [f"topic write bcc/{device}/response", f"topic read bcc/{device}/set"]
+    assert rules == expected
+    assert "bcc/+" not in block and "#" not in "\n".join(rules)  # nothing beyond its own topics
+
+    building = Kit(tmp_path / "building-admin", {})
+    shutil.copytree(kit.folder, building.folder)
+    building.settings = {
+        "host": "gedung.binjai.test",
+        "services": ["broker", "gateway"],
+        "sites": {"room": "sites/room.yaml"},
+        "bridge": {
+            "site": "room",
+            "address": MQTT_HOST,
+            "ca": "tls/ca.crt",
+            "queue_messages": 50_000,
+            "queue_bytes": 256 * 2**20,
+        },
+    }
+    code, out, err = install(building, building_root, capsys)
+    assert code == 2 and "secrets.mqtt-bridge-bcc_room: missing; copy /etc/bcc/secrets/mqtt-bridge" in err
+    assert not building_root.exists()
+    building.settings["secrets"] = {"mqtt-bridge-bcc_room": secret}
+    code, out, err = install(building, building_root, capsys)
+    assert code == 0, err
+    path = building_root / "etc/mosquitto/mosquitto.conf"
+    conf = path.read_text(encoding="utf-8")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    lines = conf.splitlines()
+    assert "listener 8883" not in lines and "listener 1883 127.0.0.1" in lines
+    assert "max_queued_messages 50000" in lines and f"max_queued_bytes {256 * 2**20}" in lines
+    bridge = lines[lines.index("connection bcc-bcc_room") :]
+    for line in (
+        f"address {MQTT_HOST}:8883",
+        "bridge_cafile /etc/mosquitto/bcc/tls/center-ca.crt",
+        "remote_username bridge_bcc_room",
+        f"remote_password {secret}",
+        "cleansession false",
+        "notifications true",
+        "notification_topic bcc/bridge/bcc_room/link",
+        "topic bridge/bcc_room/telemetry out 1 bcc/ bcc/",
+        "topic +/set in 1 bcc/ bcc/",
+    ):
+        assert line in bridge, line
+    ca = (building_root / "etc/mosquitto/bcc/tls/center-ca.crt").read_bytes()
+    assert ca == (kit.folder / "tls" / "ca.crt").read_bytes()

@@ -286,16 +286,22 @@ def spki_hash(cert: Path) -> str:
     return base64.b64encode(hashlib.sha256(key).digest()).decode()
 
 
-@pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
-    tmp = tmp_path_factory.mktemp("netns")
+def run_folders(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, Path, Path]:
+    """The run's folder, its logs/ and its tls/ with a CA and the broker's certificate (``MQTT_HOST``)."""
+    tmp = tmp_path_factory.mktemp(name)
     logs = tmp / "logs"
     logs.mkdir()
     tls = tmp / "tls"
     tls.mkdir()
-    certificate(tls, "portal", PORTAL_HOST)
     ca = certificate(tls, "ca", "ca.binjai.test")
     certificate(tls, "mqtt", MQTT_HOST, ca)
+    return tmp, logs, tls
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
+    tmp, logs, tls = run_folders(tmp_path_factory, "netns")
+    certificate(tls, "portal", PORTAL_HOST)
     room = (ROOT / "devices" / "sites" / "bcc_room.yaml").read_text(encoding="utf-8")
     assert "url: mqtt://127.0.0.1:1883\n" in room and "telemetry_batch_ms: 100\n" in room
     # the server's copy of the site: the recorder (and the portal) on the broker's loopback listener

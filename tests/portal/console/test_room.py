@@ -71,3 +71,26 @@ def test_circuits_action_groups_by_device() -> None:
         ("lights_a", {"relay_1": "OFF", "relay_3": "OFF"}),
         ("lights_b", {"relay_2": "OFF"}),
     ]
+
+
+async def test_a_building_whose_bridge_is_down_shows_offline_and_owns_its_devices(tmp_path: Path) -> None:
+    """A gateway behind a WAN keeps ``online`` as its retained state during a cut (its last will lives on
+    the building's broker); the bridge's notification ``0`` on ``bcc/bridge/<gw>/link`` makes the
+    console show it offline, and its devices' commands are answered at once (docs/mqtt.md)."""
+    r = room(tmp_path)
+    r.attach(asyncio.get_running_loop())
+    q = r.subscribe()
+    gw = r.plan.gateway
+    r.on_bridge(gw, "online")
+    r.on_inventory(gw, b'{"devices": ["lights_a"]}')
+    r.on_link(gw, "1")
+    assert r.snapshot()["bridge"] == "online" and r.offline_owner("lights_a") is None
+    r.on_link(gw, "0")  # the bridge's last will on the center's broker
+    snap = r.snapshot()
+    assert snap["bridge"] == "offline" and snap["gateways"] == {gw: "offline"}
+    assert r.offline_owner("lights_a") == gw
+    r.on_link(gw, "1")  # reconnected; the gateway's retained state never changed
+    assert r.snapshot()["bridge"] == "online" and r.offline_owner("lights_a") is None
+    events = await drain(q)
+    assert [d["value"] for k, d in events if k == "bridge"] == ["online", "offline", "online"]
+    r.unsubscribe(q)
