@@ -168,7 +168,10 @@ def building_conf(
     conf: str, settings: InstallSettings, loaded: dict[str, LoadedSite], base: Path, root: Path, plan: Plan,
     problems: list[str],
 ) -> str:  # fmt: skip
-    """The building's mosquitto.conf: the bridge section, its queue bounds, no TLS listener unless given."""
+    """The building's mosquitto.conf: the bridge section, its queue bounds, no TLS listener unless given;
+    the center's (``bridges:``): the queue bounds of ``bridges_queue``."""
+    if settings.bridges:  # the center: the backlog of every building's cut lands in the recorder's queue
+        conf = queue_limits(conf, settings.bridges_queue.messages, settings.bridges_queue.bytes)
     bridge = settings.bridge
     if bridge is None or bridge.site not in loaded:
         return conf

@@ -103,6 +103,19 @@ class BrokerTls(CertKey):
     bind: IPvAnyAddress | None = None
 
 
+DEFAULT_QUEUE_MESSAGES = 200_000
+DEFAULT_QUEUE_BYTES = 1 << 30
+
+
+class BrokerQueue(_Model):
+    """Mosquitto's per-client queue (``max_queued_messages``, ``max_queued_bytes``) on a center with
+    ``bridges:``: when a building's link returns, its bridge hands the whole backlog of the cut to the
+    center at once, and it waits in the recorder's queue there; it must hold every building's queue."""
+
+    messages: int = Field(default=DEFAULT_QUEUE_MESSAGES, ge=1000)
+    bytes: int = Field(default=DEFAULT_QUEUE_BYTES, ge=1 << 20)
+
+
 class Bridge(_Model):
     """This host's Mosquitto bridged to the center's (a building behind a WAN, docs/operations.md,
     "Add a building"): it carries the topics of the gateway of ``site`` (one of sites:) over TLS to
@@ -114,8 +127,8 @@ class Bridge(_Model):
     port: int = Field(default=8883, ge=1, le=65535)
     ca: Path
     keepalive_s: int = Field(default=15, ge=5, le=300)
-    queue_messages: int = Field(default=200_000, ge=1000)
-    queue_bytes: int = Field(default=1 << 30, ge=1 << 20)
+    queue_messages: int = Field(default=DEFAULT_QUEUE_MESSAGES, ge=1000)
+    queue_bytes: int = Field(default=DEFAULT_QUEUE_BYTES, ge=1 << 20)
 
     @field_validator("address")
     @classmethod
@@ -172,6 +185,9 @@ class InstallSettings(_Model):
     # The center: the sites (of sites:) whose buildings' brokers bridge to this broker, each with an
     # account of its own that may publish only its gateway's topics.
     bridges: list[str] = Field(default_factory=list)
+    # The center's per-client queue with bridges: (default 200,000 messages, 1 GiB; without bridges:
+    # the packaged 10,000 and 64 MiB stay).
+    bridges_queue: BrokerQueue = BrokerQueue()
 
     @field_validator("host")
     @classmethod

@@ -717,6 +717,10 @@ def test_a_building_broker_is_bridged_to_the_center_with_its_own_account(
         expected += [f"topic write bcc/{device}/response", f"topic read bcc/{device}/set"]
     assert rules == expected
     assert "bcc/+" not in block and "#" not in "\n".join(rules)  # nothing beyond its own topics
+    # the backlog of a cut lands in the center's recorder queue at once: bigger than the packaged 10,000
+    center_conf = (center_root / "etc/mosquitto/mosquitto.conf").read_text().splitlines()
+    assert "max_queued_messages 10000" in PRODUCTION_CONF.read_text().splitlines()
+    assert "max_queued_messages 200000" in center_conf and f"max_queued_bytes {2**30}" in center_conf
 
     building = Kit(tmp_path / "building-admin", {})
     shutil.copytree(kit.folder, building.folder)
