@@ -65,6 +65,12 @@ class GatewayMetrics:
         self.incoming_waiting = Gauge(
             "bcc_gateway_mqtt_incoming_waiting", "Received MQTT messages waiting for a handler", registry=r
         )
+        self.states_waiting = Gauge(
+            "bcc_gateway_states_waiting",
+            "Retained device topics (state, availability) whose latest payload waits to be sent "
+            "(the state window is full or there is no connection)",
+            registry=r,
+        )
         self.mqtt_reconnects = Counter("bcc_gateway_mqtt_connects", "MQTT (re)connections", registry=r)
         self.queue_depth = Gauge(
             "bcc_gateway_bus_queue_depth", "Requests waiting per bus", ["bus"], registry=r
