@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import time
@@ -165,6 +166,11 @@ class Gateway:
         self._started = True
         for dev in self.devices.values():
             self._tasks[dev.id] = dev.start(self._tg)
+        # What start-up built (site, profiles, decoders, runners) lives as long as the process: out of
+        # the collector's way, so a full collection walks only what polling allocates since (the
+        # alarm service does the same; docs/performance.md).
+        gc.collect()  # garbage frozen now would never be freed
+        gc.freeze()
 
     async def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
         await self.link.publish(topic, payload, retain=retain)
