@@ -45,54 +45,41 @@ def _bits(data: bytes) -> list[bool]:
     return [bool(byte >> i & 1) for byte in data for i in range(8)]
 
 
-class LeanModbusTcpClient(asyncio.Protocol):
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.host = host
-        self.port = port
-        self.timeout = timeout
-        self._transport: asyncio.Transport | None = None
+class _Connection(asyncio.Protocol):
+    """One TCP connection: a new one per connect, so a late ``connection_lost`` of an abandoned
+    attempt (a connect that timed out) can never touch the connection in use."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
         self._buffer = bytearray()
-        self._tid = 0
-        # The request in flight: (transaction id, unit, function code, future). The hub sends one at a time.
-        self._waiting: tuple[int, int, int, asyncio.Future[bytes]] | None = None
+        # The request in flight: (transaction id, function code, future). The hub sends one at a time.
+        self.waiting: tuple[int, int, asyncio.Future[bytes]] | None = None
 
-    # --- connection ------------------------------------------------------------------------
     @property
-    def connected(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
-
-    async def connect(self) -> bool:
-        if self.connected:
-            return True
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self.timeout):
-                await loop.create_connection(lambda: self, self.host, self.port)
-        except (OSError, TimeoutError):
-            return False
-        return True
+    def usable(self) -> bool:
+        return self.transport is not None and not self.closed and not self.transport.is_closing()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._buffer.clear()
+        self.transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        self._fail(ConnectionException(f"{self.host}:{self.port}: connection lost"))
+        self.closed = True
+        self.fail(ConnectionException(f"{self.name}: connection lost"))
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-        self._fail(ConnectionException(f"{self.host}:{self.port}: closed"))
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        self.fail(ConnectionException(f"{self.name}: closed"))
 
-    def _fail(self, err: Exception) -> None:
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None and not waiting[3].done():
-            waiting[3].set_exception(err)
+    def fail(self, err: Exception) -> None:
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None and not waiting[2].done():
+            waiting[2].set_exception(err)
 
-    # --- frames ----------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         buf = self._buffer
         buf += data
@@ -105,33 +92,71 @@ class LeanModbusTcpClient(asyncio.Protocol):
                 return
             pdu = bytes(buf[7 : 6 + length])
             del buf[: 6 + length]
-            waiting = self._waiting
             # Matched by transaction id and function code: some devices answer with another unit id.
-            if waiting is None or waiting[0] != tid or waiting[2] != pdu[0] & 0x7F:
+            waiting = self.waiting
+            if waiting is None or waiting[0] != tid or waiting[1] != pdu[0] & 0x7F:
                 continue  # a late answer to a request that timed out
-            self._waiting = None
-            if not waiting[3].done():
-                waiting[3].set_result(pdu)
+            self.waiting = None
+            if not waiting[2].done():
+                waiting[2].set_result(pdu)
 
+
+class LeanModbusTcpClient:
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.name = f"{host}:{port}"
+        self._conn: _Connection | None = None
+        self._tid = 0
+
+    # --- connection ------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._conn.usable
+
+    async def connect(self) -> bool:
+        if self.connected:
+            return True
+        self.close()
+        loop = asyncio.get_running_loop()
+        conn = _Connection(self.name)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await loop.create_connection(lambda: conn, self.host, self.port)
+        except (OSError, TimeoutError):
+            conn.close()
+            return False
+        self._conn = conn
+        return True
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # --- frames ----------------------------------------------------------------------------
     async def _request(self, unit: int, function: int, body: bytes) -> bytes:
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            raise ConnectionException(f"{self.host}:{self.port}: not connected")
+        conn = self._conn
+        if conn is None or not conn.usable:
+            raise ConnectionException(f"{self.name}: not connected")
+        assert conn.transport is not None
         self._tid = tid = (self._tid + 1) & 0xFFFF
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiting = (tid, unit, function, future)
-        transport.write(_MBAP.pack(tid, 0, len(body) + 2, unit) + bytes((function,)) + body)
-        timer = asyncio.get_running_loop().call_later(self.timeout, self._expire, future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
+        conn.waiting = (tid, function, future)
+        conn.transport.write(_MBAP.pack(tid, 0, len(body) + 2, unit) + bytes((function,)) + body)
+        timer = loop.call_later(self.timeout, self._expire, future)
         try:
             return await future
         finally:
             timer.cancel()
-            if self._waiting is not None and self._waiting[3] is future:
-                self._waiting = None
+            if conn.waiting is not None and conn.waiting[2] is future:
+                conn.waiting = None
 
     def _expire(self, future: asyncio.Future[bytes]) -> None:
         if not future.done():
-            err = f"{self.host}:{self.port}: no answer within {self.timeout} s"
+            err = f"{self.name}: no answer within {self.timeout} s"
             future.set_exception(ModbusIOException(err))
 
     async def _read(self, unit: int, function: int, address: int, count: int) -> Response | bytes:
