@@ -30,7 +30,7 @@ from typing import Protocol
 # Publishes of device states awaiting their PUBACK at once. Below the gateway's MQTT window
 # (iot_gateway.mqtt.PUBLISH_WINDOW, 100) so that command responses, lease and command-share records
 # always find room in it instead of queueing behind states in paho.
-STATE_WINDOW = 80
+STATE_WINDOW = 90
 
 
 class Link(Protocol):
