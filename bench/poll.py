@@ -156,6 +156,7 @@ async def bench_poll(
                 await asyncio.to_thread(watcher.wait_states, devices, 60.0 + devices / 10)
                 gproc, sproc = psutil.Process(gw.pid), psutil.Process(sims.pid)
                 spy = await py_spy_record(gw.pid, seconds, py_spy) if py_spy is not None else None
+                load0 = os.getloadavg()
                 m0, g0, s0, t0 = metrics(metrics_port), gproc.cpu_times(), sproc.cpu_times(), time.monotonic()
                 rss = 0.0
                 cmd_rtts: list[float] = []
@@ -219,6 +220,7 @@ async def bench_poll(
         ),
         "poll_jitter_p99_ms": jitter_p99_ms(m0, m1),
         "gateway_cpu_pct": round(100 * cpu_s / elapsed, 1),
+        "gateway_cpu_s": round(cpu_s, 2),  # user + system seconds of the gateway process in the window
         # Less sensitive to a loaded machine than the percentage (other work steals wall time, not this).
         "gateway_cpu_ms_per_1000_tags": round(1000 * cpu_s / max(polls * tags / 1000, 1e-9), 2),
         "gateway_rss_mb": round(rss, 1),
@@ -227,6 +229,7 @@ async def bench_poll(
         "ceiling_tags_per_s": round(roof),
         "bulk_ms": bulk_ms,
         "load_average_1m": round(load[0], 2),
+        "load_average_1m_at_start": round(load0[0], 2),
         "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
     }
     if cmd_rtts:

@@ -12,7 +12,7 @@ import contextlib
 import random
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -32,7 +32,8 @@ from iot_gateway.planner import ReadBlock, plan_reads
 
 log = structlog.get_logger(__name__)
 
-Publish = Callable[[str, bytes, bool], Awaitable[None]]
+# Retained device topics (state, availability) go through iot_gateway.outbox: handed over, never awaited.
+Post = Callable[[str, bytes, bool], None]  # topic, payload, at once (past the window)
 
 
 def decode_block(block: ReadBlock, raw: Sequence[int]) -> dict[str, Any]:
@@ -76,7 +77,7 @@ class DeviceRunner:
         hub: BusHub,
         settings: GatewaySettings,
         topics: Topics,
-        publish: Publish,
+        post: Post,
         metrics: GatewayMetrics,
         telemetry: Callable[[str, bytes], None] | None = None,
         may_act: Callable[[], bool] = lambda: True,
@@ -91,7 +92,7 @@ class DeviceRunner:
         self.hub = hub
         self.settings = settings
         self.topics = topics
-        self._publish = publish
+        self._post = post
         self.metrics = metrics
         self.values: dict[str, Any] = {}
         self.value_ts = 0.0
@@ -109,7 +110,6 @@ class DeviceRunner:
             if pts:
                 interval = instance.poll_s.get(name, group.interval_s)
                 self.groups[name] = (interval, plan_reads(profile, pts))
-        self._publish_lock = asyncio.Lock()
         self._rules = {p.key: (p.is_numeric, p.deadband) for p in profile.points}
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -122,7 +122,7 @@ class DeviceRunner:
     def _may_poll(self, now: float) -> bool:
         return not self.breaker_open or now >= self._breaker_until
 
-    async def _record_success(self) -> None:
+    def _record_success(self) -> None:
         if self.breaker_open:
             log.info("device_recovered", device=self.id, after_failures=self.failures)
         self.failures = 0
@@ -132,9 +132,9 @@ class DeviceRunner:
             self._breaker_shown = 0
         if self.available is not True:
             self.available = True
-            await self._publish(self.topics.availability(self.id), ONLINE.encode(), True)
+            self._post(self.topics.availability(self.id), ONLINE.encode(), False)
 
-    async def _record_failure(self, err: BusError, interval: float) -> None:
+    def _record_failure(self, err: BusError, interval: float) -> None:
         self.failures += 1
         kind = type(err).__name__
         self.metrics.request_errors.labels(self.id, kind).inc()
@@ -149,7 +149,7 @@ class DeviceRunner:
         if self.available is not False:
             log.warning("device_offline", device=self.id, failures=self.failures, error=str(err))
             self.available = False
-            await self._publish(self.topics.availability(self.id), OFFLINE.encode(), True)
+            self._post(self.topics.availability(self.id), OFFLINE.encode(), False)
 
     # --- polling --------------------------------------------------------------------------
     async def read_blocks(self, blocks: Sequence[ReadBlock], priority: int) -> dict[str, Any]:
@@ -168,12 +168,12 @@ class DeviceRunner:
         try:
             values = await self.read_blocks(blocks, PRIORITY_POLL)
         except BusError as err:
-            await self._record_failure(err, interval)
+            self._record_failure(err, interval)
             return False
         self.metrics.poll_latency.observe(loop.time() - started)
         self.polls_ok += 1
-        await self._record_success()
-        await self.update(values, time.time())
+        self._record_success()
+        self.update(values, time.time())
         return True
 
     async def run_group(self, group: str, offset_s: float) -> None:
@@ -216,19 +216,21 @@ class DeviceRunner:
         return tasks
 
     # --- publishing -----------------------------------------------------------------------
-    async def update(self, values: dict[str, Any], ts: float) -> None:
-        """Merge device-reported values; publish when a point moved past its deadband or on heartbeat."""
+    def update(self, values: dict[str, Any], ts: float, at_once: bool = False) -> None:
+        """Merge device-reported values; publish when a point moved past its deadband or on heartbeat.
+        The state is handed to the outbox: the caller (a poll, a command's read-back) never waits for
+        the broker. ``at_once``: a command's read-back, whose state must precede its response."""
         self.values.update(values)
         self.value_ts = ts
         due = ts - self._last_publish >= self.settings.heartbeat_s
         if due:
-            await self.publish_state()
+            self.publish_state(at_once)
             return
         rules, published = self._rules, self._published
         for k, v in values.items():
             numeric, deadband = rules[k]
             if changed(numeric, deadband, published.get(k), v):
-                await self.publish_state()
+                self.publish_state(at_once)
                 return
 
     def state_payload(self) -> bytes:
@@ -236,25 +238,24 @@ class DeviceRunner:
         body["ts"] = iso_ms(self.value_ts)
         return orjson.dumps(body)
 
-    async def publish_state(self) -> None:
+    def publish_state(self, at_once: bool = False) -> None:
         if not self.values:
             return
-        async with self._publish_lock:
-            self._published = dict(self.values)
-            self._last_publish = self.value_ts
-            payload = self.state_payload()
-            await self._publish(self.topics.state(self.id), payload, True)
-            if self._telemetry is not None:
-                self._telemetry(self.id, payload)
+        self._published = dict(self.values)
+        self._last_publish = self.value_ts
+        payload = self.state_payload()
+        self._post(self.topics.state(self.id), payload, at_once)
+        if self._telemetry is not None:
+            self._telemetry(self.id, payload)
 
-    async def republish(self) -> None:
+    def republish(self) -> None:
         """After a broker reconnect: retained availability and last known state again."""
         if self.available is not None:
-            await self._publish(
-                self.topics.availability(self.id), (ONLINE if self.available else OFFLINE).encode(), True
+            self._post(
+                self.topics.availability(self.id), (ONLINE if self.available else OFFLINE).encode(), False
             )
         if self.values:
-            await self.publish_state()
+            self.publish_state()
 
     # --- commands -------------------------------------------------------------------------
     async def execute(self, cmd: Command) -> tuple[CommandStatus, str | None, dict[str, Any] | None]:
@@ -280,7 +281,7 @@ class DeviceRunner:
             return CommandStatus.DEVICE_UNAVAILABLE, str(err), None
         except BusError as err:
             return CommandStatus.TIMEOUT, str(err), None
-        await self.update(readback, time.time())
+        self.update(readback, time.time(), at_once=True)  # state before response
         wrong = [
             f"{w.point.key}: requested {w.value!r}, device reports {readback[w.point.key]!r}"
             for w in cmd.writes

@@ -1,4 +1,7 @@
-"""One hub per Modbus bus: it owns the pymodbus client, serialises requests and reconnects.
+"""One hub per Modbus bus: it owns the Modbus client, serialises requests and reconnects.
+
+Modbus TCP uses the gateway's lean client (iot_gateway.modbus_tcp); RTU lines and RTU frames over TCP
+use pymodbus.
 
 Only the hub talks on its line, one transaction at a time (two tasks on one RS-485 line corrupt
 frames: thingsboard-gateway's most reported serial bug). Commands take the bus ahead of waiting polls
@@ -24,6 +27,7 @@ from pymodbus.framer import FramerType
 from devices.models import Table
 from devices.site import RtuBus, TcpBus
 from iot_gateway.errors import BusDisconnected, DeviceException, DeviceTimeout
+from iot_gateway.modbus_tcp import LeanModbusTcpClient
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +95,8 @@ class BusHub:
         # retries=0: the hub and the device breakers decide about retrying, not pymodbus;
         # reconnect_delay=0: pymodbus must not reconnect behind our back (we reconnect with backoff).
         b = self.bus
+        if isinstance(b, TcpBus) and b.framer == "socket":
+            return LeanModbusTcpClient(b.host, b.port, self._timeout_s)  # the hot path (modbus_tcp.py)
         if isinstance(b, TcpBus):
             framer = FramerType.RTU if b.framer == "rtu" else FramerType.SOCKET
             return AsyncModbusTcpClient(

@@ -93,16 +93,26 @@ def window_from_connack(client: aiomqtt.Client, window: int) -> None:
 
 class _Ack:
     """Stands in for the ``asyncio.Event`` aiomqtt keeps per pending publish: its PUBACK callback
-    calls ``set()``. The future says whether the broker acknowledged."""
+    pops the message id from the client's pending table and calls ``set()``. The future says whether
+    the broker acknowledged; ``fail()`` (overdue, or the connection is gone) also takes the entry out
+    of the pending table, so nobody has to wait for the future to clean up."""
 
-    __slots__ = ("future",)
+    __slots__ = ("future", "mid", "pending")
 
-    def __init__(self, future: asyncio.Future[bool]) -> None:
+    def __init__(self, future: asyncio.Future[bool], pending: dict[int, Any], mid: int) -> None:
         self.future = future
+        self.pending = pending
+        self.mid = mid
 
     def set(self) -> None:
         if not self.future.done():
             self.future.set_result(True)
+
+    def fail(self) -> None:
+        if self.pending.get(self.mid) is self:
+            del self.pending[self.mid]
+        if not self.future.done():
+            self.future.set_result(False)
 
 
 class MqttLink:
@@ -143,16 +153,23 @@ class MqttLink:
             window_from_connack(client, PUBLISH_WINDOW)
         return client
 
-    async def publish(self, topic: str, payload: bytes | str, retain: bool, qos: int = 1) -> bool:
-        """Publish if connected, else drop and return False (retained state is re-sent on reconnect).
+    @property
+    def can_publish(self) -> bool:
+        """Whether a publish now goes to a connection (it may still be a dead one not yet detected)."""
+        return self._client is not None
 
-        QoS 1 returns once the broker acknowledged (PUBACK), False when no PUBACK came within
-        ``PUBLISH_TIMEOUT_S`` (checked every ``ACK_SWEEP_S``). This is aiomqtt's ``Client.publish``
-        without its per-call costs, which grow with the publishes in flight: it scans every pending
-        message id twice per call, and its ``asyncio.wait_for`` makes a task and a timer. At 1,500
-        device states/s with ~1,000 awaiting PUBACK they took a quarter of the gateway's CPU (py-spy,
-        docs/performance.md). aiomqtt's own PUBACK callback completes the wait: it pops the message id
-        from ``_pending_publishes`` and calls ``set()``.
+    def publish_nowait(
+        self, topic: str, payload: bytes | str, retain: bool, qos: int = 1
+    ) -> asyncio.Future[bool] | bool:
+        """Hand a message to the connection without waiting: False when there is none (dropped), True
+        when it went out complete (QoS 0), else a future that says whether the broker acknowledged it
+        (PUBACK) within ``PUBLISH_TIMEOUT_S`` (checked every ``ACK_SWEEP_S``).
+
+        This is aiomqtt's ``Client.publish`` without its per-call costs, which grow with the publishes
+        in flight: it scans every pending message id twice per call, and its ``asyncio.wait_for`` makes
+        a task and a timer. At 1,500 device states/s with ~1,000 awaiting PUBACK they took a quarter of
+        the gateway's CPU (py-spy, docs/performance.md). aiomqtt's own PUBACK callback completes the
+        future: it pops the message id from ``_pending_publishes`` and calls ``set()``.
         """
         client = self._client
         if client is None:
@@ -164,32 +181,45 @@ class MqttLink:
         if info.is_published():
             return True
         loop = asyncio.get_running_loop()
-        ack = _Ack(loop.create_future())
         pending: dict[int, Any] = client._pending_publishes  # aiomqtt types it dict[int, asyncio.Event]
+        ack = _Ack(loop.create_future(), pending, info.mid)
         pending[info.mid] = ack
         self._acks.append((loop.time() + PUBLISH_TIMEOUT_S, ack))
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = loop.create_task(self._sweep_acks(), name="mqtt-puback-timeouts")
-        try:
-            acknowledged = await ack.future
-        finally:
-            if pending.get(info.mid) is ack:
-                del pending[info.mid]
+        return ack.future
+
+    async def publish(self, topic: str, payload: bytes | str, retain: bool, qos: int = 1) -> bool:
+        """Publish if connected, else drop and return False (retained state is re-sent on reconnect).
+
+        QoS 1 returns once the broker acknowledged (PUBACK), False when no PUBACK came within
+        ``PUBLISH_TIMEOUT_S`` or the connection was lost first (``publish_nowait``). Device states do
+        not come this way: they never wait for a PUBACK (iot_gateway.outbox).
+        """
+        sent = self.publish_nowait(topic, payload, retain, qos)
+        if isinstance(sent, bool):
+            return sent
+        acknowledged = await sent  # cancelled: the sweeper still takes it out of the pending table
         if not acknowledged:
             log.debug("mqtt_publish_failed", topic=topic, error="no PUBACK")
         return acknowledged
 
     async def _sweep_acks(self) -> None:
         """Fail the publishes whose PUBACK is overdue (one timer for all of them, oldest first)."""
-        acks = self._acks
+        acks = self._acks  # emptied in place, never replaced: this loop and publish_nowait share it
         loop = asyncio.get_running_loop()
         while acks:
             await asyncio.sleep(ACK_SWEEP_S)
             now = loop.time()
             while acks and (acks[0][1].future.done() or acks[0][0] <= now):
                 _, ack = acks.popleft()
-                if not ack.future.done():
-                    ack.future.set_result(False)
+                ack.fail()
+
+    def _fail_acks(self) -> None:
+        """The connection is gone: no PUBACK will come for what it carried (the session is clean)."""
+        acks = self._acks
+        while acks:
+            acks.popleft()[1].fail()
 
     async def subscribe(self, topic: str) -> None:
         assert self._client is not None
@@ -222,6 +252,7 @@ class MqttLink:
                     finally:
                         self._client = None
                         self.connected.clear()
+                        self._fail_acks()
                         reader.cancel()
                         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                             await reader

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import time
@@ -42,6 +43,7 @@ from iot_gateway.health import HealthServer
 from iot_gateway.hub import BusHub
 from iot_gateway.metrics import GatewayMetrics
 from iot_gateway.mqtt import MqttLink
+from iot_gateway.outbox import RetainedOutbox
 
 log = structlog.get_logger(__name__)
 COMMANDS_MARKER = b"commands"  # on bridge/<gw>/sync/<client>: the command subscription's retained are in
@@ -82,10 +84,6 @@ class Gateway:
             )
             batcher = self.telemetry
             self.metrics.telemetry_pending.set_function(lambda: batcher.pending)
-        self._tasks: dict[str, list[asyncio.Task[None]]] = {}
-        self._tg: asyncio.TaskGroup | None = None
-        for inst in config.loaded.site.devices:
-            self._add_device(inst, config)
         cid = (
             client_id
             or config.mqtt.client_id
@@ -101,6 +99,13 @@ class Gateway:
             self.metrics,
             self._wanted,
         )
+        # Device states and availability: polls hand them over and never wait for a PUBACK.
+        self.outbox = RetainedOutbox(self.link)
+        self.metrics.states_waiting.set_function(lambda: self.outbox.waiting)
+        self._tasks: dict[str, list[asyncio.Task[None]]] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        for inst in config.loaded.site.devices:
+            self._add_device(inst, config)
         self.transactions = TransactionLog(self.settings.transaction_memory)
         self.commands_seen = 0
         self.health = HealthServer(self.metrics.registry, self.health_status)
@@ -128,7 +133,7 @@ class Gateway:
             self._hub_for(inst, config),
             self.settings,
             self.topics,
-            self._publish,
+            self.outbox.put,
             self.metrics,
             self.telemetry.add if self.telemetry is not None else None,
             self.may_act,
@@ -143,8 +148,10 @@ class Gateway:
         runner = self.devices.pop(device_id, None)
         if runner is not None:
             runner.stop()
+        retained = (self.topics.state(device_id), self.topics.availability(device_id))
         if forget:  # clear retained topics so nobody sees a ghost device
-            for topic in (self.topics.state(device_id), self.topics.availability(device_id)):
+            self.outbox.discard(retained)  # a state still waiting must not follow the clearing
+            for topic in retained:
                 await self._publish(topic, b"", True)
             await self._publish(self.topics.discovery(discovery.node_id(self.site_id, device_id)), b"", True)
 
@@ -159,6 +166,11 @@ class Gateway:
         self._started = True
         for dev in self.devices.values():
             self._tasks[dev.id] = dev.start(self._tg)
+        # What start-up built (site, profiles, decoders, runners) lives as long as the process: out of
+        # the collector's way, so a full collection walks only what polling allocates since (the
+        # alarm service does the same; docs/performance.md).
+        gc.collect()  # garbage frozen now would never be freed
+        gc.freeze()
 
     async def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
         await self.link.publish(topic, payload, retain=retain)
@@ -246,8 +258,9 @@ class Gateway:
         await self._clear_gone()
         await self.publish_discovery()
         await self._publish_inventory()
+        self.outbox.flush()  # what waited for this connection, then every device's current state
         for dev in self.devices.values():
-            await dev.republish()
+            dev.republish()
 
     async def _go_live(self) -> None:
         await self._publish(self.topics.bridge_state(self.gateway_id), ONLINE.encode(), True)
@@ -532,6 +545,7 @@ class Gateway:
                 "max_queue_depth": depth,
                 **{k: v for k, v in totals.items() if k.startswith("commands_")},
                 **({"telemetry_pending": self.telemetry.pending} if self.telemetry is not None else {}),
+                "states_waiting": self.outbox.waiting,
                 "ts": time.time(),
             }
             await self.link.publish(

@@ -31,6 +31,10 @@ class TcpRelay:
         """Cut the link: bytes in flight either way are held back, nothing is closed."""
         self._open.clear()
 
+    def thaw(self) -> None:
+        """The link works again: what was held back goes through, in order."""
+        self._open.set()
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
