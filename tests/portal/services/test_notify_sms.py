@@ -18,6 +18,7 @@ from portal.config import Settings
 from portal.i18n import translate
 from portal.main import create_app
 from portal.models import Notification, Report
+from portal.reference import Lang
 from portal.runtime import runtime_of
 from portal.services.notify import Notifier
 from tests.support.portal_app import FakeClock, csrf, report_form, report_id, staff_client, submit
@@ -25,6 +26,11 @@ from tests.support.sms import FakeTwilio, fake_twilio
 from tests.support.wait import eventually_sync
 
 SMS_FIELDS = {"notify_channel": "sms", "contact_phone": "0812-3456-7890", "contact_email": ""}
+
+
+def submit_sms(client: TestClient, **fields: str) -> str:
+    """A report through the form whose reporter chose SMS; its tracking code."""
+    return submit(client, None, **{**SMS_FIELDS, **fields})
 
 
 @pytest.fixture
@@ -63,7 +69,7 @@ def test_a_reporter_who_chose_sms_is_told_each_step_by_sms(
     settings: Settings, clock: FakeClock, twilio: FakeTwilio
 ) -> None:
     with portal_with_sms(settings, clock, twilio) as (app, client):
-        code = submit(client, description="Rahasia: nomor rumah 12", **SMS_FIELDS)
+        code = submit_sms(client, description="Rahasia: nomor rumah 12")
         first = twilio.wait(1)[0]
         link = f"{settings.public_url}/laporan/{code}"
         assert first.to == "+6281234567890" and code in first.body and first.body.endswith(link)
@@ -85,7 +91,7 @@ def test_a_reporter_who_chose_sms_is_told_each_step_by_sms(
         assert [n.reporter_key for n in outbox(app)] == [None, None]  # the key was never kept for SMS
         # in English when the form was in English
         client.cookies.set("lang", "en")
-        en_code = submit(client, **SMS_FIELDS)
+        en_code = submit_sms(client)
         third = twilio.wait(3)[2]
         assert third.body.startswith("Lapor Binjai: we received your report") and en_code in third.body
         admin.close()
@@ -98,7 +104,7 @@ def test_the_provider_down_never_blocks_a_report_and_the_sms_follows_when_it_is_
     twilio.mode = "down"
     with portal_with_sms(settings, clock, twilio) as (app, client):
         started = time.monotonic()
-        code = submit(client, **SMS_FIELDS)
+        code = submit_sms(client)
         assert time.monotonic() - started < 1.0  # answered without waiting for the provider
         assert client.get(f"/laporan/{code}").status_code == 200
         eventually_sync(lambda: twilio.requests >= 2)  # tried, and tried again after the backoff
@@ -117,7 +123,7 @@ def test_two_workers_send_a_waiting_sms_exactly_once(
 ) -> None:
     twilio.mode = "down"
     with portal_with_sms(settings, clock, twilio) as (app, client):
-        code = submit(client, **SMS_FIELDS)
+        code = submit_sms(client)
         eventually_sync(lambda: twilio.requests >= 1 and outbox(app)[0].attempts >= 1)
     twilio.mode = "up"
     with (
@@ -135,7 +141,7 @@ def test_a_number_the_provider_refuses_is_given_up_at_once(
 ) -> None:
     twilio.refused_numbers.add("+6281234567890")
     with portal_with_sms(settings, clock, twilio) as (app, client):
-        submit(client, **SMS_FIELDS)
+        submit_sms(client)
         eventually_sync(lambda: notifier_of(app).failed == 1)
         [row] = outbox(app)
         assert row.attempts == 1 and row.failed_at is not None and "21211" in row.error
@@ -143,25 +149,25 @@ def test_a_number_the_provider_refuses_is_given_up_at_once(
     assert twilio.requests == 1 and twilio.messages == []
 
 
-def post_form(client: TestClient, lang: str = "id", **fields: str) -> Any:
+def post_form(client: TestClient, lang: Lang = "id", **fields: str) -> Any:
     data = {"csrf_token": csrf(client), **report_form(**fields)}
     return client.post(f"/lapor?lang={lang}", data=data, follow_redirects=False)
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_bad_channel_input_is_refused_in_the_users_language_and_nothing_is_stored(
-    settings: Settings, clock: FakeClock, twilio: FakeTwilio, lang: str
+    settings: Settings, clock: FakeClock, twilio: FakeTwilio, lang: Lang
 ) -> None:
     with portal_with_sms(settings, clock, twilio) as (app, client):
         page = client.get(f"/lapor?lang={lang}").text
-        assert 'name="notify_channel" value="sms"' in page and translate("f_notify_channel", lang) in page  # type: ignore[arg-type]
+        assert 'name="notify_channel" value="sms"' in page and translate("f_notify_channel", lang) in page
         for fields, key in (
             ({"notify_channel": "sms", "contact_phone": ""}, "err_phone_sms"),
             ({"notify_channel": "sms", "contact_phone": "061 4567890"}, "err_phone_sms"),  # a landline
             ({"notify_channel": "fax"}, "err_channel"),
         ):
             r = post_form(client, lang, **fields)
-            assert r.status_code == 400 and translate(key, lang) in r.text, fields  # type: ignore[arg-type]
+            assert r.status_code == 400 and translate(key, lang) in r.text, fields
         # the web app's draft path gives the same message as JSON
         data = {
             "csrf_token": csrf(client),
@@ -171,7 +177,7 @@ def test_bad_channel_input_is_refused_in_the_users_language_and_nothing_is_store
         r = client.post(f"/lapor/draf?lang={lang}", data=data)
         assert r.status_code == 400 and r.json()["errors"]["contact_phone"] == translate(
             "err_phone_sms", lang
-        )  # type: ignore[arg-type]
+        )
         assert reports_stored(app) == 0
     assert twilio.requests == 0
 
@@ -182,7 +188,7 @@ def test_without_a_provider_the_form_offers_no_sms_and_refuses_it(
     app = create_app(settings, clock=clock.now)
     with TestClient(app) as client:
         assert 'name="notify_channel"' not in client.get("/lapor").text
-        r = post_form(client, **SMS_FIELDS)
+        r = post_form(client, "id", **SMS_FIELDS)
         assert r.status_code == 400 and translate("err_sms_unavailable", "id") in r.text
         assert reports_stored(app) == 0
 
