@@ -554,8 +554,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     # the kelurahan map on /daftar: each kelurahan is a link to the form with it chosen
     "map_kelurahan_title": (
-        "Peta kelurahan Kota Binjai: ketuk kelurahan untuk membuat laporan di sana",
-        "Map of Binjai's kelurahan: tap one to make a report there",
+        "Peta Kota Binjai (utara di atas) dan titik laporan: ketuk kelurahan untuk membuat laporan di sana.",
+        "Map of Binjai (north up) with the report points: tap a kelurahan to make a report there.",
     ),
     "map_kelurahan_link": ("Buat laporan di kelurahan {name}", "Make a report in kelurahan {name}"),
 }
