@@ -64,10 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             given.add_argument("--password-file", type=Path, help="read the password from this file")
             given.add_argument("--generate", action="store_true", help="generate a password, print it once")
 
-    contact = sub.add_parser("set-contact", help="set an account's e-mail and language for alarm e-mails")
+    contact = sub.add_parser("set-contact", help="set an account's e-mail, phone and language for alarms")
     contact.add_argument("--username", required=True)
     contact.add_argument("--email", required=True, help="address for alarm e-mails ('' stops them)")
     contact.add_argument("--lang", choices=users.NOTIFY_LANGS, default="id", help="id (default) or en")
+    contact.add_argument(
+        "--phone", default=None, help="Indonesian mobile number for alarm SMS ('' removes it; unset: kept)"
+    )
     _database_arg(contact)
 
 
@@ -139,7 +142,7 @@ def manage(args: argparse.Namespace) -> int:
             elif command == "reset-password":
                 users.reset_password(db, user, password, now)
             elif command == "set-contact":
-                users.set_contact(db, user, args.email, args.lang)
+                users.set_contact(db, user, args.email, args.lang, args.phone)
             else:
                 twofactor.reset(db, user)
                 users.end_user_sessions(db, user)

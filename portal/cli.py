@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from portal.accesslog import log_config
     from portal.main import create_app
     from portal.services.notify import SmtpSettings
+    from portal.services.sms import SmsSettings
 
     if args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
@@ -98,10 +99,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        sms = SmsSettings.from_env(os.environ)
+    except ValueError as err:  # an SMS provider named without its account, token or sender
+        print(f"bcc portal: {err}", file=sys.stderr)
+        return 2
     if args.metrics_port is not None and (code := _start_metrics(args)) != 0:
         return code
     # one worker: the app built here; several: each worker process builds its own from the environment
-    app = create_app(settings, smtp=SmtpSettings.from_env(os.environ)) if args.workers == 1 else None
+    app = create_app(settings, smtp=SmtpSettings.from_env(os.environ), sms=sms) if args.workers == 1 else None
     uvicorn.run(
         app or "portal.main:app_from_env",
         factory=app is None,

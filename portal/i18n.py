@@ -505,6 +505,59 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Laporan ini rahasia: judulnya tidak boleh tampil di publik. Tulis judul usulan sendiri.",
         "This report is confidential: its title must not appear in public. Write a title for the proposal.",
     ),
+    # notification channel on the form (docs/portal.md, "Notification channels")
+    "f_notify_channel": ("Kabari perkembangan laporan lewat", "Tell me how the report goes by"),
+    "notify_channel_email": ("E-mail (isi alamat e-mail di atas)", "E-mail (give the address above)"),
+    "notify_channel_sms": ("SMS ke nomor HP di atas", "SMS to the phone number above"),
+    "f_notify_channel_hint": (
+        "SMS hanya ke nomor HP Indonesia, contoh 0812 3456 7890 atau +62 812 3456 7890.",
+        "SMS only to an Indonesian mobile number, e.g. 0812 3456 7890 or +62 812 3456 7890.",
+    ),
+    "err_channel": ("Pilihan pemberitahuan tidak dikenal.", "Unknown notification choice."),
+    "err_phone_sms": (
+        "Untuk SMS, isi nomor HP Indonesia yang benar, contoh 0812 3456 7890.",
+        "For SMS, give a valid Indonesian mobile number, e.g. 0812 3456 7890.",
+    ),
+    "err_sms_unavailable": (
+        "Pemberitahuan lewat SMS belum tersedia; pilih e-mail.",
+        "Notifications by SMS are not available; choose e-mail.",
+    ),
+    # SMS texts (portal/services/notify.py): one SMS each, 160 GSM-7 characters with the longest code
+    # and link (tests/portal/services/test_sms_texts.py); {stage} is shortened if it would not fit
+    "sms_created": (
+        "Lapor Binjai: laporan Anda diterima, kode {code}. Simpan kode ini. Status: {url}",
+        "Lapor Binjai: we received your report, code {code}. Keep this code. Status: {url}",
+    ),
+    "sms_verified": (
+        "Lapor Binjai: laporan {code} sudah diverifikasi. Status: {url}",
+        "Lapor Binjai: report {code} was verified. Status: {url}",
+    ),
+    "sms_dispatched": (
+        "Lapor Binjai: laporan {code} diteruskan ke dinas terkait. Status: {url}",
+        "Lapor Binjai: report {code} was sent to the responsible agency. Status: {url}",
+    ),
+    "sms_responded": (
+        "Lapor Binjai: dinas sudah menanggapi laporan {code}. Baca: {url}",
+        "Lapor Binjai: the agency replied to report {code}. Read it: {url}",
+    ),
+    "sms_closed": (
+        "Lapor Binjai: laporan {code} selesai. Hasil dan penilaian: {url}",
+        "Lapor Binjai: report {code} was closed. Outcome and rating: {url}",
+    ),
+    "sms_reopened": (
+        "Lapor Binjai: laporan {code} dibuka kembali. Status: {url}",
+        "Lapor Binjai: report {code} was reopened. Status: {url}",
+    ),
+    "sms_proposal": (
+        "Lapor Binjai {code}: usulan kini di tahap {stage}. {url}",
+        "Lapor Binjai {code}: proposal stage now {stage}. {url}",
+    ),
+    # the kelurahan map on /daftar: each kelurahan is a link to the form with it chosen
+    "map_kelurahan_title": (
+        "Peta Kota Binjai (utara di atas) dan titik laporan: ketuk kelurahan untuk membuat laporan di sana.",
+        "Map of Binjai (north up) with the report points: tap a kelurahan to make a report there.",
+    ),
+    "map_kelurahan_link": ("Buat laporan di kelurahan {name}", "Make a report in kelurahan {name}"),
 }
 
 

@@ -18,13 +18,17 @@ from portal.services.erasure import run_periodically
 from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
 from portal.services.scenes import run_schedules
+from portal.services.sms import SmsSettings, TwilioSms
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 log = structlog.get_logger(__name__)
 
 
-def make_lifespan(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Lifespan:
-    """The app's lifespan; ``smtp`` enables reporter e-mail notifications (portal/services/notify.py)."""
+def make_lifespan(
+    runtime: PortalRuntime, smtp: SmtpSettings | None, sms: SmsSettings | None = None
+) -> Lifespan:
+    """The app's lifespan; ``smtp`` enables e-mail notifications, ``sms`` SMS notifications through the
+    provider (portal/services/notify.py, portal/services/sms.py)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -33,7 +37,7 @@ def make_lifespan(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Lifespan
             log.warning("holiday_decree_missing", year=year, file=str(deadlines.HOLIDAYS_FILE))
         await asyncio.to_thread(runtime.report_writer.start)  # the writer process (report_writer.py)
         backlog, schedules = _connect_mqtt(runtime)
-        notifier = _start_notifier(runtime, smtp)
+        notifier = _start_notifier(runtime, smtp, sms)
         settings, stop_erasure = runtime.settings, asyncio.Event()
         erasure = asyncio.create_task(
             run_periodically(
@@ -50,6 +54,8 @@ def make_lifespan(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Lifespan
         finally:
             if notifier is not None:
                 await asyncio.to_thread(notifier.stop)
+                if isinstance(notifier.sms, TwilioSms):
+                    notifier.sms.close()
                 events = runtime.connections.events
                 assert isinstance(events, NotifyingSink)
                 runtime.connections.events = events.inner
@@ -99,10 +105,16 @@ def _disconnect_mqtt(runtime: PortalRuntime) -> None:
     runtime.connections.commands = None
 
 
-def _start_notifier(runtime: PortalRuntime, smtp: SmtpSettings | None) -> Notifier | None:
+def _start_notifier(
+    runtime: PortalRuntime, smtp: SmtpSettings | None, sms: SmsSettings | None
+) -> Notifier | None:
     notifier: Notifier | None = None
-    if smtp is not None:
-        notifier = Notifier(smtp, runtime.sessions, runtime.settings.public_url)
+    if smtp is not None or sms is not None:
+        provider = TwilioSms(sms) if sms is not None else None
+        attempts = smtp.attempts if smtp is not None else sms.attempts if sms is not None else None
+        notifier = Notifier(
+            smtp, runtime.sessions, runtime.settings.public_url, sms=provider, attempts=attempts
+        )
         notifier.start()
         runtime.connections.events = NotifyingSink(runtime.connections.events, notifier)
     runtime.connections.notifier = notifier

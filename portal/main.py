@@ -16,6 +16,7 @@ from portal.lifespan import make_lifespan
 from portal.metrics import MetricsMiddleware, RouteIndex
 from portal.runtime import PortalRuntime, build_runtime
 from portal.services.notify import SmtpSettings
+from portal.services.sms import SmsSettings
 from portal.web import (
     alarm_health,
     console,
@@ -40,14 +41,15 @@ def create_app(
     settings: Settings,
     clock: Callable[[], datetime] = utc_now,
     smtp: SmtpSettings | None = None,
+    sms: SmsSettings | None = None,
 ) -> FastAPI:
     """Build the portal. ``clock`` is replaceable for tests (the only fakes we use);
-    ``smtp`` enables reporter e-mail notifications (portal/services/notify.py)."""
+    ``smtp`` enables e-mail notifications and ``sms`` SMS notifications (portal/services/notify.py)."""
     runtime = build_runtime(settings, clock)
     app = FastAPI(
         title="BCC citizen portal",
         version="1.0.0",
-        lifespan=make_lifespan(runtime, smtp),
+        lifespan=make_lifespan(runtime, smtp, sms),
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
@@ -101,5 +103,7 @@ def add_middleware(app: FastAPI, runtime: PortalRuntime) -> None:
 
 def app_from_env() -> FastAPI:
     """The app as ``bcc portal serve --workers N`` starts it in each worker process (a uvicorn
-    factory): settings from ``BCC_PORTAL_*``, notifications from ``BCC_PORTAL_SMTP_*``."""
-    return create_app(Settings.from_env(), smtp=SmtpSettings.from_env(os.environ))
+    factory): settings from ``BCC_PORTAL_*``, notifications from ``BCC_PORTAL_SMTP_*`` and
+    ``BCC_PORTAL_SMS_*``."""
+    env = os.environ
+    return create_app(Settings.from_env(), smtp=SmtpSettings.from_env(env), sms=SmsSettings.from_env(env))

@@ -98,6 +98,8 @@ class User(Base):
     # Alarm notifications (docs/alarms.md, "Notifications"): where and in which language ("id"/"en").
     email: Mapped[str | None] = mapped_column(String(200))
     lang: Mapped[str] = mapped_column(String(2), default="id", server_default="id")
+    # an Indonesian mobile number (+62...) for alarm SMS (migration 0014; ``bcc admin set-contact --phone``)
+    phone: Mapped[str | None] = mapped_column(String(20))
 
 
 class StaffSession(Base):
@@ -151,6 +153,10 @@ class Report(Base):
     contact_name: Mapped[str] = mapped_column(String(120), default="")
     contact_phone: Mapped[str] = mapped_column(String(40), default="")
     contact_email: Mapped[str] = mapped_column(String(200), default="")
+    # how the reporter wants to hear of the report ("email" or "sms" to ``contact_phone``) and in which
+    # language (the form's); migration 0014
+    notify_channel: Mapped[str] = mapped_column(String(8), default="email", server_default="email")
+    notify_lang: Mapped[str] = mapped_column(String(2), default="id", server_default="id")
     source: Mapped[str] = mapped_column(String(16), default="web")
     status: Mapped[str] = mapped_column(String(16))
     resolution: Mapped[str | None] = mapped_column(String(16))
@@ -299,6 +305,9 @@ class Notification(Base):
     # what the event is about beyond the report's own state: the new stage of its development proposal
     # (event ``proposal``; migration 0011), so that each stage's e-mail names its own stage
     detail: Mapped[str | None] = mapped_column(String(32))
+    # "email" or "sms" for a row written whole (an alarm SMS: ``recipient`` is a phone number, ``body``
+    # the text); a reporter's row follows its report's ``notify_channel`` (migration 0014)
+    channel: Mapped[str] = mapped_column(String(8), default="email", server_default="email")
 
 
 class ContactView(Base):

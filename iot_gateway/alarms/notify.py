@@ -8,14 +8,19 @@ active evaluator (docs/alarms.md, "Notifications").
 - once a day at ``daily_summary_at`` (WIB) the on-duty operators get the last 24 hours: what was raised,
   the most frequent and chattering alarms, the standing ones and what is active now.
 
+New alarms of the severities in ``notify.sms`` (critical by default) and escalations also go by SMS,
+one message of at most 160 GSM-7 characters in the recipient's language, to the accounts with a phone
+number (``bcc admin set-contact --phone``); the portal sends them through its SMS provider.
+
 Who is on duty: the roster file (``--roster``, YAML: ``on_duty`` and ``escalation``, lists of portal
 usernames), read again whenever it changes; without one, every active ``operator`` account is on duty
-and the ``admin`` accounts are the escalation list. Only accounts with an e-mail address are written to.
+and the ``admin`` accounts are the escalation list. Only accounts with an e-mail address (or, for SMS,
+a phone number) are written to.
 
 Exactly once: only the lease holder writes, and each e-mail's ``dedupe_key`` (unique in the outbox) is
 the digest of its kind, the alarm's occurrence (its id and the time it was raised), and the recipient,
-so a takeover, a restart or a repeated write adds nothing. The portal's workers claim and send each
-row once (portal/services/notify.py).
+so a takeover, a restart or a repeated write adds nothing (an SMS's key also names its channel). The
+portal's workers claim and send each row once (portal/services/notify.py).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bcc_common.gsm7 import sms_text
 from bcc_common.ident import Ident
 from bcc_contract.alarm_health import ActiveAlarm, AlarmHealth, HistoryEvent, compute_health
 from devices.loader import ConfigError, format_validation
@@ -58,6 +64,7 @@ WORDS = {
         "severity": "Tingkat",
         "value": "Nilai",
         "since": "Sejak",
+        "sms_escalation": "ESKALASI {minutes} mnt",
     },
     "en": {
         "new": "New alarm",
@@ -66,6 +73,7 @@ WORDS = {
         "severity": "Severity",
         "value": "Value",
         "since": "Since",
+        "sms_escalation": "ESCALATION {minutes} min",
     },
 }
 
@@ -168,7 +176,7 @@ class AlarmNotifier:
         for event in raised:
             alarm = evaluator.alarms[event.alarm]
             for person in self.recipients(alarm.spec.audience(self.policy)):
-                notices.append(self._alarm_notice("alarm_raised", alarm, event.at, person))
+                notices += self._alarm_notices("alarm_raised", alarm, event.at, person)
         return self._new(notices)
 
     def escalations(self, evaluator: Evaluator, now: float) -> list[Notice]:
@@ -194,7 +202,7 @@ class AlarmNotifier:
         for alarm, level in due:
             assert alarm.raised_at is not None
             for name in escalation[:level]:
-                notices.append(self._alarm_notice("escalation", alarm, alarm.raised_at, people[name], now))
+                notices += self._alarm_notices("escalation", alarm, alarm.raised_at, people[name], now)
         return self._new(notices)
 
     def daily_summary(self, evaluator: Evaluator, now: float) -> list[Notice]:
@@ -205,6 +213,7 @@ class AlarmNotifier:
             return []
         self._summary_day = day
         audience = self.recipients(self.policy.daily_summary_to) if self.store.notifying else []
+        audience = [person for person in audience if person.email]  # by e-mail only
         if not audience:
             return []
         health = health_of(self.store, self.rules, now)
@@ -219,13 +228,22 @@ class AlarmNotifier:
             notices.append(Notice(key, "daily_summary", person.email, subject, body))
         return self._new(notices)
 
-    def _alarm_notice(
+    def _alarm_notices(
         self, kind: str, alarm: Alarm, raised_at: float, person: StaffMember, now: float | None = None
-    ) -> Notice:
+    ) -> list[Notice]:
+        """The e-mail (to an account with an address) and the SMS (to one with a phone, for the
+        severities in ``notify.sms``) of ``alarm`` for ``person``."""
         occurrence = f"{alarm.spec.id}@{raised_at:.3f}"
-        subject, body = alarm_text(person.lang, kind, alarm, raised_at, now)
-        key = dedupe_key(kind, occurrence, person.username)
-        return Notice(key, kind, person.email, subject, body)
+        notices = []
+        if person.email:
+            subject, body = alarm_text(person.lang, kind, alarm, raised_at, now)
+            key = dedupe_key(kind, occurrence, person.username)
+            notices.append(Notice(key, kind, person.email, subject, body))
+        if person.phone and alarm.spec.severity in self.policy.sms:
+            text = alarm_sms(person.lang, kind, alarm, raised_at, now)
+            key = dedupe_key(f"{kind}/sms", occurrence, person.username)
+            notices.append(Notice(key, kind, person.phone, "SMS", text, channel="sms"))
+        return notices
 
     def _new(self, notices: list[Notice]) -> list[Notice]:
         fresh = [n for n in notices if n.key not in self._written]
@@ -266,6 +284,28 @@ def alarm_text(lang: str, kind: str, alarm: Alarm, raised_at: float, now: float 
         lines.append(f"{words['value']}: {alarm.value}")
     lines += [f"{words['since']}: {wib(raised_at)}", "", FOOTER[lang]]
     return f"[BCC {tag}] {message}", "\n".join(lines) + "\n"
+
+
+def alarm_sms(lang: str, kind: str, alarm: Alarm, raised_at: float, now: float | None) -> str:
+    """The SMS of a new alarm or an escalation in ``lang``: severity (or escalation), message, alarm and
+    value, time raised; one SMS (160 GSM-7 characters), the message shortened if it must be."""
+    lang = "en" if lang == "en" else "id"
+    words = WORDS[lang]
+    spec = alarm.spec
+    if kind == "escalation":
+        tag = words["sms_escalation"].format(minutes=round(((now or raised_at) - raised_at) / 60))
+    else:
+        tag = SEVERITY_TEXT[lang][spec.severity]
+    value = "" if alarm.value is None else f"={alarm.value}"
+    at = datetime.fromtimestamp(raised_at, WIB).strftime("%H:%M WIB")
+    values = {
+        "tag": tag,
+        "message": getattr(spec.rule.message, lang),
+        "alarm": spec.id,
+        "value": value,
+        "at": at,
+    }
+    return sms_text("BCC {tag}: {message} ({alarm}{value}) {at}", values, shrink="message")
 
 
 def summary_text(lang: str, day: str, health: AlarmHealth, active: list[Alarm]) -> tuple[str, str]:

@@ -154,6 +154,9 @@ class NotifyPolicy(BaseModel):
     # The daily summary: at this time of day in WIB (UTC+7), to these people ([] turns it off).
     daily_summary_at: Annotated[str, Field(pattern=HHMM)] = "07:00"
     daily_summary_to: tuple[Audience, ...] = ("on_duty",)
+    # New alarms of these severities, and escalations, also go by SMS to the recipients with a phone
+    # number (``bcc admin set-contact --phone``), through the portal's SMS provider.
+    sms: tuple[Severity, ...] = ("critical",)
 
     def audience(self, severity: str) -> tuple[str, ...]:
         found: tuple[str, ...] = getattr(self, severity)

@@ -36,11 +36,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     create_engine,
     delete,
     event,
     insert,
     inspect,
+    or_,
     select,
     update,
 )
@@ -104,6 +106,7 @@ notifications = Table(
     Column("body", Text),
     Column("dedupe_key", String(64)),
     Column("sent_at", DateTime(timezone=True)),
+    Column("channel", String(8), nullable=False),  # "email" or "sms" (migration 0014)
 )
 staff = Table(
     "users",
@@ -114,6 +117,7 @@ staff = Table(
     Column("active", Boolean, nullable=False),
     Column("email", String(200)),
     Column("lang", String(2), nullable=False),
+    Column("phone", String(20)),
 )
 
 
@@ -121,19 +125,22 @@ staff = Table(
 class StaffMember:
     username: str
     role: str
-    email: str
+    email: str  # "" when the account has a phone only
     lang: str
+    phone: str = ""  # an Indonesian mobile number in E.164, for alarm SMS
 
 
 @dataclass(frozen=True)
 class Notice:
-    """One alarm e-mail for the portal's outbox; ``key`` is unique per occurrence, recipient and kind."""
+    """One alarm e-mail or SMS for the portal's outbox; ``key`` is unique per occurrence, recipient, kind
+    and channel."""
 
     key: str
     event: str  # alarm_raised, escalation, daily_summary
-    recipient: str  # an e-mail address
+    recipient: str  # an e-mail address, or a phone number for an SMS
     subject: str
     body: str
+    channel: str = "email"  # or "sms" (``body`` is then the text, within one SMS)
 
 
 class StoreError(RuntimeError):
@@ -279,22 +286,30 @@ class AlarmStore:
                     "subject": n.subject[:200],
                     "body": n.body,
                     "dedupe_key": n.key,
+                    "channel": n.channel,
                 }
                 for n in notices
             ],
         )
 
     def staff(self) -> list[StaffMember]:
-        """Active portal accounts with an e-mail address, by username."""
+        """Active portal accounts with an e-mail address or a phone number, by username."""
         if not self.notifying:
             return []
+        reachable = or_(
+            and_(staff.c.email.is_not(None), staff.c.email != ""),
+            and_(staff.c.phone.is_not(None), staff.c.phone != ""),
+        )
         query = (
-            select(staff.c.username, staff.c.role, staff.c.email, staff.c.lang)
-            .where(staff.c.active.is_(True), staff.c.email.is_not(None), staff.c.email != "")
+            select(staff.c.username, staff.c.role, staff.c.email, staff.c.lang, staff.c.phone)
+            .where(staff.c.active.is_(True), reachable)
             .order_by(staff.c.username)
         )
         with self.engine.connect() as conn:
-            return [StaffMember(u, r, e, lang or "id") for u, r, e, lang in conn.execute(query).all()]
+            return [
+                StaffMember(u, r, e or "", lang or "id", p or "")
+                for u, r, e, lang, p in conn.execute(query).all()
+            ]
 
     def events_since(self, since: float) -> list[tuple[str, str, float, str]]:
         """(alarm, event, at, who) of every transition after ``since``, oldest first."""

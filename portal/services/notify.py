@@ -12,6 +12,12 @@ reporter's secret key (as a link), the one copy besides the submitter's browser:
 it in clear only until that e-mail is sent or given up. A failed send is retried with backoff
 (``next_at``) up to ``attempts`` times, then marked failed, logged and counted; unsent rows survive
 a restart and are sent by the next start. The status page stays the source of truth.
+
+A reporter who chose SMS on the form (``Report.notify_channel``) gets the same events as one SMS each, in
+the form's language, through the SMS provider (portal/services/sms.py): the code and the status link,
+within 160 GSM-7 characters (bcc_common/gsm7.py), never the reporter's key. Operators' alarm SMS are
+written whole by ``bcc alarms`` (``channel`` "sms"). A provider's permanent refusal (a bad number) is
+given up at once; a transient one (down, timeout, 429/5xx) is retried with the same backoff.
 """
 
 from __future__ import annotations
@@ -29,12 +35,15 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from bcc_common.gsm7 import sms_text
 from bcc_common.secrets import read_secret
 from bcc_common.timefmt import utc_now
 from portal.db import writer
 from portal.i18n import translate
 from portal.models import Notification, Report
+from portal.reference import Lang
 from portal.services.events import EventSink
+from portal.services.sms import SmsError, SmsProvider
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,24 @@ MESSAGES: dict[str, tuple[str, str, str]] = {
         "The development proposal carrying your report has reached a new stage.",
     ),
 }
+@dataclass(frozen=True)
+class Sms:
+    """One SMS to send: a phone number in E.164 and a text in the GSM 7-bit alphabet."""
+
+    to: str
+    text: str
+
+
+def report_sms(event: str, lang: str, code: str, url: str, stage: str | None = None) -> str | None:
+    """The SMS of ``event`` on report ``code`` in ``lang`` (the texts ``sms_<event>`` of portal/i18n.py),
+    one SMS long; ``stage``: the proposal's new stage (a key), shortened if the text would not fit."""
+    if event not in MESSAGES:
+        return None
+    language: Lang = "en" if lang == "en" else "id"
+    values = {"code": code, "url": url, "stage": translate(f"stage_{stage}", language) if stage else ""}
+    return sms_text(translate(f"sms_{event}", language), values, shrink="stage")
+
+
 RESOLUTIONS = {
     "resolved_direct": "diselesaikan langsung oleh instansi",
     "needs_budget": "memerlukan penganggaran (usulan anggaran)",
@@ -109,13 +136,17 @@ class Notifier:
 
     def __init__(
         self,
-        smtp: SmtpSettings,
+        smtp: SmtpSettings | None,
         sessions: Callable[[], Session],
         public_url: str,
         clock: Callable[[], datetime] = utc_now,
         poll_s: float = 1.0,
+        sms: SmsProvider | None = None,
+        attempts: int | None = None,
     ) -> None:
         self.smtp = smtp
+        self.sms = sms
+        self.attempts = attempts if attempts is not None else smtp.attempts if smtp is not None else 8
         self._sessions = sessions
         self._public_url = public_url.rstrip("/")
         self._clock = clock  # real time: retry delays are operations, not report history
@@ -219,16 +250,22 @@ class Notifier:
             assert row is not None
             code, event, attempts, key = row.code, row.event, row.attempts, row.reporter_key
             written = (row.recipient, row.subject, row.body) if row.kind == ALARM_KIND else None
-            detail = row.detail
-        message: EmailMessage | None = None
+            detail, channel = row.detail, row.channel
+        message: EmailMessage | Sms | None = None
+        permanent = False
         try:
-            message = self.compose(code, event, key, detail) if written is None else self.written(*written)
-            error = self._send_once(message) if message is not None else None
+            if written is None:
+                message = self.compose(code, event, key, detail)
+            elif channel == "sms":
+                message = Sms(written[0], written[2] or "") if written[0] else None
+            else:
+                message = self.written(*written)
+            error, permanent = self._send(message) if message is not None else (None, False)
         except Exception as err:  # a lookup failure is retried like a send failure
             error = f"{type(err).__name__}: {err}"
         now = self._clock()
         values: dict[str, Any] = {"claimed_until": None, "attempts": attempts + 1}
-        gave_up = error is not None and attempts + 1 >= self.smtp.attempts
+        gave_up = error is not None and (permanent or attempts + 1 >= self.attempts)
         if error is None:
             values.update(sent_at=now, reporter_key=None)  # the key in clear lives no longer than this
         elif gave_up:
@@ -247,13 +284,20 @@ class Notifier:
 
     def compose(
         self, code: str, event: str, key: str | None = None, detail: str | None = None
-    ) -> EmailMessage | None:
-        """The e-mail for ``event`` on report ``code``, or None when the reporter left no e-mail. ``key``
-        (the ``created`` e-mail only) is the reporter's secret key, sent as the link that opens the
-        report's reporter actions in any browser."""
+    ) -> EmailMessage | Sms | None:
+        """The e-mail for ``event`` on report ``code`` (the SMS if the reporter chose SMS), or None when
+        the reporter left no address for their channel. ``key`` (the ``created`` e-mail only) is the
+        reporter's secret key, sent as the link that opens the report's reporter actions in any browser
+        (never by SMS: a text message is not kept secret by phones and operators)."""
         with self._sessions() as db:
             report = db.scalar(select(Report).where(Report.code == code))
-            if report is None or not report.contact_email or event not in MESSAGES:
+            if report is None or event not in MESSAGES:
+                return None
+            if report.notify_channel == "sms":
+                url = f"{self._public_url}/laporan/{report.code}"
+                text = report_sms(event, report.notify_lang, report.code, url, detail)
+                return Sms(report.contact_phone, text) if report.contact_phone and text else None
+            if not report.contact_email:
                 return None
             subject, text_id, text_en = MESSAGES[event]
             lines = [f"Kode laporan / tracking code: {report.code}", "", text_id]
@@ -280,7 +324,7 @@ class Notifier:
             ]
             msg = EmailMessage()
             msg["Subject"] = f"[{report.code}] {subject}"
-            msg["From"] = self.smtp.sender
+            msg["From"] = self.smtp.sender if self.smtp is not None else SmtpSettings.sender
             msg["To"] = report.contact_email
             msg.set_content("\n".join(lines))
             return msg
@@ -292,13 +336,28 @@ class Notifier:
             return None
         msg = EmailMessage()
         msg["Subject"] = subject or ""
-        msg["From"] = self.smtp.sender
+        msg["From"] = self.smtp.sender if self.smtp is not None else SmtpSettings.sender
         msg["To"] = recipient
         msg.set_content(body or "")
         return msg
 
+    def _send(self, message: EmailMessage | Sms) -> tuple[str | None, bool]:
+        """Send ``message`` by its channel: (the error text or None, whether the error is permanent)."""
+        if isinstance(message, Sms):
+            if self.sms is None:
+                return "no SMS provider configured (BCC_PORTAL_SMS_PROVIDER)", True
+            try:
+                self.sms.send(message.to, message.text)
+            except SmsError as err:
+                return str(err), err.permanent
+            return None, False
+        if self.smtp is None:
+            return "no SMTP server configured (BCC_PORTAL_SMTP_HOST)", True
+        return self._send_once(message), False
+
     def _send_once(self, msg: EmailMessage) -> str | None:
         """Send ``msg``; the error text, or None on success."""
+        assert self.smtp is not None
         try:
             with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=self.smtp.timeout_s) as smtp:
                 if self.smtp.starttls:

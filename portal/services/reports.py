@@ -20,6 +20,7 @@ from portal.models import FEEDBACKS, OPEN_STATUSES, PRIVACIES, Photo, Report, Re
 from portal.reference import Reference
 from portal.services import deadlines, location, reporter_keys, visibility
 from portal.services.events import EventSink, emit, stage
+from portal.services.phone import mobile_id
 from portal.services.photos import PhotoRejected, clean_photo, store_photo
 from portal.services.ratelimit import RateLimiter
 from portal.services.textclean import clean_text
@@ -70,6 +71,10 @@ class ReportInput:
     contact_name: str = ""
     contact_phone: str = ""
     contact_email: str = ""
+    notify_channel: str = "email"  # "email" or "sms" (to ``contact_phone``)
+
+
+NOTIFY_CHANNELS = ("email", "sms")
 
 
 class OutsideBinjai(ValueError):
@@ -114,7 +119,11 @@ def validate(ref: Reference, inp: ReportInput) -> dict[str, str]:
         errors["privacy"] = "err_privacy"
     if len(inp.contact_name) > 120:
         errors["contact_name"] = "err_name_long"
-    if inp.contact_phone and not _PHONE.match(inp.contact_phone):
+    if inp.notify_channel not in NOTIFY_CHANNELS:
+        errors["notify_channel"] = "err_channel"
+    elif inp.notify_channel == "sms" and mobile_id(inp.contact_phone) is None:
+        errors["contact_phone"] = "err_phone_sms"
+    if "contact_phone" not in errors and inp.contact_phone and not _PHONE.match(inp.contact_phone):
         errors["contact_phone"] = "err_phone"
     if inp.contact_email and not _EMAIL.match(inp.contact_email):
         errors["contact_email"] = "err_email"
@@ -178,11 +187,13 @@ def prepare_report(
     source: str = "web",
     client: str = "",
     draft_key: str = "",
+    lang: str = "id",
 ) -> Prepared:
     """Validate (InvalidInput with every problem), clean and store the photos, build the row.
     ``client`` is the key of the submission rate limit (the client address) if one applies;
     ``draft_key`` the idempotency key of an offline draft (well-formed: the caller checked), from which
-    the reporter's key is derived (portal.services.reporter_keys)."""
+    the reporter's key is derived (portal.services.reporter_keys); ``lang`` the form's language, the
+    one the reporter's notifications are written in."""
     inp = _cleaned(inp)
     if errors := validate(ref, inp):
         raise InvalidInput(errors)
@@ -204,8 +215,14 @@ def prepare_report(
         "lon": point[1] if point else None,
         "privacy": inp.privacy,
         "contact_name": inp.contact_name.strip(),
-        "contact_phone": inp.contact_phone.strip(),
+        # the number an SMS goes to is kept in E.164 (+62...), the form the provider takes; validate()
+        # checked it is an Indonesian mobile number
+        "contact_phone": mobile_id(inp.contact_phone)
+        if inp.notify_channel == "sms"
+        else inp.contact_phone.strip(),
         "contact_email": inp.contact_email.strip(),
+        "notify_channel": inp.notify_channel,
+        "notify_lang": "en" if lang == "en" else "id",
         "source": source,
         "status": "submitted",
         "resolution": None,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from portal.errors import InvalidInput
 from portal.models import ROLES, StaffSession, User
 from portal.reference import Reference
+from portal.services.phone import mobile_id
 
 MIN_PASSWORD_LEN = 12
 _USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{2,63}$")
@@ -202,11 +203,15 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 NOTIFY_LANGS = ("id", "en")
 
 
-def set_contact(db: Session, user: User, email: str, lang: str) -> None:
+def set_contact(db: Session, user: User, email: str, lang: str, phone: str | None = None) -> None:
     """Where and in which language the account gets alarm e-mails (docs/alarms.md, "Notifications");
-    an empty ``email`` stops them."""
+    an empty ``email`` stops them. ``phone``: an Indonesian mobile number for alarm SMS, kept as
+    +62...; "" removes it, None leaves it as it is."""
     email = email.strip()
     errors: dict[str, str] = {}
+    number = mobile_id(phone) if phone else None
+    if phone and number is None:
+        errors["phone"] = "an Indonesian mobile number (08..., +62 8...)"
     if email and (len(email) > 200 or not _EMAIL.match(email)):
         errors["email"] = "an e-mail address (name@domain), at most 200 characters"
     if lang not in NOTIFY_LANGS:
@@ -215,4 +220,6 @@ def set_contact(db: Session, user: User, email: str, lang: str) -> None:
         raise InvalidInput(errors)
     user.email = email or None
     user.lang = lang
+    if phone is not None:
+        user.phone = number
     db.commit()

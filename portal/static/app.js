@@ -113,6 +113,12 @@
   }
   window.addEventListener('online', flush);
 
+  /* portal/services/phone.py's mobile_id: the number an SMS can go to (Indonesian mobile), or null */
+  function mobile(v) {
+    var m = /^(\+62|0062|62|0)(.*)$/.exec(v.trim().replace(/[\s().-]/g, ''));
+    return m && /^8[1-9][0-9]{7,10}$/.test(m[2]) ? '+62' + m[2] : null;
+  }
+
   /* photos: the server's limits checked on the phone, then resized (longest side) to JPEG */
   function shrink(file, L) {
     if (!/^image\/(jpeg|png|webp)$/.test(file.type)) return Promise.reject('photo_bad_type');
@@ -137,7 +143,10 @@
       if (busy) return;
       busy = true;
       var files = Array.prototype.slice.call(form.querySelector('#f-photos').files);
-      var checks = files.length > L.photos ? Promise.reject('photo_too_many') : Promise.all(files.map(function (f) { return shrink(f, L); }));
+      /* SMS chosen: the number checked here as the server will, so a draft is never refused later for it */
+      var sms = form.querySelector('input[name=notify_channel]:checked');
+      var checks = sms && sms.value === 'sms' && !mobile(form.contact_phone.value) ? Promise.reject('err_phone_sms')
+        : files.length > L.photos ? Promise.reject('photo_too_many') : Promise.all(files.map(function (f) { return shrink(f, L); }));
       checks.then(function (blobs) {
         var fields = [];
         new FormData(form).forEach(function (v, k) { if (typeof v === 'string') fields.push([k, v]); });

@@ -3,13 +3,16 @@ the public list and its map (a report's own pages are portal.web.status)."""
 
 from __future__ import annotations
 
+from functools import cache
+from itertools import pairwise
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
 from portal.models import STATUSES, Report
-from portal.services import reports
+from portal.services import location, reports
 from portal.web import reporter, submission
 from portal.web.deps import (
     CsrfDep,
@@ -144,18 +147,51 @@ def forget_reports(request: Request) -> Response:
     return response
 
 
-def map_points(rows: list[Report]) -> list[dict[str, object]]:
-    """SVG coordinates (400 x 600 box over Binjai, north up) of the reports that carry a map point."""
+def svg_xy(lat: float, lon: float) -> tuple[float, float]:
+    """A point's SVG coordinates on the map: a 400 x 600 box over reports.BBOX, north up."""
     south, north, west, east = reports.BBOX
-    return [
-        {
-            "x": round((r.lon - west) / (east - west) * 400, 1),
-            "y": round((north - r.lat) / (north - south) * 600, 1),
-            "report": r,
-        }
-        for r in rows
-        if r.lat is not None and r.lon is not None
-    ]
+    return round((lon - west) / (east - west) * 400, 1), round((north - lat) / (north - south) * 600, 1)
+
+
+def map_points(rows: list[Report]) -> list[dict[str, object]]:
+    """SVG coordinates of the reports that carry a map point."""
+    points: list[dict[str, object]] = []
+    for r in rows:
+        if r.lat is not None and r.lon is not None:
+            x, y = svg_xy(r.lat, r.lon)
+            points.append({"x": x, "y": y, "report": r})
+    return points
+
+
+def _num(v: float) -> str:
+    """``v`` to one decimal, as short as SVG allows (``-0.5`` as ``-.5``)."""
+    text = f"{round(v, 1):g}"
+    return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
+
+
+@cache
+def kelurahan_map() -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The map's viewBox (the city with a margin) and each kelurahan's SVG path, from the boundaries
+    shipped in portal/data/kelurahan.json (portal.services.location). On /daftar each shape is a link to
+    the form with that kelurahan chosen (``/lapor?kelurahan=...``): a tap picks it, with or without
+    JavaScript."""
+    shapes = []
+    xs: list[float] = []
+    ys: list[float] = []
+    for area in location.areas():
+        rings = []
+        for ring in area.rings:
+            points = [svg_xy(lat, lon) for lat, lon in ring]
+            kept = [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
+            xs += [x for x, _ in kept]
+            ys += [y for _, y in kept]
+            # relative moves between the rounded points (a third shorter than absolute ones, no drift)
+            steps = [_num(x - px) + " " + _num(y - py) for (px, py), (x, y) in pairwise(kept)]
+            rings.append(f"M{_num(kept[0][0])} {_num(kept[0][1])}l" + " ".join(steps) + "z")
+        shapes.append((area.key, "".join(rings)))
+    margin = 4
+    box = (min(xs) - margin, min(ys) - margin, max(xs) - min(xs) + 2 * margin, max(ys) - min(ys) + 2 * margin)
+    return " ".join(f"{v:g}" for v in (round(b, 1) for b in box)), tuple(sorted(shapes))
 
 
 @router.get("/daftar")
@@ -171,5 +207,6 @@ def public_list(
         "page": page,
         "statuses": STATUSES,
         "points": map_points(rows),
+        "map": kelurahan_map(),
     }
     return render(request, lang, "list.html", context)

@@ -22,7 +22,7 @@ from portal.runtime import PortalRuntime
 from portal.services import reporter_keys, reports
 from portal.services.photos import MAX_PIXELS, MAX_SIDE
 from portal.services.reports import NewReport
-from portal.web.deps import client_ip, lang_of, render, settings_of
+from portal.web.deps import client_ip, lang_of, render, runtime_from, settings_of
 
 # "Laporan saya": tracking codes this browser chose to remember, newest first. Only codes (public ids:
 # they grant nothing, the reporter's keys are in KEYS_COOKIE), never names or text; off unless the
@@ -146,12 +146,19 @@ def form_page(
             "similar": similar,
             "checked": bool(inp.category and inp.kelurahan),
             "limits": photo_limits(settings_of(request)),
+            "sms_available": sms_available(runtime_from(request)),
         },
         status,
     )
 
 
 REPORT_FIELDS = {f.name: f.default for f in dataclasses.fields(reports.ReportInput)}
+
+
+def sms_available(runtime: PortalRuntime) -> bool:
+    """Whether this portal sends SMS (a provider is configured): the form offers the channel only then."""
+    notifier = runtime.connections.notifier
+    return notifier is not None and notifier.sms is not None
 
 
 async def submit_form(runtime: PortalRuntime, request: Request, form: FormData) -> Response:
@@ -187,15 +194,19 @@ async def store(
     client = client_ip(request, settings.trust_forwarded_for)
     writer = runtime.report_writer
     raws = await read_photos_async(photos, settings.max_photo_bytes)
-    ref, now = runtime.reference, runtime.clock()
+    ref, now, lang = runtime.reference, runtime.clock(), lang_of(request)
+    if inp.notify_channel == "sms" and not sms_available(runtime):
+        raise InvalidInput({"notify_channel": "err_sms_unavailable"})
     if raws:  # decoding and re-encoding photos is CPU work for a thread: not for a client over its limit
         if await run_in_threadpool(writer.over_limit, client, now):
             raise HTTPException(429, "Too many submissions")
         prepared = await run_in_threadpool(
-            reports.prepare_report, ref, inp, raws, policy(settings), now, "web", client, draft_key
+            reports.prepare_report, ref, inp, raws, policy(settings), now, "web", client, draft_key, lang
         )
     else:
-        prepared = reports.prepare_report(ref, inp, raws, policy(settings), now, "web", client, draft_key)
+        prepared = reports.prepare_report(
+            ref, inp, raws, policy(settings), now, "web", client, draft_key, lang
+        )
     # the limit itself is counted in the insert's transaction (portal.services.ratelimit)
     report = await writer.submit(prepared)
     if report is None:

@@ -129,6 +129,12 @@ def test_account_commands(portal_db_url: str, tmp_path: Path, capsys: pytest.Cap
     contact = ["admin", "set-contact", "--username", "op.satu", *db_args]
     assert main([*contact, "--email", "siti@example.id", "--lang", "en"]) == 0
     assert main([*contact, "--email", "not an address"]) == 2
+    # the phone of alarm SMS: an Indonesian mobile number, kept as +62...; a landline is refused
+    assert main([*contact, "--email", "siti@example.id", "--lang", "en", "--phone", "0812 3456 7890"]) == 0
+    assert main([*contact, "--email", "siti@example.id", "--lang", "en", "--phone", "061 4567890"]) == 2
+    assert "phone: an Indonesian mobile number" in capsys.readouterr().err
+    with session_factory(engine)() as db:
+        assert users.find_user(db, "op.satu").phone == "+6281234567890"  # the refused one changed nothing
     capsys.readouterr()
     assert main(["admin", "list-users", *db_args]) == 0
     assert capsys.readouterr().out.split()[-1] == "siti@example.id"

@@ -15,11 +15,16 @@ import orjson
 import pytest
 import yaml
 
+from bcc_common.gsm7 import SMS_SEPTETS, septets, to_gsm7
 from devices.loader import DEMO_SITE, ConfigError, load_site
 from iot_gateway.alarms.config import AlarmsConfig, build_alarms_config
-from iot_gateway.alarms.rules import parse_rules
+from iot_gateway.alarms.engine import Alarm
+from iot_gateway.alarms.notify import alarm_sms
+from iot_gateway.alarms.rules import load_rules, parse_rules
 from iot_gateway.alarms.service import AlarmService
 from tests.support.alarm_mail import add_staff, alarm_outbox, drain
+from tests.support.paths import ROOT
+from tests.support.sms import fake_twilio
 from tests.support.smtp import smtp_server, text_of
 
 GATEWAY = "gateway_offline.bridge"
@@ -191,3 +196,72 @@ async def test_new_alarm_escalation_and_daily_summary_once_each(tmp_path: Path, 
     assert "Alarms raised in the last 24 hours: 2" in summary
     assert "gateway_offline.bridge [critical] active_acked: Gateway offline" in summary
     assert "Ringkasan alarm harian 2026-12-05" in " ".join(s for _, s in mail)
+
+
+SMS_RULES: dict[str, Any] = {
+    **RULES,
+    # the CO2 rule made "high" and notified: e-mailed to the on-duty operators, never by SMS
+    "rules": [RULES["rules"][0], {**RULES["rules"][1], "severity": "high", "notify": None}],
+}
+SMS_STAFF = [*STAFF, ("andi", "operator", "", "en")]  # a phone and no e-mail address
+PHONES = {"siti": "0812 3456 7890", "andi": "+62 852-1111-2222", "rahmat": "0813 9999 0000"}
+
+
+async def test_critical_alarms_and_escalations_reach_phones_by_sms_exactly_once(
+    tmp_path: Path, portal_db_url: str
+) -> None:
+    """#20's SMS: the on-duty operators with a phone get a new critical alarm by SMS in their language,
+    the escalation reaches the next person's phone, a high alarm goes by e-mail only; a restarted
+    evaluator writes nothing twice, and two portal workers send each SMS once through the provider."""
+    add_staff(portal_db_url, SMS_STAFF, PHONES)
+    roster = {"on_duty": ["siti", "budi", "andi"], "escalation": ["rahmat", "kepala"]}
+    config = alarms_config(tmp_path, portal_db_url, rules=SMS_RULES, roster=roster)
+    clock = Clock(START)
+    service = AlarmService(config, clock=clock)
+    try:
+        await service.step()
+        await service.handle(
+            service.topics.bridge_state(service.config.loaded.site.gateway_id), b"offline", False
+        )
+        await step_at(service, clock, START + 10)
+        sms = [r for r in alarm_outbox(portal_db_url) if r.channel == "sms"]
+        assert sorted(r.recipient for r in sms) == ["+6281234567890", "+6285211112222"]  # siti, andi
+        await service.handle(service.topics.state("env_front"), b'{"co2": 1200}', False)
+        await step_at(service, clock, START + 11)
+        high = [r for r in alarm_outbox(portal_db_url) if "CO2" in r.subject]
+        assert sorted(r.recipient for r in high) == ["budi@binjai.test", "siti@binjai.test"]  # no SMS
+        await step_at(service, clock, START + 10 + ESCALATE_S)
+    finally:
+        service.store.close()
+    service = AlarmService(config, clock=clock)  # restarted: nothing written twice
+    try:
+        await step_at(service, clock, START + 10 + ESCALATE_S + 5)
+    finally:
+        service.store.close()
+    rows = alarm_outbox(portal_db_url)
+    sms = [r for r in rows if r.channel == "sms"]
+    assert [(r.event, r.recipient) for r in sms[2:]] == [("escalation", "+6281399990000")]  # rahmat
+    assert len(rows) == 3 + 2 + 2 + 2  # critical e-mails, critical SMS, high e-mails, rahmat's two
+
+    with smtp_server() as (inbox, port), fake_twilio() as twilio:
+        drain(portal_db_url, port, sms=twilio.settings())
+        inbox.wait(len(rows) - 3)
+        texts = {m.to: m.body for m in twilio.wait(3)}
+    assert len(twilio.messages) == 3 and len(inbox.messages) == len(rows) - 3
+    assert texts["+6281234567890"].startswith("BCC KRITIS: Gateway mati (gateway_offline.bridge")
+    assert texts["+6285211112222"].startswith("BCC CRITICAL: Gateway offline (gateway_offline.bridge")
+    assert texts["+6281399990000"].startswith("BCC ESCALATION 2 min: Gateway offline")
+    assert all(t.endswith("03:00 WIB") and septets(t) <= SMS_SEPTETS for t in texts.values())
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_every_shipped_rules_sms_fits_one_message_unshortened(lang: str) -> None:
+    """Each shipped rule's alarm SMS, new and escalated after 24 hours, with a long value: 160 GSM-7
+    characters at most, its message whole."""
+    rules = load_rules(ROOT / "devices/sites/alarms/bcc_room.yaml", load_site(DEMO_SITE))
+    for spec in rules.alarms:
+        alarm = Alarm(spec, value=-12345.678)
+        for kind in ("alarm_raised", "escalation"):
+            text = alarm_sms(lang, kind, alarm, START, START + 86400)
+            assert septets(text) <= SMS_SEPTETS and "..." not in text, text
+            assert to_gsm7(getattr(spec.rule.message, lang)) in text and spec.id in text
