@@ -74,6 +74,8 @@ MESSAGES: dict[str, tuple[str, str, str]] = {
         "The development proposal carrying your report has reached a new stage.",
     ),
 }
+
+
 @dataclass(frozen=True)
 class Sms:
     """One SMS to send: a phone number in E.164 and a text in the GSM 7-bit alphabet."""
