@@ -2,7 +2,8 @@
 server on a free loopback port, in a thread, that checks each request the way Twilio does (path with
 the Account SID, HTTP basic auth, a form-encoded ``To`` in E.164, ``Body``, ``From`` or
 ``MessagingServiceSid``) and answers as Twilio answers: 201 with the message resource, or its error
-JSON. ``mode`` makes it misbehave: "down" (503), "slow" (answers after ``delay_s``), "ratelimit" (429).
+JSON. ``mode`` makes it misbehave: "down" (503), "slow" (hangs ``delay_s``, then 504: a provider that
+hangs and fails), "ratelimit" (429). ``in_flight``: requests being answered now.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class FakeTwilio:
         self.port = free_port()
         self.messages: list[Received] = []
         self.requests = 0  # every request, answered or not
+        self.in_flight = 0
         self.mode = "up"
         self.delay_s = 0.0
         self.refused_numbers: set[str] = set()  # answered 400 code 21211, like a number Twilio rejects
@@ -89,10 +91,20 @@ class FakeTwilio:
                 self._answer(status, {"code": code, "message": message, "more_info": info, "status": status})
 
             def do_POST(self) -> None:
-                fake.requests += 1
+                with fake.arrived:
+                    fake.requests += 1
+                    fake.in_flight += 1
+                try:
+                    self._post()
+                finally:
+                    with fake.arrived:
+                        fake.in_flight -= 1
+
+            def _post(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if fake.mode == "slow":
                     time.sleep(fake.delay_s)
+                    return self._error(504, 20504, "Gateway Timeout")
                 if fake.mode == "down":
                     return self._error(503, 20503, "Service Unavailable")
                 if fake.mode == "ratelimit":

@@ -156,3 +156,22 @@ def test_a_longer_host_shortens_the_stage_never_the_code_or_link() -> None:
 )
 def test_indonesian_mobile_numbers_are_written_in_e164(typed: str, e164: str | None) -> None:
     assert mobile_id(typed) == e164
+
+
+def test_serve_refuses_a_provider_without_its_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bcc portal serve`` with ``BCC_PORTAL_SMS_PROVIDER`` but no token: exit 2 naming what is missing,
+    before it listens (no default credentials)."""
+    from bcc.cli import build_parser
+
+    monkeypatch.setenv("BCC_PORTAL_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("BCC_PORTAL_DATABASE_URL", f"sqlite:///{tmp_path / 'portal.db'}")
+    monkeypatch.setenv("BCC_PORTAL_MEDIA_DIR", str(tmp_path / "media"))
+    monkeypatch.setenv("BCC_PORTAL_SMS_PROVIDER", "twilio")
+    monkeypatch.setenv("BCC_PORTAL_SMS_ACCOUNT", "AC1")
+    monkeypatch.setenv("BCC_PORTAL_SMS_FROM", "+15005550006")
+    argv = ["portal", "serve", "--port", str(free_port())]
+    args = build_parser(argv).parse_args(argv)
+    assert __import__(args._module, fromlist=["run"]).run(args) == 2
+    assert "SMS provider 'twilio' needs BCC_PORTAL_SMS_TOKEN (or _FILE)" in capsys.readouterr().err
