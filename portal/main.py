@@ -17,6 +17,7 @@ from portal.metrics import MetricsMiddleware, RouteIndex
 from portal.runtime import PortalRuntime, build_runtime
 from portal.services.notify import SmtpSettings
 from portal.web import (
+    agency,
     alarm_health,
     console,
     errors,
@@ -66,6 +67,7 @@ ROUTERS = tuple(
         staff_auth,
         staff,
         staff_admin,
+        agency,
         proposals,
         open311,
         console,
