@@ -13,11 +13,11 @@ however often, it exists once, and the outbox's senders claim and send each row 
   run is claimed through ``job_runs`` (job ``agency_digest``, slot the WIB date: one worker wins, as for
   the contact erasure), and each officer whose agency has reports overdue or due today or tomorrow
   gets one e-mail (key: day and username). Nothing due: no e-mail.
-- escalation: at every check, each report whose verification deadline (status submitted or verified)
-  or response deadline (dispatched) has passed, within the last :data:`LOOKBACK`, is e-mailed to the
-  active head of the responsible agency (the report's agency, before dispatch its category's), once per
-  report and deadline (key: report, deadline kind, due time: a reopened report's new deadline escalates
-  again).
+- escalation: at every check, each report whose verification deadline (still ``submitted``) or
+  response deadline (``dispatched``, not answered) has passed, within the last :data:`LOOKBACK`, is
+  e-mailed to the active head of the responsible agency (the report's agency, before dispatch its
+  category's), once per report and deadline (key: report, deadline kind, due time: a reopened
+  report's new response deadline escalates again).
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def escalation_mails(db: Session, ref: Reference, now: datetime, public_url: str
     categories = [k for k, c in ref.categories.items() if c.agency in by_agency]
     since = now - LOOKBACK
     verify = (
-        Report.status.in_(("submitted", "verified"))
+        (Report.status == "submitted")  # not verified in time (as the backlog gauge counts it)
         & (Report.verify_due < now)
         & (Report.verify_due >= since)
         & or_(Report.agency.in_(list(by_agency)), Report.agency.is_(None) & Report.category.in_(categories))
@@ -318,7 +318,7 @@ def escalation_mails(db: Session, ref: Reference, now: datetime, public_url: str
         head = by_agency.get(responsible(ref, report))
         if head is None:
             continue
-        kind = "verify" if report.status in ("submitted", "verified") else "respond"
+        kind = "verify" if report.status == "submitted" else "respond"
         due = report.verify_due if kind == "verify" else report.respond_due
         assert due is not None
         lang = _lang(head)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from bcc.cli import build_parser
-from portal.config import Settings
+from portal.config import Settings, SettingsError
 from portal.errors import InvalidInput
 from portal.main import create_app
 from portal.models import JobRun, Notification, Report, User
@@ -218,6 +218,18 @@ def test_the_head_is_escalated_to_once_per_report_and_deadline(
     # a deadline older than the look-back is not escalated any more
     clock.current = respond_due + agency.LOOKBACK + timedelta(days=30)
     assert one.check() == 0
+
+
+def test_verified_in_time_is_not_escalated_and_a_bad_digest_time_is_refused(
+    app: FastAPI, client: TestClient, clock: FakeClock
+) -> None:
+    person(app, "kepala_dinas", AGENCY, "kadis@dinkes.example.id")
+    rid = report_id(app, submit(client, None, category=CATEGORY))
+    act(app, f"/staf/laporan/{rid}/verifikasi")  # verified in time, waiting for its dispatch
+    clock.advance(days=20)
+    assert jobs_of(app, clock).check() == 0 and agency_rows(app) == []
+    with pytest.raises(SettingsError, match="BCC_PORTAL_AGENCY_DIGEST_AT"):
+        Settings.from_env({"BCC_PORTAL_SECRET_KEY": "k" * 32, "BCC_PORTAL_AGENCY_DIGEST_AT": "7 pagi"})
 
 
 def test_escalation_email_reaches_the_head_once_with_two_workers(
