@@ -27,11 +27,16 @@ from portal.services import twofactor, users
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="admin_command", required=True)
-    p = sub.add_parser("create-user", help="create a staff account (admin, agency, operator, viewer)")
+    p = sub.add_parser(
+        "create-user", help="create a staff account (admin, agency, kepala_dinas, operator, viewer)"
+    )
     p.add_argument("--username", required=True)
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument(
-        "--agency", default=None, help="agency key, for --role agency (see bcc_contract/data/categories.yaml)"
+        "--agency",
+        default=None,
+        help="agency key, for --role agency or kepala_dinas (one active head per agency; see "
+        "bcc_contract/data/categories.yaml)",
     )
     p.add_argument("--display-name", default="")
     p.add_argument(
@@ -64,7 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             given.add_argument("--password-file", type=Path, help="read the password from this file")
             given.add_argument("--generate", action="store_true", help="generate a password, print it once")
 
-    contact = sub.add_parser("set-contact", help="set an account's e-mail, phone and language for alarms")
+    contact = sub.add_parser(
+        "set-contact", help="set an account's e-mail, phone and language for alarm and agency messages"
+    )
     contact.add_argument("--username", required=True)
     contact.add_argument("--email", required=True, help="address for alarm e-mails ('' stops them)")
     contact.add_argument("--lang", choices=users.NOTIFY_LANGS, default="id", help="id (default) or en")

@@ -88,6 +88,11 @@ class Settings(BaseModel):
     proposal_cost_ceiling: int = Field(default=50_000_000_000, gt=0)
     # The planning cycle's calendar (which month each stage happens): data, not code.
     planning_cycle_file: Path = Path(__file__).resolve().parent / "data" / "planning_cycle.yaml"
+    # Agencies answer for deadlines (portal/services/agency.py; with e-mail only): every worker checks
+    # every ``agency_check_s`` for passed deadlines (the heads' escalations) and, from ``agency_digest_at``
+    # (HH:MM, WIB), for the day's digest to the officers.
+    agency_digest_at: str = Field(default="07:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    agency_check_s: float = Field(default=60.0, gt=0)
 
     @field_validator("secret_key")
     @classmethod
@@ -135,6 +140,8 @@ class Settings(BaseModel):
             ("ERASE_CONTACT_DAYS", "erase_contact_days"),
             ("PROPOSAL_COST_CEILING", "proposal_cost_ceiling"),
             ("PLANNING_CYCLE_FILE", "planning_cycle_file"),
+            ("AGENCY_DIGEST_AT", "agency_digest_at"),
+            ("AGENCY_CHECK_S", "agency_check_s"),
         ]:
             if (value := get(name)) is not None:
                 data[key] = value

@@ -558,6 +558,72 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Map of Binjai (north up) with the report points: tap a kelurahan to make a report there.",
     ),
     "map_kelurahan_link": ("Buat laporan di kelurahan {name}", "Make a report in kelurahan {name}"),
+    # ---- agencies answer for deadlines (issue 19 item 5) and the yearly proposal view (item 4) ----------
+    "role_kepala_dinas": ("Kepala dinas", "Agency head"),
+    "err_one_head": (
+        "Dinas ini sudah punya kepala dinas yang aktif; nonaktifkan dulu akun itu.",
+        "This agency already has an active head; deactivate that account first.",
+    ),
+    "nav_agency": ("Halaman dinas", "Agency page"),
+    "agencies_title": ("Halaman dinas", "Agency pages"),
+    "agency_open": ("Laporan terbuka", "Open reports"),
+    "agency_overdue": ("Lewat tenggat", "Overdue"),
+    "agency_due_soon": ("Jatuh tempo hari ini atau besok", "Due today or tomorrow"),
+    "agency_due": ("Tenggat", "Due"),
+    "agency_status": ("Status", "Status"),
+    "agency_none_open": ("Tidak ada laporan terbuka.", "No open reports."),
+    "agency_on_time": ("Ketepatan waktu", "On time"),
+    "agency_this_month": ("Bulan ini", "This month"),
+    "agency_last_month": ("Bulan lalu", "Last month"),
+    "agency_rate_none": ("belum ada", "none yet"),
+    "agency_proposals": ("Usulan pembangunan dinas ini", "This agency's development proposals"),
+    "agency_totals_only": (
+        "Peran Anda melihat angka ringkasan saja, tanpa laporan atau usulan satu per satu.",
+        "Your role sees the totals only, not the reports or proposals one by one.",
+    ),
+    "agency_head": ("Kepala dinas", "Agency head"),
+    "agency_no_head": ("belum ditetapkan", "not set"),
+    "yearly_title": ("Usulan per tahun anggaran", "Proposals by budget year"),
+    "yearly_total": ("Jumlah", "Total"),
+    "yearly_csv": ("Unduh CSV tahunan", "Download the yearly CSV"),
+    "yearly_none": ("Belum ada usulan untuk tahun anggaran ini.", "No proposals for this budget year yet."),
+    "btn_show": ("Tampilkan", "Show"),
+    # e-mails to agency officers and heads, in the recipient's language (portal/services/agency.py)
+    "mail_dispatch_subject": ("[{code}] Laporan baru untuk {agency}", "[{code}] New report for {agency}"),
+    "mail_dispatch_body": (
+        "Laporan {code} ({category}, Kelurahan {kelurahan}) diteruskan kepada {agency}. "
+        "Batas waktu tanggapan: {due}.",
+        "Report {code} ({category}, kelurahan {kelurahan}) was forwarded to {agency}. Response due: {due}.",
+    ),
+    "mail_open": ("Buka laporan: {url}", "Open the report: {url}"),
+    "mail_footer": (
+        "Pusat Komando Kota Binjai - e-mail otomatis, mohon tidak dibalas.",
+        "Binjai Command Center - automatic e-mail, please do not reply.",
+    ),
+    "mail_digest_subject": (
+        "[BCC] Tenggat laporan {agency} {day}",
+        "[BCC] Report deadlines of {agency} {day}",
+    ),
+    "mail_digest_intro": (
+        "Laporan {agency} yang lewat tenggat atau jatuh tempo hari ini dan besok ({day}):",
+        "Reports of {agency} that are overdue or due today and tomorrow ({day}):",
+    ),
+    "digest_overdue": ("Lewat tenggat", "Overdue"),
+    "digest_today": ("Jatuh tempo hari ini", "Due today"),
+    "digest_tomorrow": ("Jatuh tempo besok", "Due tomorrow"),
+    "mail_digest_page": ("Halaman dinas: {url}", "Agency page: {url}"),
+    "mail_escalation_subject": (
+        "[{code}] ESKALASI: tenggat {deadline} terlewati",
+        "[{code}] ESCALATION: {deadline} deadline passed",
+    ),
+    "mail_escalation_body": (
+        "Tenggat {deadline} laporan {code} ({category}, Kelurahan {kelurahan}) untuk {agency} berakhir "
+        "{due} tanpa tindak lanjut. Anda menerima e-mail ini sebagai kepala dinas.",
+        "The {deadline} deadline of report {code} ({category}, kelurahan {kelurahan}) for {agency} ended "
+        "{due} without action. You receive this e-mail as the agency's head.",
+    ),
+    "deadline_verify": ("verifikasi", "verification"),
+    "deadline_respond": ("tanggapan", "response"),
 }
 
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from portal.mqtt import MqttEventSink
 from portal.runtime import PortalRuntime
-from portal.services import deadlines
+from portal.services import agency, deadlines
 from portal.services.erasure import run_periodically
 from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
@@ -38,20 +38,24 @@ def make_lifespan(
         await asyncio.to_thread(runtime.report_writer.start)  # the writer process (report_writer.py)
         backlog, schedules = _connect_mqtt(runtime)
         notifier = _start_notifier(runtime, smtp, sms)
-        settings, stop_erasure = runtime.settings, asyncio.Event()
+        settings, stop_jobs = runtime.settings, asyncio.Event()
         erasure = asyncio.create_task(
             run_periodically(
                 runtime.sessions,
                 runtime.clock,
                 settings.erase_contact_days,
                 settings.erase_check_s,
-                stop_erasure,
+                stop_jobs,
             ),
             name="portal-erasure",
         )
+        agency_jobs = _start_agency_jobs(runtime, notifier, stop_jobs)
         try:
             yield
         finally:
+            stop_jobs.set()
+            if agency_jobs is not None:
+                await agency_jobs
             if notifier is not None:
                 await asyncio.to_thread(notifier.stop)
                 if isinstance(notifier.sms, TwilioSms):
@@ -60,7 +64,6 @@ def make_lifespan(
                 assert isinstance(events, NotifyingSink)
                 runtime.connections.events = events.inner
             await runtime.report_writer.close()
-            stop_erasure.set()
             await erasure  # lets a run in progress finish (not cancelled: its thread holds a connection)
             for running in (schedules, *runtime.scene_tasks):
                 await _cancel(running)
@@ -103,6 +106,20 @@ def _disconnect_mqtt(runtime: PortalRuntime) -> None:
     sink.stop()
     runtime.connections.events = NullSink()
     runtime.connections.commands = None
+
+
+def _start_agency_jobs(
+    runtime: PortalRuntime, notifier: Notifier | None, stop: asyncio.Event
+) -> asyncio.Task[None] | None:
+    """With e-mail: the agencies' deadline check (escalations to the heads, the officers' daily digest)."""
+    if notifier is None or notifier.smtp is None:  # an SMS-only portal has no one to e-mail them to
+        return None
+    settings = runtime.settings
+    jobs = agency.AgencyJobs(
+        runtime.sessions, runtime.reference, runtime.clock, settings.public_url, settings.agency_digest_at
+    )
+    check = agency.run_periodically(jobs, settings.agency_check_s, notifier.wake, stop)
+    return asyncio.create_task(check, name="portal-agency")
 
 
 def _start_notifier(

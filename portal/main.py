@@ -18,6 +18,7 @@ from portal.runtime import PortalRuntime, build_runtime
 from portal.services.notify import SmtpSettings
 from portal.services.sms import SmsSettings
 from portal.web import (
+    agency,
     alarm_health,
     console,
     errors,
@@ -68,6 +69,7 @@ ROUTERS = tuple(
         staff_auth,
         staff,
         staff_admin,
+        agency,
         proposals,
         open311,
         console,

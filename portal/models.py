@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -35,8 +36,11 @@ from bcc_contract.reports import Resolution as Resolution
 Status = ReportStatus
 Privacy = Literal["public", "anonymous", "confidential"]
 PRIVACIES: tuple[Privacy, ...] = ("public", "anonymous", "confidential")
-Role = Literal["admin", "agency", "operator", "viewer"]
-ROLES: tuple[Role, ...] = ("admin", "agency", "operator", "viewer")
+Role = Literal["admin", "agency", "kepala_dinas", "operator", "viewer"]
+ROLES: tuple[Role, ...] = ("admin", "agency", "kepala_dinas", "operator", "viewer")
+# Roles that belong to one agency (``User.agency``): its officers and its head (at most one active head
+# per agency: the partial unique index below, migration 0013).
+AGENCY_ROLES: tuple[Role, ...] = ("agency", "kepala_dinas")
 EntryKind = Literal[
     "created",
     "verified",
@@ -80,8 +84,21 @@ class Base(DeclarativeBase):
     pass
 
 
+# One active head per agency, on every backend (a partial unique index; migration 0013_agency_notify).
+ONE_HEAD = "role = 'kepala_dinas' AND active"
+
+
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (
+        Index(
+            "uq_users_one_head",
+            "agency",
+            unique=True,
+            sqlite_where=text(ONE_HEAD),
+            postgresql_where=text(ONE_HEAD),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(120))

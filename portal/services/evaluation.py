@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from portal.models import Proposal, ProposalEntry, ProposalReport, Report
 from portal.reference import Reference
 from portal.services.deadlines import WIB
-from portal.services.proposals import ALL_STAGES
+from portal.services.proposals import ALL_STAGES, Aggregate, aggregates
 
 _MONTH = re.compile(r"\A([0-9]{4})-(0[1-9]|1[0-2])\Z")
 
@@ -294,4 +294,48 @@ def budget_csv(rows: list[BudgetRow]) -> str:
                 row.funded,
             ]
         )
+    return out.getvalue()
+
+
+# ---- the yearly view: the proposals of one budget year ----------------------------------------------------
+@dataclass
+class YearView:
+    """The proposals of budget year ``year`` per agency and per kecamatan (how many at each stage now,
+    rupiah estimated and funded; portal.services.proposals.aggregates) and their total."""
+
+    year: int
+    agency: list[Aggregate]
+    kecamatan: list[Aggregate]
+    total: Aggregate
+
+
+def budget_years(db: Session) -> list[int]:
+    """The budget years that have proposals, newest first."""
+    return [
+        int(y)
+        for y in db.scalars(select(Proposal.budget_year).distinct().order_by(Proposal.budget_year.desc()))
+    ]
+
+
+def yearly(db: Session, year: int) -> YearView:
+    groups = aggregates(db, year)
+    total = Aggregate("TOTAL")
+    for agg in groups["agency"]:
+        total.count += agg.count
+        total.estimated += agg.estimated
+        total.funded += agg.funded
+        total.stages.update(agg.stages)
+    return YearView(year, groups["agency"], groups["kecamatan"], total)
+
+
+def yearly_csv(view: YearView) -> str:
+    """One line per agency, one per kecamatan, and the total (group ``total``, key ``TOTAL``): proposals,
+    one column per stage (where they stand now), rupiah estimated and funded."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["budget_year", "group", "key", "proposals", *ALL_STAGES, "estimated_idr", "funded_idr"])
+    lines = [("agency", a) for a in view.agency] + [("kecamatan", k) for k in view.kecamatan]
+    for group, agg in [*lines, ("total", view.total)]:
+        stages = [agg.stages.get(s, 0) for s in ALL_STAGES]
+        writer.writerow([view.year, group, agg.key, agg.count, *stages, agg.estimated, agg.funded])
     return out.getvalue()

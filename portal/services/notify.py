@@ -47,8 +47,10 @@ from portal.services.sms import SmsError, SmsProvider
 
 log = logging.getLogger(__name__)
 
-# Outbox rows written whole by ``bcc alarms`` (kind "alarm"); the reporters' rows are kind "report".
+# Outbox rows written whole by ``bcc alarms`` (kind "alarm") and by portal/services/agency.py (kind
+# "agency": officers' and heads' e-mails); the reporters' rows are kind "report", composed at sending.
 ALARM_KIND = "alarm"
+WRITTEN_KINDS = (ALARM_KIND, "agency")
 
 # event -> (subject, Indonesian sentence, English sentence)
 MESSAGES: dict[str, tuple[str, str, str]] = {
@@ -159,6 +161,11 @@ class Notifier:
         self.sent = 0
         self.failed = 0
 
+    @property
+    def public_url(self) -> str:
+        """The portal's public address, for links in e-mails written by others (portal/services/agency.py)."""
+        return self._public_url
+
     def outbox_row(
         self, event: str, code: str, now: datetime, key: str = "", detail: str | None = None
     ) -> Notification | None:
@@ -251,7 +258,7 @@ class Notifier:
             row = db.get(Notification, nid)
             assert row is not None
             code, event, attempts, key = row.code, row.event, row.attempts, row.reporter_key
-            written = (row.recipient, row.subject, row.body) if row.kind == ALARM_KIND else None
+            written = (row.recipient, row.subject, row.body) if row.kind in WRITTEN_KINDS else None
             detail, channel = row.detail, row.channel
         message: EmailMessage | Sms | None = None
         permanent = False

@@ -117,7 +117,7 @@ def staff_visible(user: User) -> ColumnElement[bool]:
     """The proposals a staff member may open: all for admins and Bappeda, its own for an agency."""
     if may_move(user):
         return true()
-    if user.role == "agency" and user.agency:
+    if user.role in ("agency", "kepala_dinas") and user.agency:  # its officers and its head
         return Proposal.agency == user.agency
     return Proposal.id.is_(None)  # viewers and operators see the aggregates only
 
@@ -243,9 +243,12 @@ class Aggregate:
     stages: Counter[str] = field(default_factory=Counter)
 
 
-def aggregates(db: Session, year: int | None = None) -> dict[str, list[Aggregate]]:
-    """``{"kecamatan": [...], "agency": [...]}``: the council's view (no report, no person)."""
+def aggregates(db: Session, year: int | None = None, agency: str = "") -> dict[str, list[Aggregate]]:
+    """``{"kecamatan": [...], "agency": [...]}``: the council's view (no report, no person); of one
+    budget year and of one agency when given."""
     cond = Proposal.budget_year == year if year is not None else true()
+    if agency:
+        cond = cond & (Proposal.agency == agency)
     out: dict[str, list[Aggregate]] = {}
     for name, column in (("kecamatan", Proposal.kecamatan), ("agency", Proposal.agency)):
         groups: dict[str, Aggregate] = {}

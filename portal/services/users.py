@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.errors import InvalidInput
-from portal.models import ROLES, StaffSession, User
+from portal.models import AGENCY_ROLES, ROLES, StaffSession, User
 from portal.reference import Reference
 from portal.services.phone import mobile_id
 
@@ -65,10 +66,12 @@ def create_user(
         errors["username"] = "already exists"
     if role not in ROLES:
         errors["role"] = f"one of {', '.join(ROLES)}"
-    if role == "agency" and agency not in ref.agencies:
-        errors["agency"] = f"agency officers need one of {', '.join(ref.agencies)}"
-    if role != "agency" and agency:
-        errors["agency"] = "only agency officers belong to an agency"
+    if role in AGENCY_ROLES and agency not in ref.agencies:
+        errors["agency"] = f"agency officers and heads need one of {', '.join(ref.agencies)}"
+    elif role == "kepala_dinas" and (head := head_of(db, agency or "")) is not None:
+        errors["agency"] = f"{agency} already has a head (kepala_dinas): {head.username}; deactivate it first"
+    if role not in AGENCY_ROLES and agency:
+        errors["agency"] = "only agency officers and heads belong to an agency"
     if len(password) < MIN_PASSWORD_LEN:
         errors["password"] = f"at least {MIN_PASSWORD_LEN} characters"
     if errors:
@@ -83,8 +86,19 @@ def create_user(
         created_at=now,
     )
     db.add(user)
-    db.commit()
+    try:
+        db.commit()
+    except IntegrityError as err:  # another admin made this agency's head at the same moment
+        db.rollback()
+        if role == "kepala_dinas":
+            raise InvalidInput({"agency": f"{agency} already has a head (kepala_dinas)"}) from err
+        raise
     return user
+
+
+def head_of(db: Session, agency: str) -> User | None:
+    """The agency's active head (role ``kepala_dinas``), if it has one."""
+    return db.scalar(select(User).where(User.role == "kepala_dinas", User.agency == agency, User.active))
 
 
 def authenticate(db: Session, username: str, password: str) -> User | None:
@@ -165,7 +179,14 @@ def list_users(db: Session) -> list[User]:
 
 
 def set_active(db: Session, user: User, active: bool) -> None:
-    """Deactivate (its sessions end: it can no longer log in or act) or reactivate an account."""
+    """Deactivate (its sessions end: it can no longer log in or act) or reactivate an account. An
+    agency's head is reactivated only while the agency has no other active head."""
+    if active and not user.active and user.role == "kepala_dinas":
+        head = head_of(db, user.agency or "")
+        if head is not None and head.id != user.id:
+            raise InvalidInput(
+                {"agency": f"{user.agency} already has a head (kepala_dinas): {head.username}"}
+            )
     user.active = active
     if not active:
         db.execute(delete(StaffSession).where(StaffSession.user_id == user.id))

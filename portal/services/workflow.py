@@ -14,8 +14,9 @@ from sqlalchemy import ColumnElement, false, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
-from portal.models import OPEN_STATUSES, RESOLUTIONS, Report, ReportEntry, User
+from portal.models import AGENCY_ROLES, OPEN_STATUSES, RESOLUTIONS, Report, ReportEntry, User
 from portal.reference import Reference, load_reference
+from portal.services import agency as agency_mail
 from portal.services import deadlines, proposals, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.reports import normalize_code
@@ -28,7 +29,7 @@ def visible_to(user: User) -> ColumnElement[bool]:
     """SQL condition for the reports this staff member may see."""
     if user.role == "admin":
         return true()
-    if user.role == "agency":
+    if user.role in AGENCY_ROLES:  # officers and the head of the agency: what was dispatched to it
         if not user.agency:
             return false()
         return (Report.agency == user.agency) & Report.dispatched_at.is_not(None)
@@ -177,6 +178,7 @@ def dispatch(
     report.respond_due = deadlines.respond_due(now)
     _entry(report, "dispatched", user, now, "admin", note.strip()[:4000])
     stage(db, sink, "dispatched", report.code, now)
+    agency_mail.stage_dispatch(db, ref, sink, report)  # the agency's officers are told (same transaction)
     db.commit()
     emit(sink, "dispatched", report, now)
     return report

@@ -266,7 +266,7 @@ class RoleGuard:
 
 
 PendingDep = Annotated[StaffSession, Depends(pending_session)]
-ALL_STAFF = ("admin", "agency", "operator", "viewer")
+ALL_STAFF = ("admin", "agency", "kepala_dinas", "operator", "viewer")
 StaffUser = Annotated[User, Depends(RoleGuard(*ALL_STAFF))]
 AdminUser = Annotated[User, Depends(RoleGuard("admin"))]
 ResponderUser = Annotated[User, Depends(RoleGuard("admin", "agency"))]

@@ -125,7 +125,7 @@ def staff_list(request: Request, lang: LangDep, db: SessionDep, user: StaffUser,
         total=total,
         more=flt.page * proposals.PAGE_SIZE < total,
         aggregates=proposals.aggregates(db, flt.year),
-        opens=user.role in ("admin", "agency"),
+        opens=user.role in ("admin", "agency", "kepala_dinas"),
     )
     return render(request, lang, "staff/proposals.html", context)
 

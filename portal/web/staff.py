@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
 from portal.i18n import translate
-from portal.models import RESOLUTIONS, STATUSES, User
+from portal.models import AGENCY_ROLES, RESOLUTIONS, STATUSES, User
 from portal.services import evaluation, personal_data, proposals, workflow
 from portal.services.deadlines import WIB
 from portal.web import charts
@@ -336,13 +336,18 @@ def evaluation_csv(
     )
 
 
+def _budget_reader(user: User) -> None:
+    """The budget views are for the evaluation's roles and for Bappeda (its officers and head)."""
+    if user.role in AGENCY_ROLES and user.agency != proposals.PLANNING_AGENCY:
+        raise HTTPException(403, "Your role may not do this")
+
+
 @router.get("/evaluasi/anggaran.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 def budget_csv(
     request: Request, db: SessionDep, ref: RefDep, now: NowDep, user: StaffUser, month: str = ""
 ) -> Response:
     """The evaluation's budget view as CSV: for the evaluation's roles and for Bappeda."""
-    if user.role == "agency" and user.agency != proposals.PLANNING_AGENCY:
-        raise HTTPException(403, "Your role may not do this")
+    _budget_reader(user)
     chosen = _month(month, now)
     if chosen is None:
         return _bad_month(request)
@@ -351,6 +356,49 @@ def budget_csv(
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="usulan-anggaran-{chosen}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _budget_year(year: str, now: datetime, known: list[int]) -> int | None:
+    """The budget year asked for (4 ASCII digits); without one the newest year with proposals (else this
+    year); None when it is not a year."""
+    if not year:
+        return known[0] if known else now.astimezone(WIB).year
+    return int(year) if year.isascii() and year.isdigit() and len(year) == 4 else None
+
+
+def _bad_year(request: Request) -> Response:
+    context = {"status": 400, "message_key": "err_budget_year"}
+    return render(request, lang_of(request), "error.html", context, 400)
+
+
+@router.get("/evaluasi/tahunan")
+def yearly_page(
+    request: Request, lang: LangDep, db: SessionDep, now: NowDep, user: StaffUser, year: str = ""
+) -> Response:
+    """The proposals of one budget year per agency and per kecamatan (counts per stage, rupiah)."""
+    _budget_reader(user)
+    known = evaluation.budget_years(db)
+    chosen = _budget_year(year, now, known)
+    if chosen is None:
+        return _bad_year(request)
+    context = {"view": evaluation.yearly(db, chosen), "years": known, "stages": proposals.ALL_STAGES}
+    return render(request, lang, "staff/yearly.html", context)
+
+
+@router.get("/evaluasi/tahunan.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def yearly_csv(request: Request, db: SessionDep, now: NowDep, user: StaffUser, year: str = "") -> Response:
+    _budget_reader(user)
+    chosen = _budget_year(year, now, evaluation.budget_years(db))
+    if chosen is None:
+        return _bad_year(request)
+    return Response(
+        evaluation.yearly_csv(evaluation.yearly(db, chosen)),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="usulan-tahun-{chosen}.csv"',
             "Cache-Control": "no-store",
         },
     )

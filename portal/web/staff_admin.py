@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from portal.errors import InvalidInput
 from portal.models import User
 from portal.services import personal_data, twofactor, users
 from portal.web.deps import AdminUser, CsrfDep, LangDep, NowDep, SessionDep, render
@@ -48,8 +49,14 @@ def deactivate(db: SessionDep, admin: AdminUser, user_id: UserId) -> Response:
 
 
 @router.post("/akun/{user_id}/aktif", dependencies=[CsrfDep])
-def reactivate(db: SessionDep, admin: AdminUser, user_id: UserId) -> Response:
-    users.set_active(db, _account(db, user_id), True)
+def reactivate(
+    request: Request, lang: LangDep, db: SessionDep, admin: AdminUser, user_id: UserId
+) -> Response:
+    try:
+        users.set_active(db, _account(db, user_id), True)
+    except InvalidInput:  # a second active head (kepala_dinas) for one agency
+        db.rollback()
+        return render(request, lang, "error.html", {"status": 409, "message_key": "err_one_head"}, 409)
     return RedirectResponse("/staf/akun", status_code=303)
 
 

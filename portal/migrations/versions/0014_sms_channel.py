@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_sms_channel"
-down_revision = "0012_draft_keys"
+down_revision = "0013_agency_notify"
 branch_labels = None
 depends_on = None
 

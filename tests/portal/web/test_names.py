@@ -59,8 +59,10 @@ def test_staff_pages_show_names_never_keys(app: FastAPI, client: TestClient, clo
                  "confidential", "public", "public", "public"), strict=False)]  # fmt: skip
         add_user(app, "agency", "dinkes")
         add_user(app, "viewer")
+        add_user(app, "kepala_dinas", "dinkes")
         pages = ["/staf", "/staf?status=", "/staf/evaluasi?month=2026-11", "/staf/akun", "/staf/akses-kontak"]
-        pages += ["/konsol/audit"]
+        pages += ["/konsol/audit", "/staf/dinas", "/staf/evaluasi/tahunan"]
+        pages += [f"/staf/dinas/{agency}" for agency in ref.agencies]
         pages += [f"/staf/laporan/{report_id(app, code)}" for code in codes]
         pages += [f"/staf/laporan/{i}" for i in range(1, 8)]  # the evaluation month's, every outcome
         alternatives = "|".join(sorted(raw_keys(app), key=len, reverse=True))

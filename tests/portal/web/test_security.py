@@ -33,7 +33,7 @@ from tests.support.portal_app import (
 )
 from tests.support.portal_routes import api_routes, guards
 
-ROLES = ("admin", "agency", "operator", "viewer")
+ROLES = ("admin", "agency", "kepala_dinas", "operator", "viewer")
 HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options")
 
 
@@ -75,7 +75,7 @@ def test_every_staff_route_rejects_anonymous_and_wrong_roles(app: FastAPI, clien
         if method == "GET":
             assert r.headers["location"].startswith("/staf/masuk")
     for role in ROLES:
-        c = staff_client(app, role, agency="bappeda" if role == "agency" else None)
+        c = staff_client(app, role, agency="bappeda" if role in ("agency", "kepala_dinas") else None)
         token = csrf(c, "/staf")  # the session's own token (the cookie token would act anonymously)
         for method, path, guard in routes:
             if role in guard.roles:
