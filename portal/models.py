@@ -174,6 +174,8 @@ class Report(Base):
     # SHA-256 of the idempotency key of the offline draft this report came from (the web app's drafts,
     # docs/portal.md "Offline drafts"); None for every other submission
     draft_hash: Mapped[str | None] = mapped_column(String(64))
+    # the language of the page the report was made from: the reporter's e-mails are written in it
+    lang: Mapped[str] = mapped_column(String(2), default="id", server_default="id")
     # when the erasure job (portal/services/erasure.py) blanked the contact details
     contact_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     entries: Mapped[list[ReportEntry]] = relationship(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from portal.db import dbapi_cursor, raw_insert, writer
 from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import FEEDBACKS, OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
-from portal.reference import Reference
+from portal.reference import LANGS, Reference
 from portal.services import deadlines, location, reporter_keys, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.photos import PhotoRejected, clean_photo, store_photo
@@ -70,6 +70,7 @@ class ReportInput:
     contact_name: str = ""
     contact_phone: str = ""
     contact_email: str = ""
+    lang: str = ""  # the form page's language (a hidden field): the reporter's e-mails are in it
 
 
 class OutsideBinjai(ValueError):
@@ -216,6 +217,7 @@ def prepare_report(
         "respond_late": False,
         "secret_hash": key_hash,
         "draft_hash": reporter_keys.draft_hash(draft_key) if draft_key else None,
+        "lang": inp.lang if inp.lang in LANGS else LANGS[0],
     }
     return Prepared(values, stored, policy.media_dir, client, key)
 

@@ -33,8 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portal.i18n import translate, translate_n
 from portal.models import OPEN_STATUSES, Report
-from portal.reference import Reference
+from portal.reference import Lang, Reference
 from portal.services.deadlines import WIB
 from portal.services.visibility import not_confidential
 
@@ -43,28 +44,8 @@ DEFAULT_FILE = Path(__file__).resolve().parents[1] / "data" / "wall_layouts.yaml
 LAYOUTS = ("wide", "split_2", "split_3", "split_4", "split_7")
 VIEWS = ("feed", "map", "counts", "deadlines", "room", "clock")
 DISPLAYS = 7
-STATUS_ID = {
-    "submitted": "menunggu verifikasi",
-    "verified": "terverifikasi",
-    "dispatched": "diteruskan ke OPD",
-    "responded": "ditanggapi",
-    "closed": "selesai",
-}
-HARI = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
-BULAN = (
-    "Januari",
-    "Februari",
-    "Maret",
-    "April",
-    "Mei",
-    "Juni",
-    "Juli",
-    "Agustus",
-    "September",
-    "Oktober",
-    "November",
-    "Desember",
-)
+# The wall's texts are messages of portal/locale: wall_status_<status> (shorter than the pages' status
+# names), weekday_<0..6> (Monday first), month_long_<1..12>.
 
 
 class WallError(ValueError):
@@ -179,25 +160,32 @@ def current_layout(room_states: dict[str, dict[str, Any]], device: str) -> str:
 
 
 # ---- texts ---------------------------------------------------------------------------------------
-def tanggal(now: datetime) -> str:
-    """``Sabtu, 28 November 2026`` in WIB."""
+def tanggal(now: datetime, lang: Lang = "id") -> str:
+    """``Sabtu, 28 November 2026`` (``Saturday, 28 November 2026``) in WIB."""
     local = now.astimezone(WIB)
-    return f"{HARI[local.weekday()]}, {local.day} {BULAN[local.month - 1]} {local.year}"
+    return translate(
+        "wall_date",
+        lang,
+        weekday=translate(f"weekday_{local.weekday()}", lang),
+        day=local.day,
+        month=translate(f"month_long_{local.month}", lang),
+        year=local.year,
+    )
 
 
 def jam(now: datetime) -> str:
     return now.astimezone(WIB).strftime("%H.%M") + " WIB"
 
 
-def umur(seconds: float) -> str:
-    """A report's age in short Indonesian: ``baru saja``, ``12 menit``, ``3 jam``, ``2 hari``."""
+def umur(seconds: float, lang: Lang = "id") -> str:
+    """A report's age, short: ``baru saja``, ``12 menit``, ``3 jam``, ``2 hari`` (``just now``...)."""
     if seconds < 60:
-        return "baru saja"
+        return translate("wall_just_now", lang)
     if seconds < 3600:
-        return f"{int(seconds // 60)} menit"
+        return translate_n("wall_minutes", "wall_minutes_plural", int(seconds // 60), lang)
     if seconds < 86400:
-        return f"{int(seconds // 3600)} jam"
-    return f"{int(seconds // 86400)} hari"
+        return translate_n("wall_hours", "wall_hours_plural", int(seconds // 3600), lang)
+    return translate_n("wall_days", "wall_days_plural", int(seconds // 86400), lang)
 
 
 # ---- report views --------------------------------------------------------------------------------
@@ -213,7 +201,7 @@ class FeedItem:
 
 @dataclass(frozen=True)
 class AtRisk:
-    kind: str  # verifikasi | tanggapan
+    kind: str  # the step at risk, by name: verifikasi | tanggapan
     category: str
     kelurahan: str
     late: bool
@@ -242,9 +230,11 @@ def _week_start(now: datetime) -> datetime:
     return datetime.combine(local - timedelta(days=local.weekday()), time(), WIB).astimezone(UTC)
 
 
-def report_views(db: Session, ref: Reference, now: datetime, feed_limit: int = 12) -> ReportViews:
+def report_views(
+    db: Session, ref: Reference, now: datetime, feed_limit: int = 12, lang: Lang = "id"
+) -> ReportViews:
     """Everything the report views show, from explicit columns only (never a name, contact or text)."""
-    cat_name = {k: c.name.id for k, c in ref.categories.items()}
+    cat_name = {k: c.name.get(lang) for k, c in ref.categories.items()}
     rows = db.execute(
         select(Report.category, Report.kelurahan, Report.kecamatan, Report.created_at, Report.status)
         .where(not_confidential())
@@ -256,8 +246,8 @@ def report_views(db: Session, ref: Reference, now: datetime, feed_limit: int = 1
             category=cat_name.get(r.category, r.category),
             kelurahan=ref.kelurahan_name(r.kelurahan),
             kecamatan=ref.kecamatan[r.kecamatan].name if r.kecamatan in ref.kecamatan else r.kecamatan,
-            age=umur(max(0.0, (now - r.created_at).total_seconds())),
-            status=STATUS_ID.get(r.status, r.status),
+            age=umur(max(0.0, (now - r.created_at).total_seconds()), lang),
+            status=translate(f"wall_status_{r.status}", lang),
             status_key=r.status,
         )
         for r in rows
@@ -303,9 +293,19 @@ def report_views(db: Session, ref: Reference, now: datetime, feed_limit: int = 1
             if due is None:
                 continue
             late = due < now
-            text = f"terlambat {umur((now - due).total_seconds())}" if late else "jatuh tempo hari ini"
+            text = (
+                translate("wall_late", lang, age=umur((now - due).total_seconds(), lang))
+                if late
+                else translate("wall_due_today", lang)
+            )
             risk.append(
-                AtRisk(kind, cat_name.get(category, category), ref.kelurahan_name(kelurahan), late, text)
+                AtRisk(
+                    translate(f"wall_kind_{kind}", lang),
+                    cat_name.get(category, category),
+                    ref.kelurahan_name(kelurahan),
+                    late,
+                    text,
+                )
             )
     risk.sort(key=lambda a: (not a.late, a.kind))
     return ReportViews(
