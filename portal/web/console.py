@@ -51,43 +51,57 @@ CONSOLE_CSP = (
 )
 
 
+def _named(lang: Lang, keys: dict[str, str]) -> dict[str, str]:
+    """``{name: message key}`` -> ``{name: text in lang}``."""
+    return {name: translate(key, lang) for name, key in keys.items()}
+
+
+# The message keys of the names the console shows: a command's result (the audit, the console's table),
+# an alarm's state and severity, a device's availability.
+NAME_KEYS: dict[str, dict[str, str]] = {
+    "status": {
+        "pending": "console_waiting_for_the_device",
+        "ok": "console_confirmed_read_back",
+        "failed_readback": "console_failed_the_device_reported",
+        "timeout": "console_failed_timed_out",
+        "device_unavailable": "console_failed_device_unavailable",
+        "rejected": "console_rejected",
+        "stale": "console_expired",
+    },
+    "alarm_state": {
+        "active_unacked": "console_active_not_acknowledged",
+        "active_acked": "console_active_acknowledged",
+        "cleared_unacked": "console_back_to_normal_not",
+        "shelved": "console_shelved",
+    },
+    "severity": {
+        "critical": "console_critical",
+        "high": "console_high",
+        "medium": "console_medium",
+        "low": "console_low",
+    },
+    "avail": {
+        "online": "console_available",
+        "offline": "console_unavailable",
+        "unknown": "console_not_known_yet",
+    },
+}
+
+
 def status_text(lang: Lang) -> dict[str, str]:
-    """A command's result by its name (the audit, the console's table), in ``lang``."""
-    return {
-        "pending": translate("console_waiting_for_the_device", lang),
-        "ok": translate("console_confirmed_read_back", lang),
-        "failed_readback": translate("console_failed_the_device_reported", lang),
-        "timeout": translate("console_failed_timed_out", lang),
-        "device_unavailable": translate("console_failed_device_unavailable", lang),
-        "rejected": translate("console_rejected", lang),
-        "stale": translate("console_expired", lang),
-    }
+    return _named(lang, NAME_KEYS["status"])
 
 
 def alarm_state_text(lang: Lang) -> dict[str, str]:
-    return {
-        "active_unacked": translate("console_active_not_acknowledged", lang),
-        "active_acked": translate("console_active_acknowledged", lang),
-        "cleared_unacked": translate("console_back_to_normal_not", lang),
-        "shelved": translate("console_shelved", lang),
-    }
+    return _named(lang, NAME_KEYS["alarm_state"])
 
 
 def severity_text(lang: Lang) -> dict[str, str]:
-    return {
-        "critical": translate("console_critical", lang),
-        "high": translate("console_high", lang),
-        "medium": translate("console_medium", lang),
-        "low": translate("console_low", lang),
-    }
+    return _named(lang, NAME_KEYS["severity"])
 
 
 def avail_text(lang: Lang) -> dict[str, str]:
-    return {
-        "online": translate("console_available", lang),
-        "offline": translate("console_unavailable", lang),
-        "unknown": translate("console_not_known_yet", lang),
-    }
+    return _named(lang, NAME_KEYS["avail"])
 
 
 def script_texts(lang: Lang) -> dict[str, Any]:

@@ -90,9 +90,8 @@ def lang_of(request: Request) -> Lang:
     signed-in staff member's own language (their contact language, ``bcc-portal-admin contact --lang``),
     else the default (Indonesian). Staff and public pages choose it the same way."""
     chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE, "")
-    if chosen not in LANGS:
-        staff = request.scope.get("state", {}).get("staff_user")
-        chosen = getattr(staff, "lang", "")
+    if chosen not in LANGS and request.cookies.get(SESSION_COOKIE):
+        chosen = getattr(load_staff_session(request), "lang", "")  # loaded once per request
     for lang in LANGS:
         if lang == chosen:
             return lang

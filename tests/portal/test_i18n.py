@@ -19,10 +19,13 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from portal.i18n import LOCALE_DIR, catalogue_paths, compile_po
+from portal.i18n import LOCALE_DIR, catalogue_paths, compile_po, translate
+from portal.models import User
 from portal.reference import LANGS
 from portal.runtime import runtime_of
+from portal.services import users
 from tests.portal.web.test_names import text_nodes
 from tests.support.portal_app import FakeClock, add_user, login, report_id, submit
 from tests.support.portal_routes import api_routes
@@ -225,3 +228,24 @@ def test_every_page_in_both_languages_for_every_visitor(
                         problems.append(f"{other} word {words.search(node)[0]!r} in {where}")  # type: ignore[index]
     assert pages > 40, pages
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(sorted(set(problems))[:150])
+
+
+def test_staff_pages_follow_the_staff_members_own_language_unless_a_page_chooses(app: FastAPI) -> None:
+    """A staff member whose contact language is English (``bcc admin set-contact --lang en``) gets English
+    staff pages; ``?lang=id`` (and the cookie it sets) still wins, as on public pages."""
+    who = add_user(app, "agency", "dinkes")
+    runtime = runtime_of(app)
+    with runtime.sessions() as db:
+        user = db.scalar(select(User).where(User.username == who.username))
+        assert user is not None
+        users.set_contact(db, user, "", "en")
+    queue = {lang: translate("queue_report_queue", lang) for lang in LANGS}
+    with TestClient(app) as c:
+        login(c, who)
+        page = c.get("/staf")
+        assert page.status_code == 200 and queue["en"] in page.text and queue["id"] not in page.text
+        assert '<html lang="en">' in page.text
+        page = c.get("/staf?lang=id")
+        assert queue["id"] in page.text and queue["en"] not in page.text
+        page = c.get("/staf")  # the cookie set by ?lang=id
+        assert queue["id"] in page.text
