@@ -33,10 +33,9 @@ import jinja2
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # --root: another checkout (the tests use a copy)
 PORTAL = ROOT / "portal"
 LOCALE = PORTAL / "locale"
-PAIRS_MODULE = PORTAL / "i18n.py"
 # The two languages the pairs hold, in the pairs' order.
 PAIR_LANGS = ("id", "en")
 PLURAL_FORMS = {"id": "nplurals=1; plural=0;", "en": "nplurals=2; plural=(n != 1);"}
@@ -52,6 +51,11 @@ JINJA = jinja2.Environment()
 
 class Conflict(Exception):
     pass
+
+
+def set_root(root: Path) -> None:
+    global ROOT, PORTAL, LOCALE
+    ROOT, PORTAL, LOCALE = root, root / "portal", root / "portal" / "locale"
 
 
 def po_path(lang: str) -> Path:
@@ -192,10 +196,19 @@ def convert_inline(work: Work, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; fail if anything is left")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout (default: this one)")
+    parser.add_argument(
+        "--pairs",
+        action="append",
+        default=[],
+        help="a module (relative to the root) with a MESSAGES dict of pairs; default portal/i18n.py",
+    )
     args = parser.parse_args(argv)
+    set_root(args.root.resolve())
     work = Work({lang: load(lang) for lang in PAIR_LANGS})
     try:
-        convert_dict(work, PAIRS_MODULE)
+        for module in args.pairs or ["portal/i18n.py"]:
+            convert_dict(work, ROOT / module)
         for path in source_files():
             convert_inline(work, path)
     except Conflict as err:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -249,3 +250,88 @@ def test_staff_pages_follow_the_staff_members_own_language_unless_a_page_chooses
         assert queue["id"] in page.text and queue["en"] not in page.text
         page = c.get("/staf")  # the cookie set by ?lang=id
         assert queue["id"] in page.text
+
+
+# ---- the conversion a merge re-runs (tools/i18n_convert.py) ----------------------------------------------
+def convert(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools/i18n_convert.py"), "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A copy of the portal's templates, modules and catalogues to convert."""
+    shutil.copytree(
+        ROOT / "portal", tmp_path / "portal", ignore=shutil.ignore_patterns("__pycache__", "*.mo")
+    )
+    return tmp_path
+
+
+def test_conversion_moves_a_branchs_pairs_into_the_catalogues(checkout: Path) -> None:
+    """What another branch adds the old way (a MESSAGES entry, an inline pair in a template or in Python)
+    ends in both catalogues, the code calling t()/translate(); a second run finds nothing to do."""
+    module = checkout / "portal/i18n.py"
+    module.write_text(
+        module.read_text(encoding="utf-8")
+        + "\n\nMESSAGES: dict[str, tuple[str, str]] = {\n"
+        + '    "sms_sent": ("SMS terkirim", "Text message sent"),\n'
+        + '    "nav_report": ("Buat laporan", "Make a report"),  # already there, same texts\n}\n',
+        encoding="utf-8",
+    )
+    page = checkout / "portal/templates/home.html"
+    page.write_text(
+        page.read_text(encoding="utf-8") + '<p>{{ "Kanal SMS" if lang == "id" else "SMS channel" }}</p>\n',
+        encoding="utf-8",
+    )
+    code = checkout / "portal/web/labels.py"
+    code.write_text(
+        code.read_text(encoding="utf-8")
+        + "\n\ndef sms_label(lang: str) -> str:\n"
+        + '    return "Pesan singkat" if lang == "id" else "Short message"\n',
+        encoding="utf-8",
+    )
+    assert convert(checkout, "--check").returncode == 1
+    done = convert(checkout)
+    assert done.returncode == 0, done.stderr
+    assert "\nMESSAGES" not in module.read_text(encoding="utf-8")
+    assert '{{ t("home_sms_channel") }}' in page.read_text(encoding="utf-8")
+    assert 'return translate("labels_short_message", lang)' in code.read_text(encoding="utf-8")
+    catalogs = {}
+    for lang in LANGS:
+        with (checkout / f"portal/locale/{lang}/LC_MESSAGES/messages.po").open("rb") as f:
+            catalogs[lang] = messages(read_po(f))
+    assert catalogs["id"]["sms_sent"] == ("SMS terkirim",) and catalogs["en"]["sms_sent"] == (
+        "Text message sent",
+    )
+    assert catalogs["id"]["home_sms_channel"] == ("Kanal SMS",) and catalogs["en"]["home_sms_channel"] == (
+        "SMS channel",
+    )
+    assert catalogs["en"]["labels_short_message"] == ("Short message",)
+    assert (
+        set(catalogs["id"])
+        == set(catalogs["en"])
+        == set(messages(load("en")))
+        | {
+            "sms_sent",
+            "home_sms_channel",
+            "labels_short_message",
+        }
+    )
+    assert convert(checkout, "--check").returncode == 0
+
+
+def test_conversion_refuses_a_key_with_other_texts_and_writes_nothing(checkout: Path) -> None:
+    module = checkout / "portal/i18n.py"
+    before = {p: p.read_bytes() for p in (checkout / "portal/locale").rglob("*.po")}
+    module.write_text(
+        module.read_text(encoding="utf-8")
+        + '\n\nMESSAGES = {"nav_report": ("Laporkan", "Report it"), "sms_new": ("Baru", "New")}\n',
+        encoding="utf-8",
+    )
+    done = convert(checkout)
+    assert done.returncode == 2 and "nav_report" in done.stderr, done.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert "\nMESSAGES" in module.read_text(encoding="utf-8")
