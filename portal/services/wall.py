@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -68,32 +68,42 @@ class WallConfig(BaseModel):
     layouts: dict[str, tuple[Region, ...]]
 
     @model_validator(mode="after")
-    def _check(self) -> WallConfig:
-        problems: list[str] = []
+    def _check(self, info: ValidationInfo) -> WallConfig:
+        # the problems in the admin's language when the layout editor saves (context ``lang``), else in
+        # English (the file read at start, for the log)
+        lang: Lang = (info.context or {}).get("lang", "en")
+        problems: list[tuple[str, dict[str, object]]] = []
         for name in LAYOUTS:
             if name not in self.layouts:
-                problems.append(f"layout {name} missing")
+                problems.append(("wall_err_missing", {"name": name}))
         for name, regions in self.layouts.items():
             if name not in LAYOUTS:
-                problems.append(f"layout {name}: not a preset of the wall controller ({', '.join(LAYOUTS)})")
+                problems.append(("wall_err_not_preset", {"name": name, "presets": ", ".join(LAYOUTS)}))
                 continue
             if name.startswith("split_") and len(regions) != int(name[6:]):
-                problems.append(f"layout {name}: {len(regions)} regions, the preset has {name[6:]}")
+                problems.append(("wall_err_regions", {"name": name, "n": len(regions), "want": name[6:]}))
             if not regions:
-                problems.append(f"layout {name}: no region")
+                problems.append(("wall_err_no_region", {"name": name}))
             total = sum(r.width for r in regions)
             if regions and abs(total - DISPLAYS) > 0.05:
-                problems.append(f"layout {name}: widths add up to {total:g}, not {DISPLAYS}")
+                problems.append(
+                    ("wall_err_widths", {"name": name, "total": f"{total:g}", "displays": DISPLAYS})
+                )
             seen: set[str] = set()
             for region in regions:
                 for view in region.views:
                     if view not in VIEWS:
-                        problems.append(f"layout {name}: unknown view {view!r} ({', '.join(VIEWS)})")
+                        fields: dict[str, object] = {
+                            "name": name,
+                            "view": repr(view),
+                            "views": ", ".join(VIEWS),
+                        }
+                        problems.append(("wall_err_unknown_view", fields))
                     elif view in seen:
-                        problems.append(f"layout {name}: view {view} appears twice")
+                        problems.append(("wall_err_view_twice", {"name": name, "view": view}))
                     seen.add(view)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(translate(key, lang, **fields) for key, fields in problems))
         return self
 
     def as_json(self) -> dict[str, Any]:
@@ -133,12 +143,17 @@ def load_effective(default: WallConfig, media_dir: Path) -> WallConfig:
         raise WallError(f"{path}: {msgs}") from err
 
 
-def save_layouts(config: WallConfig, layouts: dict[str, Any], media_dir: Path) -> WallConfig:
-    """Validate an edited assignment and store it atomically; :class:`WallError` names the problems."""
+def save_layouts(
+    config: WallConfig, layouts: dict[str, Any], media_dir: Path, lang: Lang = "en"
+) -> WallConfig:
+    """Validate an edited assignment and store it atomically; :class:`WallError` names the problems, in
+    ``lang`` (a value that is not a number, or out of range, is named by its place in the form)."""
     try:
-        checked = WallConfig.model_validate({**config.model_dump(exclude={"layouts"}), "layouts": layouts})
+        checked = WallConfig.model_validate(
+            {**config.model_dump(exclude={"layouts"}), "layouts": layouts}, context={"lang": lang}
+        )
     except ValidationError as err:
-        raise WallError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())) from err
+        raise WallError("; ".join(_problem(e, lang) for e in err.errors())) from err
     path = override_path(media_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".wall_layouts.")
@@ -151,6 +166,13 @@ def save_layouts(config: WallConfig, layouts: dict[str, Any], media_dir: Path) -
             os.unlink(tmp)
         raise
     return checked
+
+
+def _problem(error: Any, lang: Lang) -> str:
+    if error["type"] == "value_error":  # our own check's, already in ``lang``
+        return str(error["msg"]).removeprefix("Value error, ")
+    where = " ".join(str(part) for part in error["loc"][1:])  # layouts split_2 0 width -> split_2 0 width
+    return translate("wall_err_value", lang, where=where or "layouts")
 
 
 def current_layout(room_states: dict[str, dict[str, Any]], device: str) -> str:

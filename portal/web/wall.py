@@ -327,7 +327,9 @@ async def save_assignment(request: Request, lang: LangDep, user: AdminUser) -> R
     raw = {name: [regions[i] for i in sorted(regions)] for name, regions in layouts.items()}
     config = wall_config(request)
     try:
-        saved = await run_in_threadpool(save_layouts, config, raw, runtime_from(request).settings.media_dir)
+        saved = await run_in_threadpool(
+            save_layouts, config, raw, runtime_from(request).settings.media_dir, lang
+        )
     except WallError as err:
         return _admin_page(request, lang, error=str(err), status_code=400)
     runtime_from(request).wall.saved(saved)
