@@ -155,7 +155,10 @@ def source_files() -> Iterator[Path]:
 
 
 def prefix_of(path: Path) -> str:
+    """The new keys' prefix: the file's name (``queue``), its folder's for an ``index`` (``wall``)."""
     stem = path.stem.lstrip("_")
+    if stem in ("index", "__init__"):
+        stem = path.parent.name
     return "email" if stem == "notify" else stem
 
 

@@ -130,13 +130,13 @@ def script_texts(lang: Lang) -> dict[str, Any]:
         "you": translate("console_you", lang),
         "step_of": translate("console_step_step_of", lang),
         "scene_started": translate("console_started_waiting_for_step", lang),
-        "note": translate("index_note", lang),
-        "ack": translate("index_acknowledge", lang),
+        "note": translate("console_note", lang),
+        "ack": translate("console_acknowledge", lang),
         "reason": translate("f_reason", lang),
-        "minutes": translate("index_minutes", lang),
-        "shelve": translate("index_shelve", lang),
-        "unshelve": translate("index_unshelve", lang),
-        "no_alarms": translate("index_no_alarms", lang),
+        "minutes": translate("console_minutes", lang),
+        "shelve": translate("console_shelve", lang),
+        "unshelve": translate("console_unshelve", lang),
+        "no_alarms": translate("console_no_alarms", lang),
     }
 
 
