@@ -29,7 +29,7 @@ locale: $(MO)
 # Every message id the code and templates use, for a translator's reference (not committed).
 I18N_KEYWORDS := -k t -k tn:1,2 -k translate -k translate_n:1,2
 i18n-extract: venv
-	$(VENV)/bin/pybabel extract -F babel.cfg $(I18N_KEYWORDS) --no-location -o portal/locale/messages.pot portal
+	$(VENV)/bin/pybabel extract -F babel.cfg $(I18N_KEYWORDS) --no-location -o portal/locale/messages.pot .
 
 # Lighthouse for the portal's page-quality test (tests/portal/test_lighthouse.py), pinned by its lock file.
 $(LH_STAMP): $(LH_DIR)/package-lock.json

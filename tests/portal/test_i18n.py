@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
@@ -98,9 +99,10 @@ def test_compiled_catalogues_match_their_po_files() -> None:
 def extracted() -> Iterator[tuple[str, str]]:
     """(file, message id) of every literal message the code and templates use, by Babel's extraction
     with the project's babel.cfg method map and keywords."""
-    method_map = [("portal/**.py", "python"), ("portal/templates/**.html", "jinja2")]
+    with (ROOT / "babel.cfg").open(encoding="utf-8") as f:
+        method_map, options_map = parse_mapping_cfg(f)  # type: ignore[no-untyped-call]
     for filename, _line, message, _comments, _ctx in extract_from_dir(
-        ROOT, method_map=method_map, keywords=KEYWORDS
+        ROOT, method_map=method_map, options_map=options_map, keywords=KEYWORDS
     ):
         if not filename.startswith("portal"):
             continue
@@ -108,8 +110,6 @@ def extracted() -> Iterator[tuple[str, str]]:
 
 
 def test_babel_finds_every_used_message_in_every_catalogue() -> None:
-    cfg = (ROOT / "babel.cfg").read_text(encoding="utf-8")
-    assert "[python: portal/**.py]" in cfg and "[jinja2: portal/templates/**.html]" in cfg
     found = list(extracted())
     assert len(found) > 300, len(found)  # the extraction sees the templates and the code
     for lang in LANGS:
