@@ -170,10 +170,9 @@ class Report(Base):
     contact_name: Mapped[str] = mapped_column(String(120), default="")
     contact_phone: Mapped[str] = mapped_column(String(40), default="")
     contact_email: Mapped[str] = mapped_column(String(200), default="")
-    # how the reporter wants to hear of the report ("email" or "sms" to ``contact_phone``) and in which
-    # language (the form's); migration 0014
+    # how the reporter wants to hear of the report ("email" or "sms" to ``contact_phone``; migration 0014);
+    # the language is ``lang`` (the form's, migration 0015)
     notify_channel: Mapped[str] = mapped_column(String(8), default="email", server_default="email")
-    notify_lang: Mapped[str] = mapped_column(String(2), default="id", server_default="id")
     source: Mapped[str] = mapped_column(String(16), default="web")
     status: Mapped[str] = mapped_column(String(16))
     resolution: Mapped[str | None] = mapped_column(String(16))
@@ -197,6 +196,8 @@ class Report(Base):
     # SHA-256 of the idempotency key of the offline draft this report came from (the web app's drafts,
     # docs/portal.md "Offline drafts"); None for every other submission
     draft_hash: Mapped[str | None] = mapped_column(String(64))
+    # the language of the page the report was made from: the reporter's e-mails are written in it
+    lang: Mapped[str] = mapped_column(String(2), default="id", server_default="id")
     # when the erasure job (portal/services/erasure.py) blanked the contact details
     contact_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     entries: Mapped[list[ReportEntry]] = relationship(

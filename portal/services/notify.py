@@ -41,7 +41,7 @@ from bcc_common.timefmt import utc_now
 from portal.db import writer
 from portal.i18n import translate
 from portal.models import Notification, Report
-from portal.reference import Lang
+from portal.reference import LANGS, Lang
 from portal.services.events import EventSink
 from portal.services.sms import SmsError, SmsProvider
 
@@ -52,30 +52,12 @@ log = logging.getLogger(__name__)
 ALARM_KIND = "alarm"
 WRITTEN_KINDS = (ALARM_KIND, "agency")
 
-# event -> (subject, Indonesian sentence, English sentence)
-MESSAGES: dict[str, tuple[str, str, str]] = {
-    "created": ("Laporan diterima", "Laporan Anda sudah kami terima.", "We have received your report."),
-    "verified": (
-        "Laporan diverifikasi",
-        "Laporan Anda sudah diverifikasi oleh admin.",
-        "Your report was verified.",
-    ),
-    "dispatched": (
-        "Laporan diteruskan",
-        "Laporan Anda sudah diteruskan ke instansi yang bertanggung jawab.",
-        "Your report was forwarded to the responsible agency.",
-    ),
-    "responded": ("Tanggapan instansi", "Instansi sudah menanggapi laporan Anda.", "The agency has replied."),
-    "closed": ("Laporan selesai", "Laporan Anda sudah ditutup.", "Your report was closed."),
-    "reopened": ("Laporan dibuka kembali", "Laporan Anda dibuka kembali.", "Your report was reopened."),
-    # the development proposal carrying the report moved (portal/services/proposals.py); the stage is
-    # the row's ``detail``
-    "proposal": (
-        "Usulan pembangunan",
-        "Usulan pembangunan yang memuat laporan Anda memasuki tahap baru.",
-        "The development proposal carrying your report has reached a new stage.",
-    ),
-}
+# The events a reporter is told of by e-mail, in the language of the page they reported from (the
+# report's ``lang``): the subject is the message ``email_subject_<event>``, the sentence
+# ``email_text_<event>`` (portal/locale). ``proposal``: the development proposal carrying the report moved
+# (portal/services/proposals.py); the stage is the row's ``detail``.
+EVENTS = ("created", "verified", "dispatched", "responded", "closed", "reopened", "proposal")
+RESOLUTIONS = ("resolved_direct", "needs_budget", "rejected", "duplicate")
 
 
 @dataclass(frozen=True)
@@ -89,19 +71,11 @@ class Sms:
 def report_sms(event: str, lang: str, code: str, url: str, stage: str | None = None) -> str | None:
     """The SMS of ``event`` on report ``code`` in ``lang`` (the texts ``sms_<event>`` of portal/i18n.py),
     one SMS long; ``stage``: the proposal's new stage (a key), shortened if the text would not fit."""
-    if event not in MESSAGES:
+    if event not in EVENTS:
         return None
     language: Lang = "en" if lang == "en" else "id"
     values = {"code": code, "url": url, "stage": translate(f"stage_{stage}", language) if stage else ""}
     return sms_text(translate(f"sms_{event}", language), values, shrink="stage")
-
-
-RESOLUTIONS = {
-    "resolved_direct": "diselesaikan langsung oleh instansi",
-    "needs_budget": "memerlukan penganggaran (usulan anggaran)",
-    "rejected": "ditolak",
-    "duplicate": "digabung dengan laporan lain yang sama",
-}
 
 
 @dataclass(frozen=True)
@@ -171,7 +145,7 @@ class Notifier:
     ) -> Notification | None:
         """The outbox row for ``event``, to add to the transaction that makes the event happen (with the
         reporter's key of a new report, kept only until the e-mail is sent or given up)."""
-        if event not in MESSAGES:
+        if event not in EVENTS:
             return None
         return Notification(
             code=code,
@@ -300,37 +274,45 @@ class Notifier:
         (never by SMS: a text message is not kept secret by phones and operators)."""
         with self._sessions() as db:
             report = db.scalar(select(Report).where(Report.code == code))
-            if report is None or event not in MESSAGES:
+            if report is None or event not in EVENTS:
                 return None
             if report.notify_channel == "sms":
                 url = f"{self._public_url}/laporan/{report.code}"
-                text = report_sms(event, report.notify_lang, report.code, url, detail)
+                text = report_sms(event, report.lang, report.code, url, detail)
                 return Sms(report.contact_phone, text) if report.contact_phone and text else None
             if not report.contact_email:
                 return None
-            subject, text_id, text_en = MESSAGES[event]
-            lines = [f"Kode laporan / tracking code: {report.code}", "", text_id]
+            lang: Lang = report.lang if report.lang in LANGS else LANGS[0]
+            lines = [
+                translate("email_code", lang, code=report.code),
+                "",
+                translate(f"email_text_{event}", lang),
+            ]
             if event == "closed" and report.resolution in RESOLUTIONS:
-                lines.append(f"Hasil: {RESOLUTIONS[report.resolution]}.")
+                lines.append(
+                    translate(
+                        "email_outcome",
+                        lang,
+                        outcome=translate(f"email_resolution_{report.resolution}", lang),
+                    )
+                )
             if event == "proposal" and detail:
-                lines.append(f"Tahap: {translate('stage_' + detail, 'id')}.")
-            lines.append(f"Lihat status dan riwayatnya: {self._public_url}/laporan/{report.code}")
+                lines.append(translate("email_stage", lang, stage=translate(f"stage_{detail}", lang)))
+            elif event != "proposal":
+                lines.append(
+                    translate("email_status", lang, status=translate(f"status_{report.status}", lang))
+                )
+            lines.append(
+                translate("email_status_link", lang, url=f"{self._public_url}/laporan/{report.code}")
+            )
             if key:
                 lines += [
                     "",
-                    "Kunci pelapor Anda (rahasia, jangan dibagikan): dengan tautan ini Anda dapat menambah",
-                    "informasi, membuka kembali, menilai atau merahasiakan laporan dari perangkat mana pun:",
+                    translate("email_key", lang),
                     f"{self._public_url}/laporan/{report.code}/kunci/{key}",
-                    "Your reporter key (secret, do not share): the link above lets you act on your report.",
                 ]
-            lines += [
-                "",
-                f"{text_en} Stage: {translate('stage_' + detail, 'en')}."
-                if event == "proposal" and detail
-                else f"{text_en} Status: {report.status}.",
-                "",
-                "Pusat Komando Kota Binjai - e-mail ini dikirim otomatis, mohon tidak dibalas.",
-            ]
+            lines += ["", translate("email_footer", lang)]
+            subject = translate(f"email_subject_{event}", lang)
             msg = EmailMessage()
             msg["Subject"] = f"[{report.code}] {subject}"
             msg["From"] = self.smtp.sender if self.smtp is not None else SmtpSettings.sender

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from portal.db import dbapi_cursor, raw_insert, writer
 from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import FEEDBACKS, OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
-from portal.reference import Reference
+from portal.reference import LANGS, Reference
 from portal.services import deadlines, location, reporter_keys, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.phone import mobile_id
@@ -72,6 +72,7 @@ class ReportInput:
     contact_phone: str = ""
     contact_email: str = ""
     notify_channel: str = "email"  # "email" or "sms" (to ``contact_phone``)
+    lang: str = ""  # the form page's language (a hidden field): the reporter's e-mails and SMS are in it
 
 
 NOTIFY_CHANNELS = ("email", "sms")
@@ -222,7 +223,6 @@ def prepare_report(
         else inp.contact_phone.strip(),
         "contact_email": inp.contact_email.strip(),
         "notify_channel": inp.notify_channel,
-        "notify_lang": "en" if lang == "en" else "id",
         "source": source,
         "status": "submitted",
         "resolution": None,
@@ -233,6 +233,8 @@ def prepare_report(
         "respond_late": False,
         "secret_hash": key_hash,
         "draft_hash": reporter_keys.draft_hash(draft_key) if draft_key else None,
+        # the form's hidden field, else the page's language (the draft path, Open311: Indonesian)
+        "lang": inp.lang if inp.lang in LANGS else lang if lang in LANGS else LANGS[0],
     }
     return Prepared(values, stored, policy.media_dir, client, key)
 

@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portal.i18n import translate, translate_n
 from portal.models import OPEN_STATUSES, Report
-from portal.reference import Reference
+from portal.reference import Lang, Reference
 from portal.services.deadlines import WIB
 from portal.services.visibility import not_confidential
 
@@ -43,28 +44,8 @@ DEFAULT_FILE = Path(__file__).resolve().parents[1] / "data" / "wall_layouts.yaml
 LAYOUTS = ("wide", "split_2", "split_3", "split_4", "split_7")
 VIEWS = ("feed", "map", "counts", "deadlines", "room", "clock")
 DISPLAYS = 7
-STATUS_ID = {
-    "submitted": "menunggu verifikasi",
-    "verified": "terverifikasi",
-    "dispatched": "diteruskan ke OPD",
-    "responded": "ditanggapi",
-    "closed": "selesai",
-}
-HARI = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
-BULAN = (
-    "Januari",
-    "Februari",
-    "Maret",
-    "April",
-    "Mei",
-    "Juni",
-    "Juli",
-    "Agustus",
-    "September",
-    "Oktober",
-    "November",
-    "Desember",
-)
+# The wall's texts are messages of portal/locale: wall_status_<status> (shorter than the pages' status
+# names), weekday_<0..6> (Monday first), month_long_<1..12>.
 
 
 class WallError(ValueError):
@@ -87,32 +68,42 @@ class WallConfig(BaseModel):
     layouts: dict[str, tuple[Region, ...]]
 
     @model_validator(mode="after")
-    def _check(self) -> WallConfig:
-        problems: list[str] = []
+    def _check(self, info: ValidationInfo) -> WallConfig:
+        # the problems in the admin's language when the layout editor saves (context ``lang``), else in
+        # English (the file read at start, for the log)
+        lang: Lang = (info.context or {}).get("lang", "en")
+        problems: list[tuple[str, dict[str, object]]] = []
         for name in LAYOUTS:
             if name not in self.layouts:
-                problems.append(f"layout {name} missing")
+                problems.append(("wall_err_missing", {"name": name}))
         for name, regions in self.layouts.items():
             if name not in LAYOUTS:
-                problems.append(f"layout {name}: not a preset of the wall controller ({', '.join(LAYOUTS)})")
+                problems.append(("wall_err_not_preset", {"name": name, "presets": ", ".join(LAYOUTS)}))
                 continue
             if name.startswith("split_") and len(regions) != int(name[6:]):
-                problems.append(f"layout {name}: {len(regions)} regions, the preset has {name[6:]}")
+                problems.append(("wall_err_regions", {"name": name, "n": len(regions), "want": name[6:]}))
             if not regions:
-                problems.append(f"layout {name}: no region")
+                problems.append(("wall_err_no_region", {"name": name}))
             total = sum(r.width for r in regions)
             if regions and abs(total - DISPLAYS) > 0.05:
-                problems.append(f"layout {name}: widths add up to {total:g}, not {DISPLAYS}")
+                problems.append(
+                    ("wall_err_widths", {"name": name, "total": f"{total:g}", "displays": DISPLAYS})
+                )
             seen: set[str] = set()
             for region in regions:
                 for view in region.views:
                     if view not in VIEWS:
-                        problems.append(f"layout {name}: unknown view {view!r} ({', '.join(VIEWS)})")
+                        fields: dict[str, object] = {
+                            "name": name,
+                            "view": repr(view),
+                            "views": ", ".join(VIEWS),
+                        }
+                        problems.append(("wall_err_unknown_view", fields))
                     elif view in seen:
-                        problems.append(f"layout {name}: view {view} appears twice")
+                        problems.append(("wall_err_view_twice", {"name": name, "view": view}))
                     seen.add(view)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(translate(key, lang, **fields) for key, fields in problems))
         return self
 
     def as_json(self) -> dict[str, Any]:
@@ -152,12 +143,17 @@ def load_effective(default: WallConfig, media_dir: Path) -> WallConfig:
         raise WallError(f"{path}: {msgs}") from err
 
 
-def save_layouts(config: WallConfig, layouts: dict[str, Any], media_dir: Path) -> WallConfig:
-    """Validate an edited assignment and store it atomically; :class:`WallError` names the problems."""
+def save_layouts(
+    config: WallConfig, layouts: dict[str, Any], media_dir: Path, lang: Lang = "en"
+) -> WallConfig:
+    """Validate an edited assignment and store it atomically; :class:`WallError` names the problems, in
+    ``lang`` (a value that is not a number, or out of range, is named by its place in the form)."""
     try:
-        checked = WallConfig.model_validate({**config.model_dump(exclude={"layouts"}), "layouts": layouts})
+        checked = WallConfig.model_validate(
+            {**config.model_dump(exclude={"layouts"}), "layouts": layouts}, context={"lang": lang}
+        )
     except ValidationError as err:
-        raise WallError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())) from err
+        raise WallError("; ".join(_problem(e, lang) for e in err.errors())) from err
     path = override_path(media_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".wall_layouts.")
@@ -172,6 +168,13 @@ def save_layouts(config: WallConfig, layouts: dict[str, Any], media_dir: Path) -
     return checked
 
 
+def _problem(error: Any, lang: Lang) -> str:
+    if error["type"] == "value_error":  # our own check's, already in ``lang``
+        return str(error["msg"]).removeprefix("Value error, ")
+    where = " ".join(str(part) for part in error["loc"][1:])  # layouts split_2 0 width -> split_2 0 width
+    return translate("wall_err_value", lang, where=where or "layouts")
+
+
 def current_layout(room_states: dict[str, dict[str, Any]], device: str) -> str:
     """The preset of wall controller ``device`` from its retained state; ``wide`` until it is known."""
     value = room_states.get(device, {}).get("layout")
@@ -179,25 +182,32 @@ def current_layout(room_states: dict[str, dict[str, Any]], device: str) -> str:
 
 
 # ---- texts ---------------------------------------------------------------------------------------
-def tanggal(now: datetime) -> str:
-    """``Sabtu, 28 November 2026`` in WIB."""
+def tanggal(now: datetime, lang: Lang = "id") -> str:
+    """``Sabtu, 28 November 2026`` (``Saturday, 28 November 2026``) in WIB."""
     local = now.astimezone(WIB)
-    return f"{HARI[local.weekday()]}, {local.day} {BULAN[local.month - 1]} {local.year}"
+    return translate(
+        "wall_date",
+        lang,
+        weekday=translate(f"weekday_{local.weekday()}", lang),
+        day=local.day,
+        month=translate(f"month_long_{local.month}", lang),
+        year=local.year,
+    )
 
 
 def jam(now: datetime) -> str:
     return now.astimezone(WIB).strftime("%H.%M") + " WIB"
 
 
-def umur(seconds: float) -> str:
-    """A report's age in short Indonesian: ``baru saja``, ``12 menit``, ``3 jam``, ``2 hari``."""
+def umur(seconds: float, lang: Lang = "id") -> str:
+    """A report's age, short: ``baru saja``, ``12 menit``, ``3 jam``, ``2 hari`` (``just now``...)."""
     if seconds < 60:
-        return "baru saja"
+        return translate("wall_just_now", lang)
     if seconds < 3600:
-        return f"{int(seconds // 60)} menit"
+        return translate_n("wall_minutes", "wall_minutes_plural", int(seconds // 60), lang)
     if seconds < 86400:
-        return f"{int(seconds // 3600)} jam"
-    return f"{int(seconds // 86400)} hari"
+        return translate_n("wall_hours", "wall_hours_plural", int(seconds // 3600), lang)
+    return translate_n("wall_days", "wall_days_plural", int(seconds // 86400), lang)
 
 
 # ---- report views --------------------------------------------------------------------------------
@@ -213,7 +223,7 @@ class FeedItem:
 
 @dataclass(frozen=True)
 class AtRisk:
-    kind: str  # verifikasi | tanggapan
+    kind: str  # the step at risk, by name: verifikasi | tanggapan
     category: str
     kelurahan: str
     late: bool
@@ -242,9 +252,11 @@ def _week_start(now: datetime) -> datetime:
     return datetime.combine(local - timedelta(days=local.weekday()), time(), WIB).astimezone(UTC)
 
 
-def report_views(db: Session, ref: Reference, now: datetime, feed_limit: int = 12) -> ReportViews:
+def report_views(
+    db: Session, ref: Reference, now: datetime, feed_limit: int = 12, lang: Lang = "id"
+) -> ReportViews:
     """Everything the report views show, from explicit columns only (never a name, contact or text)."""
-    cat_name = {k: c.name.id for k, c in ref.categories.items()}
+    cat_name = {k: c.name.get(lang) for k, c in ref.categories.items()}
     rows = db.execute(
         select(Report.category, Report.kelurahan, Report.kecamatan, Report.created_at, Report.status)
         .where(not_confidential())
@@ -256,8 +268,8 @@ def report_views(db: Session, ref: Reference, now: datetime, feed_limit: int = 1
             category=cat_name.get(r.category, r.category),
             kelurahan=ref.kelurahan_name(r.kelurahan),
             kecamatan=ref.kecamatan[r.kecamatan].name if r.kecamatan in ref.kecamatan else r.kecamatan,
-            age=umur(max(0.0, (now - r.created_at).total_seconds())),
-            status=STATUS_ID.get(r.status, r.status),
+            age=umur(max(0.0, (now - r.created_at).total_seconds()), lang),
+            status=translate(f"wall_status_{r.status}", lang),
             status_key=r.status,
         )
         for r in rows
@@ -303,9 +315,19 @@ def report_views(db: Session, ref: Reference, now: datetime, feed_limit: int = 1
             if due is None:
                 continue
             late = due < now
-            text = f"terlambat {umur((now - due).total_seconds())}" if late else "jatuh tempo hari ini"
+            text = (
+                translate("wall_late", lang, age=umur((now - due).total_seconds(), lang))
+                if late
+                else translate("wall_due_today", lang)
+            )
             risk.append(
-                AtRisk(kind, cat_name.get(category, category), ref.kelurahan_name(kelurahan), late, text)
+                AtRisk(
+                    translate(f"wall_kind_{kind}", lang),
+                    cat_name.get(category, category),
+                    ref.kelurahan_name(kelurahan),
+                    late,
+                    text,
+                )
             )
     risk.sort(key=lambda a: (not a.late, a.kind))
     return ReportViews(

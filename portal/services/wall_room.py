@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.i18n import translate
+from portal.reference import Lang
 from portal.services.room import LiveRoom, RoomPlan, alarm_rows
 from portal.services.wall import current_layout
 
-AVAIL_TEXT = {"online": "tersedia", "offline": "tidak tersedia"}
 
-
-def room_panel(room: LiveRoom) -> dict[str, Any]:
+def room_panel(room: LiveRoom, lang: Lang = "id") -> dict[str, Any]:
     """The context of ``wall/_room.html``. Several walls or meters are told apart by their device name."""
     snap = room.snapshot()
     states: dict[str, dict[str, Any]] = snap["states"]
@@ -21,7 +21,7 @@ def room_panel(room: LiveRoom) -> dict[str, Any]:
     several_walls = len(plan.walls) > 1
     walls = [
         (
-            "Layar menyala" + (f" {w.name}" if several_walls else ""),
+            translate("wall_displays_on", lang) + (f" {w.name}" if several_walls else ""),
             sum(1 for d in w.displays if states.get(w.device, {}).get(d.feedback) == "ON"),
             len(w.displays),
             current_layout(states, w.device),
@@ -30,7 +30,11 @@ def room_panel(room: LiveRoom) -> dict[str, Any]:
     ]
     # Temperatures of the sensors and the power of the meters: chosen by the profiles' device class.
     temps = [
-        (f"{t.label_id} {s.name}", states.get(s.device, {}).get(t.point), t.unit)
+        (
+            f"{t.label_en if lang == 'en' else t.label_id} {s.name}",
+            states.get(s.device, {}).get(t.point),
+            t.unit,
+        )
         for s in plan.sensors
         for t in s.tiles
         if t.device_class == "temperature"
@@ -38,7 +42,7 @@ def room_panel(room: LiveRoom) -> dict[str, Any]:
     several_meters = len(plan.meters) > 1
     power = [
         (
-            "Daya listrik" + (f" {m.name}" if several_meters else ""),
+            translate("wall_electric_power", lang) + (f" {m.name}" if several_meters else ""),
             states.get(m.device, {}).get(t.point),
             t.unit,
         )
@@ -49,7 +53,11 @@ def room_panel(room: LiveRoom) -> dict[str, Any]:
     # Active alarms for the wall (not shelved ones): what and how severe, never who acknowledged or
     # shelved it, nor any note.
     alarms = [
-        (a.get("severity", ""), (a.get("message") or {}).get("id", a.get("alarm", "")), a.get("state", ""))
+        (
+            a.get("severity", ""),
+            (a.get("message") or {}).get(lang) or (a.get("message") or {}).get("id", a.get("alarm", "")),
+            a.get("state", ""),
+        )
         for a in alarm_rows(snap["alarms"])
         if a.get("active") and a.get("state") != "shelved"
     ]
@@ -62,7 +70,7 @@ def room_panel(room: LiveRoom) -> dict[str, Any]:
         "temps": temps,
         "power": power,
         "devices": [(name, avail.get(dev, "unknown")) for dev, name in plan.devices],
-        "avail_text": AVAIL_TEXT,
+        "avail_text": {a: translate(f"wall_avail_{a}", lang) for a in ("online", "offline", "unknown")},
         "stale": snap["bridge"] != "online",
     }
 

@@ -4,16 +4,14 @@
 // "pending". No framework, no third-party code.
 "use strict";
 (function () {
-  var TEXT = {
-    pending: "menunggu konfirmasi perangkat",
-    ok: "terkonfirmasi (dibaca ulang)",
-    failed_readback: "gagal: perangkat melaporkan nilai lain",
-    timeout: "gagal: waktu habis",
-    device_unavailable: "gagal: perangkat tidak tersedia",
-    rejected: "ditolak",
-    stale: "kedaluwarsa"
-  };
-  var AVAIL = { online: "tersedia", offline: "tidak tersedia" };
+  // The page's language's texts (portal/locale), rendered by the server into the console's data-text.
+  var root = document.querySelector(".console");
+  var T = JSON.parse((root && root.getAttribute("data-text")) || "{}");
+  var TEXT = T.status || {};
+  var AVAIL = T.avail || {};
+  function fill(text, fields) {
+    return String(text).replace(/\{(\w+)\}/g, function (m, k) { return k in fields ? String(fields[k]) : m; });
+  }
   var outputs = {}; // transaction -> <output> element of the control that sent it
   // The gateway's response often arrives on the event stream before the POST that sent the command has
   // returned its transaction id. Results no control has claimed yet are kept here (for EARLY_KEEP_MS, as
@@ -26,9 +24,9 @@
   function ageText(ts) {
     if (!ts) { return "\u2014"; }
     var s = Math.max(0, (Date.now() - Date.parse(ts)) / 1000);
-    if (s < 60) { return Math.round(s) + " dtk"; }
-    if (s < 3600) { return Math.round(s / 60) + " mnt"; }
-    return (s / 3600).toFixed(1) + " jam";
+    if (s < 60) { return fill(T.age_seconds, { n: Math.round(s) }); }
+    if (s < 3600) { return fill(T.age_minutes, { n: Math.round(s / 60) }); }
+    return fill(T.age_hours, { n: (s / 3600).toFixed(1) });
   }
 
   function setState(device, state) {
@@ -74,7 +72,7 @@
         row.appendChild(td);
       });
       row.children[0].textContent = new Date().toLocaleTimeString();
-      row.children[1].textContent = "anda";
+      row.children[1].textContent = T.you;
       body.insertBefore(row, body.firstChild);
     }
     var cell = row.children[4];
@@ -115,22 +113,20 @@
     all('output.scenestatus[data-scene="' + data.scene + '"]').forEach(function (out) {
       if (data.done) {
         out.className = "scenestatus " + (data.ok ? "ok" : "failed");
-        out.textContent = (data.ok ? "berhasil" : "gagal") + " (" + data.steps.length + " langkah)";
+        out.textContent = (data.ok ? T.scene_ok : T.scene_failed) + " (" +
+          fill(data.steps.length === 1 ? T.steps_one : T.steps_other, { n: data.steps.length }) + ")";
       } else {
         out.className = "scenestatus pending";
-        out.textContent = "langkah " + data.step + "/" + data.of + ": " +
+        out.textContent = fill(T.step_of, { step: data.step, of: data.of }) + ": " +
           data.commands.map(function (c) { return c.device + " " + (TEXT[c.status] || c.status); }).join(", ");
       }
     });
   }
 
   // ---- alarms (docs/alarms.md): the list and the banner follow bcc/alarms/state/<alarm> live ----
-  var ALARM_TEXT = {
-    active_unacked: "aktif, belum diakui", active_acked: "aktif, sudah diakui",
-    cleared_unacked: "sudah normal, belum diakui", shelved: "ditangguhkan"
-  };
+  var ALARM_TEXT = T.alarm_state || {};
   var SEVERITY = ["critical", "high", "medium", "low"];
-  var SEVERITY_TEXT = { critical: "kritis", high: "tinggi", medium: "sedang", low: "rendah" };
+  var SEVERITY_TEXT = T.severity || {};
   var alarms = {}; // alarm id -> retained state
   var audio = null; // created on the first interaction: browsers allow sound only after one
 
@@ -166,20 +162,20 @@
     });
     var label;
     if (action === "ack") {
-      label = el("label", {}, "Catatan ");
+      label = el("label", {}, T.note + " ");
       label.appendChild(el("input", { name: "note", maxlength: "500" }));
       form.appendChild(label);
-      form.appendChild(el("button", { type: "submit" }, "Akui"));
+      form.appendChild(el("button", { type: "submit" }, T.ack));
     } else if (action === "shelve") {
-      label = el("label", {}, "Alasan ");
+      label = el("label", {}, T.reason + " ");
       label.appendChild(el("input", { name: "note", maxlength: "500", required: "" }));
       form.appendChild(label);
-      label = el("label", {}, " Menit ");
+      label = el("label", {}, " " + T.minutes + " ");
       label.appendChild(el("input", { name: "minutes", type: "number", min: "1", max: maxShelve, value: "60", required: "" }));
       form.appendChild(label);
-      form.appendChild(el("button", { type: "submit" }, "Tangguhkan"));
+      form.appendChild(el("button", { type: "submit" }, T.shelve));
     } else {
-      form.appendChild(el("button", { type: "submit" }, "Aktifkan lagi"));
+      form.appendChild(el("button", { type: "submit" }, T.unshelve));
     }
     return form;
   }
@@ -199,13 +195,13 @@
     while (body.firstChild) { body.removeChild(body.firstChild); }
     if (!shown.length) {
       var none = el("tr", { "class": "none" });
-      none.appendChild(el("td", { colspan: "6" }, "Tidak ada alarm."));
+      none.appendChild(el("td", { colspan: "6" }, T.no_alarms));
       body.appendChild(none);
     }
     shown.forEach(function (a) {
       var row = el("tr", { "class": "alarm " + a.severity + " " + a.state, "data-alarm": a.alarm });
       row.appendChild(el("td", {}, SEVERITY_TEXT[a.severity] || a.severity));
-      var what = el("td", {}, (a.message && a.message.id) || a.alarm);
+      var what = el("td", {}, (a.message && (a.message[T.lang] || a.message.id)) || a.alarm);
       what.appendChild(el("small", {}, " (" + a.alarm + ")"));
       row.appendChild(what);
       row.appendChild(el("td", {}, a.value === null || a.value === undefined ? "\u2014" : String(a.value)));
@@ -223,9 +219,12 @@
     if (banner) {
       banner.className = "alarmbanner" + (unacked.length ? " " + unacked[0].severity : "");
       banner.textContent = unacked.length ?
-        unacked.length + " alarm aktif belum diakui, tertinggi: " + (SEVERITY_TEXT[unacked[0].severity] || "") +
-        ": " + ((unacked[0].message && unacked[0].message.id) || unacked[0].alarm) :
-        "Tidak ada alarm aktif yang belum diakui";
+        fill(unacked.length === 1 ? T.unacked_one : T.unacked_other, {
+          n: unacked.length,
+          severity: SEVERITY_TEXT[unacked[0].severity] || unacked[0].severity,
+          message: (unacked[0].message && (unacked[0].message[T.lang] || unacked[0].message.id)) || unacked[0].alarm
+        }) :
+        T.no_unacked;
     }
   }
 
@@ -314,7 +313,7 @@
     var form = e.target;
     e.preventDefault();
     var out = form.parentElement.querySelector("output.scenestatus");
-    if (out) { out.className = "scenestatus pending"; out.textContent = "dimulai, menunggu langkah 1"; }
+    if (out) { out.className = "scenestatus pending"; out.textContent = T.scene_started; }
     fetch(form.getAttribute("action"), {
       method: "POST",
       body: new URLSearchParams(new FormData(form)),

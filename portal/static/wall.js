@@ -16,9 +16,11 @@
     fresh[el.dataset.view] = Date.now();
     flagged[el.dataset.view] = el.classList.contains("stale");
   });
-  const HARI = ["Minggu", "Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu"];
-  const BULAN = ["Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
-    "September", "Oktober", "November", "Desember"];
+  // The page's language's texts (portal/locale, rendered into data-text by wall/index.html).
+  const TEXT = JSON.parse(wall.dataset.text || "{}");
+  const HARI = TEXT.days;  // Sunday first
+  const BULAN = TEXT.months;
+  function fill(text, n) { return text.replace("{n}", String(n)); }
 
   function sizeRegions() {
     wall.querySelectorAll(".region").forEach(function (r) {
@@ -60,8 +62,8 @@
       panels[v].classList.toggle("stale", stale);
       const mark = panels[v].querySelector(".stalemark");
       if (mark) {
-        mark.textContent = !stale ? "" : (age <= staleAfterMs ? "data lama"
-          : "data lama · " + (age < 120000 ? Math.floor(age / 1000) + " detik" : Math.floor(age / 60000) + " menit"));
+        mark.textContent = !stale ? "" : (age <= staleAfterMs ? TEXT.stale
+          : TEXT.stale + " · " + (age < 120000 ? fill(TEXT.seconds, Math.floor(age / 1000)) : fill(TEXT.minutes, Math.floor(age / 60000))));
       }
     });
   }
@@ -69,7 +71,7 @@
   function setConn(state) {
     wall.dataset.connection = state;
     document.querySelectorAll("[data-conn]").forEach(function (el) {
-      el.textContent = state === "live" ? "langsung" : "menyambung ulang…";
+      el.textContent = state === "live" ? TEXT.live : TEXT.reconnecting;
     });
   }
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from portal.i18n import translate
+from portal.reference import Lang
 from portal.services.evaluation import SEGMENTS, AgencyRate, MonthCount, Row
 
 WIDTH = 800.0
@@ -19,8 +21,8 @@ BAR_MAX = 700.0  # the widest bar: the rest of the line holds its number
 FONT = 14.0
 ROW_H = 46.0
 BAR_H = 16.0
-MONTHS_ID = ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des")
-MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# the months' short names under the columns: messages month_short_1 .. month_short_12 (portal/locale)
+MONTH_KEYS = tuple(f"month_short_{i}" for i in range(1, 13))
 
 
 @dataclass
@@ -74,9 +76,9 @@ def rows_chart(rows: list[Row], label: Callable[[Row], str]) -> Chart:
     return chart
 
 
-def trend_chart(months: list[MonthCount], lang: str) -> Chart:
+def trend_chart(months: list[MonthCount], lang: Lang) -> Chart:
     """Twelve columns (oldest left), each stacked by segment, its total above and its month below."""
-    names = MONTHS_EN if lang == "en" else MONTHS_ID
+    names = [translate(key, lang) for key in MONTH_KEYS]
     plot_h, top = 180.0, FONT + 8
     peak = max([m.received for m in months] or [1]) or 1
     slot = WIDTH / max(len(months), 1)

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -23,7 +23,9 @@ from starlette.responses import Response, StreamingResponse
 from bcc_common.sse import sse_event
 from bcc_contract.alarms import ACTIONS as ALARM_ACTIONS
 from bcc_contract.commands import RESULT_STATUSES
+from portal.i18n import catalogue, translate
 from portal.models import User
+from portal.reference import Lang
 from portal.services import audit, scenes
 from portal.services.room import (
     CommandRefused,
@@ -47,23 +49,98 @@ CONSOLE_CSP = (
     "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-STATUS_TEXT = {
-    "pending": "menunggu konfirmasi perangkat",
-    "ok": "terkonfirmasi (dibaca ulang)",
-    "failed_readback": "gagal: perangkat melaporkan nilai lain",
-    "timeout": "gagal: waktu habis",
-    "device_unavailable": "gagal: perangkat tidak tersedia",
-    "rejected": "ditolak",
-    "stale": "kedaluwarsa",
+
+
+def _named(lang: Lang, keys: dict[str, str]) -> dict[str, str]:
+    """``{name: message key}`` -> ``{name: text in lang}``."""
+    return {name: translate(key, lang) for name, key in keys.items()}
+
+
+# The message keys of the names the console shows: a command's result (the audit, the console's table),
+# an alarm's state and severity, a device's availability.
+NAME_KEYS: dict[str, dict[str, str]] = {
+    "status": {
+        "pending": "console_waiting_for_the_device",
+        "ok": "console_confirmed_read_back",
+        "failed_readback": "console_failed_the_device_reported",
+        "timeout": "console_failed_timed_out",
+        "device_unavailable": "console_failed_device_unavailable",
+        "rejected": "console_rejected",
+        "stale": "console_expired",
+    },
+    "alarm_state": {
+        "active_unacked": "console_active_not_acknowledged",
+        "active_acked": "console_active_acknowledged",
+        "cleared_unacked": "console_back_to_normal_not",
+        "shelved": "console_shelved",
+    },
+    "severity": {
+        "critical": "console_critical",
+        "high": "console_high",
+        "medium": "console_medium",
+        "low": "console_low",
+    },
+    "avail": {
+        "online": "console_available",
+        "offline": "console_unavailable",
+        "unknown": "console_not_known_yet",
+    },
 }
 
-ALARM_STATE_TEXT = {
-    "active_unacked": "aktif, belum diakui",
-    "active_acked": "aktif, sudah diakui",
-    "cleared_unacked": "sudah normal, belum diakui",
-    "shelved": "ditangguhkan",
-}
-SEVERITY_TEXT = {"critical": "kritis", "high": "tinggi", "medium": "sedang", "low": "rendah"}
+
+def status_text(lang: Lang) -> dict[str, str]:
+    return _named(lang, NAME_KEYS["status"])
+
+
+def alarm_state_text(lang: Lang) -> dict[str, str]:
+    return _named(lang, NAME_KEYS["alarm_state"])
+
+
+def severity_text(lang: Lang) -> dict[str, str]:
+    return _named(lang, NAME_KEYS["severity"])
+
+
+def avail_text(lang: Lang) -> dict[str, str]:
+    return _named(lang, NAME_KEYS["avail"])
+
+
+def script_texts(lang: Lang) -> dict[str, Any]:
+    """What portal/static/console.js writes by itself after the page has loaded, in ``lang``; texts with a
+    count come in the forms for one and for more (``{n}`` filled in by the script)."""
+    cat = catalogue(lang)
+
+    def forms(key: str) -> tuple[str, str]:
+        return cat.ngettext(key, f"{key}_plural", 1), cat.ngettext(key, f"{key}_plural", 2)
+
+    steps, unacked = forms("n_steps"), forms("console_unacked")
+    keys = ("age_seconds", "age_minutes", "age_hours", "scene_ok", "scene_failed", "console_no_unacked")
+    texts = {key: translate(key, lang) for key in keys}
+    return {
+        "lang": lang,
+        "status": status_text(lang),
+        "avail": avail_text(lang),
+        "alarm_state": alarm_state_text(lang),
+        "severity": severity_text(lang),
+        **texts,
+        "no_unacked": texts["console_no_unacked"],
+        "steps_one": steps[0],
+        "steps_other": steps[1],
+        "unacked_one": unacked[0],
+        "unacked_other": unacked[1],
+        "you": translate("console_you", lang),
+        "step_of": translate("console_step_step_of", lang),
+        "scene_started": translate("console_started_waiting_for_step", lang),
+        "note": translate("console_note", lang),
+        "ack": translate("console_acknowledge", lang),
+        "reason": translate("f_reason", lang),
+        "minutes": translate("console_minutes", lang),
+        "shelve": translate("console_shelve", lang),
+        "unshelve": translate("console_unshelve", lang),
+        "no_alarms": translate("console_no_alarms", lang),
+    }
+
+
+STATUS_TEXT = status_text("id")  # the default language's (tests, the CSV export)
 # The evaluator has the final word (max_shelve_s of the rules file, docs/alarms.md); the console asks
 # for at most a day.
 MAX_SHELVE_MIN = 24 * 60
@@ -76,14 +153,14 @@ async def get_room(request: Request) -> LiveRoom:
 RoomDep = Annotated[LiveRoom, Depends(get_room)]
 
 
-def _age_text(seconds: float | None) -> str:
+def _age_text(seconds: float | None, lang: Lang) -> str:
     if seconds is None:
         return "—"
     if seconds < 60:
-        return f"{seconds:.0f} dtk"
+        return translate("age_seconds", lang, n=f"{seconds:.0f}")
     if seconds < 3600:
-        return f"{seconds / 60:.0f} mnt"
-    return f"{seconds / 3600:.1f} jam"
+        return translate("age_minutes", lang, n=f"{seconds / 60:.0f}")
+    return translate("age_hours", lang, n=f"{seconds / 3600:.1f}")
 
 
 @router.get("")
@@ -92,7 +169,7 @@ def console_page(
 ) -> Response:
     snapshot = room.snapshot()
     now = datetime.now(UTC)
-    ages = {d: _age_text(age_seconds(s, now)) for d, s in snapshot["states"].items()}
+    ages = {d: _age_text(age_seconds(s, now), lang) for d, s in snapshot["states"].items()}
     context = {
         "plan": room.plan,
         "scenes": runtime_from(request).scenes,
@@ -101,11 +178,13 @@ def console_page(
         "snap": snapshot,
         "ages": ages,
         "recent": audit.recent(db),
-        "status_text": STATUS_TEXT,
+        "status_text": status_text(lang),
+        "avail_text": avail_text(lang),
         "connected": runtime_from(request).connections.commands is not None,
         "alarms": alarm_rows(snapshot["alarms"]),
-        "alarm_state_text": ALARM_STATE_TEXT,
-        "severity_text": SEVERITY_TEXT,
+        "alarm_state_text": alarm_state_text(lang),
+        "severity_text": severity_text(lang),
+        "script_text": json.dumps(script_texts(lang), ensure_ascii=False, separators=(",", ":")),
         "max_shelve_min": MAX_SHELVE_MIN,
     }
     response = render(request, lang, "console/index.html", context)
@@ -313,7 +392,7 @@ def audit_page(
         "raw": {"username": username, "device": device, "status": status, "since": since, "until": until},
         "devices": [d for d, _ in room.plan.devices],
         "statuses": ("pending", *RESULT_STATUSES),
-        "status_text": STATUS_TEXT,
+        "status_text": status_text(lang),
         "pages": (total + audit.PAGE_SIZE - 1) // audit.PAGE_SIZE,
     }
     return render(request, lang, "console/audit.html", context)

@@ -17,9 +17,9 @@ from starlette.responses import Response
 
 from portal.config import Settings
 from portal.db import writer
-from portal.i18n import translate
+from portal.i18n import translate, translate_n
 from portal.models import StaffSession, User
-from portal.reference import Lang, Reference
+from portal.reference import LANGS, Lang, Reference
 from portal.runtime import PortalRuntime, runtime_of
 from portal.services import deadlines, users
 from portal.services.events import EventSink
@@ -86,8 +86,16 @@ async def get_lang(request: Request) -> Lang:
 
 
 def lang_of(request: Request) -> Lang:
+    """The page's language: ``?lang=``, else the ``lang`` cookie (set by a ``?lang=`` link), else a
+    signed-in staff member's own language (their contact language, ``bcc-portal-admin contact --lang``),
+    else the default (Indonesian). Staff and public pages choose it the same way."""
     chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE, "")
-    return "en" if chosen == "en" else "id"
+    if chosen not in LANGS and request.cookies.get(SESSION_COOKIE):
+        chosen = getattr(load_staff_session(request), "lang", "")  # loaded once per request
+    for lang in LANGS:
+        if lang == chosen:
+            return lang
+    return LANGS[0]
 
 
 RuntimeDep = Annotated[PortalRuntime, Depends(get_runtime)]
@@ -281,7 +289,10 @@ def render(
     staff = getattr(request.state, "staff_user", None)
     base = {
         "lang": lang,
-        "t": lambda key: translate(key, lang),
+        "t": lambda key, **fields: translate(key, lang, **fields),
+        "tn": lambda key, plural_key, n, **fields: translate_n(key, plural_key, n, lang, **fields),
+        # the language links: every other language, named in itself (docs/portal.md, "Languages")
+        "other_langs": [(other, translate("lang_name", other)) for other in LANGS if other != lang],
         "csrf_token": csrf_token(request),
         "ref": reference_of(request),
         "staff": staff,

@@ -31,6 +31,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from bcc_common.sse import sse_event
+from portal.i18n import translate, translate_n
+from portal.reference import Lang
 from portal.services.wall import (
     LAYOUTS,
     VIEWS,
@@ -50,6 +52,7 @@ from portal.web.deps import (
     LangDep,
     LoginRequired,
     NowDep,
+    lang_of,
     load_staff_session,
     render,
     runtime_from,
@@ -94,26 +97,34 @@ Viewer = Annotated[str, Depends(wall_viewer)]
 
 
 # ---- rendering -----------------------------------------------------------------------------------
-def _fragment(templates: Jinja2Templates, view: str, context: dict[str, Any]) -> str:
-    return templates.env.get_template(f"wall/_{view}.html").render(**context)
+def _fragment(templates: Jinja2Templates, view: str, context: dict[str, Any], lang: Lang) -> str:
+    """One view's HTML in ``lang`` (each wall's own: the stream renders per connection)."""
+    texts = {
+        "lang": lang,
+        "t": lambda key, **fields: translate(key, lang, **fields),
+        "tn": lambda key, plural_key, n, **fields: translate_n(key, plural_key, n, lang, **fields),
+    }
+    return templates.env.get_template(f"wall/_{view}.html").render(**context, **texts)
 
 
-def _report_context(request: Request, now: datetime) -> dict[str, Any]:
+def _report_context(request: Request, now: datetime, lang: Lang) -> dict[str, Any]:
     config = wall_config(request)
     runtime = runtime_from(request)
     with runtime.sessions() as db:
-        views = report_views(db, runtime.reference, now, config.feed_limit)
+        views = report_views(db, runtime.reference, now, config.feed_limit, lang)
     return {"v": views}
 
 
-def _all_fragments(request: Request, now: datetime, report_ctx: dict[str, Any] | None) -> dict[str, str]:
+def _all_fragments(
+    request: Request, now: datetime, report_ctx: dict[str, Any] | None, lang: Lang
+) -> dict[str, str]:
     runtime = runtime_from(request)
     templates = runtime.templates
-    out = {"room": _fragment(templates, "room", room_panel(runtime.room))}
-    out["clock"] = _fragment(templates, "clock", {"tanggal": tanggal(now), "jam": jam(now)})
+    out = {"room": _fragment(templates, "room", room_panel(runtime.room, lang), lang)}
+    out["clock"] = _fragment(templates, "clock", {"tanggal": tanggal(now, lang), "jam": jam(now)}, lang)
     if report_ctx is not None:
         for view in REPORT_VIEWS:
-            out[view] = _fragment(templates, view, report_ctx)
+            out[view] = _fragment(templates, view, report_ctx, lang)
     return out
 
 
@@ -137,14 +148,15 @@ def wall_page(request: Request, lang: LangDep, now: NowDep, kiosk: str = "") -> 
     wall_viewer(request)
     config = wall_config(request)
     layout = kiosk_layout(runtime_from(request).room)
-    fragments = _all_fragments(request, now, _report_context(request, now))
+    fragments = _all_fragments(request, now, _report_context(request, now, lang), lang)
     context = {
         "config": config,
         "layout": layout,
         "regions": config.layouts[layout],
         "fragments": fragments,
         "layouts_json": json.dumps(config.as_json(), separators=(",", ":")),
-        "view_titles": VIEW_TITLES,
+        "view_titles": view_titles(lang),
+        "wall_text": json.dumps(script_texts(lang), ensure_ascii=False, separators=(",", ":")),
         "room_stale": room_panel(runtime_from(request).room)["stale"],
         "parked": [v for v in VIEWS if not any(v in r.views for r in config.layouts[layout])],
     }
@@ -153,15 +165,22 @@ def wall_page(request: Request, lang: LangDep, now: NowDep, kiosk: str = "") -> 
     return response
 
 
-VIEW_TITLES = {
-    "feed": "Laporan masuk terbaru",
-    "map": "Laporan terbuka per kelurahan",
-    "counts": "Jumlah laporan per kategori",
-    "deadlines": "Tenggat berisiko",
-    "room": "Ruang kendali",
-    "clock": "Waktu",
-}
-assert set(VIEW_TITLES) == set(VIEWS)
+def script_texts(lang: Lang) -> dict[str, Any]:
+    """What portal/static/wall.js writes by itself (clock, stale mark, connection), in ``lang``."""
+    return {
+        "days": [translate(f"weekday_{(i + 6) % 7}", lang) for i in range(7)],  # Sunday first, as JS counts
+        "months": [translate(f"month_long_{i}", lang) for i in range(1, 13)],
+        "stale": translate("wall_stale", lang),
+        "seconds": translate("wall_seconds", lang),
+        "minutes": translate("wall_minutes_short", lang),
+        "live": translate("wall_live", lang),
+        "reconnecting": translate("wall_reconnecting", lang),
+    }
+
+
+def view_titles(lang: Lang) -> dict[str, str]:
+    """Each view's heading: the messages ``wall_view_<view>``."""
+    return {view: translate(f"wall_view_{view}", lang) for view in VIEWS}
 
 
 @router.get("/events", include_in_schema=False)  # endless: no schema test may call it
@@ -172,6 +191,7 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
     config = wall_config(request)
     queue = room.subscribe()
     kiosk_cookie = request.cookies.get(KIOSK_COOKIE, "") if viewer.startswith("kiosk:") else ""
+    lang = lang_of(request)  # the wall page's (its ?lang= set the cookie this request carries)
 
     def view_event(view: str, html: str, stale: bool = False) -> str:
         return sse_event("view", {"view": view, "html": html, "stale": stale, "at": time.time()})
@@ -196,17 +216,17 @@ async def events(request: Request, viewer: Viewer) -> StreamingResponse:
                         yield sse_event("reload", {})
                         return
                     clock_now = runtime.clock()
-                    ctx = await run_in_threadpool(_report_context, request, clock_now)
-                    for view, html in _all_fragments(request, clock_now, ctx).items():
+                    ctx = await run_in_threadpool(_report_context, request, clock_now, lang)
+                    for view, html in _all_fragments(request, clock_now, ctx, lang).items():
                         yield view_event(view, html, view == "room" and room.bridge != "online")
                     next_reports = now_m + config.refresh_s
                     last_room = last_sent = now_m
                     room_dirty = False
                 elif room_dirty and now_m - last_room >= ROOM_MIN_INTERVAL_S:
-                    ctx_room = room_panel(room)
+                    ctx_room = room_panel(room, lang)
                     yield view_event(
                         "room",
-                        _fragment(runtime.templates, "room", ctx_room),
+                        _fragment(runtime.templates, "room", ctx_room, lang),
                         ctx_room["stale"],
                     )
                     last_room = last_sent = now_m
@@ -253,7 +273,7 @@ def _admin_page(
         if new_token
         else "",
         "config": config,
-        "view_titles": VIEW_TITLES,
+        "view_titles": view_titles(lang),
         "views": VIEWS,
         "error": error,
         "customised": runtime_from(request).wall.mtime is not None,
@@ -307,7 +327,9 @@ async def save_assignment(request: Request, lang: LangDep, user: AdminUser) -> R
     raw = {name: [regions[i] for i in sorted(regions)] for name, regions in layouts.items()}
     config = wall_config(request)
     try:
-        saved = await run_in_threadpool(save_layouts, config, raw, runtime_from(request).settings.media_dir)
+        saved = await run_in_threadpool(
+            save_layouts, config, raw, runtime_from(request).settings.media_dir, lang
+        )
     except WallError as err:
         return _admin_page(request, lang, error=str(err), status_code=400)
     runtime_from(request).wall.saved(saved)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from babel.messages.pofile import read_po
 
 from mosquitto import ROLES
 from mosquitto.accounts import account_passwords
@@ -68,20 +69,21 @@ def _env() -> dict[str, str]:
     return {**env, "PATH": os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if str(ROOT) not in p)}
 
 
+def _run_python(installed: Path, cwd: Path, code: str) -> str:
+    """What ``code`` prints, run by the wheel's venv outside the checkout."""
+    done = subprocess.run(
+        [installed / "python", "-c", code], cwd=cwd, env=_env(), check=True, capture_output=True, text=True
+    )
+    return done.stdout
+
+
 def test_wheel_modules_come_from_the_venv_not_the_checkout(installed: Path, tmp_path: Path) -> None:
     code = (
         "import bcc, mosquitto, grafana, devices, portal, iot_gateway, bcc_common, bcc_contract, simulators;"
         "print('\\n'.join(m.__file__ for m in (bcc, mosquitto, grafana, devices, portal, iot_gateway,"
         " bcc_common, bcc_contract, simulators)))"
     )
-    out = subprocess.run(
-        [installed / "python", "-c", code],
-        cwd=tmp_path,
-        env=_env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
+    out = _run_python(installed, tmp_path, code).split()
     venv = str(installed.parent)
     assert all(path.startswith(venv) for path in out), out
     assert not any(path.startswith(str(ROOT)) for path in out)
@@ -124,6 +126,31 @@ def test_alarm_rules_ship_in_the_wheel(installed: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     shipped = yaml.safe_load((ROOT / "devices/sites/alarms/bcc_room.yaml").read_text(encoding="utf-8"))
     assert done.stdout.startswith(f"configuration ok: {len(shipped['rules'])} rules"), done.stdout
+
+
+def test_portal_texts_ship_compiled_in_the_wheel(installed: Path, tmp_path: Path) -> None:
+    """The wheel carries each language's catalogue and its compiled file (built by ``make locale``), and
+    the installed portal reads its texts from there (docs/portal.md, "Languages")."""
+    code = (
+        "from portal.i18n import LOCALE_DIR, catalogue_paths, translate;"
+        "from portal.reference import LANGS;"
+        "print(LOCALE_DIR);"
+        "print(all(p.is_file() for lang in LANGS for p in catalogue_paths(lang)));"
+        "print(translate('nav_report', 'en'))"
+    )
+    out = subprocess.run(
+        [installed / "python", "-c", code],
+        cwd=tmp_path,
+        env=_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
+    assert Path(out[0]).is_relative_to(installed.parent), out
+    assert out[1] == "True", out
+    with (ROOT / "portal/locale/en/LC_MESSAGES/messages.po").open("rb") as f:
+        message = read_po(f).get("nav_report")
+    assert message is not None and out[2] == message.string
 
 
 def _check_grafana_paths(lines: list[str], venv: Path) -> None:

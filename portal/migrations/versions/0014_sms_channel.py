@@ -1,7 +1,7 @@
-"""SMS notifications: the reporter's channel and language, the staff's phone, each outbox row's channel
+"""SMS notifications: the reporter's channel, the staff's phone, each outbox row's channel
 
 Revision ID: 0014_sms_channel
-Revises: 0012_draft_keys
+Revises: 0013_agency_notify
 Create Date: 2026-12-04 21:00:00
 """
 
@@ -21,7 +21,6 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("notify_channel", sa.String(length=8), nullable=False, server_default="email")
         )
-        batch.add_column(sa.Column("notify_lang", sa.String(length=2), nullable=False, server_default="id"))
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("phone", sa.String(length=20), nullable=True))
     with op.batch_alter_table("notifications") as batch:
@@ -34,5 +33,4 @@ def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.drop_column("phone")
     with op.batch_alter_table("reports") as batch:
-        batch.drop_column("notify_lang")
         batch.drop_column("notify_channel")

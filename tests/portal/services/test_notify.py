@@ -15,8 +15,10 @@ from sqlalchemy import select
 from bcc_common.net import free_port
 from portal.config import Settings
 from portal.errors import TransitionRefused
+from portal.i18n import translate
 from portal.main import create_app
 from portal.models import Notification
+from portal.reference import Lang
 from portal.runtime import runtime_of
 from portal.services import proposals, reports, users, workflow
 from portal.services.events import NullSink
@@ -221,3 +223,34 @@ def test_linked_reporters_are_told_each_proposal_stage_exactly_once(
     )
     assert len(box.messages) == 10 and notifier.sent == 10
     assert len(rows) == 4 and {n.detail for n in rows} == {"musrenbang_kelurahan", "musrenbang_kecamatan"}
+
+
+def test_reporter_is_written_to_in_the_language_of_the_form(
+    settings: Settings, clock: FakeClock, inbox: tuple[Inbox, int]
+) -> None:
+    """A report made from the English form gets English e-mails, one from the Indonesian form Indonesian
+    ones (the form's hidden ``lang``, stored as ``reports.lang``); staff pages' language plays no part."""
+    box, port = inbox
+    with portal_with_smtp(settings, clock, port) as (app, client):
+        code_en = submit(client, contact_email="en@example.id", lang="en")
+        code_id = submit(client, contact_email="id@example.id", lang="id")
+        mails = {m["To"]: m for m in box.wait(2)}
+        langs: tuple[tuple[str, Lang, Lang], ...] = ((code_en, "en", "id"), (code_id, "id", "en"))
+        for code, lang, other in langs:
+            mail = mails[f"{lang}@example.id"]
+            body = str(mail.get_payload())
+            assert mail["Subject"] == f"[{code}] {translate('email_subject_created', lang)}"
+            assert translate("email_text_created", lang) in body
+            assert translate("email_text_created", other) not in body
+            assert translate("email_footer", other) not in body
+        admin = staff_client(app, "admin")
+        admin.post(
+            f"/staf/laporan/{report_id(app, code_en)}/verifikasi?lang=id",
+            data={"csrf_token": csrf(admin, "/staf")},
+        )
+        verified = box.wait(3)[2]
+        assert verified["Subject"] == f"[{code_en}] {translate('email_subject_verified', 'en')}"
+        assert translate("email_status", "en", status=translate("status_verified", "en")) in str(
+            verified.get_payload()
+        )
+        admin.close()

@@ -10,9 +10,10 @@ import pytest
 
 from bcc_common.gsm7 import BASIC, EXTENSION, SMS_SEPTETS, fit, septets, sms_text, to_gsm7
 from bcc_common.net import free_port
-from portal.i18n import MESSAGES as TEXTS
-from portal.services.notify import MESSAGES, report_sms
+from portal.i18n import translate
+from portal.services.notify import EVENTS, report_sms
 from portal.services.phone import mobile_id
+from portal.services.proposals import ALL_STAGES
 from portal.services.sms import SmsError, SmsSettings, TwilioSms
 from tests.support.sms import FakeTwilio, fake_twilio
 
@@ -112,23 +113,23 @@ def test_gsm7_counts_the_extension_table_twice_and_replaces_what_it_lacks() -> N
 # the longest a deployment's values get: a long public host name and a code whose symbols are all wide
 LONGEST_URL = "https://pengaduan.binjaikota.go.id"
 LONGEST_CODE = "BJ-WWWW-WWWW-WWWW"
-STAGES = [key.removeprefix("stage_") for key in TEXTS if key.startswith("stage_")]
+STAGES = list(ALL_STAGES)
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_every_report_sms_fits_one_message_unshortened_in_both_languages(lang: str) -> None:
     url = f"{LONGEST_URL}/laporan/{LONGEST_CODE}"
     rendered = 0
-    for event in MESSAGES:
+    for event in EVENTS:
         for stage in STAGES if event == "proposal" else [None]:
             text = report_sms(event, lang, LONGEST_CODE, url, stage)
             assert text is not None
             assert septets(text) <= SMS_SEPTETS, text
             assert LONGEST_CODE in text and text.endswith(url) and "..." not in text, text  # nothing cut
             if stage is not None:
-                assert to_gsm7(TEXTS[f"stage_{stage}"][lang == "en"]) in text
+                assert to_gsm7(translate(f"stage_{stage}", "en" if lang == "en" else "id")) in text
             rendered += 1
-    assert rendered == len(MESSAGES) - 1 + len(STAGES)
+    assert rendered == len(EVENTS) - 1 + len(STAGES)
 
 
 def test_a_longer_host_shortens_the_stage_never_the_code_or_link() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from html import escape as html_escape
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from portal.i18n import translate
 from portal.main import create_app
 from portal.runtime import runtime_of
 from portal.services import reports, wall
@@ -278,9 +280,23 @@ def test_admin_changes_which_view_goes_where(app: FastAPI, client: TestClient) -
 
     # Refused with the reason, nothing stored: split_4 with a view twice, widths not adding up to 7.
     bad = {**form, "split_4.0.views": "feed, feed", "split_2.0.width": "1"}
-    r = admin.post("/dinding/admin/tata-letak", data={**bad, "csrf_token": csrf(admin, "/dinding/admin")})
+    r = admin.post(
+        "/dinding/admin/tata-letak?lang=en", data={**bad, "csrf_token": csrf(admin, "/dinding/admin")}
+    )
     assert r.status_code == 400
     assert "appears twice" in r.text and "add up to" in r.text
+    # in the admin's language; a width that is no number is named by its place in the form
+    token = csrf(admin, "/dinding/admin")
+    total = f"{1 + float(form['split_2.1.width']):g}"
+    cases: tuple[tuple[dict[str, str], list[tuple[str, dict[str, object]]]], ...] = (
+        (bad, [("wall_err_view_twice", {"name": "split_4", "view": "feed"}),
+               ("wall_err_widths", {"name": "split_2", "total": total, "displays": 7})]),
+        ({**form, "split_3.1.width": "abc"}, [("wall_err_value", {"where": "split_3 1 width"})]),
+    )  # fmt: skip
+    for data, wants in cases:
+        r = admin.post("/dinding/admin/tata-letak?lang=id", data={**data, "csrf_token": token})
+        assert r.status_code == 400
+        assert all(html_escape(translate(key, "id", **fields)) in r.text for key, fields in wants), r.text
     assert runtime_of(app).wall.config.layouts["split_4"][0].views == ("clock", "feed")
 
     r = admin.post(
