@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -362,7 +363,25 @@ def test_a_wan_cut_under_load_loses_nothing_and_runs_no_late_command(wan: Wan) -
         (ser["tags"]["device"], row[0]) for series in rows.values() for ser in series for row in ser["values"]
     }
     missing, extra = published - points, points - published
-    repeated = sum(len(ser["values"]) - len({row[1] for row in ser["values"]}) for ser in rows["envsensor"])
+    # a counter value stored at two times: a state stored twice (a message delivered twice has the same
+    # source time, so InfluxDB keeps one point: this is what a duplicate would look like), unless the
+    # gateway itself published that value at two poll times (seen at the full size's start-up)
+    stored_twice = {
+        (ser["tags"]["device"], value)
+        for ser in rows["envsensor"]
+        for value, n in Counter(v for _t, v in ser["values"]).items()
+        if n > 1
+    }
+    published_at = {  # (sensor, counter value, source time) of every published state
+        (d, st["temperature"], st["ts"])
+        for _n, body in messages
+        for d, states in body.items()
+        for st in states
+        if d.startswith("env_")
+    }
+    times = Counter((d, value) for d, value, _ts in published_at)
+    gateway_twice = {key for key, n in times.items() if n > 1}
+    repeated = stored_twice - gateway_twice
     queued_bytes = sum(
         n
         for n, body in messages
@@ -375,7 +394,8 @@ def test_a_wan_cut_under_load_loses_nothing_and_runs_no_late_command(wan: Wan) -
         "stored": len(points),
         "missing": len(missing),
         "extra": len(extra),
-        "counter_values_twice": repeated,
+        "counter_values_twice": len(repeated),
+        "counter_values_the_gateway_published_twice": len(gateway_twice),
         "states_during_cut": len(cut_states),
         "states_per_s_during_cut": round(len(cut_states) / CUT_S),
         "bytes_queued_during_cut": queued_bytes,
@@ -385,7 +405,7 @@ def test_a_wan_cut_under_load_loses_nothing_and_runs_no_late_command(wan: Wan) -
         "load_1min_before_during": [round(load_before, 2), round(load_during, 2)],
     }
     print("WAN figures: " + json.dumps(figures))
-    assert not missing and not extra and repeated == 0, figures
+    assert not missing and not extra and not repeated, figures
     # the load ran during the cut (the gateway polls RATE states/s on an idle machine; on this shared
     # 2-core one it fell to ~480/s at RATE=1000: docs/performance.md)
     assert len(cut_states) >= 0.25 * RATE * CUT_S, figures
