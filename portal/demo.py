@@ -157,7 +157,8 @@ def _free_port(host: str) -> int:
 
 
 def seed(settings: Settings, now: datetime) -> dict[str, tuple[str, str]]:
-    """Two admins, an operator, one officer per agency, a viewer, and example reports in various states."""
+    """Two admins, an operator, one officer per agency, the health agency's head, a viewer, and example
+    reports in various states."""
     ref = load_reference()
     engine = make_engine(settings.database_url)
     upgrade(engine)
@@ -172,6 +173,9 @@ def seed(settings: Settings, now: datetime) -> dict[str, tuple[str, str]]:
             ("viewer", "pimpinan", "viewer", None),
         ]
         accounts += [(f"agency {a}", f"petugas.{a}", "agency", a) for a in ref.agencies]
+        # the health agency's head: its page (/staf/dinas/<agency>) and the deadline escalations' addressee
+        head = ref.categories["kesehatan"].agency
+        accounts.append((f"agency head {head}", f"kadis.{head}", "kepala_dinas", head))
         for label, username, role, agency in accounts:
             password = secrets.token_urlsafe(12)
             users.create_user(db, ref, username, role, password, now, agency=agency)
