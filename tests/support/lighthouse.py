@@ -107,13 +107,19 @@ LIGHTHOUSE_ATTEMPTS = 3
 
 
 async def _audit_once(url: str, workdir: Path) -> Result:
+    failure: object = None
     for _attempt in range(LIGHTHOUSE_ATTEMPTS):
-        report = await asyncio.to_thread(_run, url, workdir)
+        try:  # Lighthouse exits 1 on such a failure (its JSON report says runtimeError)
+            report = await asyncio.to_thread(_run, url, workdir)
+        except subprocess.CalledProcessError as err:
+            failure = err
+            continue
         categories = report["categories"]
         if all(categories[name]["score"] is not None for name in THRESHOLDS):
             break
+        failure = report.get("runtimeError")
     else:
-        raise AssertionError(f"Lighthouse gave no scores for {url}: {report.get('runtimeError')}")
+        raise AssertionError(f"Lighthouse gave no scores for {url}: {failure}")
     scores = {name: float(categories[name]["score"]) for name in THRESHOLDS}
     failed = [
         f"{name}: {ref['id']} ({report['audits'][ref['id']]['score']})"
