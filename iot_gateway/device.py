@@ -248,13 +248,16 @@ class DeviceRunner:
         if self._telemetry is not None:
             self._telemetry(self.id, payload)
 
-    def republish(self) -> None:
-        """After a broker reconnect: retained availability and last known state again."""
+    def republish(self, since: float) -> None:
+        """After a broker (re)connect at ``since`` (epoch s): retained availability and the last known
+        state again, unless this connection already carries that state (polled since: sent, or waiting
+        in the outbox for it). Without that check every device that polled between the connect and the
+        gateway's announcement published the same state twice (1,131 repeats at 1,500 devices)."""
         if self.available is not None:
             self._post(
                 self.topics.availability(self.id), (ONLINE if self.available else OFFLINE).encode(), False
             )
-        if self.values:
+        if self.values and self._last_publish < since:
             self.publish_state()
 
     # --- commands -------------------------------------------------------------------------

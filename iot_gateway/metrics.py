@@ -36,6 +36,13 @@ class GatewayMetrics:
             "bcc_gateway_breaker_open", "1 while the device's breaker is open", ["device"], registry=r
         )
         self.commands = Counter("bcc_gateway_commands", "Command results", ["status"], registry=r)
+        self.command_seconds = Histogram(
+            "bcc_gateway_command_seconds",
+            "From a command reaching its handler to its response handed to the broker (validation, "
+            "the bus, write, read-back, state)",
+            registry=r,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
         self.retained_commands_ignored = Counter(
             "bcc_gateway_retained_commands_ignored",
             "Retained messages on command topics, ignored",

@@ -117,6 +117,7 @@ class Gateway:
         self._started = False  # devices poll only once the first connection's ownership check passed
         self._checked = False  # the ownership check ran (on the first connection only)
         self._gone: set[str] = set()  # devices an earlier run announced that left the site
+        self._connected_at = 0.0  # epoch s of the current connection's start (Gateway._announce)
 
     # --- devices --------------------------------------------------------------------------
     def _hub_for(self, inst: DeviceInstance, config: GatewayConfig) -> BusHub:
@@ -231,6 +232,7 @@ class Gateway:
 
     # --- MQTT -----------------------------------------------------------------------------
     async def _on_connect(self, link: MqttLink) -> None:
+        self._connected_at = time.time()  # states polled from now on go out on this connection
         self._commands_live = False
         self._synced = False
         await self._sync_fleet(link)  # FleetConflict on the first connection: the gateway stops
@@ -260,7 +262,7 @@ class Gateway:
         await self._publish_inventory()
         self.outbox.flush()  # what waited for this connection, then every device's current state
         for dev in self.devices.values():
-            dev.republish()
+            dev.republish(self._connected_at)
 
     async def _go_live(self) -> None:
         await self._publish(self.topics.bridge_state(self.gateway_id), ONLINE.encode(), True)
@@ -370,6 +372,7 @@ class Gateway:
         await self.link.publish(self.topics.response(device), payload, retain=False)
 
     async def handle_command(self, topic: str, payload: bytes, retained: bool, replay: bool = False) -> None:
+        started = time.monotonic()
         device_id = self.topics.device_of_set(topic)
         if device_id is None:
             return
@@ -399,7 +402,7 @@ class Gateway:
         except CommandRejected as err:
             log.info("command_refused", device=device_id, status=err.status.value, error=str(err))
             body = response_payload(device_id, err.transaction, err.status, str(err))
-            await self._answer(key, device_id, err.transaction, body, err.status)
+            await self._answer(key, device_id, err.transaction, body, err.status, started)
             return
         future: asyncio.Future[bytes] | None = None
         if cmd.transaction is not None:
@@ -407,7 +410,7 @@ class Gateway:
             if not first:
                 body = await asyncio.shield(future)
                 status = CommandStatus(orjson.loads(body)["status"])
-                await self._answer(key, device_id, cmd.transaction, body, status)
+                await self._answer(key, device_id, cmd.transaction, body, status, started)
                 return
         if self.lease is not None and not await self._share_record(
             "claimed", key, device_id, cmd.transaction
@@ -427,16 +430,17 @@ class Gateway:
         log.info(
             "command_done", device=device_id, transaction=cmd.transaction, status=status.value, error=error
         )
-        await self._answer(key, device_id, cmd.transaction, body, status)
+        await self._answer(key, device_id, cmd.transaction, body, status, started)
 
     async def _answer(
-        self, key: str, device: str, txn: str | None, body: bytes, status: CommandStatus
+        self, key: str, device: str, txn: str | None, body: bytes, status: CommandStatus, started: float
     ) -> None:
         """Respond; with a standby, first share the answer (a retry after the response finds it there,
-        and the standby forgets the command)."""
+        and the standby forgets the command). ``started``: when the command reached its handler."""
         if self.share is not None:
             await self._share_record("done", key, device, txn, body)
         await self._respond(device, body, status)
+        self.metrics.command_seconds.observe(time.monotonic() - started)
 
     async def _refuse_retained(self, device_id: str, payload: bytes) -> None:
         """A retained command would re-fire on every (re)subscribe: never act on one.
