@@ -21,8 +21,10 @@ from typing import Any
 
 import aiomqtt
 import structlog
-from paho.mqtt.client import MQTT_ERR_SUCCESS
+from paho.mqtt.client import DISCONNECT, MQTT_ERR_SUCCESS, PUBLISH
 from paho.mqtt.client import error_string as mqtt_error_string
+from paho.mqtt.client import time_func as paho_time
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bcc_common.process import cancel_and_wait
@@ -91,6 +93,49 @@ def window_from_connack(client: aiomqtt.Client, window: int) -> None:
     paho.on_connect = on_connect
 
 
+def coalesce_writes(paho: Any) -> None:
+    """Send everything in paho's queue with one ``send()`` per writable event, not one per packet.
+
+    paho (pinned) writes its queued packets one by one; with the outbox sending device states in
+    batches (iot_gateway.outbox.STATE_BATCH_S) a batch then costs one system call instead of one per
+    state. Only packets paho needs nothing more for once written are joined: QoS 1 publishes, acks,
+    subscribes, pings. A QoS 0 publish (paho calls ``on_publish`` and marks it published) or a
+    DISCONNECT in the queue leaves the write to paho's own method. A partial send leaves the first
+    unfinished packet at the head of the queue with its position, as paho does.
+    """
+    own_write = paho._packet_write
+    out = paho._out_packet
+
+    def packet_write() -> MQTTErrorCode:
+        if len(out) < 2 or any(
+            (p["command"] & 0xF0) == DISCONNECT or ((p["command"] & 0xF0) == PUBLISH and p["qos"] == 0)
+            for p in out
+        ):
+            return own_write()  # type: ignore[no-any-return]
+        data = b"".join(memoryview(p["packet"])[p["pos"] :] for p in out)
+        try:
+            sent = paho._sock_send(data)
+        except (AttributeError, ValueError):  # no socket (any more): as paho's own write
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        except BlockingIOError:
+            return MQTTErrorCode.MQTT_ERR_AGAIN
+        except OSError:
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        while sent > 0:
+            head = out[0]
+            step = min(sent, head["to_process"])
+            head["pos"] += step
+            head["to_process"] -= step
+            sent -= step
+            if head["to_process"] == 0:
+                out.popleft()
+        with paho._msgtime_mutex:
+            paho._last_msg_out = paho_time()
+        return MQTTErrorCode.MQTT_ERR_AGAIN if out else MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    paho._packet_write = packet_write
+
+
 class _Ack:
     """Stands in for the ``asyncio.Event`` aiomqtt keeps per pending publish: its PUBACK callback
     pops the message id from the client's pending table and calls ``set()``. The future says whether
@@ -149,9 +194,17 @@ class MqttLink:
         kwargs = client_kwargs(self.settings, self.client_id, self._password)
         client = aiomqtt.Client(will=will, **kwargs)  # type: ignore[arg-type]
         bound_incoming(client, self.settings.incoming_queue, self._wanted, self._metrics.incoming_dropped)
+        coalesce_writes(client._client)  # the paho client aiomqtt wraps (pinned version)
         if self.settings.protocol == "5":
             window_from_connack(client, PUBLISH_WINDOW)
         return client
+
+    @property
+    def window(self) -> int:
+        """QoS 1 publishes the connection lets be in flight at once (``PUBLISH_WINDOW`` or fewer, as
+        the broker's CONNACK says; paho's default of 20 over MQTT 3.1.1, which has no such property)."""
+        client = self._client
+        return int(client._client._max_inflight_messages) if client is not None else PUBLISH_WINDOW
 
     @property
     def can_publish(self) -> bool:
