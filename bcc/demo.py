@@ -43,26 +43,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedded-broker", action="store_true", help="use amqtt even if mosquitto exists")
 
 
+def command_line(argv: list[str], fields: str) -> str:
+    """A shell line that publishes the command ``{<fields>, "ts": <now>}``: ``argv`` quoted as is, the
+    send time filled in by the shell when the line runs (``$(date +%s)``; the gateway refuses a command
+    without ``ts``), so a copy-paste works at any later time."""
+    return shlex.join([*argv, "-m"]) + " '{" + fields + ", \"ts\": '$(date +%s)'}'"
+
+
 def instructions(host: str, port: int, secrets: dict[str, str], base: str, mqtt5: bool) -> list[str]:
     op = ["-h", host, "-p", str(port), "-u", "operator", "-P", secrets["operator"]]
     ro = ["-h", host, "-p", str(port), "-u", "readonly", "-P", secrets["readonly"]]
     v = ["-V", "mqttv5"] if mqtt5 else []
     topics = Topics(base)
-    pub = [
-        "mosquitto_pub",
-        *v,
-        *op,
-        "-t",
-        topics.set("lights_a"),
-        "-m",
-        '{"relay_1": "ON", "transaction": "demo-1"}',
-    ]
+    pub = ["mosquitto_pub", *v, *op, "-t", topics.set("lights_a")]
+    wall = ["mosquitto_pub", *v, *op, "-t", topics.set("wall")]
     sub = ["mosquitto_sub", *v, *ro, "-t", topics.everything, "-v"]
     return [
         "Watch everything:           " + shlex.join(sub),
-        "Switch light circuit 1 on:  " + shlex.join(pub),
-        "Set the wall to split 4:    "
-        + shlex.join(["mosquitto_pub", *v, *op, "-t", topics.set("wall"), "-m", '{"layout": "split_4"}']),
+        "Switch light circuit 1 on:  " + command_line(pub, '"relay_1": "ON", "transaction": "demo-1"'),
+        "Set the wall to split 4:    " + command_line(wall, '"layout": "split_4"'),
     ]
 
 

@@ -371,6 +371,13 @@ def build_plan(settings: InstallSettings, base: Path, root: Path, source: Path, 
             problems += [f"sites.{name}: {p}" for p in err.problems]
             continue
         loaded_sites[name] = loaded
+        bridged = name in settings.bridges or (settings.bridge is not None and settings.bridge.site == name)
+        if bridged and not loaded.site.gateway.require_command_ts:
+            problems.append(
+                f"sites.{name} {path}: gateway.require_command_ts: false is for a gateway on a local broker "
+                "only; this site's commands cross a bridge, where a command without ts sent during a WAN "
+                "cut would run when the link returns"
+            )
         influx = loaded.site.influxdb
         if settings.wants("recorder") and (
             influx is None or influx.auth != "basic" or influx.username != settings.influxdb_username

@@ -12,6 +12,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ async def bench_command(count: int) -> dict[str, Any]:
                 await asyncio.to_thread(rt.wait_online, T.availability("lights_a"), 20.0)
                 cmd_rtts: list[float] = []
                 for i in range(count + 10):
-                    body = orjson.dumps({"relay_1": "ON" if i % 2 else "OFF", "transaction": f"b{i}"})
+                    on = "ON" if i % 2 else "OFF"
+                    body = orjson.dumps({"relay_1": on, "transaction": f"b{i}", "ts": time.time()})
                     dt, resp = await asyncio.to_thread(
                         rt.request, T.set("lights_a"), body, T.response("lights_a")
                     )

@@ -168,7 +168,7 @@ async def bench_poll(
                 while time.monotonic() < end:
                     rss = max(rss, gproc.memory_info().rss / 2**20)
                     if i < commands:
-                        body = orjson.dumps({"tag_000": i % 1000, "transaction": f"c{i}"})
+                        body = orjson.dumps({"tag_000": i % 1000, "transaction": f"c{i}", "ts": time.time()})
                         dev = f"dev_{i % devices:04d}"
                         try:
                             dt, resp = await asyncio.to_thread(

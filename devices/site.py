@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from bcc_common.ident import Ident
 from devices.console import ConsoleSection
@@ -92,6 +92,10 @@ class GatewaySettings(Frozen):
     lease_s: Annotated[float, Field(ge=1, le=60)] | None = None
     command_deadline_ms: Annotated[int, Field(ge=50, le=60000)] = 2000
     command_ttl_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # A command without ``ts`` has no age, so the TTL cannot refuse it: it is rejected. False executes
+    # one anyway (the old behaviour), safe only for a gateway whose broker queues nothing for it (a
+    # local broker, no bridge): docs/configuration.md. `bcc install` refuses false for a bridged site.
+    require_command_ts: StrictBool = True
     offline_after_failures: Annotated[int, Field(ge=1, le=100)] = 3
     heartbeat_s: Annotated[float, Field(gt=0)] = 60.0
     breaker_max_backoff_s: Annotated[float, Field(gt=0)] = 30.0

@@ -1,8 +1,10 @@
 """Parse and validate commands from MQTT, before anything touches a device.
 
 A command is a JSON object of point keys to absolute values, with an optional ``transaction`` id and
-an optional ``ts`` (ISO-8601 or epoch seconds) that the TTL check uses. Anything wrong makes the whole
-command ``rejected``: nothing is written for a partly valid command.
+``ts`` (ISO-8601 with timezone or epoch seconds), the time it was sent, that the TTL check uses. ``ts``
+is mandatory unless the site says ``gateway.require_command_ts: false``: a command without it has no
+age, so one queued on a broker (a bridge during a WAN cut) would run whenever it is delivered. Anything
+wrong makes the whole command ``rejected``: nothing is written for a partly valid command.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from devices.models import DeviceProfile, Point
 
 # Clocks of command senders may run a little ahead of ours.
 MAX_FUTURE_SKEW_S = 5.0
+MISSING_TS = "ts missing: a command must say when it was sent (ISO-8601 with timezone or epoch seconds)"
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,17 @@ def _timestamp(value: Any) -> float:
 
 
 def parse_command(
-    device: str, profile: DeviceProfile, payload: bytes, *, max_bytes: int, now: float, ttl_s: float
+    device: str,
+    profile: DeviceProfile,
+    payload: bytes,
+    *,
+    max_bytes: int,
+    now: float,
+    ttl_s: float,
+    require_ts: bool,
 ) -> Command:
-    """Validate a command payload against the device profile. ``now`` is epoch seconds."""
+    """Validate a command payload against the device profile. ``now`` is epoch seconds; with
+    ``require_ts`` a command without ``ts`` is rejected."""
     if len(payload) > max_bytes:
         raise CommandRejected(f"payload of {len(payload)} bytes exceeds the limit of {max_bytes}")
     try:
@@ -96,6 +107,8 @@ def parse_command(
     if not isinstance(data, dict):
         raise CommandRejected("payload must be a JSON object of point keys to values")
     tx = _transaction(data)
+    if "ts" not in data and require_ts:
+        raise CommandRejected(MISSING_TS, tx)
     if "ts" in data:
         try:
             sent = _timestamp(data["ts"])

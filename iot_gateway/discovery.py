@@ -31,6 +31,13 @@ def _value_template(key: str) -> str:
     return "{{ value_json." + key + " }}"
 
 
+def _command_template(key: str, value: str) -> str:
+    """The command Home Assistant publishes: the point's value (``value``, a JSON fragment around the
+    template's ``value``) and ``ts``, the send time Home Assistant renders (epoch seconds), which the
+    gateway requires to judge the command's age (docs/mqtt.md, "Commands")."""
+    return '{"' + key + '": ' + value + ', "ts": {{ as_timestamp(now()) }}}'
+
+
 def component(point: Point, uid: str, topics: Topics, device: str) -> dict[str, Any]:
     """The ``cmps`` entry of one point."""
     c: dict[str, Any] = {
@@ -51,14 +58,14 @@ def component(point: Point, uid: str, topics: Topics, device: str) -> dict[str, 
             "state_on": "ON",
             "state_off": "OFF",
         }
-        c |= command | {"command_template": '{"' + point.key + '": "{{ value }}"}'}
+        c |= command | {"command_template": _command_template(point.key, '"{{ value }}"')}
     elif point.is_bool:
         c |= {"platform": "binary_sensor", "payload_on": "ON", "payload_off": "OFF"}
         if point.device_class:
             c["device_class"] = point.device_class
     elif point.enum is not None and point.writable:
         c |= {"platform": "select", "options": list(point.enum.values())}
-        c |= command | {"command_template": '{"' + point.key + '": "{{ value }}"}'}
+        c |= command | {"command_template": _command_template(point.key, '"{{ value }}"')}
     elif point.enum is not None:
         c |= {"platform": "sensor", "device_class": "enum", "options": list(point.enum.values())}
     elif point.writable:
@@ -69,7 +76,7 @@ def component(point: Point, uid: str, topics: Topics, device: str) -> dict[str, 
             c["max"] = point.maximum
         if point.unit and point.unit != "1":
             c["unit_of_measurement"] = point.unit
-        c |= command | {"command_template": '{"' + point.key + '": {{ value }}}'}
+        c |= command | {"command_template": _command_template(point.key, "{{ value }}")}
     else:
         c["platform"] = "sensor"
         if point.unit and point.unit != "1":

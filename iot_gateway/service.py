@@ -398,6 +398,7 @@ class Gateway:
                 max_bytes=self.settings.max_payload_bytes,
                 now=time.time(),
                 ttl_s=self.settings.command_ttl_s,
+                require_ts=self.settings.require_command_ts,
             )
         except CommandRejected as err:
             log.info("command_refused", device=device_id, status=err.status.value, error=str(err))

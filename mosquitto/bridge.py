@@ -78,7 +78,7 @@ def bridge_section(b: BridgeConf) -> str:
         f"topic +/availability out 1 {prefix} {prefix}",
         f"topic +/response out 1 {prefix} {prefix}",
         "# Commands from the center; one queued during a cut arrives after it and the gateway answers",
-        "# it `stale` (older than gateway.command_ttl_s), never executing it.",
+        "# it `stale` (older than gateway.command_ttl_s), never executing it (one without ts: `rejected`).",
         f"topic +/set in 1 {prefix} {prefix}",
     ]
     return "\n".join(lines) + "\n"

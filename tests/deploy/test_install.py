@@ -510,6 +510,29 @@ def test_a_broken_site_file_is_refused_with_its_problems(
     assert not (tmp_path / "root").exists()
 
 
+@pytest.mark.parametrize("side", ["center", "building"])
+def test_a_bridged_site_must_require_command_ts(
+    kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture[str], side: str
+) -> None:
+    """Through a bridge, a command without ts sent during a WAN cut would wait on a broker and run when
+    the link returns: neither the center (``bridges:``) nor the building (``bridge:``) installs that."""
+    site = kit.folder / "sites" / "room.yaml"
+    text = site.read_text()
+    assert "  require_command_ts: true\n" in text
+    site.write_text(text.replace("  require_command_ts: true\n", "  require_command_ts: false\n"))
+    if side == "center":
+        kit.settings["bridges"] = ["room"]
+    else:
+        kit.settings["bridge"] = {"site": "room", "address": MQTT_HOST, "ca": "tls/ca.crt"}
+    code, _, err = install(kit, tmp_path / "root", capsys)
+    assert code == 2
+    assert f"sites.room {site}: gateway.require_command_ts: false is for a gateway on a local broker" in err
+    assert not (tmp_path / "root").exists()
+    kit.settings.pop("bridges" if side == "center" else "bridge")  # the same site without a bridge: fine
+    code, _, err = install(kit, tmp_path / "root", capsys, "--check")
+    assert code == 0, err
+
+
 def test_check_writes_nothing(kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = install(kit, tmp_path / "root", capsys, "--check")
     assert code == 0 and "files would be written" in out

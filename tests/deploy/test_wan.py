@@ -13,7 +13,8 @@ The building's only link is cut for ``BCC_WAN_CUT_S`` seconds (60 in ``make test
 command from inside the building is executed; the center sees the building offline (the bridge's last
 will, read with the console's FleetView) while the gateway's own retained state still says online; a
 command sent at the center is queued for the bridge's session and, delivered after the cut, answered
-``stale`` and never executed (the simulator's write log). After the cut every state the gateway
+``stale`` and never executed (the simulator's write log); one sent without ``ts`` (it has no age) is
+answered ``rejected`` and never executed either. After the cut every state the gateway
 published (tapped on the building's broker, which the WAN does not touch) is exactly one point in
 InfluxDB: none missing, none extra, no counter value twice. The issue's full figure is the same test
 with ``BCC_WAN_CUT_S=600 BCC_WAN_RATE=1000`` (docs/performance.md, "Buildings behind a WAN").
@@ -59,6 +60,7 @@ SIM_CONTROL = 9999
 GATEWAY = "gedung_a"
 T = Topics()
 STALE_COMMAND = "cut-1"
+AGELESS_COMMAND = "cut-no-ts"
 
 
 def sensors() -> list[str]:
@@ -294,6 +296,8 @@ def test_a_wan_cut_under_load_loses_nothing_and_runs_no_late_command(wan: Wan) -
         wan.center_publish(
             T.set("lights"), {"relay_1": "ON", "transaction": STALE_COMMAND, "ts": time.time()}
         )
+        # and one without ts (a hand-made mosquitto_pub): it has no age, so it is refused outright
+        wan.center_publish(T.set("lights"), {"relay_3": "ON", "transaction": AGELESS_COMMAND})
         eventually_sync(
             lambda: time.monotonic() - cut_at >= CUT_S, timeout=CUT_S + 1, what="the cut's length"
         )
@@ -305,19 +309,25 @@ def test_a_wan_cut_under_load_loses_nothing_and_runs_no_late_command(wan: Wan) -
     eventually_sync(lambda: wan.center_view().online(GATEWAY), timeout=60, what="the center sees it back")
     back_s = time.monotonic() - restored_at
 
-    def stale_answer() -> dict[str, Any] | None:
-        for line in (wan.logs / "center-responses.jsonl").read_text().splitlines():
-            body: dict[str, Any] = json.loads(line)
-            if body.get("transaction") == STALE_COMMAND:
-                return body
-        return None
+    def answers() -> dict[str, dict[str, Any]]:
+        """The responses seen at the center, by transaction."""
+        lines = (wan.logs / "center-responses.jsonl").read_text().splitlines()
+        return {str(body.get("transaction")): body for body in map(json.loads, lines)}
 
-    eventually_sync(stale_answer, timeout=60, what="the gateway answered the command of the cut")
-    answered = stale_answer()
-    assert answered is not None and answered["status"] == "stale", answered
-    assert [w["address"] for w in wan.writes("lights")] == [1]  # relay_2 only: relay_1 never ran
+    eventually_sync(
+        lambda: {STALE_COMMAND, AGELESS_COMMAND} <= answers().keys(),
+        timeout=60,
+        what="the gateway answered the commands of the cut",
+    )
+    answered = answers()
+    assert answered[STALE_COMMAND]["status"] == "stale", answered
+    ageless = answered[AGELESS_COMMAND]
+    assert ageless["status"] == "rejected" and ageless["error"].startswith("ts missing"), ageless
+    # relay_2 only: relay_1 (stale) and relay_3 (no ts) never ran
+    assert [w["address"] for w in wan.writes("lights")] == [1]
     commands = (wan.logs / "building-commands.txt").read_text()
-    assert STALE_COMMAND in commands and "lampu_lain" not in commands, commands
+    assert STALE_COMMAND in commands and AGELESS_COMMAND in commands, commands
+    assert "lampu_lain" not in commands, commands
 
     # the states of the cut arrive: time to drain the building's queue
     cut_states = {

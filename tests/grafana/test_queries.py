@@ -14,7 +14,7 @@ from iot_gateway.recorder.influxd import InfluxdProcess
 from iot_gateway.recorder.service import running_recorder
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway, with_ts
 from tests.support.influx import influxql, recorder_config
 from tests.support.wait import eventually
 
@@ -43,7 +43,7 @@ async def test_every_panel_query_returns_a_series(
                     f"bcc/{dev.id}", lambda v: isinstance(v, dict) and len(v) > 2, timeout=10
                 )
             mark = portal.mark()
-            await portal.publish("bcc/lights_a/set", {"relay_2": "ON", "transaction": "grafana-1"})
+            await portal.publish("bcc/lights_a/set", with_ts({"relay_2": "ON", "transaction": "grafana-1"}))
             await portal.wait_for("bcc/lights_a/response", since=mark)
             # Report events and backlog exactly as the portal publishes them (docs/influxdb.md).
             for i, category in enumerate(sorted(category_keys())):

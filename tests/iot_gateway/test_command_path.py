@@ -11,7 +11,7 @@ import aiomqtt
 
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway, with_ts
 from tests.support.wait import eventually
 
 COIL_WRITES = (5, 15)
@@ -29,7 +29,7 @@ async def test_switch_relay_changes_coil_and_publishes_state(
         await p.wait_for("bcc/lights_a", lambda s: s.get("relay_3") == "OFF")
         assert await p.wait_for("bcc/lights_a/availability") == "online"
         mark = p.mark()
-        await p.publish("bcc/lights_a/set", {"relay_3": "ON", "transaction": "t-1"})
+        await p.publish("bcc/lights_a/set", with_ts({"relay_3": "ON", "transaction": "t-1"}))
         resp = await p.wait_for("bcc/lights_a/response", since=mark)
         assert resp["status"] == "ok", resp
         assert resp["transaction"] == "t-1"
@@ -46,7 +46,7 @@ async def test_layout_preset_change(room_sim: SiteSimulator, mosquitto: Mosquitt
     async with probe(mosquitto) as p, running_gateway(cfg):
         await p.wait_for("bcc/wall", lambda s: s.get("layout") == "wide")
         mark = p.mark()
-        await p.publish("bcc/wall/set", {"layout": "split_4", "transaction": "lay"})
+        await p.publish("bcc/wall/set", with_ts({"layout": "split_4", "transaction": "lay"}))
         resp = await p.wait_for("bcc/wall/response", since=mark)
         assert resp["status"] == "ok", resp
         assert room_sim.device("wall").get_registers("holding_register", 0, 1) == [3]
@@ -71,7 +71,7 @@ async def test_stuck_relay_gives_failed_readback(
     async with probe(mosquitto) as p, running_gateway(cfg):
         await p.wait_for("bcc/lights_b", lambda s: s.get("relay_1") == "OFF")
         mark = p.mark()
-        await p.publish("bcc/lights_b/set", {"relay_1": "ON", "transaction": "stuck-1"})
+        await p.publish("bcc/lights_b/set", with_ts({"relay_1": "ON", "transaction": "stuck-1"}))
         resp = await p.wait_for("bcc/lights_b/response", since=mark)
         assert resp["status"] == "failed_readback", resp
         assert resp["state"] == {"relay_1": "OFF"}
@@ -91,19 +91,24 @@ async def test_rejections_cause_no_write(room_sim: SiteSimulator, mosquitto: Mos
         ({"device_address": 7}, "read-only"),
         ({"relay_1": "ON", "relay_2": "MAYBE"}, "relay_2"),  # partly valid: nothing is written
         ({}, "no point"),
+        ({"relay_1": "ON", "ts": "yesterday"}, "ts must be ISO-8601 with timezone or epoch seconds"),
+        ({"relay_1": "ON", "ts": "2026-12-05T10:00:00"}, "ts must be ISO-8601 with timezone"),
+        ({"relay_1": "ON", "ts": True}, "ts must be ISO-8601 with timezone"),
         (b"x" * 200_000, "exceeds the limit"),  # above the gateway's 16 KB, below the broker's 256 KB
     ]
     async with probe(mosquitto) as p, running_gateway(cfg) as gw:
         await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
         for i, (payload, expected) in enumerate(bad):
             mark = p.mark()
+            if isinstance(payload, dict):  # sent now, so that the problem named is the one refused
+                payload = {"ts": time.time(), **payload}
             await p.publish("bcc/lights_a/set", payload)
             resp = await p.wait_for("bcc/lights_a/response", since=mark)
             assert resp["status"] == "rejected", (i, resp)
             assert expected in resp["error"], (i, resp)
         # Still alive and working after all that garbage.
         mark = p.mark()
-        await p.publish("bcc/lights_a/set", {"relay_8": "ON"})
+        await p.publish("bcc/lights_a/set", with_ts({"relay_8": "ON"}))
         assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
         assert [w.address for w in writes(room_sim, "lights_a")] == [7]
         assert gw.metrics.commands.labels("rejected")._value.get() == len(bad)
@@ -121,10 +126,58 @@ async def test_stale_and_future_commands(room_sim: SiteSimulator, mosquitto: Mos
         await p.publish("bcc/lights_a/set", {"relay_1": "ON", "ts": "2020-01-01T00:00:00Z"})
         assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "stale"
         mark = p.mark()
+        await p.publish("bcc/lights_a/set", {"relay_1": "ON", "ts": time.time() + 60})
+        resp = await p.wait_for("bcc/lights_a/response", since=mark)
+        assert resp["status"] == "rejected" and "in the future" in resp["error"], resp
+        assert writes(room_sim, "lights_a") == []
+        mark = p.mark()
         fresh = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         await p.publish("bcc/lights_a/set", {"relay_1": "ON", "ts": fresh})
         assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
         assert len(writes(room_sim, "lights_a")) == 1
+
+
+async def test_command_without_ts_is_rejected_and_writes_nothing(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
+    """It has no age: queued somewhere (a bridge during a WAN cut) it would run whenever delivered."""
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto)  # require_command_ts: the default
+    assert cfg.loaded.site.gateway.require_command_ts is True
+    async with probe(mosquitto) as p, running_gateway(cfg) as gw:
+        await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
+        mark = p.mark()
+        await p.publish("bcc/lights_a/set", {"relay_1": "ON", "transaction": "no-ts"})
+        resp = await p.wait_for("bcc/lights_a/response", since=mark)
+        assert resp["status"] == "rejected" and resp["transaction"] == "no-ts", resp
+        assert resp["error"].startswith("ts missing: a command must say when it was sent"), resp
+        assert gw.metrics.commands.labels("rejected")._value.get() == 1
+        # Answered only after the gateway decided: the relay board saw no write at all.
+        assert writes(room_sim, "lights_a") == []
+        assert room_sim.device("lights_a").get_point("relay_1") is False
+        # The same command with its send time runs.
+        mark = p.mark()
+        await p.publish("bcc/lights_a/set", with_ts({"relay_1": "ON", "transaction": "with-ts"}))
+        assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
+        assert [w.address for w in writes(room_sim, "lights_a")] == [0]
+
+
+async def test_command_without_ts_runs_when_the_site_does_not_require_it(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
+    """``gateway.require_command_ts: false``: the old behaviour, for a gateway on a local broker only."""
+    cfg = gateway_config(room_sim.site_for_clients(), mosquitto, require_command_ts=False)
+    async with probe(mosquitto) as p, running_gateway(cfg):
+        await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
+        mark = p.mark()
+        await p.publish("bcc/lights_a/set", {"relay_1": "ON", "transaction": "no-ts"})
+        resp = await p.wait_for("bcc/lights_a/response", since=mark)
+        assert resp["status"] == "ok" and resp["transaction"] == "no-ts", resp
+        assert [w.address for w in writes(room_sim, "lights_a")] == [0]
+        # A ts, when given, is still judged: an old command is stale and writes nothing.
+        mark = p.mark()
+        await p.publish("bcc/lights_a/set", {"relay_2": "ON", "ts": time.time() - 60})
+        assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "stale"
+        assert [w.address for w in writes(room_sim, "lights_a")] == [0]
 
 
 async def test_repeated_transaction_executes_once(
@@ -135,7 +188,7 @@ async def test_repeated_transaction_executes_once(
         await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
         mark = p.mark()
         for _ in range(5):
-            await p.publish("bcc/lights_a/set", {"relay_5": "ON", "transaction": "same"})
+            await p.publish("bcc/lights_a/set", with_ts({"relay_5": "ON", "transaction": "same"}))
         await eventually(lambda: len(p.all("bcc/lights_a/response", since=mark)) == 5)
         responses = p.all("bcc/lights_a/response", since=mark)
         assert all(r == responses[0] for r in responses), responses
@@ -148,13 +201,13 @@ async def test_retained_command_before_start_is_ignored(
 ) -> None:
     cfg = gateway_config(room_sim.site_for_clients(), mosquitto)
     async with probe(mosquitto, subscribe=None) as planter:
-        await planter.publish("bcc/lights_a/set", {"relay_1": "ON"}, retain=True)
+        await planter.publish("bcc/lights_a/set", with_ts({"relay_1": "ON"}), retain=True)
     async with probe(mosquitto) as p, running_gateway(cfg) as gw:
         await p.wait_for("bcc/lights_a", lambda s: s.get("relay_1") == "OFF")
         await eventually(lambda: gw.metrics.retained_commands_ignored._value.get() == 1)
         # A live command after it is executed normally: the retained one never was.
         mark = p.mark()
-        await p.publish("bcc/lights_a/set", {"relay_2": "ON"})
+        await p.publish("bcc/lights_a/set", with_ts({"relay_2": "ON"}))
         assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
         assert [w.address for w in writes(room_sim, "lights_a")] == [1]
         assert p.all("bcc/lights_a/response") == p.all("bcc/lights_a/response", since=mark)
@@ -171,7 +224,7 @@ async def test_one_megabyte_payload_is_stopped_at_the_broker(
             async with probe(mosquitto, subscribe=None) as sender:
                 await sender.publish("bcc/lights_a/set", b"{" + b" " * 1_000_000 + b"}")
         mark = p.mark()
-        await p.publish("bcc/lights_a/set", {"relay_4": "ON", "transaction": "after-1mb"})
+        await p.publish("bcc/lights_a/set", with_ts({"relay_4": "ON", "transaction": "after-1mb"}))
         resp = await p.wait_for("bcc/lights_a/response", since=mark)
         assert resp["status"] == "ok" and resp["transaction"] == "after-1mb"
         assert p.all("bcc/lights_a/response") == [resp]

@@ -20,7 +20,7 @@ from devices.loader import DEMO_SITE, load_site, site_from_dict
 from iot_gateway import discovery
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway, site_dict
+from tests.support.gateway import gateway_config, probe, running_gateway, site_dict, with_ts
 from tests.support.paths import ROOT
 
 HA_VALIDATOR = Path(__file__).parent / "ha" / "validate_discovery.py"
@@ -141,7 +141,7 @@ async def test_sighup_reload_and_cleanup_after_restart(
             site_file.write_text("site: [", encoding="utf-8")
             proc.send_signal(signal.SIGHUP)
             mark = p.mark()
-            await p.publish("bcc/lights_c/set", {"no_such_point": 1, "transaction": "alive"})
+            await p.publish("bcc/lights_c/set", with_ts({"no_such_point": 1, "transaction": "alive"}))
             resp = await p.wait_for("bcc/lights_c/response", since=mark)
             assert resp["status"] == "rejected"  # lights_c still known: the running site was kept
         finally:
@@ -192,7 +192,7 @@ async def test_metrics_and_healthz(room_sim: SiteSimulator, mosquitto: Mosquitto
     async with probe(mosquitto) as p, running_gateway(cfg) as gw:
         await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
         mark = p.mark()
-        await p.publish("bcc/lights_a/set", {"relay_1": "ON"})
+        await p.publish("bcc/lights_a/set", with_ts({"relay_1": "ON"}))
         await p.wait_for("bcc/lights_a/response", since=mark)
         base = f"http://127.0.0.1:{gw.health.port}"
 

@@ -23,7 +23,7 @@ from devices.loader import LoadedSite, load_site
 from iot_gateway.service import Gateway
 from mosquitto import MosquittoProcess
 from simulators import SiteSimulator, start_site
-from tests.support.gateway import Probe, gateway_config, probe, running_gateway, site_dict
+from tests.support.gateway import Probe, gateway_config, probe, running_gateway, site_dict, with_ts
 from tests.support.paths import ROOT
 
 SITES = ROOT / "tests" / "fixtures" / "sites"
@@ -90,7 +90,7 @@ async def test_two_gateways_each_announce_and_answer_only_their_own_devices(
 
         # A device nobody owns: nobody answers (the console knows from the inventories, not the gateways).
         mark = p.mark()
-        await p.publish("bcc/nobody/set", {"relay_1": "ON", "transaction": "x-1"})
+        await p.publish("bcc/nobody/set", with_ts({"relay_1": "ON", "transaction": "x-1"}))
         await command(p, "north_lights", "n-2", "relay_2")  # barrier
         assert p.all("bcc/nobody/response", since=mark) == []
         # Health per gateway too.

@@ -12,6 +12,7 @@ with (a broker delivers at the lower of the two). One Home Assistant start (its 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,10 @@ async def test_real_home_assistant_discovers_switches_and_uses_qos_1(
 
         await ha.call_service("switch", "turn_on", {"entity_id": switch})
         sent = await commands.wait_for("bcc/lights_a/set", timeout=10)
-        assert sent == {"relay_1": "ON"}
+        # The command template makes Home Assistant add its send time (epoch seconds): the gateway
+        # refuses a command without ts.
+        assert sent.keys() == {"relay_1", "ts"} and sent["relay_1"] == "ON", sent
+        assert isinstance(sent["ts"], float) and abs(sent["ts"] - time.time()) < 10, sent
         qos = [m.qos for m in commands.messages if str(m.topic) == "bcc/lights_a/set"]
         assert qos == [1], f"Home Assistant published the command at QoS {qos}"
 

@@ -14,7 +14,7 @@ import yaml
 
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway, site_dict
+from tests.support.gateway import gateway_config, probe, running_gateway, site_dict, with_ts
 from tests.support.paths import ROOT
 
 
@@ -28,7 +28,7 @@ async def test_dead_device_goes_offline_and_neighbours_keep_their_rate(
         await p.wait_for("bcc/lights_b/availability", lambda v: v == "offline", timeout=10)
         # Commands to the dead device are answered at once, without touching the bus.
         mark = p.mark()
-        await p.publish("bcc/lights_b/set", {"relay_1": "ON", "transaction": "dead"})
+        await p.publish("bcc/lights_b/set", with_ts({"relay_1": "ON", "transaction": "dead"}))
         resp = await p.wait_for("bcc/lights_b/response", since=mark)
         assert resp["status"] == "device_unavailable"
         # Its neighbour on the same bus keeps polling at 1 s while the breaker keeps lights_b quiet.
@@ -97,7 +97,7 @@ async def test_broker_restart_reconnects_and_republishes(
             await room_sim.device("lights_a").set_point("relay_4", True)  # the device changes by itself
             await p.wait_for("bcc/lights_a", lambda s: s.get("relay_4") == "ON", timeout=5)
             mark = p.mark()
-            await p.publish("bcc/lights_a/set", {"relay_6": "ON", "transaction": "after"})
+            await p.publish("bcc/lights_a/set", with_ts({"relay_6": "ON", "transaction": "after"}))
             resp = await p.wait_for("bcc/lights_a/response", since=mark)
             assert resp["status"] == "ok"
         assert gw.metrics.mqtt_reconnects._value.get() >= 2

@@ -6,7 +6,7 @@ import pytest
 
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway, with_ts
 from tests.support.simulators import read_coil
 from tests.support.wait import eventually
 
@@ -28,7 +28,9 @@ async def test_live_retained_command_is_answered_rejected_and_not_executed(
         await p.wait_for("bcc/lights_a", lambda s: s.get("relay_5") == "OFF")
         ignored = gw.metrics.retained_commands_ignored._value.get()
         mark = p.mark()
-        await sender.publish("bcc/lights_a/set", {"relay_5": "ON", "transaction": "kept"}, retain=True)
+        await sender.publish(
+            "bcc/lights_a/set", with_ts({"relay_5": "ON", "transaction": "kept"}), retain=True
+        )
         resp = await p.wait_for("bcc/lights_a/response", since=mark)
         assert resp["status"] == "rejected", resp
         assert resp["transaction"] == "kept"
@@ -39,7 +41,7 @@ async def test_live_retained_command_is_answered_rejected_and_not_executed(
 
         # A normal command right after it is executed.
         mark = p.mark()
-        await sender.publish("bcc/lights_a/set", {"relay_6": "ON", "transaction": "live"})
+        await sender.publish("bcc/lights_a/set", with_ts({"relay_6": "ON", "transaction": "live"}))
         resp = await p.wait_for("bcc/lights_a/response", since=mark)
         assert resp["status"] == "ok" and resp["transaction"] == "live", resp
         assert await read_coil(room_sim, "lights_a", "relay_6") is True
@@ -52,13 +54,13 @@ async def test_live_retained_command_is_answered_rejected_and_not_executed(
             await look.wait_for("bcc/lights_a/set", lambda c: c["transaction"] == "kept")
         mark = p.mark()
         await sender.publish("bcc/lights_a/set", b"", retain=True)  # PUBACKed: queued to the gateway
-        await p.publish("bcc/lights_a/set", {"relay_7": "ON", "transaction": "after-clear"})
+        await p.publish("bcc/lights_a/set", with_ts({"relay_7": "ON", "transaction": "after-clear"}))
         resp = await p.wait_for("bcc/lights_a/response", since=mark)
         assert resp["transaction"] == "after-clear" and resp["status"] == "ok", resp
         assert p.all("bcc/lights_a/response", since=mark) == [resp]
         async with probe(mosquitto, role="gateway", subscribe="bcc/lights_a/set") as look:
             # Anything retained would arrive before this later live message.
-            await p.publish("bcc/lights_a/set", {"relay_7": "ON", "transaction": "marker"})
+            await p.publish("bcc/lights_a/set", with_ts({"relay_7": "ON", "transaction": "marker"}))
             await look.wait_for("bcc/lights_a/set", lambda c: c["transaction"] == "marker")
             assert [c["transaction"] for c in look.all("bcc/lights_a/set")] == ["marker"]
         assert gw.metrics.retained_commands_ignored._value.get() == ignored + 1
@@ -73,13 +75,15 @@ async def test_retained_command_left_on_the_broker_is_ignored_after_a_restart(
         async with running_gateway(cfg), probe(mosquitto) as p:
             await p.wait_for("bcc/bridge/bcc_room/devices")
             mark = p.mark()
-            await sender.publish("bcc/lights_a/set", {"relay_8": "ON", "transaction": "old"}, retain=True)
+            await sender.publish(
+                "bcc/lights_a/set", with_ts({"relay_8": "ON", "transaction": "old"}), retain=True
+            )
             assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "rejected"
         async with probe(mosquitto) as p, running_gateway(cfg) as gw:
             await eventually(lambda: gw.metrics.retained_commands_ignored._value.get() == 1)
             await p.wait_for("bcc/bridge/bcc_room/devices")
             mark = p.mark()
-            await p.publish("bcc/lights_a/set", {"relay_1": "ON", "transaction": "new"})
+            await p.publish("bcc/lights_a/set", with_ts({"relay_1": "ON", "transaction": "new"}))
             assert (await p.wait_for("bcc/lights_a/response", since=mark))["transaction"] == "new"
             assert [r["transaction"] for r in p.all("bcc/lights_a/response")] == ["new"]
         assert await read_coil(room_sim, "lights_a", "relay_8") is False
@@ -95,7 +99,9 @@ async def test_over_mqtt_3_1_1_a_live_retained_command_runs_once_then_is_ignored
         async with running_gateway(cfg), probe(mosquitto) as p:
             await p.wait_for("bcc/bridge/bcc_room/devices")
             mark = p.mark()
-            await sender.publish("bcc/lights_a/set", {"relay_2": "ON", "transaction": "r"}, retain=True)
+            await sender.publish(
+                "bcc/lights_a/set", with_ts({"relay_2": "ON", "transaction": "r"}), retain=True
+            )
             assert (await p.wait_for("bcc/lights_a/response", since=mark))["status"] == "ok"
         async with probe(mosquitto) as p, running_gateway(cfg) as gw:
             await eventually(lambda: gw.metrics.retained_commands_ignored._value.get() == 1)

@@ -13,7 +13,7 @@ import pytest
 from devices.loader import load_profiles, site_from_dict
 from mosquitto import MosquittoProcess
 from simulators import start_site, synthetic
-from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway, with_ts
 from tests.support.paths import ROOT
 
 RTU_SITE = {
@@ -45,7 +45,7 @@ async def test_gateway_on_an_rtu_line(mosquitto: MosquittoProcess) -> None:
             await p.wait_for("bcc/env", lambda s: s.get("temperature") == 24.5)
             await p.wait_for("bcc/lights", lambda s: s.get("relay_1") == "OFF")
             mark = p.mark()
-            await p.publish("bcc/lights/set", {"relay_5": "ON", "transaction": "rtu"})
+            await p.publish("bcc/lights/set", with_ts({"relay_5": "ON", "transaction": "rtu"}))
             resp = await p.wait_for("bcc/lights/response", since=mark)
             assert resp["status"] == "ok", resp
             assert sim.device("lights").get_point("relay_5") is True
@@ -118,7 +118,7 @@ async def test_gateway_rtu_over_tcp(mosquitto: MosquittoProcess) -> None:
         async with probe(mosquitto) as p, running_gateway(cfg):
             await p.wait_for("bcc/lights", lambda s: s.get("relay_2") == "OFF")
             mark = p.mark()
-            await p.publish("bcc/lights/set", {"relay_2": "ON", "transaction": "rtu-tcp"})
+            await p.publish("bcc/lights/set", with_ts({"relay_2": "ON", "transaction": "rtu-tcp"}))
             assert (await p.wait_for("bcc/lights/response", since=mark))["status"] == "ok"
             await p.wait_for("bcc/lights", lambda s: s.get("relay_2") == "ON", since=mark)
         assert sim.device("lights").get_point("relay_2") is True

@@ -12,7 +12,7 @@ import pytest
 from bcc_common.net import free_port
 from mosquitto import MosquittoProcess, TlsFiles
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway, with_ts
 from tests.support.paths import FIXTURES, ROOT
 
 
@@ -24,7 +24,7 @@ async def test_command_over_both_protocols(
     async with probe(mosquitto) as p, running_gateway(cfg):
         await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
         mark = p.mark()
-        await p.publish("bcc/lights_a/set", {"relay_2": "ON", "transaction": f"v{protocol}"})
+        await p.publish("bcc/lights_a/set", with_ts({"relay_2": "ON", "transaction": f"v{protocol}"}))
         resp = await p.wait_for("bcc/lights_a/response", since=mark)
         assert resp["status"] == "ok" and resp["transaction"] == f"v{protocol}"
         assert room_sim.device("lights_a").get_point("relay_2") is True

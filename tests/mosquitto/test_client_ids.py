@@ -18,7 +18,7 @@ from mosquitto.accounts import account_passwords, render_acl
 from portal.config import PortalMqttSettings
 from portal.mqtt import MqttAccountsExhausted, MqttEventSink
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway, with_ts
 from tests.support.mqtt_probe import V5, V311, Probe
 
 
@@ -43,7 +43,9 @@ async def test_readonly_with_the_gateways_client_id_does_not_disconnect_it(
             assert (await attacker.connect()).value == 0  # readonly may connect, as itself
             # The gateway keeps its connection: a command sent now is executed and answered.
             async with probe(mosquitto, role="operator", subscribe="bcc/lights_a/response") as op:
-                await op.publish("bcc/lights_a/set", {"relay_2": "ON", "transaction": "after-attack"})
+                await op.publish(
+                    "bcc/lights_a/set", with_ts({"relay_2": "ON", "transaction": "after-attack"})
+                )
                 resp = await op.wait_for("bcc/lights_a/response")
                 assert resp["status"] == "ok" and resp["transaction"] == "after-attack", resp
             assert gw.link.connected.is_set()

@@ -81,6 +81,12 @@ def gateway_config(
     return GatewayConfig(loaded=site, mqtt=settings, password=password)
 
 
+def with_ts(command: Mapping[str, Any]) -> dict[str, Any]:
+    """``command`` as every sender in the product sends it: with ``ts``, the time it is sent (the
+    gateway rejects a command without one unless the site sets ``gateway.require_command_ts: false``)."""
+    return {**command, "ts": time.time()}
+
+
 @contextlib.asynccontextmanager
 async def running_gateway(config: GatewayConfig) -> AsyncIterator[Gateway]:
     gw = Gateway(config)

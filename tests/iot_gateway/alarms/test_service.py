@@ -24,7 +24,7 @@ from iot_gateway.alarms.service import running_alarms
 from iot_gateway.alarms.store import AlarmStore
 from mosquitto import MosquittoProcess
 from simulators import SiteSimulator, start_site
-from tests.support.gateway import Probe, gateway_config, probe, running_gateway, site_dict
+from tests.support.gateway import Probe, gateway_config, probe, running_gateway, site_dict, with_ts
 from tests.support.wait import eventually
 
 T = Topics()
@@ -72,7 +72,8 @@ async def command(p: Probe, txn: str, **cmd: Any) -> dict[str, Any]:
 
 async def switch_displays(p: Probe, sim: SiteSimulator, on: bool, txn: str) -> None:
     value = "ON" if on else "OFF"
-    await p.publish(T.set("wall"), {**{f"display_{n}_power": value for n in DISPLAYS}, "transaction": txn})
+    points = {f"display_{n}_power": value for n in DISPLAYS}
+    await p.publish(T.set("wall"), with_ts({**points, "transaction": txn}))
     answer = await p.wait_for(T.response("wall"), lambda r: r.get("transaction") == txn)
     assert answer["status"] == "ok", answer
     wall = sim.device("wall")

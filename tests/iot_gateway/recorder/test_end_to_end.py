@@ -15,7 +15,7 @@ from iot_gateway.recorder.lineproto import iso_to_ns
 from iot_gateway.recorder.service import running_recorder
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway
+from tests.support.gateway import gateway_config, probe, running_gateway, with_ts
 from tests.support.influx import influxql, recorder_config
 from tests.support.recorder import rows
 from tests.support.wait import eventually
@@ -41,7 +41,7 @@ async def test_every_published_state_is_stored_once(
             await p.wait_for("bcc/wall/availability", lambda v: v == "online", timeout=10)
             # Change things so more than the first state is published.
             for i in range(3):
-                await p.publish("bcc/lights_a/set", {"relay_1": "ON" if i % 2 == 0 else "OFF"})
+                await p.publish("bcc/lights_a/set", with_ts({"relay_1": "ON" if i % 2 == 0 else "OFF"}))
                 await p.wait_for("bcc/lights_a/response", since=p.mark() - 1, timeout=5)
             await asyncio.sleep(2.5)  # the observation window: several 1 s polls of every device
         await rec.drain(10)

@@ -32,6 +32,11 @@ async def test_a_command_to_a_device_whose_gateway_is_offline_is_answered_at_onc
             await c.open()
             [cmd] = await c.send("circuit", "lights_a.relay_3", "ON")
             assert (await c.result(cmd["transaction"]))["status"] == "ok"
+            # As published: with its send time, which the gateway requires (epoch seconds).
+            sent = await commands.wait_for(
+                "bcc/lights_a/set", lambda m: m["transaction"] == cmd["transaction"]
+            )
+            assert sent["relay_3"] == "ON" and abs(sent["ts"] - time.time()) < 5, sent
         # The gateway stopped: its retained state says offline, its inventory still owns lights_a.
         await eventually(lambda: _bridge(c, "offline"), 10, what="the gateway offline on the console")
         mark = commands.mark()

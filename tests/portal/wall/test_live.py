@@ -29,6 +29,7 @@ from portal.services import reports
 from portal.services.events import NullSink
 from tests.support.axe import axe_source, serious_violations
 from tests.support.cdp import Page, chromium_page
+from tests.support.gateway import with_ts
 from tests.support.paths import ROOT
 from tests.support.portal_app import LiveServer, add_user
 from tests.support.stack import Stack, login_async, portal_app
@@ -39,13 +40,14 @@ WIDTH, HEIGHT = 13440, 1080
 
 
 def publish_command(broker: MosquittoProcess, device: str, payload: dict[str, Any]) -> None:
-    """An operator's command on ``bcc/<device>/set`` (role ``operator``), as any MQTT client sends it."""
+    """An operator's command on ``bcc/<device>/set`` (role ``operator``), as any MQTT client sends it:
+    with ``ts``, the time it is sent."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="wall-test", protocol=mqtt.MQTTv5)
     client.username_pw_set("operator", broker.password("operator"))
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:
-        info = client.publish(f"bcc/{device}/set", json.dumps(payload), qos=1)
+        info = client.publish(f"bcc/{device}/set", json.dumps(with_ts(payload)), qos=1)
         info.wait_for_publish(5)
     finally:
         client.loop_stop()
