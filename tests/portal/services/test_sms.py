@@ -132,6 +132,18 @@ def test_every_report_sms_fits_one_message_unshortened_in_both_languages(lang: s
     assert rendered == len(EVENTS) - 1 + len(STAGES)
 
 
+@pytest.mark.parametrize("lang", ["fr", "", "ID", "en-US"])
+def test_a_report_in_an_unknown_language_is_told_in_the_default_one(lang: str) -> None:
+    """report_sms and the e-mail take the report's language by one rule (portal.reference.lang_or_default):
+    anything that is not one of the portal's languages is Indonesian."""
+    url = f"{LONGEST_URL}/laporan/{LONGEST_CODE}"
+    for event in EVENTS:
+        text, indonesian, english = (
+            report_sms(event, k, LONGEST_CODE, url, "kua_ppas") for k in (lang, "id", "en")
+        )
+        assert text == indonesian != english
+
+
 def test_a_longer_host_shortens_the_stage_never_the_code_or_link() -> None:
     url = "https://layanan-pengaduan-masyarakat.binjaikota.go.id/laporan/" + LONGEST_CODE
     text = report_sms("proposal", "en", LONGEST_CODE, url, "kua_ppas")
