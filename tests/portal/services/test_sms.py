@@ -3,7 +3,6 @@ and every SMS text's length, and Indonesian mobile numbers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,7 @@ from portal.services.notify import EVENTS, report_sms
 from portal.services.phone import mobile_id
 from portal.services.proposals import ALL_STAGES
 from portal.services.sms import SmsError, SmsSettings, TwilioSms
-from tests.support.sms import FakeTwilio, fake_twilio
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with fake_twilio() as fake:
-        yield fake
+from tests.support.sms import FakeTwilio
 
 
 def test_a_message_reaches_the_provider_as_it_documents_it(twilio: FakeTwilio) -> None:
