@@ -8,7 +8,8 @@ bridge (``0`` its last will on the center): while it is ``0`` the gateway counts
 state last said before the cut. A gateway that starts reads both for
 every gateway and refuses to start when a live gateway (inventory plus ``online``) already owns one of
 its devices; the portal's console answers a command to a device whose owner is offline at once
-(docs/mqtt.md, "Fleet"). Both read the retained topics with this one class.
+(docs/mqtt.md, "Fleet"); ``bcc alarms`` raises its gateway_offline alarm, saying why (docs/alarms.md).
+All three read the retained topics with this one class.
 """
 
 from __future__ import annotations
@@ -23,8 +24,20 @@ from bcc_contract.topics import OFFLINE, ONLINE, Topics
 # Payloads of Mosquitto's bridge notifications (``notification_topic``): connected, disconnected.
 LINK_UP = "1"
 LINK_DOWN = "0"
+# Why a gateway counts as offline (``FleetView.why_offline``): its building's bridge to the center is
+# down, or its own retained state says ``offline``. ``bcc alarms`` puts it in a gateway_offline alarm's
+# value (docs/alarms.md).
+WAN_LINK_DOWN = "wan_link_down"
 
-__all__ = ["FleetConflict", "FleetView", "conflicts", "inventory_devices"]
+__all__ = [
+    "LINK_DOWN",
+    "LINK_UP",
+    "WAN_LINK_DOWN",
+    "FleetConflict",
+    "FleetView",
+    "conflicts",
+    "inventory_devices",
+]
 
 
 class FleetConflict(Exception):
@@ -104,11 +117,21 @@ class FleetView:
         else:
             self.links.pop(gateway, None)
 
+    def link_down(self, gateway: str) -> bool:
+        """True while the bridge of the gateway's building is down (its link says ``0``)."""
+        return self.links.get(gateway) == LINK_DOWN
+
+    def why_offline(self, gateway: str) -> str | None:
+        """Why the center counts the gateway offline: WAN_LINK_DOWN while its building's bridge is down
+        (whatever its state last said), OFFLINE when its own state says so; None when it is online or
+        nothing is known of it."""
+        if self.link_down(gateway):
+            return WAN_LINK_DOWN
+        return OFFLINE if self.states.get(gateway) == OFFLINE else None
+
     def state_of(self, gateway: str) -> str | None:
         """The gateway's state as the center sees it: ``offline`` while its building's bridge is down."""
-        if self.links.get(gateway) == LINK_DOWN:
-            return OFFLINE
-        return self.states.get(gateway)
+        return OFFLINE if self.why_offline(gateway) else self.states.get(gateway)
 
     def shown_states(self) -> dict[str, str]:
         """Every gateway's state as ``state_of`` says (the console's list)."""

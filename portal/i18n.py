@@ -15,11 +15,10 @@ import gettext
 import io
 from pathlib import Path
 
-from portal.reference import LANGS, Lang
+from portal.reference import DEFAULT_LANG, Lang
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
-DEFAULT_LANG: Lang = LANGS[0]
 
 
 def catalogue_paths(lang: str) -> tuple[Path, Path]:

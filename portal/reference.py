@@ -20,6 +20,13 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 CATEGORIES_FILE = CONTRACT_CATEGORIES_FILE
 Lang = Literal["id", "en"]
 LANGS: tuple[Lang, ...] = ("id", "en")
+DEFAULT_LANG: Lang = LANGS[0]
+
+
+def lang_or_default(lang: object) -> Lang:
+    """``lang`` when it is one of the portal's languages, else the default (Indonesian): the one rule for
+    a language that comes from elsewhere (a stored report or account, a query, a cookie)."""
+    return next((known for known in LANGS if known == lang), DEFAULT_LANG)
 
 
 class Text(BaseModel):
@@ -29,8 +36,8 @@ class Text(BaseModel):
     id: str
     en: str
 
-    def get(self, lang: Lang) -> str:
-        return self.en if lang == "en" else self.id
+    def get(self, lang: str) -> str:
+        return self.en if lang_or_default(lang) == "en" else self.id
 
 
 class Agency(BaseModel):

@@ -1,8 +1,8 @@
 """The alarm evaluator: pure, no I/O, every method takes the time (``now``, POSIX seconds) from its caller.
 
 Feeds are device states (``on_state``), device availability (``on_availability``), the gateway's bridge
-state (``on_bridge``) and the passing of time (``tick``). Each returns the transitions it caused, as
-``AlarmEvent``s, in order. Operators act with ``ack``, ``shelve`` and ``unshelve``.
+state and its building's WAN link (``on_bridge``) and the passing of time (``tick``). Each returns the
+transitions it caused, as ``AlarmEvent``s, in order. Operators act with ``ack``, ``shelve`` and ``unshelve``.
 
 Lifecycle (ISA-18.2, docs/alarms.md): normal -> active_unacked -> active_acked -> normal when the
 condition clears; active_unacked -> cleared_unacked when it clears before anyone acknowledged it, and
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bcc_contract.topics import ONLINE
 from iot_gateway.alarms.rules import BRIDGE, EVALUATOR, RECORDER, REPORTS, AlarmSpec, LoadedRules
 
 SYSTEM = "system"
@@ -158,13 +159,17 @@ class Evaluator:
                 alarm.last_seen = max(alarm.last_seen or now, now)  # judged again from now on
         return events
 
-    def on_bridge(self, online: bool, now: float) -> list[AlarmEvent]:
+    def on_bridge(self, why_offline: str | None, now: float) -> list[AlarmEvent]:
+        """The site's gateway as the center sees it (``FleetView.why_offline``): None while it is
+        online, else why not (``offline``: its own state; ``wan_link_down``: its building's bridge to
+        the center is down). That reason is the gateway_offline alarm's value."""
+        online = why_offline is None
         if online and not self.bridge_online:
             self._restart_stale_clocks(now)
         self.bridge_online = online
         events: list[AlarmEvent] = []
         for alarm in self._by_device.get(BRIDGE, ()):
-            self._set(alarm, not online, now, "online" if online else "offline")
+            self._set(alarm, not online, now, ONLINE if online else why_offline)
             events += self._settle(alarm, now)
         return events
 

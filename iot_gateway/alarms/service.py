@@ -1,5 +1,6 @@
-"""``bcc alarms``: reads device state, availability and the gateway's bridge state from MQTT, evaluates
-the rules, and publishes each alarm's state (retained) and every transition (docs/alarms.md).
+"""``bcc alarms``: reads device state, availability, the gateway's bridge state and (behind a WAN) its
+building's link from MQTT, evaluates the rules, and publishes each alarm's state (retained) and every
+transition (docs/alarms.md).
 
 One task holds the MQTT connection (reconnect with capped, jittered backoff; ``offline`` on
 ``<base>/alarms/status`` is the last will), one judges time (delays, stale values, shelving expiry)
@@ -33,6 +34,7 @@ from bcc_common.lease import LeaseChange, LeaseTerm
 from bcc_common.process import cancel_and_wait
 from bcc_common.timefmt import iso_ms
 from bcc_contract.alarms import ACTIONS
+from bcc_contract.fleet import LINK_DOWN, LINK_UP, FleetView
 from bcc_contract.topics import OFFLINE, ONLINE, Topics
 from iot_gateway.alarms.config import AlarmsConfig
 from iot_gateway.alarms.engine import Alarm, AlarmEvent, CommandError, Evaluator
@@ -48,6 +50,8 @@ log = structlog.get_logger(__name__)
 MAX_COMMAND_BYTES = 4096
 OUTBOX_BATCH = 500
 AVAILABILITY = {ONLINE.encode(): True, OFFLINE.encode(): False}
+# A WAN link notification: up, down, or removed (an empty retained message: no bridge any more).
+LINK_PAYLOADS = (LINK_UP.encode(), LINK_DOWN.encode(), b"")
 LEASE = "evaluator"
 HEALTH_EVERY_S = 60.0  # alarm health metrics are recomputed from the database this often
 ACTIVE, STANDBY = "active", "standby"
@@ -117,8 +121,12 @@ class AlarmService:
         self._last_ts: dict[str, str] = {}  # device -> ``ts`` of the newest state judged
         self._devices = frozenset(devices)
         self._availability_topics = {self.topics.availability(d): d for d in devices}
-        # The site's own gateway (fleet: one bridge state per gateway, docs/mqtt.md).
-        self._bridge_topic = self.topics.bridge_state(config.loaded.site.gateway_id)
+        # The site's own gateway (fleet: one bridge state per gateway, docs/mqtt.md) and, for a building
+        # behind a WAN, its bridge's link notification: offline when either says so (FleetView's rule).
+        self._gateway = config.loaded.site.gateway_id
+        self._bridge_topic = self.topics.bridge_state(self._gateway)
+        self._link_topic = self.topics.bridge_link(self._gateway)
+        self.fleet = FleetView(self.topics)
         self._telemetry_topic = self.topics.bridge_telemetry(config.loaded.site.gateway_id)
         self._client: aiomqtt.Client | None = None
         self._publish_lock = asyncio.Lock()
@@ -130,7 +138,7 @@ class AlarmService:
         # The latest inputs (time, value), replayed into a fresh evaluator when this one takes over.
         self._last_state: dict[str, tuple[float, dict[str, Any]]] = {}
         self._last_availability: dict[str, tuple[float, bool]] = {}
-        self._last_bridge: tuple[float, bool] | None = None
+        self._last_bridge: tuple[float, str | None] | None = None  # (time, why offline)
         self._last_backlog: tuple[float, dict[str, Any]] | None = None
         self._last_recorders: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self.lease = LeaseTerm(config.lease_s)  # active while it holds the database's lease
@@ -338,6 +346,7 @@ class AlarmService:
         inputs = [
             (t.all_availability, 0),
             (self._bridge_topic, 0),
+            (self._link_topic, 0),
             (t.report_backlog, 0),
             (t.all_recorder_status, 0),
         ]
@@ -385,7 +394,9 @@ class AlarmService:
             self._last_backlog = (now, backlog)
             if self.active:
                 await self._commit(ev.on_backlog(backlog, now))
-        elif topic in self._availability_topics or topic == self._bridge_topic:
+        elif topic in (self._bridge_topic, self._link_topic):
+            await self._on_gateway(topic, payload, now)
+        elif topic in self._availability_topics:
             if payload not in AVAILABILITY:
                 # an empty retained message (a device removed) or garbage says nothing either way
                 log.warning(
@@ -393,17 +404,28 @@ class AlarmService:
                 )
                 return
             online = AVAILABILITY[payload]
-            if topic == self._bridge_topic:
-                self._last_bridge = (now, online)
-                if self.active:
-                    await self._commit(ev.on_bridge(online, now))
-                return
             device = self._availability_topics[topic]
             self._last_availability[device] = (now, online)
             if self.active:
                 await self._commit(ev.on_availability(device, online, now))
         elif topic == self.topics.alarm_commands and not retained and self.active:
             await self._command(payload, now)
+
+    async def _on_gateway(self, topic: str, payload: bytes, now: float) -> None:
+        """The gateway's state (``online``/``offline``) or its building's link (``1``/``0``, empty: no
+        bridge any more); anything else says nothing either way. The gateway_offline alarm follows
+        FleetView's ``why_offline``, as the console does."""
+        if topic == self._bridge_topic and payload in AVAILABILITY:
+            self.fleet.set_state(self._gateway, payload)
+        elif topic == self._link_topic and payload.strip() in LINK_PAYLOADS:
+            self.fleet.set_link(self._gateway, payload)
+        else:
+            log.warning("alarm_bad_gateway_input", topic=topic, payload=payload[:40].decode(errors="replace"))
+            return
+        why = self.fleet.why_offline(self._gateway)
+        self._last_bridge = (now, why)
+        if self.active:
+            await self._commit(self.evaluator.on_bridge(why, now))
 
     def _on_state(self, device: str, state: dict[str, Any], now: float) -> list[AlarmEvent]:
         """Judge one device state, unless it is older than one already judged (a retained state read at

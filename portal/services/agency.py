@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bcc_common.timefmt import utc_now
 from portal.i18n import translate
 from portal.models import OPEN_STATUSES, JobRun, Notification, Proposal, Report, User
-from portal.reference import Lang, Reference
+from portal.reference import Lang, Reference, lang_or_default
 from portal.services import evaluation, proposals
 from portal.services.deadlines import WIB
 from portal.services.evaluation import AgencyRate
@@ -144,7 +144,7 @@ def _facts(ref: Reference, report: Report, lang: Lang) -> dict[str, str]:
 
 
 def _lang(user: User) -> Lang:
-    return "en" if user.lang == "en" else "id"
+    return lang_or_default(user.lang)
 
 
 def _body(lang: Lang, *lines: str) -> str:

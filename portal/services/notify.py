@@ -41,7 +41,7 @@ from bcc_common.timefmt import utc_now
 from portal.db import writer
 from portal.i18n import translate
 from portal.models import Notification, Report
-from portal.reference import LANGS, Lang
+from portal.reference import lang_or_default
 from portal.services.events import EventSink
 from portal.services.sms import SmsError, SmsProvider
 
@@ -73,7 +73,7 @@ def report_sms(event: str, lang: str, code: str, url: str, stage: str | None = N
     one SMS long; ``stage``: the proposal's new stage (a key), shortened if the text would not fit."""
     if event not in EVENTS:
         return None
-    language: Lang = "en" if lang == "en" else "id"
+    language = lang_or_default(lang)
     values = {"code": code, "url": url, "stage": translate(f"stage_{stage}", language) if stage else ""}
     return sms_text(translate(f"sms_{event}", language), values, shrink="stage")
 
@@ -282,7 +282,7 @@ class Notifier:
                 return Sms(report.contact_phone, text) if report.contact_phone and text else None
             if not report.contact_email:
                 return None
-            lang: Lang = report.lang if report.lang in LANGS else LANGS[0]
+            lang = lang_or_default(report.lang)
             lines = [
                 translate("email_code", lang, code=report.code),
                 "",

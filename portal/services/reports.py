@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from portal.db import dbapi_cursor, raw_insert, writer
 from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import FEEDBACKS, OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
-from portal.reference import LANGS, Reference
+from portal.reference import LANGS, Reference, lang_or_default
 from portal.services import deadlines, location, reporter_keys, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.phone import mobile_id
@@ -234,7 +234,7 @@ def prepare_report(
         "secret_hash": key_hash,
         "draft_hash": reporter_keys.draft_hash(draft_key) if draft_key else None,
         # the form's hidden field, else the page's language (the draft path, Open311: Indonesian)
-        "lang": inp.lang if inp.lang in LANGS else lang if lang in LANGS else LANGS[0],
+        "lang": lang_or_default(inp.lang if inp.lang in LANGS else lang),
     }
     return Prepared(values, stored, policy.media_dir, client, key)
 

@@ -19,7 +19,7 @@ from portal.config import Settings
 from portal.db import writer
 from portal.i18n import translate, translate_n
 from portal.models import StaffSession, User
-from portal.reference import LANGS, Lang, Reference
+from portal.reference import LANGS, Lang, Reference, lang_or_default
 from portal.runtime import PortalRuntime, runtime_of
 from portal.services import deadlines, users
 from portal.services.events import EventSink
@@ -92,10 +92,7 @@ def lang_of(request: Request) -> Lang:
     chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE, "")
     if chosen not in LANGS and request.cookies.get(SESSION_COOKIE):
         chosen = getattr(load_staff_session(request), "lang", "")  # loaded once per request
-    for lang in LANGS:
-        if lang == chosen:
-            return lang
-    return LANGS[0]
+    return lang_or_default(chosen)
 
 
 RuntimeDep = Annotated[PortalRuntime, Depends(get_runtime)]

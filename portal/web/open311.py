@@ -95,12 +95,12 @@ def service_item(ref: Reference, key: str, lang: str) -> dict[str, Any]:
     cat = ref.categories[key]
     return {
         "service_code": key,
-        "service_name": cat.name.get("en" if lang == "en" else "id"),
-        "description": cat.description.get("en" if lang == "en" else "id"),
+        "service_name": cat.name.get(lang),
+        "description": cat.description.get(lang),
         "metadata": True,
         "type": "realtime",
         "keywords": key.replace("_", ","),
-        "group": cat.group.get("en" if lang == "en" else "id"),
+        "group": cat.group.get(lang),
     }
 
 

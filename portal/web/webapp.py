@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.responses import Response
 
 from portal.i18n import translate
+from portal.reference import lang_or_default
 from portal.services import location, reports
 from portal.web import submission
 from portal.web.deps import LangDep, RefDep, read_form, runtime_from, verify_csrf
@@ -26,7 +27,7 @@ def manifest(lang: str) -> dict[str, Any]:
     return {
         "name": "Lapor Binjai",
         "short_name": "Lapor Binjai",
-        "description": translate("tagline", "en" if lang == "en" else "id"),
+        "description": translate("tagline", lang_or_default(lang)),
         "lang": lang,
         "start_url": "/",
         "scope": "/",

@@ -66,6 +66,7 @@ def test_table_lists_every_role_and_every_topic() -> None:
         t.bridge_sync("<gateway>", "<client>"),
         t.bridge_lease("<gateway>"),
         t.bridge_transactions("<gateway>"),
+        t.bridge_link("<gateway>"),
         t.state("<device>"),
         t.availability("<device>"),
         t.set("<device>"),

@@ -1,5 +1,6 @@
 """Portal fixtures: an app per test on each database backend with a fake clock (helpers are in
-tests/support/portal_app.py), and the real stack for the console and the wall (tests/support/stack.py)."""
+tests/support/portal_app.py), an SMTP server and a fake SMS provider for its notifier, and the real stack
+for the console and the wall (tests/support/stack.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from portal.config import Settings
 from portal.main import create_app
 from simulators.site import SiteSimulator
 from tests.support.portal_app import FakeClock, make_settings
+from tests.support.sms import FakeTwilio, fake_twilio
+from tests.support.smtp import Inbox, smtp_server
 from tests.support.stack import Stack, portal_stack
 
 
@@ -37,6 +40,20 @@ def app(settings: Settings, clock: FakeClock) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free loopback port: what it received, and its port."""
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """A local fake of Twilio's Messages API (tests/support/sms.py)."""
+    with fake_twilio() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from bcc_contract.reports import CATEGORIES_FILE
-from portal.reference import load_reference
+from portal.reference import DEFAULT_LANG, LANGS, lang_or_default, load_reference
 from tests.support.paths import ROOT
 
 
@@ -45,3 +45,11 @@ def test_unknown_agency_is_refused(tmp_path: Path) -> None:
     (tmp_path / "categories.yaml").write_text(text)
     with pytest.raises(ValidationError, match="unknown agency 'nowhere'"):
         load_reference(tmp_path, tmp_path / "categories.yaml")
+
+
+@pytest.mark.parametrize(
+    ("given", "lang"),
+    [("id", "id"), ("en", "en"), ("fr", "id"), ("", "id"), (None, "id"), ("EN", "id"), ("en ", "id")],
+)
+def test_a_language_that_is_not_the_portals_falls_back_to_the_default(given: object, lang: str) -> None:
+    assert lang_or_default(given) == lang == (given if given in LANGS else DEFAULT_LANG)

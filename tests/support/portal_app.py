@@ -1,11 +1,13 @@
-"""Portal test helpers: the fake clock, settings, staff users and logins, the report form, photos, and
-the app under a real uvicorn."""
+"""Portal test helpers: the fake clock, settings, staff users and logins, the report form, photos, the
+app with its notifier (e-mail, SMS) and its outbox, and the app under a real uvicorn."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,11 +17,16 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import select
 
 from bcc_common.net import free_port
 from portal.config import Settings
+from portal.main import create_app
+from portal.models import Notification
 from portal.runtime import runtime_of
 from portal.services import reports, twofactor, users
+from portal.services.notify import Notifier, SmtpSettings
+from tests.support.sms import FakeTwilio
 from tests.support.staff_login import enrol_totp, totp_code
 from tests.support.wait import eventually_sync
 
@@ -160,6 +167,40 @@ def submit(client: TestClient, photos: list[bytes] | None = None, **overrides: s
     assert r.status_code == 303, r.text
     location: str = r.headers["location"]
     return location.split("/")[2].split("?")[0]
+
+
+@contextlib.contextmanager
+def portal_with_smtp(
+    settings: Settings, clock: FakeClock, port: int, **smtp: Any
+) -> Iterator[tuple[FastAPI, TestClient]]:
+    """The app as ``bcc portal serve`` builds it with BCC_PORTAL_SMTP_* set (the server on ``port``)."""
+    app = create_app(settings, clock=clock.now, smtp=SmtpSettings("127.0.0.1", port, **smtp))
+    with TestClient(app) as client:
+        yield app, client
+
+
+@contextlib.contextmanager
+def portal_with_sms(
+    settings: Settings, clock: FakeClock, fake: FakeTwilio, **sms: Any
+) -> Iterator[tuple[FastAPI, TestClient]]:
+    """The app as ``bcc portal serve`` builds it with BCC_PORTAL_SMS_* set (and no SMTP): its notifier
+    sends SMS."""
+    app = create_app(settings, clock=clock.now, sms=fake.settings(**sms))
+    with TestClient(app) as client:
+        assert notifier_of(app).sms is not None, "the notifier has no SMS provider"
+        yield app, client
+
+
+def notifier_of(app: FastAPI) -> Notifier:
+    notifier = runtime_of(app).connections.notifier
+    assert notifier is not None, "the portal runs without its notifier (no SMTP or SMS settings?)"
+    return notifier
+
+
+def outbox(app: FastAPI) -> list[Notification]:
+    """Every row of the notification outbox, oldest first."""
+    with runtime_of(app).sessions() as db:
+        return list(db.scalars(select(Notification).order_by(Notification.id)))
 
 
 class LiveServer:

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from bcc_contract.fleet import WAN_LINK_DOWN
 from bcc_contract.reports import backlog_payload
+from bcc_contract.topics import OFFLINE
 from devices.loader import DEMO_SITE, load_site
 from iot_gateway.alarms.engine import AlarmEvent, AlarmState, CommandError, Evaluator
 from iot_gateway.alarms.rules import load_rules, parse_rules, rules_path_for
@@ -179,9 +181,11 @@ def test_stale_values_raise_unless_the_device_or_the_gateway_or_our_link_is_down
     assert kinds(clock.events) == [("stale.env_front", "raised")]
     clock.state(25)
     assert kinds(clock.events)[-1] == ("stale.env_front", "cleared")
-    # nothing comes while the gateway is offline, the device is offline or we lost the broker
+    # nothing comes while the gateway is offline, its building's WAN link is down, the device is
+    # offline or we lost the broker
     outages: list[tuple[Callable[[], object], Callable[[], object]]] = [
-        (lambda: ev.on_bridge(False, clock.now), lambda: ev.on_bridge(True, clock.now)),
+        (lambda: ev.on_bridge(OFFLINE, clock.now), lambda: ev.on_bridge(None, clock.now)),
+        (lambda: ev.on_bridge(WAN_LINK_DOWN, clock.now), lambda: ev.on_bridge(None, clock.now)),
         (
             lambda: ev.on_availability("env_front", False, clock.now),
             lambda: ev.on_availability("env_front", True, clock.now),
@@ -210,8 +214,27 @@ def test_offline_and_gateway_offline_follow_availability_with_their_delays() -> 
     assert len(events) == 1
     events += ev.tick(T0 + 80)
     assert kinds(events)[-1] == ("device_offline.lights_a", "cleared")
-    events = ev.on_bridge(False, T0 + 100) + ev.tick(T0 + 110)
+    events = ev.on_bridge(OFFLINE, T0 + 100) + ev.tick(T0 + 110)
     assert kinds(events) == [("gateway_offline.bridge", "raised")]
+    assert [e.value for e in events] == ["offline"]
+
+
+def test_gateway_offline_says_whether_the_gateway_or_its_wan_link_is_down() -> None:
+    """The value of a gateway_offline alarm is why the gateway counts as offline; a reason that changes
+    while the alarm holds changes its value, not its state; it clears (after its off-delay) only once
+    the gateway is online again."""
+    ev = Evaluator(load_rules(rules_path_for(SITE), SITE), start=T0)  # on 10 s, off 5 s
+    gateway = ev.alarms["gateway_offline.bridge"]
+    events = ev.on_bridge(WAN_LINK_DOWN, T0) + ev.tick(T0 + 9.9)
+    assert events == []
+    events = ev.tick(T0 + 10)
+    assert kinds(events) == [("gateway_offline.bridge", "raised")] and events[0].value == "wan_link_down"
+    assert ev.on_bridge(OFFLINE, T0 + 20) + ev.tick(T0 + 40) == []  # link back, the state says offline
+    assert gateway.active and gateway.value == "offline"
+    events = ev.on_bridge(None, T0 + 50) + ev.tick(T0 + 54.9)
+    assert events == []
+    events = ev.tick(T0 + 55)
+    assert kinds(events) == [("gateway_offline.bridge", "cleared")] and events[0].value == "online"
 
 
 def test_state_rules_on_booleans() -> None:

@@ -1,7 +1,7 @@
 """What the service makes of its inputs: availability that is neither ``online`` nor ``offline`` (an empty
-retained message, garbage) changes nothing; a state that is not a JSON object is ignored; bulk telemetry
-batches are judged in order and bad ones ignored (without a broker), and with a broker the retained
-device states are read once at connect, the batches after."""
+retained message, garbage) and a WAN link that is neither ``1`` nor ``0`` change nothing; a state that is
+not a JSON object is ignored; bulk telemetry batches are judged in order and bad ones ignored (without a
+broker), and with a broker the retained device states are read once at connect, the batches after."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ async def test_odd_inputs_change_nothing(tmp_path: Path) -> None:
         for payload in (b"", b"maybe", b"OFFLINE"):
             await service.handle(T.availability("wall"), payload, retained=True)
             await service.handle(T.bridge_state(GATEWAY), payload, retained=True)
+            await service.handle(T.bridge_link(GATEWAY), payload, retained=True)
+        # a link that said 0 and was then removed (empty retained: the building no longer bridged)
+        await service.handle(T.bridge_link(GATEWAY), b"0", retained=True)
+        await service.handle(T.bridge_link(GATEWAY), b"", retained=True)
         for payload in (b"[1, 2]", b"not json", b'"text"'):
             await service.handle(T.state("env_front"), payload, retained=False)
         later = time.time() + 3600

@@ -34,16 +34,18 @@ ON_DELAY_S = 2.0
 DISPLAYS = range(1, 8)
 
 
-def fast_rules(tmp_path: Path) -> Path:
-    """The shipped rules with the delays this test waits for shortened, and no daily summary."""
+def fast_rules(tmp_path: Path, **more: dict[str, Any]) -> Path:
+    """The shipped rules with the delays this test waits for shortened (``more``: other rules' fields by
+    rule id), and no daily summary."""
     raw = yaml.safe_load(rules_path_for(load_site(DEMO_SITE)).read_text(encoding="utf-8"))
-    faster = {
+    faster: dict[str, dict[str, Any]] = {
         "room_temperature_high": {"on_delay_s": ON_DELAY_S, "off_delay_s": 2},
         "device_offline": {"on_delay_s": 1, "off_delay_s": 1},
         "alarm_system_degraded": {"after_s": 0.1, "off_delay_s": 1},
         "reports_verification_overdue": {"on_delay_s": 0.5, "off_delay_s": 0.5},
         "recorder_offline": {"on_delay_s": 0.5, "off_delay_s": 0.5},
         "influxdb_unreachable": {"on_delay_s": 0.5, "off_delay_s": 0.5},
+        **more,
     }
     for rule in raw["rules"]:
         rule.update(faster.get(rule["id"], {}))

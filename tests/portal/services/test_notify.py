@@ -2,52 +2,34 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from bcc_common.net import free_port
 from portal.config import Settings
 from portal.errors import TransitionRefused
 from portal.i18n import translate
 from portal.main import create_app
-from portal.models import Notification
 from portal.reference import Lang
 from portal.runtime import runtime_of
 from portal.services import proposals, reports, users, workflow
 from portal.services.events import NullSink
 from portal.services.notify import Notifier, NotifyingSink, SmtpSettings
-from tests.support.portal_app import FakeClock, add_user, csrf, report_id, staff_client, submit
-from tests.support.smtp import Inbox, smtp_server
+from tests.support.portal_app import (
+    FakeClock,
+    add_user,
+    csrf,
+    notifier_of,
+    outbox,
+    portal_with_smtp,
+    report_id,
+    staff_client,
+    submit,
+)
+from tests.support.smtp import Inbox
 from tests.support.wait import eventually_sync
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-@contextlib.contextmanager
-def portal_with_smtp(
-    settings: Settings, clock: FakeClock, port: int, **smtp: Any
-) -> Iterator[tuple[FastAPI, TestClient]]:
-    """The app as ``bcc portal serve`` builds it with BCC_PORTAL_SMTP_* set."""
-    app = create_app(settings, clock=clock.now, smtp=SmtpSettings("127.0.0.1", port, **smtp))
-    with TestClient(app) as client:
-        yield app, client
-
-
-def notifier_of(app: FastAPI) -> Notifier:
-    notifier = runtime_of(app).connections.notifier
-    assert notifier is not None, "the portal runs without its notifier (no SMTP settings?)"
-    return notifier
 
 
 def test_reporter_is_told_each_step_and_nothing_else(
@@ -101,11 +83,6 @@ def test_the_created_email_carries_the_reporter_key_which_the_outbox_then_forget
         r = other.get(link.group(0).removeprefix(settings.public_url), follow_redirects=False)
         assert r.status_code == 303 and "bcc_keys" in other.cookies
         other.close()
-
-
-def outbox(app: FastAPI) -> list[Notification]:
-    with runtime_of(app).sessions() as db:
-        return list(db.scalars(select(Notification).order_by(Notification.id)))
 
 
 def test_smtp_down_is_retried_then_counted_never_breaks_the_report(

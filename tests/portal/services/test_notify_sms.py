@@ -4,8 +4,6 @@ workers, retried while the provider is down and never blocking a submission."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,12 +14,21 @@ from sqlalchemy import func, select
 from portal.config import Settings
 from portal.i18n import translate
 from portal.main import create_app
-from portal.models import Notification, Report
+from portal.models import Report
 from portal.reference import Lang
 from portal.runtime import runtime_of
-from portal.services.notify import Notifier
-from tests.support.portal_app import FakeClock, csrf, report_form, report_id, staff_client, submit
-from tests.support.sms import FakeTwilio, fake_twilio
+from tests.support.portal_app import (
+    FakeClock,
+    csrf,
+    notifier_of,
+    outbox,
+    portal_with_sms,
+    report_form,
+    report_id,
+    staff_client,
+    submit,
+)
+from tests.support.sms import FakeTwilio
 from tests.support.wait import eventually_sync
 
 SMS_FIELDS = {"notify_channel": "sms", "contact_phone": "0812-3456-7890", "contact_email": ""}
@@ -30,33 +37,6 @@ SMS_FIELDS = {"notify_channel": "sms", "contact_phone": "0812-3456-7890", "conta
 def submit_sms(client: TestClient, **fields: str) -> str:
     """A report through the form whose reporter chose SMS; its tracking code."""
     return submit(client, None, **{**SMS_FIELDS, **fields})
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with fake_twilio() as fake:
-        yield fake
-
-
-@contextlib.contextmanager
-def portal_with_sms(
-    settings: Settings, clock: FakeClock, fake: FakeTwilio, **sms: Any
-) -> Iterator[tuple[FastAPI, TestClient]]:
-    """The app as ``bcc portal serve`` builds it with BCC_PORTAL_SMS_* set (and no SMTP)."""
-    app = create_app(settings, clock=clock.now, sms=fake.settings(**sms))
-    with TestClient(app) as client:
-        yield app, client
-
-
-def notifier_of(app: FastAPI) -> Notifier:
-    notifier = runtime_of(app).connections.notifier
-    assert notifier is not None and notifier.sms is not None
-    return notifier
-
-
-def outbox(app: FastAPI) -> list[Notification]:
-    with runtime_of(app).sessions() as db:
-        return list(db.scalars(select(Notification).order_by(Notification.id)))
 
 
 def reports_stored(app: FastAPI) -> int:

@@ -3,7 +3,6 @@ and every SMS text's length, and Indonesian mobile numbers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,7 @@ from portal.services.notify import EVENTS, report_sms
 from portal.services.phone import mobile_id
 from portal.services.proposals import ALL_STAGES
 from portal.services.sms import SmsError, SmsSettings, TwilioSms
-from tests.support.sms import FakeTwilio, fake_twilio
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with fake_twilio() as fake:
-        yield fake
+from tests.support.sms import FakeTwilio
 
 
 def test_a_message_reaches_the_provider_as_it_documents_it(twilio: FakeTwilio) -> None:
@@ -130,6 +123,18 @@ def test_every_report_sms_fits_one_message_unshortened_in_both_languages(lang: s
                 assert to_gsm7(translate(f"stage_{stage}", "en" if lang == "en" else "id")) in text
             rendered += 1
     assert rendered == len(EVENTS) - 1 + len(STAGES)
+
+
+@pytest.mark.parametrize("lang", ["fr", "", "ID", "en-US"])
+def test_a_report_in_an_unknown_language_is_told_in_the_default_one(lang: str) -> None:
+    """report_sms and the e-mail take the report's language by one rule (portal.reference.lang_or_default):
+    anything that is not one of the portal's languages is Indonesian."""
+    url = f"{LONGEST_URL}/laporan/{LONGEST_CODE}"
+    for event in EVENTS:
+        text, indonesian, english = (
+            report_sms(event, k, LONGEST_CODE, url, "kua_ppas") for k in (lang, "id", "en")
+        )
+        assert text == indonesian != english
 
 
 def test_a_longer_host_shortens_the_stage_never_the_code_or_link() -> None:

@@ -4,9 +4,7 @@ agency's own page with its permissions. E-mail goes through the real outbox to a
 
 from __future__ import annotations
 
-import contextlib
 import html
-from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
@@ -18,30 +16,25 @@ from sqlalchemy import select
 from bcc.cli import build_parser
 from portal.config import Settings, SettingsError
 from portal.errors import InvalidInput
-from portal.main import create_app
 from portal.models import JobRun, Notification, Report, User
 from portal.runtime import runtime_of
 from portal.services import agency, deadlines, users
-from portal.services.notify import SmtpSettings
-from tests.support.portal_app import FakeClock, Login, add_user, csrf, login, report_id, staff_client, submit
-from tests.support.smtp import Inbox, smtp_server, text_of
+from tests.support.portal_app import (
+    FakeClock,
+    Login,
+    add_user,
+    csrf,
+    login,
+    portal_with_smtp,
+    report_id,
+    staff_client,
+    submit,
+)
+from tests.support.smtp import Inbox, text_of
 from tests.support.wait import eventually_sync
 
 CATEGORY = "kesehatan"  # answered by dinkes (bcc_contract/data/categories.yaml)
 AGENCY = "dinkes"
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-@contextlib.contextmanager
-def portal_with_smtp(settings: Settings, clock: FakeClock, port: int) -> Iterator[tuple[FastAPI, TestClient]]:
-    app = create_app(settings, clock=clock.now, smtp=SmtpSettings("127.0.0.1", port))
-    with TestClient(app) as client:
-        yield app, client
 
 
 def person(app: FastAPI, role: str, agency_key: str | None, email: str = "", lang: str = "id") -> Login:
