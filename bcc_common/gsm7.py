@@ -90,18 +90,21 @@ def fit(text: str, budget: int, ellipsis: str = "...") -> str:
     return text[:cut].rstrip() + ellipsis
 
 
-def sms_text(template: str, values: dict[str, str], shrink: str, budget: int = SMS_SEPTETS) -> str:
-    """``template`` filled with ``values`` (each made GSM-7), one SMS long: when it is too long the value
-    named ``shrink`` (the free text: a rule's message, a stage's name) is shortened until it fits; the
-    code and the link never are. ValueError when even an empty ``shrink`` does not fit."""
+def sms_text(
+    template: str, values: dict[str, str], shrink: str | tuple[str, ...], budget: int = SMS_SEPTETS
+) -> str:
+    """``template`` filled with ``values`` (each made GSM-7), one SMS long: when it is too long the values
+    named in ``shrink`` (the free text: a rule's message, a stage's name, an alarm's value), in that
+    order, are shortened, each down to nothing before the next is touched, until it fits; the code and
+    the link never are. ValueError when even with all of them empty it does not fit."""
     clean = {k: to_gsm7(v) for k, v in values.items()}
+    for name in (shrink,) if isinstance(shrink, str) else shrink:
+        over = septets(to_gsm7(template.format(**clean))) - budget
+        if over <= 0:
+            break
+        keep = septets(clean[name]) - over
+        clean[name] = fit(clean[name], keep) if keep >= 4 else ""
     text = to_gsm7(template.format(**clean))
-    over = septets(text) - budget
-    if over <= 0:
-        return text
-    value = clean[shrink]
-    keep = septets(value) - over
-    if keep < 0:
+    if septets(text) > budget:
         raise ValueError(f"the SMS does not fit in {budget} septets: {text!r}")
-    clean[shrink] = fit(value, keep) if keep >= 4 else ""
-    return to_gsm7(template.format(**clean))
+    return text

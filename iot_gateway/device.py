@@ -21,7 +21,7 @@ import structlog
 from bcc_common.timefmt import iso_ms
 from bcc_contract.commands import CommandStatus
 from bcc_contract.topics import OFFLINE, ONLINE, Topics
-from devices.codec import OFF, ON, bool_text, decode_registers
+from devices.codec import OFF, ON, CodecError, bool_text, decode_registers
 from devices.models import DeviceProfile, Point
 from devices.site import DeviceInstance, GatewaySettings
 from iot_gateway.commands import Command
@@ -134,7 +134,7 @@ class DeviceRunner:
             self.available = True
             self._post(self.topics.availability(self.id), ONLINE.encode(), False)
 
-    def _record_failure(self, err: BusError, interval: float) -> None:
+    def _record_failure(self, err: Exception, interval: float) -> None:
         self.failures += 1
         kind = type(err).__name__
         self.metrics.request_errors.labels(self.id, kind).inc()
@@ -167,7 +167,7 @@ class DeviceRunner:
         started = loop.time()
         try:
             values = await self.read_blocks(blocks, PRIORITY_POLL)
-        except BusError as err:
+        except (BusError, CodecError) as err:  # CodecError: a value its point cannot have (a NaN float)
             self._record_failure(err, interval)
             return False
         self.metrics.poll_latency.observe(loop.time() - started)
@@ -192,7 +192,11 @@ class DeviceRunner:
                 if self._stop.is_set():
                     return
             self.metrics.poll_jitter.observe(max(0.0, loop.time() - deadline))
-            await self.poll_once(group)
+            try:
+                await self.poll_once(group)
+            except Exception as err:  # a bug must end neither this device's polls nor the gateway's TaskGroup
+                log.exception("poll_failed", device=self.id, group=group)
+                self._record_failure(err, interval)
             deadline += interval
             now = loop.time()
             if now > deadline:  # overran: skip the missed slots rather than bursting to catch up
@@ -284,6 +288,8 @@ class DeviceRunner:
             return CommandStatus.DEVICE_UNAVAILABLE, str(err), None
         except BusError as err:
             return CommandStatus.TIMEOUT, str(err), None
+        except CodecError as err:  # the read-back holds a value its point cannot have (a NaN float)
+            return CommandStatus.FAILED_READBACK, f"read-back: {err}", None
         self.update(readback, time.time(), at_once=True)  # state before response
         wrong = [
             f"{w.point.key}: requested {w.value!r}, device reports {readback[w.point.key]!r}"

@@ -19,6 +19,11 @@ class DeviceTimeout(BusError):
     """The device did not answer within the bus timeout."""
 
 
+class BadAnswer(BusError):
+    """The device answered, but not with a valid answer to the request (a byte count that does not
+    match it, data shorter than its byte count, another function code, a frame that is not Modbus)."""
+
+
 class DeviceException(BusError):
     """The device answered with a Modbus exception code."""
 

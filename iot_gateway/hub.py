@@ -26,8 +26,8 @@ from pymodbus.framer import FramerType
 
 from devices.models import Table
 from devices.site import RtuBus, TcpBus
-from iot_gateway.errors import BusDisconnected, DeviceException, DeviceTimeout
-from iot_gateway.modbus_tcp import LeanModbusTcpClient
+from iot_gateway.errors import BadAnswer, BusDisconnected, DeviceException, DeviceTimeout
+from iot_gateway.modbus_tcp import LeanModbusTcpClient, MalformedAnswer
 
 log = structlog.get_logger(__name__)
 
@@ -156,6 +156,8 @@ class BusHub:
                     await asyncio.sleep(wait)
             try:
                 response = await getattr(client, method)(*args, **kwargs)
+            except MalformedAnswer as err:
+                raise BadAnswer(f"bus {self.name}: unit {kwargs.get('device_id')}: {err}") from err
             except ModbusIOException as err:
                 raise DeviceTimeout(
                     f"bus {self.name}: no answer from unit {kwargs.get('device_id')}"
@@ -175,18 +177,23 @@ class BusHub:
             self._lock.release()
 
     async def read(self, table: Table, address: int, count: int, unit: int, priority: int) -> list[int]:
-        """Read ``count`` registers or bits; bits come back as 0/1 ints."""
+        """Read exactly ``count`` registers or bits; bits come back as 0/1 ints. Fewer values than
+        asked for (a device's short answer, through any client) raise BadAnswer."""
         if table is Table.COIL:
             r = await self._call(priority, "read_coils", address, count=count, device_id=unit)
-            return [int(b) for b in r.bits[:count]]
-        if table is Table.DISCRETE_INPUT:
+            values = [int(b) for b in r.bits[:count]]
+        elif table is Table.DISCRETE_INPUT:
             r = await self._call(priority, "read_discrete_inputs", address, count=count, device_id=unit)
-            return [int(b) for b in r.bits[:count]]
-        if table is Table.HOLDING_REGISTER:
+            values = [int(b) for b in r.bits[:count]]
+        elif table is Table.HOLDING_REGISTER:
             r = await self._call(priority, "read_holding_registers", address, count=count, device_id=unit)
+            values = list(r.registers[:count])
         else:
             r = await self._call(priority, "read_input_registers", address, count=count, device_id=unit)
-        return list(r.registers[:count])
+            values = list(r.registers[:count])
+        if len(values) < count:
+            raise BadAnswer(f"bus {self.name}: unit {unit} answered {len(values)} of {count} values")
+        return values
 
     async def write_coil(self, address: int, value: bool, unit: int) -> None:
         await self._call(PRIORITY_COMMAND, "write_coil", address, value, device_id=unit)

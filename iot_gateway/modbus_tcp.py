@@ -12,6 +12,13 @@ Same surface as the pymodbus client the hub calls (method names, ``device_id``, 
 
 A response is matched by transaction id and function code; a late answer to a request that timed
 out carries an old transaction id and is dropped.
+
+An answer is checked before it is decoded: one to our transaction id with another function code, a
+read answer whose byte count is not the one the request asks for (2 per register, one per 8 bits) or
+whose data is shorter than its byte count raises ``MalformedAnswer`` (a ``ModbusIOException``, so the
+hub counts it as a failed request of that device, never a crash of the gateway). A header that is not
+Modbus TCP (protocol id not 0, a length outside 2..254) means the stream cannot be framed any more: the
+connection is closed (the request in flight fails with ``MalformedAnswer``) and the hub reconnects.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 _MBAP = struct.Struct(">HHHB")  # transaction id, protocol 0, length (unit + PDU), unit
 _ADDR_COUNT = struct.Struct(">HH")
 MAX_FRAME = 260  # Modbus TCP ADU limit
+
+
+class MalformedAnswer(ModbusIOException):
+    """The device answered, but not with a valid answer to the request."""
 
 
 class Response:
@@ -69,11 +80,13 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self.fail(ConnectionException(f"{self.name}: connection lost"))
 
-    def close(self) -> None:
+    def close(self, err: Exception | None = None) -> None:
+        """Close the connection; the request in flight fails with ``err`` (a ConnectionException
+        when None)."""
         self.closed = True
+        self.fail(err or ConnectionException(f"{self.name}: closed"))
         if self.transport is not None:
             self.transport.close()
-        self.fail(ConnectionException(f"{self.name}: closed"))
 
     def fail(self, err: Exception) -> None:
         waiting, self.waiting = self.waiting, None
@@ -86,7 +99,10 @@ class _Connection(asyncio.Protocol):
         while len(buf) >= 8:
             tid, protocol, length, _unit = _MBAP.unpack_from(buf)
             if protocol != 0 or not 2 <= length <= MAX_FRAME - 6:
-                buf.clear()  # not Modbus TCP: nothing in this stream can be trusted; the request times out
+                # Not Modbus TCP: nothing more in this stream can be framed. Closed, the hub reconnects.
+                buf.clear()
+                why = f"not a Modbus TCP header (protocol {protocol}, length {length}); connection closed"
+                self.close(MalformedAnswer(f"{self.name}: {why}"))
                 return
             if len(buf) < 6 + length:
                 return
@@ -94,8 +110,12 @@ class _Connection(asyncio.Protocol):
             del buf[: 6 + length]
             # Matched by transaction id and function code: some devices answer with another unit id.
             waiting = self.waiting
-            if waiting is None or waiting[0] != tid or waiting[1] != pdu[0] & 0x7F:
+            if waiting is None or waiting[0] != tid:
                 continue  # a late answer to a request that timed out
+            if waiting[1] != pdu[0] & 0x7F:
+                err = f"{self.name}: answer with function code {pdu[0]} to a request with {waiting[1]}"
+                self.fail(MalformedAnswer(err))
+                continue
             self.waiting = None
             if not waiting[2].done():
                 waiting[2].set_result(pdu)
@@ -159,25 +179,30 @@ class LeanModbusTcpClient:
             err = f"{self.name}: no answer within {self.timeout} s"
             future.set_exception(ModbusIOException(err))
 
-    async def _read(self, unit: int, function: int, address: int, count: int) -> Response | bytes:
+    async def _read(self, unit: int, function: int, address: int, count: int, size: int) -> Response | bytes:
+        """The data bytes of a read answer, which must be ``size`` bytes (the byte count the request
+        asks for), or the exception answer."""
         pdu = await self._request(unit, function, _ADDR_COUNT.pack(address, count))
         if pdu[0] & 0x80:
             return Response(exception_code=pdu[1] if len(pdu) > 1 else 4)
-        data = pdu[2 : 2 + pdu[1]] if len(pdu) > 1 else b""
-        return data
+        if len(pdu) < 2 or pdu[1] != size or len(pdu) < 2 + size:
+            got = f"byte count {pdu[1]} and {len(pdu) - 2} data bytes" if len(pdu) > 1 else "no byte count"
+            err = f"{self.name}: function {function} answer for {count} values has {got}, expected {size}"
+            raise MalformedAnswer(err)
+        return pdu[2 : 2 + size]
 
     # --- the pymodbus methods the hub calls ----------------------------------------------------
     async def read_holding_registers(self, address: int, *, count: int = 1, device_id: int = 1) -> Response:
-        return self._registers(await self._read(device_id, 3, address, count))
+        return self._registers(await self._read(device_id, 3, address, count, 2 * count))
 
     async def read_input_registers(self, address: int, *, count: int = 1, device_id: int = 1) -> Response:
-        return self._registers(await self._read(device_id, 4, address, count))
+        return self._registers(await self._read(device_id, 4, address, count, 2 * count))
 
     async def read_coils(self, address: int, *, count: int = 1, device_id: int = 1) -> Response:
-        return self._bit_response(await self._read(device_id, 1, address, count))
+        return self._bit_response(await self._read(device_id, 1, address, count, (count + 7) // 8))
 
     async def read_discrete_inputs(self, address: int, *, count: int = 1, device_id: int = 1) -> Response:
-        return self._bit_response(await self._read(device_id, 2, address, count))
+        return self._bit_response(await self._read(device_id, 2, address, count, (count + 7) // 8))
 
     async def write_coil(self, address: int, value: bool, *, device_id: int = 1) -> Response:
         body = _ADDR_COUNT.pack(address, 0xFF00 if value else 0)

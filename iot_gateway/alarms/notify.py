@@ -35,7 +35,7 @@ import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bcc_common.gsm7 import sms_text
+from bcc_common.gsm7 import SMS_SEPTETS, fit, sms_text, to_gsm7
 from bcc_common.ident import Ident
 from bcc_contract.alarm_health import ActiveAlarm, AlarmHealth, HistoryEvent, compute_health
 from devices.loader import ConfigError, format_validation
@@ -46,6 +46,10 @@ from iot_gateway.alarms.store import AlarmStore, Notice, StaffMember
 log = structlog.get_logger(__name__)
 
 WIB = timezone(timedelta(hours=7), "WIB")
+# An alarm's value in its SMS: a number is short; a text value (a device's state, a reason) is cut here
+# first, so that the rule's message keeps its room.
+SMS_VALUE_SEPTETS = 40
+SMS_TEMPLATE = "BCC {tag}: {message} ({alarm}{value}) {at}"
 ACTIVE_STATES = (AlarmState.ACTIVE_UNACKED, AlarmState.ACTIVE_ACKED)
 SEVERITY_TEXT = {
     "id": {"critical": "KRITIS", "high": "TINGGI", "medium": "SEDANG", "low": "RENDAH"},
@@ -288,7 +292,9 @@ def alarm_text(lang: str, kind: str, alarm: Alarm, raised_at: float, now: float 
 
 def alarm_sms(lang: str, kind: str, alarm: Alarm, raised_at: float, now: float | None) -> str:
     """The SMS of a new alarm or an escalation in ``lang``: severity (or escalation), message, alarm and
-    value, time raised; one SMS (160 GSM-7 characters), the message shortened if it must be."""
+    value, time raised; one SMS (160 GSM-7 characters): a value longer than SMS_VALUE_SEPTETS is cut to
+    that, then the message and after it the value are shortened if they must be. Never raises for a
+    long text: if even that cannot fit, the alarm id, time and tag, cut to one SMS."""
     lang = "en" if lang == "en" else "id"
     words = WORDS[lang]
     spec = alarm.spec
@@ -296,7 +302,7 @@ def alarm_sms(lang: str, kind: str, alarm: Alarm, raised_at: float, now: float |
         tag = words["sms_escalation"].format(minutes=round(((now or raised_at) - raised_at) / 60))
     else:
         tag = SEVERITY_TEXT[lang][spec.severity]
-    value = "" if alarm.value is None else f"={alarm.value}"
+    value = "" if alarm.value is None else fit(to_gsm7(f"={alarm.value}"), SMS_VALUE_SEPTETS)
     at = datetime.fromtimestamp(raised_at, WIB).strftime("%H:%M WIB")
     values = {
         "tag": tag,
@@ -305,7 +311,11 @@ def alarm_sms(lang: str, kind: str, alarm: Alarm, raised_at: float, now: float |
         "value": value,
         "at": at,
     }
-    return sms_text("BCC {tag}: {message} ({alarm}{value}) {at}", values, shrink="message")
+    try:
+        return sms_text(SMS_TEMPLATE, values, shrink=("message", "value"))
+    except ValueError:  # the parts that are never shortened are over 160 already (an enormous tag)
+        log.warning("alarm_sms_minimal", alarm=spec.id, kind=kind)
+        return fit(to_gsm7(f"BCC {spec.id} {at} {tag}"), SMS_SEPTETS)
 
 
 def summary_text(lang: str, day: str, health: AlarmHealth, active: list[Alarm]) -> tuple[str, str]:

@@ -226,7 +226,11 @@ class AlarmService:
             return
         changed = list(dict.fromkeys(e.alarm for e in events))
         bodies = [(e.at, self._event_payload(e)) for e in events]
-        notices = self.notifier.on_events(events, self.evaluator)
+        try:
+            notices = self.notifier.on_events(events, self.evaluator)
+        except Exception:  # the transitions are stored and published even when their mails cannot be made
+            log.exception("alarm_notices_failed", alarms=changed)
+            notices = []
         self.store.save(self.evaluator.snapshot(changed), bodies, self.clock(), notices)
         for event in events:
             log.info(

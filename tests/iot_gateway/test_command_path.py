@@ -9,9 +9,12 @@ from typing import Any
 
 import aiomqtt
 
+from devices.loader import site_from_dict
+from devices.models import DeviceProfile
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway, with_ts
+from tests.support.gateway import gateway_config, probe, running_gateway, tuned_site, with_ts
+from tests.support.raw_modbus import RawModbusServer, frame
 from tests.support.wait import eventually
 
 COIL_WRITES = (5, 15)
@@ -229,3 +232,59 @@ async def test_one_megabyte_payload_is_stopped_at_the_broker(
         assert resp["status"] == "ok" and resp["transaction"] == "after-1mb"
         assert p.all("bcc/lights_a/response") == [resp]
         assert [w.address for w in writes(room_sim, "lights_a")] == [3]
+
+
+SETPOINT_PROFILE = {
+    "model": "setpoint",
+    "manufacturer": "Test",
+    "label": {"id": "Titik setel", "en": "Setpoint"},
+    "source": "a writable float32 (none of the shipped profiles has one)",
+    "poll_groups": {"default": {"interval_s": 1}},
+    "points": [
+        {
+            "key": "setpoint",
+            "label": {"id": "Titik setel", "en": "Setpoint"},
+            "table": "holding_register",
+            "address": 0,
+            "type": "float32",
+            "unit": "C",
+            "writable": True,
+        }
+    ],
+}
+
+
+async def test_a_read_back_its_point_cannot_have_is_answered_failed_readback(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
+    """The device takes the write and then reports NaN: the command is answered (failed_readback,
+    naming the problem) instead of the read-back's CodecError escaping its handler unanswered."""
+    written: list[bytes] = []
+
+    def answer(tid: int, unit: int, pdu: bytes) -> bytes:
+        if pdu[0] == 16:  # write multiple registers: the echo of address and count
+            written.append(pdu)
+            return frame(tid, unit, pdu[:5])
+        words = (0x7FC0, 0) if written else (0x41A0, 0)  # NaN after the write, 20.0 before
+        return frame(tid, unit, bytes((3, 4)) + struct.pack(">HH", *words))
+
+    async with RawModbusServer(answer) as server:
+        loaded = room_sim.site_for_clients()
+        raw = loaded.site.model_dump(mode="json", exclude_none=True)
+        for device in raw["devices"]:
+            if device["id"] == "wall":
+                device["profile"] = "setpoint"
+        profiles = {**loaded.profiles, "setpoint": DeviceProfile.model_validate(SETPOINT_PROFILE)}
+        site = tuned_site(
+            site_from_dict(raw, profiles),
+            keep=["wall"],
+            buses={"wall_lan": {"host": server.host, "port": server.port}},
+        )
+        async with probe(mosquitto) as p, running_gateway(gateway_config(site, mosquitto)):
+            await p.wait_for("bcc/wall", lambda s: s.get("setpoint") == 20.0)
+            mark = p.mark()
+            await p.publish("bcc/wall/set", with_ts({"setpoint": 21.5, "transaction": "nan"}))
+            resp = await p.wait_for("bcc/wall/response", since=mark)
+            assert resp["status"] == "failed_readback", resp
+            assert "setpoint: device returned a non-finite float" in resp["error"], resp
+            assert len(written) == 1

@@ -1,17 +1,21 @@
 """The gateway's lean Modbus TCP client (iot_gateway.modbus_tcp) against the simulated video-wall
 controller (a pymodbus server): every function code the hub uses, exception answers, a device that
 answers too late (the late answer must not be taken for the next request's) or never, a dropped
-connection and the reconnect after it. Expected values come from the simulator's memory."""
+connection and the reconnect after it. Expected values come from the simulator's memory. Against a
+raw server (tests/support/raw_modbus.py): malformed answers are refused as I/O errors, and a frame
+that is not Modbus TCP closes the connection."""
 
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from iot_gateway.modbus_tcp import LeanModbusTcpClient
 from simulators.site import SiteSimulator
+from tests.support.raw_modbus import RawModbusServer, frame, registers_answer
 
 TIMEOUT_S = 0.3
 
@@ -92,3 +96,61 @@ async def test_faults_late_answers_and_reconnect(room_sim: SiteSimulator) -> Non
         assert r.registers == [222]
     finally:
         client.close()
+
+
+async def test_malformed_answers_are_io_errors_and_a_foreign_header_closes_the_connection() -> None:
+    """Each malformed answer fails its request at once (well before the timeout) with a Modbus I/O
+    error, which the hub counts as the device's failed request; the next good answer is read."""
+    server = RawModbusServer(registers_answer)
+    bad = {
+        # two registers asked for: a byte count of 3 (odd), and of 4 with only 2 data bytes behind it
+        "odd byte count": lambda tid, unit, pdu: frame(tid, unit, bytes((3, 3, 0, 1, 0))),
+        "byte count beyond the data": lambda tid, unit, pdu: frame(tid, unit, bytes((3, 4, 0, 1))),
+        "no byte count": lambda tid, unit, pdu: frame(tid, unit, bytes((3,))),
+        "another function code": lambda tid, unit, pdu: frame(tid, unit, bytes((4, 4, 0, 1, 0, 2))),
+    }
+    async with server:
+        client = LeanModbusTcpClient(server.host, server.port, TIMEOUT_S)
+        try:
+            assert await client.connect()
+            assert (await client.read_holding_registers(0, count=2)).registers == [100, 101]
+            for name, answer in bad.items():
+                server.answer = answer
+                started = time.monotonic()
+                with pytest.raises(ModbusIOException, match=r"byte count|function code"):
+                    await client.read_holding_registers(0, count=2)
+                assert time.monotonic() - started < TIMEOUT_S / 2, name
+                server.answer = registers_answer
+                assert (await client.read_holding_registers(0, count=2)).registers == [100, 101], name
+            # 16 coils need 2 bytes: a 1-byte answer (8 coils) is short
+            server.answer = lambda tid, unit, pdu: frame(tid, unit, bytes((1, 1, 0xFF)))
+            with pytest.raises(ModbusIOException, match="byte count"):
+                await client.read_coils(0, count=16)
+            server.answer = lambda tid, unit, pdu: frame(tid, unit, bytes((2, 1, 0x05)))  # 9 inputs: 2 bytes
+            with pytest.raises(ModbusIOException, match="byte count"):
+                await client.read_discrete_inputs(0, count=9)
+            server.answer = lambda tid, unit, pdu: frame(tid, unit, bytes((2, 1, 0x05)))
+            assert (await client.read_discrete_inputs(0, count=8)).bits[:3] == [True, False, True]
+            assert client.connected and server.connections == 1
+
+            # Not Modbus TCP (protocol id 1, then an absurd length): the stream cannot be framed any
+            # more; the request fails at once, the connection is closed, a reconnect reads again.
+            for n, answer in enumerate(
+                [
+                    lambda tid, unit, pdu: frame(tid, unit, bytes((3, 4, 0, 1, 0, 2)), protocol=1),
+                    lambda tid, unit, pdu: frame(tid, unit, b"HTTP/1.1 400 Bad Request", length=0x4854),
+                ],
+                start=1,
+            ):
+                server.answer = answer
+                started = time.monotonic()
+                with pytest.raises(ModbusIOException, match="not a Modbus TCP header"):
+                    await client.read_holding_registers(0, count=2)
+                assert time.monotonic() - started < TIMEOUT_S / 2
+                assert not client.connected
+                server.answer = registers_answer
+                assert await client.connect()
+                assert (await client.read_holding_registers(0, count=2)).registers == [100, 101]
+                assert server.connections == 1 + n
+        finally:
+            client.close()

@@ -1,5 +1,5 @@
-"""Failures the anchors' users report most: dead devices stalling a bus, ghost writes after restarts,
-and gateways that never come back after a broker restart."""
+"""Failures the anchors' users report most: dead devices stalling a bus, devices answering garbage,
+ghost writes after restarts, and gateways that never come back after a broker restart."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import yaml
 
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway, site_dict, with_ts
+from tests.support.gateway import gateway_config, probe, running_gateway, site_dict, tuned_site, with_ts
 from tests.support.paths import ROOT
+from tests.support.raw_modbus import RawModbusServer, frame
 
 
 async def test_dead_device_goes_offline_and_neighbours_keep_their_rate(
@@ -42,6 +43,39 @@ async def test_dead_device_goes_offline_and_neighbours_keep_their_rate(
         assert room_sim.device("lights_b").writes == []
 
 
+async def test_devices_answering_garbage_go_offline_and_the_gateway_keeps_polling_the_others(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess
+) -> None:
+    """The wall's bus reaches a server whose every answer carries a byte count beyond its one data
+    byte; the meter reports NaN for a float32 point. Both go offline after offline_after_failures
+    failed polls, counted as request errors; the lights on the meter's bus keep polling and
+    publishing. Neither answer may end the gateway (it ran every device in one TaskGroup)."""
+    garbage = RawModbusServer(lambda tid, unit, pdu: frame(tid, unit, bytes((pdu[0], 3, 0))))
+    async with garbage:
+        site = tuned_site(
+            room_sim.site_for_clients(),
+            keep=["lights_a", "meter_main", "wall"],
+            buses={"wall_lan": {"host": garbage.host, "port": garbage.port}},
+        )
+        cfg = gateway_config(site, mosquitto, offline_after_failures=2)
+        room_sim.device("meter_main").set_registers("input_register", 0, [0x7FC0, 0])  # voltage_l1: NaN
+        async with probe(mosquitto) as p, running_gateway(cfg) as gw:
+            await p.wait_for("bcc/lights_a/availability", lambda v: v == "online")
+            await p.wait_for("bcc/wall/availability", lambda v: v == "offline", timeout=10)
+            await p.wait_for("bcc/meter_main/availability", lambda v: v == "offline", timeout=10)
+            errors = gw.metrics.request_errors
+            assert errors.labels("wall", "BadAnswer")._value.get() >= 2
+            assert errors.labels("meter_main", "CodecError")._value.get() >= 2
+            assert gw.devices["wall"].breaker_open and gw.devices["meter_main"].breaker_open
+            mark = p.mark()
+            await room_sim.device("lights_a").set_point("relay_4", True)  # the device changes by itself
+            await p.wait_for("bcc/lights_a", lambda s: s.get("relay_4") == "ON", since=mark, timeout=5)
+            assert gw.devices["lights_a"].available is True and not gw.devices["lights_a"].failures
+            # The meter answers sensibly again: its breaker's next probe brings it back.
+            room_sim.device("meter_main").set_registers("input_register", 0, [0x4366, 0])  # 230.0 V
+            await p.wait_for("bcc/meter_main/availability", lambda v: v == "online", since=mark, timeout=15)
+
+
 @pytest.mark.slow
 async def test_restarts_never_write(
     room_sim: SiteSimulator, mosquitto: MosquittoProcess, tmp_path: Path
@@ -63,7 +97,7 @@ async def test_restarts_never_write(
                 *cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log
             )
             try:
-                await p.wait_for("bcc/bridge/bcc_room/state", lambda v: v == "online", since=mark, timeout=10)
+                await p.wait_for("bcc/bridge/bcc_room/state", lambda v: v == "online", since=mark, timeout=15)
                 state = await p.wait_for(
                     "bcc/lights_a", lambda s: s.get("relay_1") == "ON", since=mark, timeout=5
                 )

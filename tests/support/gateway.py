@@ -24,11 +24,15 @@ def tuned_site(
     loaded: LoadedSite,
     keep: Iterable[str] | None = None,
     poll_s: Mapping[str, Mapping[str, float]] | None = None,
+    buses: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> LoadedSite:
-    """``loaded`` with only the devices in ``keep`` (all when None) and per-device poll interval
-    overrides, e.g. ``{"env_front": {"default": 0.1}}`` (validated like a site file; each bus's
-    timeout is shortened to its shortest interval, as the loader requires)."""
+    """``loaded`` with only the devices in ``keep`` (all when None), per-device poll interval
+    overrides, e.g. ``{"env_front": {"default": 0.1}}``, and bus settings by bus name, e.g.
+    ``{"wall_lan": {"port": 5999}}`` (validated like a site file; each bus's timeout is shortened to
+    its shortest interval, as the loader requires)."""
     raw = loaded.site.model_dump(mode="json", exclude_none=True)
+    for bus in raw["buses"]:
+        bus.update((buses or {}).get(bus["name"], {}))
     shortest = min((s for d in (poll_s or {}).values() for s in d.values()), default=None)
     if shortest is not None:
         for bus in raw["buses"]:

@@ -3,7 +3,7 @@ else; on the portal's database (SQLite and PostgreSQL) and a fake clock, a new c
 on-duty operators and the admins in each one's language, escalates to the roster's next person while
 nobody acknowledges it, stops escalating once acknowledged, and the daily summary goes out once; a
 restarted evaluator writes nothing twice. The portal's own outbox sender delivers them to a real SMTP
-server, each once."""
+server, each once. An alarm with the longest id and a long text value still gets one whole SMS."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from devices.loader import DEMO_SITE, ConfigError, load_site
 from iot_gateway.alarms.config import AlarmsConfig, build_alarms_config
 from iot_gateway.alarms.engine import Alarm
 from iot_gateway.alarms.notify import alarm_sms
-from iot_gateway.alarms.rules import load_rules, parse_rules
+from iot_gateway.alarms.rules import AlarmSpec, load_rules, parse_rules
 from iot_gateway.alarms.service import AlarmService
 from tests.support.alarm_mail import add_staff, alarm_outbox, drain
 from tests.support.paths import ROOT
@@ -265,3 +265,70 @@ def test_every_shipped_rules_sms_fits_one_message_unshortened(lang: str) -> None
             text = alarm_sms(lang, kind, alarm, START, START + 86400)
             assert septets(text) <= SMS_SEPTETS and "..." not in text, text
             assert to_gsm7(getattr(spec.rule.message, lang)) in text and spec.id in text
+
+
+LONG_ID = ("door_open_after_hours_" * 3)[:48]  # the longest rule id (bcc_common/ident.py)
+LONG_RULES: dict[str, Any] = {
+    **RULES,
+    "rules": [
+        {
+            "id": LONG_ID,
+            "kind": "state",
+            "devices": ["lights_a"],
+            "point": "relay_1",
+            "value": "OFF",  # anything but ON raises it, the value kept as reported
+            "severity": "critical",
+            "message": {"id": "Pintu ruang server terbuka di luar jam kerja", "en": "Server room door open"},
+        }
+    ],
+}
+# a text value of 500 characters, with characters of the extension table and outside the alphabet
+LONG_VALUE = ("pintu [terbuka] € " + "中" + "x" * 50) * 8
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+@pytest.mark.parametrize("device", ["lights_a", "d" * 48])  # the demo's device, a site's longest id
+def test_an_alarm_sms_with_a_long_id_and_a_long_text_value_is_one_whole_sms(lang: str, device: str) -> None:
+    [rule_spec] = parse_rules(LONG_RULES, load_site(DEMO_SITE), "r.yaml").alarms
+    spec = AlarmSpec(f"{LONG_ID}.{device}", rule_spec.rule, device)
+    alarm = Alarm(spec, value=LONG_VALUE[:500])
+    message = to_gsm7(getattr(spec.rule.message, lang))
+    for kind in ("alarm_raised", "escalation"):
+        text = alarm_sms(lang, kind, alarm, START, START + 86400)
+        assert septets(text) <= SMS_SEPTETS, text
+        assert f"({spec.id}=pintu [terbuka]" in text and text.endswith(") 03:00 WIB"), text
+        if device == "lights_a":  # the value was cut to its 40 characters: the message keeps its room
+            assert f": {message[:12]}" in text, text
+    # Only the parts never shortened, already over 160 (an escalation "unacknowledged" for 10^298
+    # minutes): the alarm id and its time, then the tag, cut to one SMS.
+    text = alarm_sms(lang, "escalation", alarm, START, 1e300)
+    assert septets(text) <= SMS_SEPTETS and text.startswith(f"BCC {spec.id} 03:00 WIB "), text
+
+
+async def test_a_long_alarm_value_neither_breaks_its_sms_nor_stops_the_evaluator(
+    tmp_path: Path, portal_db_url: str
+) -> None:
+    """The review's case: a device state whose text value cannot shrink. Its SMS fits; the transition
+    is stored and the evaluator judges the next state (the SMS's ValueError used to escape _commit
+    before the store's save, and the alarm service's TaskGroup after it)."""
+    add_staff(portal_db_url, STAFF, PHONES)
+    config = alarms_config(tmp_path, portal_db_url, rules=LONG_RULES)
+    clock = Clock(START)
+    service = AlarmService(config, clock=clock)
+    alarm_id = f"{LONG_ID}.lights_a"
+    try:
+        await service.step()  # takes the lease
+        state = service.topics.state("lights_a")
+        await service.handle(state, orjson.dumps({"relay_1": LONG_VALUE[:500]}), False)
+        assert service.evaluator.alarms[alarm_id].state.value == "active_unacked"
+        assert service.store.load()[alarm_id]["state"] == "active_unacked"
+        sms = [r for r in alarm_outbox(portal_db_url) if r.channel == "sms"]
+        assert [r.recipient for r in sms] == ["+6281234567890"]  # siti, the on-duty phone
+        text = sms[0].body
+        assert septets(text) <= SMS_SEPTETS and text.startswith("BCC KRITIS: Pintu ruang server"), text
+        assert f"({alarm_id}=pintu [terbuka]" in text and text.endswith("03:00 WIB"), text
+        await service.handle(state, b'{"relay_1": "ON"}', False)
+        await step_at(service, clock, START + 1)
+        assert service.store.load()[alarm_id]["state"] == "cleared_unacked"
+    finally:
+        service.store.close()
