@@ -173,9 +173,10 @@ def dispatch_mails(db: Session, ref: Reference, report: Report, public_url: str)
 
 def stage_dispatch(db: Session, ref: Reference, sink: object, report: Report) -> None:
     """Before the dispatch commits: the officers' e-mails, when the portal sends e-mail (its event sink
-    carries the outbox's notifier)."""
+    carries the outbox's notifier, and the notifier an SMTP server: a portal with SMS only writes no
+    e-mail it could never send, as it runs no digest or escalation)."""
     notifier = getattr(sink, "notifier", None)
-    if notifier is None:
+    if notifier is None or notifier.smtp is None:
         return
     assert report.dispatched_at is not None
     enqueue(db, dispatch_mails(db, ref, report, notifier.public_url), report.dispatched_at)

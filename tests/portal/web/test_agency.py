@@ -25,11 +25,14 @@ from tests.support.portal_app import (
     add_user,
     csrf,
     login,
+    notifier_of,
+    portal_with_sms,
     portal_with_smtp,
     report_id,
     staff_client,
     submit,
 )
+from tests.support.sms import FakeTwilio
 from tests.support.smtp import Inbox, text_of
 from tests.support.wait import eventually_sync
 
@@ -167,6 +170,20 @@ def test_officers_get_one_email_per_dispatch_in_their_language(
         assert box.wait(3)[2]["To"] == "bpkad@example.id"
         eventually_sync(lambda: all(r.sent_at is not None for r in agency_rows(app)))
         assert len(agency_rows(app, "dispatched")) == 3 and len(box.messages) == 3
+
+
+def test_a_portal_with_sms_but_no_smtp_writes_no_agency_email(
+    settings: Settings, clock: FakeClock, twilio: FakeTwilio
+) -> None:
+    """It could never go out: no outbox row, no failure counted (review item 2)."""
+    with portal_with_sms(settings, clock, twilio) as (app, client):
+        person(app, "agency", AGENCY, "satu@dinkes.example.id")
+        rid = dispatched(app, client)
+        with runtime_of(app).sessions() as db:
+            assert db.get(Report, rid).status == "dispatched"  # type: ignore[union-attr]
+        assert agency_rows(app) == []
+        notifier = notifier_of(app)
+        assert notifier.smtp is None and notifier.failed == 0
 
 
 # ---- escalation --------------------------------------------------------------------------------------------
