@@ -27,6 +27,7 @@ from portal.web.deps import (
     LangDep,
     NowDep,
     PublicWriteLimit,
+    RefDep,
     SessionDep,
     SettingsDep,
     SinkDep,
@@ -204,11 +205,12 @@ def reopen(
     lang: LangDep,
     db: SessionDep,
     sink: SinkDep,
+    ref: RefDep,
     now: NowDep,
     code: str,
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    step = partial(reports.reopen, db, code, reason, sink, now)
+    step = partial(reports.reopen, db, ref, code, reason, sink, now)
     return _citizen_step(request, lang, db, now, code, "reason", step)
 
 

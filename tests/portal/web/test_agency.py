@@ -172,6 +172,40 @@ def test_officers_get_one_email_per_dispatch_in_their_language(
         assert len(agency_rows(app, "dispatched")) == 3 and len(box.messages) == 3
 
 
+def test_a_reopened_report_goes_back_to_the_agency_with_an_email_to_its_officers(
+    settings: Settings, clock: FakeClock, inbox: tuple[Inbox, int]
+) -> None:
+    """The reporter reopens a resolved report: it is dispatched to the agency again with a new response
+    deadline, and its officers are told once, as on a dispatch (review item 4)."""
+    box, port = inbox
+    with portal_with_smtp(settings, clock, port) as (app, client):
+        person(app, "agency", AGENCY, "satu@dinkes.example.id")
+        rid = dispatched(app, client)
+        assert box.wait(1)[0]["To"] == "satu@dinkes.example.id"
+        act(app, f"/staf/laporan/{rid}/tutup", resolution="resolved_direct")
+        clock.advance(days=2)
+        code = agency_rows(app)[0].code
+        r = client.post(
+            f"/laporan/{code}/buka",
+            data={"csrf_token": csrf(client), "reason": "Masih tutup."},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303, r.text
+        with runtime_of(app).sessions() as db:
+            report = db.get(Report, rid)
+            assert report is not None and report.status == "dispatched" and report.respond_due is not None
+            due = report.respond_due
+        again = box.wait(2)[1]
+        assert again["To"] == "satu@dinkes.example.id" and code in again["Subject"]
+        assert f"{due.astimezone(deadlines.WIB):%d-%m-%Y %H:%M} WIB" in text_of(again)  # the new deadline
+        # a second reopen is refused (not closed) and the periodic check writes no dispatch mail: once
+        r = client.post(f"/laporan/{code}/buka", data={"csrf_token": csrf(client), "reason": "Lagi."})
+        assert r.status_code == 409
+        jobs_of(app, clock).check()
+        eventually_sync(lambda: all(r.sent_at is not None for r in agency_rows(app)))
+        assert len(agency_rows(app, "dispatched")) == 2 and len(box.messages) == 2
+
+
 def test_a_portal_with_sms_but_no_smtp_writes_no_agency_email(
     settings: Settings, clock: FakeClock, twilio: FakeTwilio
 ) -> None:
