@@ -35,14 +35,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bcc_common.timefmt import utc_now
 from portal.i18n import translate
 from portal.models import OPEN_STATUSES, JobRun, Notification, Proposal, Report, User
 from portal.reference import Lang, Reference, lang_or_default
-from portal.services import evaluation, proposals
+from portal.services import evaluation, jobruns, proposals
 from portal.services.deadlines import WIB
 from portal.services.evaluation import AgencyRate
 
@@ -267,20 +266,16 @@ def run_digest(
     sessions: sessionmaker[Session], ref: Reference, now: datetime, public_url: str, worker: str
 ) -> int | None:
     """Claim today's digest (one worker per WIB day) and write it; the number of e-mails, or None when
-    another worker has the day. A failed run gives its claim back, so a later check tries again (the
-    e-mails' keys make a repeated write harmless)."""
+    another worker has the day. A failed run gives its claim back, so a later check tries again, and a
+    claim left running by a worker that died is taken over after ``jobruns.STALE`` (the e-mails' keys
+    make a repeated write harmless)."""
     slot = now.astimezone(WIB).date().isoformat()
     with sessions() as db:
-        db.add(JobRun(job=DIGEST_JOB, slot=slot, worker=worker, started_at=now, result="running", detail=""))
-        try:
-            db.commit()
-        except IntegrityError:
-            db.rollback()
+        run = jobruns.claim(db, DIGEST_JOB, slot, now, worker)
+        if run is None:
             return None
         try:
             written = enqueue(db, digest_mails(db, ref, now, public_url), now)
-            run = db.scalar(select(JobRun).where(JobRun.job == DIGEST_JOB, JobRun.slot == slot))
-            assert run is not None
             run.result, run.detail, run.finished_at = "ok", f"{written} e-mails", now
             db.commit()
         except Exception:

@@ -348,6 +348,35 @@ def test_daily_digest_lists_overdue_and_due_reports_once_a_day(
     assert jobs.check() == 2 and len(agency_rows(app, "digest")) == 4
 
 
+def test_a_digest_claim_left_running_by_a_dead_worker_is_taken_over_once_stale(
+    app: FastAPI, client: TestClient, clock: FakeClock
+) -> None:
+    """A worker killed between its claim and its result left the day "running": no later check could
+    claim it, so the day had no digest (review item 10). Taken over once the claim is older than
+    ``jobruns.STALE``, by one worker, once."""
+    person(app, "agency", AGENCY, "satu@dinkes.example.id")
+    rid = dispatched(app, client)
+    with runtime_of(app).sessions() as db:
+        due = db.get(Report, rid).respond_due  # type: ignore[union-attr]
+    assert due is not None
+    clock.current = at_wib(due, 7, 0)
+    slot = clock.now().astimezone(deadlines.WIB).date().isoformat()
+    with runtime_of(app).sessions() as db:  # the dead worker's claim, a minute old
+        db.add(JobRun(job=agency.DIGEST_JOB, slot=slot, worker="worker-dead", result="running", detail="",
+                      started_at=clock.now() - timedelta(minutes=1)))  # fmt: skip
+        db.commit()
+    one, two = jobs_of(app, clock), jobs_of(app, clock)
+    assert one.check() == 0 and agency_rows(app, "digest") == []  # still fresh: its worker may be busy
+    clock.current = clock.now() - timedelta(minutes=1) + agency.jobruns.STALE + timedelta(seconds=1)
+    assert one.check() == 1  # stale: taken over
+    assert two.check() == 0 and one.check() == 0  # and once
+    [row] = agency_rows(app, "digest")
+    assert row.recipient == "satu@dinkes.example.id"
+    with runtime_of(app).sessions() as db:
+        run = db.scalar(select(JobRun).where(JobRun.job == agency.DIGEST_JOB, JobRun.slot == slot))
+        assert run is not None and (run.result, run.worker) == ("ok", one.worker)
+
+
 # ---- the agency's page -------------------------------------------------------------------------------------
 def test_agency_page_shows_its_reports_rates_and_proposals_to_whom_it_may(
     app: FastAPI, client: TestClient, clock: FakeClock
