@@ -7,11 +7,12 @@ from __future__ import annotations
 import html
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, event, select, update
 
 from bcc.cli import build_parser
 from portal.config import Settings, SettingsError
@@ -133,6 +134,44 @@ def test_one_active_head_per_agency_refused_clearly_everywhere(
     with runtime_of(app).sessions() as db:
         assert not users.find_user(db, "kadis.dinkes").active
     admin.close()
+
+
+def test_reactivating_a_head_while_another_admin_activates_one_shows_the_error_not_a_500(app: FastAPI) -> None:
+    """The check before the commit sees no active head, but another admin activates one at that moment:
+    the database's unique index refuses the second, and the page says so as create_user does (it was a
+    500: review item 11). The other admin's commit happens on its own connection just before this
+    request's UPDATE reaches the database."""
+    with runtime_of(app).sessions() as db:
+        ref, now = runtime_of(app).reference, runtime_of(app).clock()
+        old = users.create_user(db, ref, "kadis.lama", "kepala_dinas", "p" * 16, now, agency=AGENCY)
+        users.set_active(db, old, False)
+        other = users.create_user(db, ref, "kadis.lain", "kepala_dinas", "p" * 16, now, agency=AGENCY)
+        users.set_active(db, other, False)
+        old_id, other_id = old.id, other.id
+    engine = runtime_of(app).engine
+    elsewhere = create_engine(engine.url)
+    raced: list[bool] = []
+
+    def other_admin(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if raced or not statement.lstrip().upper().startswith("UPDATE USERS"):
+            return
+        raced.append(True)
+        with elsewhere.begin() as c:
+            c.execute(update(User).where(User.id == other_id).values(active=True))
+
+    admin = staff_client(app, "admin")
+    event.listen(engine, "before_cursor_execute", other_admin)
+    try:
+        r = admin.post(f"/staf/akun/{old_id}/aktif?lang=en", data={"csrf_token": csrf(admin, "/staf")})
+    finally:
+        event.remove(engine, "before_cursor_execute", other_admin)
+        elsewhere.dispose()
+        admin.close()
+    assert raced and r.status_code == 409
+    assert "This agency already has an active head" in html.unescape(r.text)
+    with runtime_of(app).sessions() as db:
+        assert users.head_of(db, AGENCY).id == other_id  # type: ignore[union-attr]
+        assert not users.find_user(db, "kadis.lama").active
 
 
 # ---- dispatch ----------------------------------------------------------------------------------------------
