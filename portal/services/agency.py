@@ -41,7 +41,7 @@ from bcc_common.timefmt import utc_now
 from portal.i18n import translate
 from portal.models import OPEN_STATUSES, JobRun, Notification, Proposal, Report, User
 from portal.reference import Lang, Reference, lang_or_default
-from portal.services import evaluation, jobruns, proposals
+from portal.services import evaluation, jobruns, proposals, users
 from portal.services.deadlines import WIB
 from portal.services.evaluation import AgencyRate
 
@@ -441,7 +441,7 @@ def view(db: Session, ref: Reference, agency: str, now: datetime, details: bool)
         found, _n = proposals.search(db, proposals.ProposalFilter(agency=agency))
     return AgencyView(
         agency=agency,
-        head=db.scalar(select(User).where(User.role == "kepala_dinas", User.agency == agency, User.active)),
+        head=users.head_of(db, agency),
         open_count=open_count,
         overdue_count=overdue,
         due_soon_count=soon,

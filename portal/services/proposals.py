@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
-from portal.models import Proposal, ProposalEntry, ProposalReport, Report, User
+from portal.models import AGENCY_ROLES, Proposal, ProposalEntry, ProposalReport, Report, User
 from portal.reference import Reference
 from portal.services import visibility
 from portal.services.deadlines import WIB
@@ -117,7 +117,7 @@ def staff_visible(user: User) -> ColumnElement[bool]:
     """The proposals a staff member may open: all for admins and Bappeda, its own for an agency."""
     if may_move(user):
         return true()
-    if user.role in ("agency", "kepala_dinas") and user.agency:  # its officers and its head
+    if user.role in AGENCY_ROLES and user.agency:  # its officers and its head
         return Proposal.agency == user.agency
     return Proposal.id.is_(None)  # viewers and operators see the aggregates only
 

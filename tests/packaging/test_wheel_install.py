@@ -138,14 +138,7 @@ def test_portal_texts_ship_compiled_in_the_wheel(installed: Path, tmp_path: Path
         "print(all(p.is_file() for lang in LANGS for p in catalogue_paths(lang)));"
         "print(translate('nav_report', 'en'))"
     )
-    out = subprocess.run(
-        [installed / "python", "-c", code],
-        cwd=tmp_path,
-        env=_env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split("\n")
+    out = _run_python(installed, tmp_path, code).split("\n")
     assert Path(out[0]).is_relative_to(installed.parent), out
     assert out[1] == "True", out
     with (ROOT / "portal/locale/en/LC_MESSAGES/messages.po").open("rb") as f:
