@@ -404,13 +404,6 @@ class AgencyView:
     proposals: list[Proposal]
 
 
-def _rate(db: Session, ref: Reference, agency: str, month: str) -> AgencyRate:
-    for rate in evaluation.agency_rates(evaluation.evaluate(db, ref, month)):
-        if rate.agency == agency:
-            return rate
-    return AgencyRate(agency, 0, 0, 0, 0)
-
-
 def view(db: Session, ref: Reference, agency: str, now: datetime, details: bool) -> AgencyView:
     """The page of ``agency``; ``details`` False leaves out the reports and proposals one by one."""
     mine = (Report.agency == agency) & Report.dispatched_at.is_not(None) & Report.status.in_(OPEN_STATUSES)
@@ -434,7 +427,7 @@ def view(db: Session, ref: Reference, agency: str, now: datetime, details: bool)
     this_month = now.astimezone(WIB).strftime("%Y-%m")
     last_month = evaluation.months_back(this_month, 2)[0]
     total = proposals.Aggregate(agency)
-    for agg in proposals.aggregates(db, None, agency=agency)["agency"]:
+    for agg in proposals.aggregates(db, None, agency=agency, groups=("agency",))["agency"]:
         total = agg
     found: list[Proposal] = []
     if details:
@@ -448,7 +441,7 @@ def view(db: Session, ref: Reference, agency: str, now: datetime, details: bool)
         reports=reports,
         this_month=this_month,
         last_month=last_month,
-        rates={m: _rate(db, ref, agency, m) for m in (this_month, last_month)},
+        rates={m: evaluation.agency_rate(db, ref, agency, m) for m in (this_month, last_month)},
         proposal_total=total,
         proposals=found,
     )

@@ -243,14 +243,20 @@ class Aggregate:
     stages: Counter[str] = field(default_factory=Counter)
 
 
-def aggregates(db: Session, year: int | None = None, agency: str = "") -> dict[str, list[Aggregate]]:
+AGGREGATE_GROUPS = {"kecamatan": Proposal.kecamatan, "agency": Proposal.agency}
+
+
+def aggregates(
+    db: Session, year: int | None = None, agency: str = "", groups: tuple[str, ...] = ("kecamatan", "agency")
+) -> dict[str, list[Aggregate]]:
     """``{"kecamatan": [...], "agency": [...]}``: the council's view (no report, no person); of one
-    budget year and of one agency when given."""
+    budget year and of one agency when given; only the ``groups`` asked for."""
     cond = Proposal.budget_year == year if year is not None else true()
     if agency:
         cond = cond & (Proposal.agency == agency)
     out: dict[str, list[Aggregate]] = {}
-    for name, column in (("kecamatan", Proposal.kecamatan), ("agency", Proposal.agency)):
+    for name in groups:
+        column = AGGREGATE_GROUPS[name]
         groups: dict[str, Aggregate] = {}
         rows = db.execute(
             select(

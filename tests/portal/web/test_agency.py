@@ -19,7 +19,7 @@ from portal.config import Settings, SettingsError
 from portal.errors import InvalidInput
 from portal.models import JobRun, Notification, Report, User
 from portal.runtime import runtime_of
-from portal.services import agency, deadlines, users
+from portal.services import agency, deadlines, evaluation, users
 from tests.support.portal_app import (
     FakeClock,
     Login,
@@ -453,6 +453,12 @@ def test_agency_page_shows_its_reports_rates_and_proposals_to_whom_it_may(
         assert [p.title for p in view.proposals] == ["Renovasi puskesmas"]
         text = html.unescape(r.text)
         assert "Ambulans rusak" in text and "Renovasi puskesmas" in text
+    # the page counts one agency in SQL: the same figures as the monthly evaluation's rows
+    with runtime_of(app).sessions() as db:
+        ref = runtime_of(app).reference
+        for month in (view.this_month, view.last_month):
+            whole = evaluation.agency_rates(evaluation.evaluate(db, ref, month))
+            assert [evaluation.agency_rate(db, ref, AGENCY, month)] == [r for r in whole if r.agency == AGENCY]
     assert officer.get("/staf/dinas", follow_redirects=False).headers["location"] == "/staf/dinas/dinkes"
     # the council: totals only
     viewer = staff_client(app, "viewer")
