@@ -288,9 +288,23 @@ def run_digest(
 
 
 # ---- escalation --------------------------------------------------------------------------------------------
-def escalation_mails(db: Session, ref: Reference, now: datetime, public_url: str) -> list[Mail]:
-    """The heads' e-mails for deadlines passed within :data:`LOOKBACK` (the ones already in the outbox
-    included: :func:`escalate` leaves those out)."""
+@dataclass(frozen=True)
+class Missed:
+    """A deadline passed within :data:`LOOKBACK`: the report, which deadline, when, and the head to tell."""
+
+    report: Report
+    kind: str  # verify | respond
+    due: datetime
+    head: User
+
+    @property
+    def key(self) -> str:
+        return dedupe_key("escalation", self.report.id, self.kind, self.due.isoformat())
+
+
+def missed_deadlines(db: Session, ref: Reference, now: datetime) -> list[Missed]:
+    """The deadlines passed within :data:`LOOKBACK` whose agency has a head to tell (the ones escalated
+    already included: :func:`escalate` leaves those out by their key)."""
     by_agency = heads(db)
     if not by_agency:
         return []
@@ -308,7 +322,6 @@ def escalation_mails(db: Session, ref: Reference, now: datetime, public_url: str
         & (Report.respond_due >= since)
         & Report.agency.in_(list(by_agency))
     )
-    base = public_url.rstrip("/")
     out = []
     for report in db.scalars(select(Report).where(verify | respond).order_by(Report.id)):
         head = by_agency.get(responsible(ref, report))
@@ -317,31 +330,36 @@ def escalation_mails(db: Session, ref: Reference, now: datetime, public_url: str
         kind = "verify" if report.status == "submitted" else "respond"
         due = report.verify_due if kind == "verify" else report.respond_due
         assert due is not None
-        lang = _lang(head)
-        facts = _facts(ref, report, lang) | {
-            "due": _wib(due),
-            "deadline": translate(f"deadline_{kind}", lang),
-        }
-        body = _body(
-            lang,
-            translate("mail_escalation_body", lang).format(**facts),
-            translate("mail_open", lang).format(url=f"{base}/staf/dinas/{head.agency}"),
-        )
-        key = dedupe_key("escalation", report.id, kind, due.isoformat())
-        subject = translate("mail_escalation_subject", lang).format(**facts)
-        out.append(Mail(key, "escalation", report.code, head.email or "", subject, body))
+        out.append(Missed(report, kind, due, head))
     return out
 
 
+def escalation_mail(ref: Reference, missed: Missed, public_url: str) -> Mail:
+    """The head's e-mail for one missed deadline, in the head's language."""
+    head, lang = missed.head, _lang(missed.head)
+    facts = _facts(ref, missed.report, lang) | {
+        "due": _wib(missed.due),
+        "deadline": translate(f"deadline_{missed.kind}", lang),
+    }
+    body = _body(
+        lang,
+        translate("mail_escalation_body", lang).format(**facts),
+        translate("mail_open", lang).format(url=f"{public_url.rstrip('/')}/staf/dinas/{head.agency}"),
+    )
+    subject = translate("mail_escalation_subject", lang).format(**facts)
+    return Mail(missed.key, "escalation", missed.report.code, head.email or "", subject, body)
+
+
 def escalate(db: Session, ref: Reference, now: datetime, public_url: str) -> int:
-    """Write (and commit) the escalations not in the outbox yet; how many were new."""
-    mails = escalation_mails(db, ref, now, public_url)
-    if not mails:
+    """Write (and commit) the escalations not in the outbox yet; how many were new. The keys come first:
+    only the mails not written yet are composed (a check runs every minute in every worker)."""
+    missed = missed_deadlines(db, ref, now)
+    if not missed:
         return 0
     known = set(
-        db.scalars(select(Notification.dedupe_key).where(Notification.dedupe_key.in_([m.key for m in mails])))
+        db.scalars(select(Notification.dedupe_key).where(Notification.dedupe_key.in_([m.key for m in missed])))
     )
-    new = [m for m in mails if m.key not in known]
+    new = [escalation_mail(ref, m, public_url) for m in missed if m.key not in known]
     if new:
         enqueue(db, new, now)
         db.commit()
