@@ -357,7 +357,9 @@ def escalate(db: Session, ref: Reference, now: datetime, public_url: str) -> int
     if not missed:
         return 0
     known = set(
-        db.scalars(select(Notification.dedupe_key).where(Notification.dedupe_key.in_([m.key for m in missed])))
+        db.scalars(
+            select(Notification.dedupe_key).where(Notification.dedupe_key.in_([m.key for m in missed]))
+        )
     )
     new = [escalation_mail(ref, m, public_url) for m in missed if m.key not in known]
     if new:

@@ -115,7 +115,10 @@ class TwilioSms:
                 return str(response.json()["sid"])
             except (ValueError, KeyError, TypeError):
                 # The provider took the message: a retry would send it twice. Sent, without its id.
-                log.warning("SMS provider answered HTTP %d without a message sid: counted as sent", response.status_code)
+                log.warning(
+                    "SMS provider answered HTTP %d without a message sid: counted as sent",
+                    response.status_code,
+                )
                 return ""
         status = response.status_code
         raise SmsError(

@@ -141,9 +141,10 @@ def test_a_provider_answer_without_a_sid_counts_as_sent_and_is_never_retried(
     """Twilio took the message (201) but its body has no readable sid: sending again would deliver the
     SMS twice (review item 5). Sent, with a warning."""
     twilio.mode = "nosid"
-    with caplog.at_level(logging.WARNING, logger="portal.services.sms"), portal_with_sms(
-        settings, clock, twilio
-    ) as (app, client):
+    with (
+        caplog.at_level(logging.WARNING, logger="portal.services.sms"),
+        portal_with_sms(settings, clock, twilio) as (app, client),
+    ):
         code = submit_sms(client)
         eventually_sync(lambda: outbox(app)[0].sent_at is not None, timeout=10)
         [row] = outbox(app)

@@ -136,7 +136,9 @@ def test_one_active_head_per_agency_refused_clearly_everywhere(
     admin.close()
 
 
-def test_reactivating_a_head_while_another_admin_activates_one_shows_the_error_not_a_500(app: FastAPI) -> None:
+def test_reactivating_a_head_while_another_admin_activates_one_shows_the_error_not_a_500(
+    app: FastAPI,
+) -> None:
     """The check before the commit sees no active head, but another admin activates one at that moment:
     the database's unique index refuses the second, and the page says so as create_user does (it was a
     500: review item 11). The other admin's commit happens on its own connection just before this
@@ -458,7 +460,9 @@ def test_agency_page_shows_its_reports_rates_and_proposals_to_whom_it_may(
         ref = runtime_of(app).reference
         for month in (view.this_month, view.last_month):
             whole = evaluation.agency_rates(evaluation.evaluate(db, ref, month))
-            assert [evaluation.agency_rate(db, ref, AGENCY, month)] == [r for r in whole if r.agency == AGENCY]
+            assert [evaluation.agency_rate(db, ref, AGENCY, month)] == [
+                r for r in whole if r.agency == AGENCY
+            ]
     assert officer.get("/staf/dinas", follow_redirects=False).headers["location"] == "/staf/dinas/dinkes"
     # the council: totals only
     viewer = staff_client(app, "viewer")

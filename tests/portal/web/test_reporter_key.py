@@ -183,7 +183,10 @@ def test_confidential_photos_only_for_the_agency_the_report_was_dispatched_to(
     code = submit(client, photos=[jpeg()], privacy="confidential", category="kesehatan")
     name = stored_photo(app, code)
     dinkes, bappeda = staff_client(app, "agency", "dinkes"), staff_client(app, "agency", "bappeda")
-    head, other_head = staff_client(app, "kepala_dinas", "dinkes"), staff_client(app, "kepala_dinas", "bappeda")
+    head, other_head = (
+        staff_client(app, "kepala_dinas", "dinkes"),
+        staff_client(app, "kepala_dinas", "bappeda"),
+    )
     try:
         assert dinkes.get(f"/foto/{name}").status_code == 404  # not dispatched yet
         assert head.get(f"/foto/{name}").status_code == 404
@@ -192,7 +195,9 @@ def test_confidential_photos_only_for_the_agency_the_report_was_dispatched_to(
                 update(Report).where(Report.code == code).values(agency="dinkes", dispatched_at=clock.now())
             )
             db.commit()
-        assert head.get(f"/staf/laporan/{report_id(app, code)}").status_code == 200  # the head may open the report
+        assert (
+            head.get(f"/staf/laporan/{report_id(app, code)}").status_code == 200
+        )  # the head may open the report
         assert dinkes.get(f"/foto/{name}").status_code == 200
         assert head.get(f"/foto/{name}").status_code == 200  # and now its photos
         assert bappeda.get(f"/foto/{name}").status_code == 404
