@@ -137,7 +137,7 @@ def test_one_active_head_per_agency_refused_clearly_everywhere(
 
 
 def test_reactivating_a_head_while_another_admin_activates_one_shows_the_error_not_a_500(
-    app: FastAPI,
+    app: FastAPI, client: TestClient
 ) -> None:
     """The check before the commit sees no active head, but another admin activates one at that moment:
     the database's unique index refuses the second, and the page says so as create_user does (it was a
