@@ -257,7 +257,7 @@ def aggregates(
     out: dict[str, list[Aggregate]] = {}
     for name in groups:
         column = AGGREGATE_GROUPS[name]
-        groups: dict[str, Aggregate] = {}
+        by_key: dict[str, Aggregate] = {}
         rows = db.execute(
             select(
                 column,
@@ -271,12 +271,12 @@ def aggregates(
             .order_by(column)
         ).all()
         for key, stage, n, estimated, funded in rows:
-            agg = groups.setdefault(key, Aggregate(key))
+            agg = by_key.setdefault(key, Aggregate(key))
             agg.count += int(n)
             agg.estimated += int(estimated or 0)
             agg.funded += int(funded or 0)
             agg.stages[stage] += int(n)
-        out[name] = list(groups.values())
+        out[name] = list(by_key.values())
     return out
 
 

@@ -19,7 +19,7 @@ from portal.config import Settings, SettingsError
 from portal.errors import InvalidInput
 from portal.models import JobRun, Notification, Report, User
 from portal.runtime import runtime_of
-from portal.services import agency, deadlines, evaluation, users
+from portal.services import agency, deadlines, evaluation, jobruns, users
 from tests.support.portal_app import (
     FakeClock,
     Login,
@@ -408,7 +408,7 @@ def test_a_digest_claim_left_running_by_a_dead_worker_is_taken_over_once_stale(
         db.commit()
     one, two = jobs_of(app, clock), jobs_of(app, clock)
     assert one.check() == 0 and agency_rows(app, "digest") == []  # still fresh: its worker may be busy
-    clock.current = clock.now() - timedelta(minutes=1) + agency.jobruns.STALE + timedelta(seconds=1)
+    clock.current = clock.now() - timedelta(minutes=1) + jobruns.STALE + timedelta(seconds=1)
     assert one.check() == 1  # stale: taken over
     assert two.check() == 0 and one.check() == 0  # and once
     [row] = agency_rows(app, "digest")
