@@ -6,7 +6,9 @@ through the services as keys.
 
 The compiled ``.mo`` files are built by ``make locale`` (part of ``make venv``) and shipped in the wheel; a
 source checkout whose ``.mo`` is missing or older than its ``.po`` compiles the ``.po`` in memory instead
-(never writing into the package), so a page never shows stale texts."""
+(never writing into the package), so a page never shows stale texts. An installed package uses its
+``.mo`` whatever the files' times (pip does not keep them, and writes the ``.po`` after the ``.mo``); it
+compiles only a ``.mo`` that is missing."""
 
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ from portal.reference import DEFAULT_LANG, Lang
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
+# A source checkout (the package beside the project's pyproject.toml), where a translator edits the .po;
+# an installed package sits in site-packages, where the .po and .mo times say nothing.
+SOURCE_CHECKOUT = (LOCALE_DIR.parent.parent / "pyproject.toml").is_file()
 
 
 def catalogue_paths(lang: str) -> tuple[Path, Path]:
@@ -43,7 +48,9 @@ def compile_po(po: Path) -> bytes:
 def catalogue(lang: str) -> gettext.GNUTranslations:
     """The translations of ``lang``; a message missing there falls back to the default language's."""
     po, mo = catalogue_paths(lang)
-    fresh = mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime)
+    fresh = mo.exists() and (
+        not SOURCE_CHECKOUT or not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime
+    )
     found = gettext.GNUTranslations(io.BytesIO(mo.read_bytes() if fresh else compile_po(po)))
     if lang != DEFAULT_LANG:
         found.add_fallback(catalogue(DEFAULT_LANG))

@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from portal.config import Settings
 from portal.db import make_engine, session_factory
 from portal.metrics import PortalMetrics
+from portal.models import AGENCY_ROLES
 from portal.mqtt import MqttEventSink
 from portal.reference import Reference, load_reference
 from portal.services.deadlines import WIB
@@ -179,6 +180,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["wib"] = lambda ts: ts.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB") if ts else ""
     # whole rupiah as Indonesians write it: Rp 1.500.000
     env.filters["rupiah"] = lambda n: "–" if n is None else "Rp " + f"{int(n):,}".replace(",", ".")
+    env.globals["AGENCY_ROLES"] = AGENCY_ROLES  # an agency's officers and its head
     return Jinja2Templates(env=env)
 
 

@@ -35,14 +35,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bcc_common.timefmt import utc_now
 from portal.i18n import translate
 from portal.models import OPEN_STATUSES, JobRun, Notification, Proposal, Report, User
 from portal.reference import Lang, Reference, lang_or_default
-from portal.services import evaluation, proposals
+from portal.services import evaluation, jobruns, proposals, users
 from portal.services.deadlines import WIB
 from portal.services.evaluation import AgencyRate
 
@@ -173,9 +172,10 @@ def dispatch_mails(db: Session, ref: Reference, report: Report, public_url: str)
 
 def stage_dispatch(db: Session, ref: Reference, sink: object, report: Report) -> None:
     """Before the dispatch commits: the officers' e-mails, when the portal sends e-mail (its event sink
-    carries the outbox's notifier)."""
+    carries the outbox's notifier, and the notifier an SMTP server: a portal with SMS only writes no
+    e-mail it could never send, as it runs no digest or escalation)."""
     notifier = getattr(sink, "notifier", None)
-    if notifier is None:
+    if notifier is None or notifier.smtp is None:
         return
     assert report.dispatched_at is not None
     enqueue(db, dispatch_mails(db, ref, report, notifier.public_url), report.dispatched_at)
@@ -266,20 +266,16 @@ def run_digest(
     sessions: sessionmaker[Session], ref: Reference, now: datetime, public_url: str, worker: str
 ) -> int | None:
     """Claim today's digest (one worker per WIB day) and write it; the number of e-mails, or None when
-    another worker has the day. A failed run gives its claim back, so a later check tries again (the
-    e-mails' keys make a repeated write harmless)."""
+    another worker has the day. A failed run gives its claim back, so a later check tries again, and a
+    claim left running by a worker that died is taken over after ``jobruns.STALE`` (the e-mails' keys
+    make a repeated write harmless)."""
     slot = now.astimezone(WIB).date().isoformat()
     with sessions() as db:
-        db.add(JobRun(job=DIGEST_JOB, slot=slot, worker=worker, started_at=now, result="running", detail=""))
-        try:
-            db.commit()
-        except IntegrityError:
-            db.rollback()
+        run = jobruns.claim(db, DIGEST_JOB, slot, now, worker)
+        if run is None:
             return None
         try:
             written = enqueue(db, digest_mails(db, ref, now, public_url), now)
-            run = db.scalar(select(JobRun).where(JobRun.job == DIGEST_JOB, JobRun.slot == slot))
-            assert run is not None
             run.result, run.detail, run.finished_at = "ok", f"{written} e-mails", now
             db.commit()
         except Exception:
@@ -292,9 +288,23 @@ def run_digest(
 
 
 # ---- escalation --------------------------------------------------------------------------------------------
-def escalation_mails(db: Session, ref: Reference, now: datetime, public_url: str) -> list[Mail]:
-    """The heads' e-mails for deadlines passed within :data:`LOOKBACK` (the ones already in the outbox
-    included: :func:`escalate` leaves those out)."""
+@dataclass(frozen=True)
+class Missed:
+    """A deadline passed within :data:`LOOKBACK`: the report, which deadline, when, and the head to tell."""
+
+    report: Report
+    kind: str  # verify | respond
+    due: datetime
+    head: User
+
+    @property
+    def key(self) -> str:
+        return dedupe_key("escalation", self.report.id, self.kind, self.due.isoformat())
+
+
+def missed_deadlines(db: Session, ref: Reference, now: datetime) -> list[Missed]:
+    """The deadlines passed within :data:`LOOKBACK` whose agency has a head to tell (the ones escalated
+    already included: :func:`escalate` leaves those out by their key)."""
     by_agency = heads(db)
     if not by_agency:
         return []
@@ -312,7 +322,6 @@ def escalation_mails(db: Session, ref: Reference, now: datetime, public_url: str
         & (Report.respond_due >= since)
         & Report.agency.in_(list(by_agency))
     )
-    base = public_url.rstrip("/")
     out = []
     for report in db.scalars(select(Report).where(verify | respond).order_by(Report.id)):
         head = by_agency.get(responsible(ref, report))
@@ -321,31 +330,38 @@ def escalation_mails(db: Session, ref: Reference, now: datetime, public_url: str
         kind = "verify" if report.status == "submitted" else "respond"
         due = report.verify_due if kind == "verify" else report.respond_due
         assert due is not None
-        lang = _lang(head)
-        facts = _facts(ref, report, lang) | {
-            "due": _wib(due),
-            "deadline": translate(f"deadline_{kind}", lang),
-        }
-        body = _body(
-            lang,
-            translate("mail_escalation_body", lang).format(**facts),
-            translate("mail_open", lang).format(url=f"{base}/staf/dinas/{head.agency}"),
-        )
-        key = dedupe_key("escalation", report.id, kind, due.isoformat())
-        subject = translate("mail_escalation_subject", lang).format(**facts)
-        out.append(Mail(key, "escalation", report.code, head.email or "", subject, body))
+        out.append(Missed(report, kind, due, head))
     return out
 
 
+def escalation_mail(ref: Reference, missed: Missed, public_url: str) -> Mail:
+    """The head's e-mail for one missed deadline, in the head's language."""
+    head, lang = missed.head, _lang(missed.head)
+    facts = _facts(ref, missed.report, lang) | {
+        "due": _wib(missed.due),
+        "deadline": translate(f"deadline_{missed.kind}", lang),
+    }
+    body = _body(
+        lang,
+        translate("mail_escalation_body", lang).format(**facts),
+        translate("mail_open", lang).format(url=f"{public_url.rstrip('/')}/staf/dinas/{head.agency}"),
+    )
+    subject = translate("mail_escalation_subject", lang).format(**facts)
+    return Mail(missed.key, "escalation", missed.report.code, head.email or "", subject, body)
+
+
 def escalate(db: Session, ref: Reference, now: datetime, public_url: str) -> int:
-    """Write (and commit) the escalations not in the outbox yet; how many were new."""
-    mails = escalation_mails(db, ref, now, public_url)
-    if not mails:
+    """Write (and commit) the escalations not in the outbox yet; how many were new. The keys come first:
+    only the mails not written yet are composed (a check runs every minute in every worker)."""
+    missed = missed_deadlines(db, ref, now)
+    if not missed:
         return 0
     known = set(
-        db.scalars(select(Notification.dedupe_key).where(Notification.dedupe_key.in_([m.key for m in mails])))
+        db.scalars(
+            select(Notification.dedupe_key).where(Notification.dedupe_key.in_([m.key for m in missed]))
+        )
     )
-    new = [m for m in mails if m.key not in known]
+    new = [escalation_mail(ref, m, public_url) for m in missed if m.key not in known]
     if new:
         enqueue(db, new, now)
         db.commit()
@@ -408,13 +424,6 @@ class AgencyView:
     proposals: list[Proposal]
 
 
-def _rate(db: Session, ref: Reference, agency: str, month: str) -> AgencyRate:
-    for rate in evaluation.agency_rates(evaluation.evaluate(db, ref, month)):
-        if rate.agency == agency:
-            return rate
-    return AgencyRate(agency, 0, 0, 0, 0)
-
-
 def view(db: Session, ref: Reference, agency: str, now: datetime, details: bool) -> AgencyView:
     """The page of ``agency``; ``details`` False leaves out the reports and proposals one by one."""
     mine = (Report.agency == agency) & Report.dispatched_at.is_not(None) & Report.status.in_(OPEN_STATUSES)
@@ -438,21 +447,21 @@ def view(db: Session, ref: Reference, agency: str, now: datetime, details: bool)
     this_month = now.astimezone(WIB).strftime("%Y-%m")
     last_month = evaluation.months_back(this_month, 2)[0]
     total = proposals.Aggregate(agency)
-    for agg in proposals.aggregates(db, None, agency=agency)["agency"]:
+    for agg in proposals.aggregates(db, None, agency=agency, groups=("agency",))["agency"]:
         total = agg
     found: list[Proposal] = []
     if details:
         found, _n = proposals.search(db, proposals.ProposalFilter(agency=agency))
     return AgencyView(
         agency=agency,
-        head=db.scalar(select(User).where(User.role == "kepala_dinas", User.agency == agency, User.active)),
+        head=users.head_of(db, agency),
         open_count=open_count,
         overdue_count=overdue,
         due_soon_count=soon,
         reports=reports,
         this_month=this_month,
         last_month=last_month,
-        rates={m: _rate(db, ref, agency, m) for m in (this_month, last_month)},
+        rates={m: evaluation.agency_rate(db, ref, agency, m) for m in (this_month, last_month)},
         proposal_total=total,
         proposals=found,
     )

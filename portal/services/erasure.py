@@ -19,10 +19,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal.models import JobRun, Redaction, Report
+from portal.services import jobruns
 
 log = logging.getLogger(__name__)
 JOB = "erase_contacts"
@@ -46,16 +46,9 @@ def erase_due(db: Session, now: datetime, days: int) -> int:
 
 
 def claim(db: Session, now: datetime, worker: str) -> JobRun | None:
-    """Today's run of the job for ``worker``, or None when another worker has claimed it."""
-    row = JobRun(job=JOB, slot=now.date().isoformat(), worker=worker, started_at=now, result="running")
-    row.detail = ""
-    db.add(row)
-    try:
-        db.commit()
-    except IntegrityError:
-        db.rollback()
-        return None
-    return row
+    """Today's run of the job for ``worker``, or None when another worker has claimed it (a claim left
+    running by a worker that died is taken over: portal/services/jobruns.py)."""
+    return jobruns.claim(db, JOB, now.date().isoformat(), now, worker)
 
 
 def run_once(sessions: sessionmaker[Session], now: datetime, days: int, worker: str) -> int | None:

@@ -12,7 +12,7 @@ import statistics
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, time
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from portal.models import Proposal, ProposalEntry, ProposalReport, Report
@@ -197,6 +197,26 @@ def agency_rates(rows: list[Row]) -> list[AgencyRate]:
         rate.responded += row.responded
         rate.responded_on_time += row.responded_on_time
     return sorted(by.values(), key=lambda r: r.agency)
+
+
+def agency_rate(db: Session, ref: Reference, agency: str, month: str) -> AgencyRate:
+    """The on-time rates of one agency in the month, counted in SQL: what :func:`agency_rates` gives for
+    it over :func:`evaluate`'s rows (a report counts for its agency, before dispatch its category's),
+    without reading every report of the month."""
+    start, end = month_bounds(month)
+    categories = [key for key, c in ref.categories.items() if c.agency == agency]
+    undispatched = Report.agency.is_(None) | (Report.agency == "")
+    theirs = (Report.agency == agency) | (undispatched & Report.category.in_(categories))
+    verified, responded = Report.verified_at.is_not(None), Report.responded_at.is_not(None)
+    counts = db.execute(
+        select(
+            func.count(case((verified, 1))),
+            func.count(case((verified & ~Report.verify_late, 1))),
+            func.count(case((responded, 1))),
+            func.count(case((responded & ~Report.respond_late, 1))),
+        ).where(Report.created_at >= start, Report.created_at < end, theirs)
+    ).one()
+    return AgencyRate(agency, *(int(n or 0) for n in counts))
 
 
 # ---- the budget view: what became of the month's needs-budget closures ----------------------------------

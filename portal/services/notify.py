@@ -69,8 +69,9 @@ class Sms:
 
 
 def report_sms(event: str, lang: str, code: str, url: str, stage: str | None = None) -> str | None:
-    """The SMS of ``event`` on report ``code`` in ``lang`` (the texts ``sms_<event>`` of portal/i18n.py),
-    one SMS long; ``stage``: the proposal's new stage (a key), shortened if the text would not fit."""
+    """The SMS of ``event`` on report ``code`` in ``lang`` (the texts ``sms_<event>`` of
+    portal/locale/{id,en}/LC_MESSAGES/messages.po), one SMS long; ``stage``: the proposal's new stage
+    (a key), shortened if the text would not fit."""
     if event not in EVENTS:
         return None
     language = lang_or_default(lang)

@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
-from portal.models import Proposal, ProposalEntry, ProposalReport, Report, User
+from portal.models import AGENCY_ROLES, Proposal, ProposalEntry, ProposalReport, Report, User
 from portal.reference import Reference
 from portal.services import visibility
 from portal.services.deadlines import WIB
@@ -117,7 +117,7 @@ def staff_visible(user: User) -> ColumnElement[bool]:
     """The proposals a staff member may open: all for admins and Bappeda, its own for an agency."""
     if may_move(user):
         return true()
-    if user.role in ("agency", "kepala_dinas") and user.agency:  # its officers and its head
+    if user.role in AGENCY_ROLES and user.agency:  # its officers and its head
         return Proposal.agency == user.agency
     return Proposal.id.is_(None)  # viewers and operators see the aggregates only
 
@@ -243,15 +243,21 @@ class Aggregate:
     stages: Counter[str] = field(default_factory=Counter)
 
 
-def aggregates(db: Session, year: int | None = None, agency: str = "") -> dict[str, list[Aggregate]]:
+AGGREGATE_GROUPS = {"kecamatan": Proposal.kecamatan, "agency": Proposal.agency}
+
+
+def aggregates(
+    db: Session, year: int | None = None, agency: str = "", groups: tuple[str, ...] = ("kecamatan", "agency")
+) -> dict[str, list[Aggregate]]:
     """``{"kecamatan": [...], "agency": [...]}``: the council's view (no report, no person); of one
-    budget year and of one agency when given."""
+    budget year and of one agency when given; only the ``groups`` asked for."""
     cond = Proposal.budget_year == year if year is not None else true()
     if agency:
         cond = cond & (Proposal.agency == agency)
     out: dict[str, list[Aggregate]] = {}
-    for name, column in (("kecamatan", Proposal.kecamatan), ("agency", Proposal.agency)):
-        groups: dict[str, Aggregate] = {}
+    for name in groups:
+        column = AGGREGATE_GROUPS[name]
+        by_key: dict[str, Aggregate] = {}
         rows = db.execute(
             select(
                 column,
@@ -265,12 +271,12 @@ def aggregates(db: Session, year: int | None = None, agency: str = "") -> dict[s
             .order_by(column)
         ).all()
         for key, stage, n, estimated, funded in rows:
-            agg = groups.setdefault(key, Aggregate(key))
+            agg = by_key.setdefault(key, Aggregate(key))
             agg.count += int(n)
             agg.estimated += int(estimated or 0)
             agg.funded += int(funded or 0)
             agg.stages[stage] += int(n)
-        out[name] = list(groups.values())
+        out[name] = list(by_key.values())
     return out
 
 

@@ -18,6 +18,7 @@ from portal.db import dbapi_cursor, raw_insert, writer
 from portal.errors import InvalidInput, NotFound, TransitionRefused
 from portal.models import FEEDBACKS, OPEN_STATUSES, PRIVACIES, Photo, Report, ReportEntry
 from portal.reference import LANGS, Reference, lang_or_default
+from portal.services import agency as agency_mail
 from portal.services import deadlines, location, reporter_keys, visibility
 from portal.services.events import EventSink, emit, stage
 from portal.services.phone import mobile_id
@@ -531,8 +532,9 @@ def give_feedback(db: Session, code: str, verdict: str, comment: str, now: datet
     return report
 
 
-def reopen(db: Session, code: str, reason: str, sink: EventSink, now: datetime) -> Report:
-    """Reopen a report closed as resolved within 14 days; it goes back to the agency with a new deadline."""
+def reopen(db: Session, ref: Reference, code: str, reason: str, sink: EventSink, now: datetime) -> Report:
+    """Reopen a report closed as resolved within 14 days; it goes back to the agency with a new deadline,
+    and the agency's officers are told as on a dispatch (in the same transaction)."""
     report = get_by_code(db, code)
     if report.status != "closed" or report.resolution != "resolved_direct":
         raise TransitionRefused("err_not_reopenable")
@@ -552,6 +554,8 @@ def reopen(db: Session, code: str, reason: str, sink: EventSink, now: datetime) 
         ReportEntry(kind="reopened", at=now, actor_label="pelapor", body=reason.strip()[:MAX_DESCRIPTION])
     )
     stage(db, sink, "reopened", report.code, now)
+    if report.agency:  # back to the agency: a dispatch for its officers (the key names the new time)
+        agency_mail.stage_dispatch(db, ref, sink, report)
     db.commit()
     emit(sink, "reopened", report, now)
     return report

@@ -9,6 +9,7 @@ portal.services.phone.mobile_id).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,6 +17,8 @@ from typing import Protocol
 import httpx
 
 from bcc_common.secrets import SecretFileError, read_secret
+
+log = logging.getLogger(__name__)
 
 
 class SmsError(Exception):
@@ -29,7 +32,8 @@ class SmsError(Exception):
 
 class SmsProvider(Protocol):
     def send(self, to: str, text: str) -> str:
-        """Hand one SMS to the provider: its id for the message, or SmsError."""
+        """Hand one SMS to the provider: its id for the message ("" when it took the message without
+        saying its id), or SmsError."""
         ...
 
 
@@ -83,7 +87,9 @@ class TwilioSms:
     """Twilio's Messages resource: ``POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json``,
     HTTP basic authentication with the Account SID and Auth Token, form-encoded ``To``, ``Body`` and
     ``From`` (or ``MessagingServiceSid`` for a sender ``MG...``). 201 answers the message resource, whose
-    ``sid`` (``SM...``) is the id; an error answers ``{"code", "message", "status"}``.
+    ``sid`` (``SM...``) is the id; an error answers ``{"code", "message", "status"}``. A 2xx answer
+    whose body has no readable ``sid`` still means Twilio took the message: it counts as sent (a
+    warning is logged), never retried, which would send the SMS twice.
 
     Transient: no answer (connection refused, timeout), 429 and 5xx. Permanent: any other 4xx (an
     invalid or unreachable number, 21211/21614; bad credentials, 20003), which no retry can change."""
@@ -106,10 +112,14 @@ class TwilioSms:
             raise SmsError(f"{type(err).__name__}: {err}", permanent=False) from err
         if response.status_code in (200, 201):
             try:
-                sid = response.json()["sid"]
-            except (ValueError, KeyError, TypeError) as err:
-                raise SmsError(f"HTTP {response.status_code} without a message sid", permanent=False) from err
-            return str(sid)
+                return str(response.json()["sid"])
+            except (ValueError, KeyError, TypeError):
+                # The provider took the message: a retry would send it twice. Sent, without its id.
+                log.warning(
+                    "SMS provider answered HTTP %d without a message sid: counted as sent",
+                    response.status_code,
+                )
+                return ""
         status = response.status_code
         raise SmsError(
             f"HTTP {status}: {_error_text(response)}", permanent=400 <= status < 500 and status != 429

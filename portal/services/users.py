@@ -86,14 +86,20 @@ def create_user(
         created_at=now,
     )
     db.add(user)
+    _commit_one_head(db, role, agency)
+    return user
+
+
+def _commit_one_head(db: Session, role: str, agency: str | None) -> None:
+    """Commit an account made or made active; when another admin made the agency's head at the same
+    moment, the database's one-active-head index refuses it: InvalidInput, as the check before."""
     try:
         db.commit()
-    except IntegrityError as err:  # another admin made this agency's head at the same moment
+    except IntegrityError as err:
         db.rollback()
         if role == "kepala_dinas":
             raise InvalidInput({"agency": f"{agency} already has a head (kepala_dinas)"}) from err
         raise
-    return user
 
 
 def head_of(db: Session, agency: str) -> User | None:
@@ -187,10 +193,11 @@ def set_active(db: Session, user: User, active: bool) -> None:
             raise InvalidInput(
                 {"agency": f"{user.agency} already has a head (kepala_dinas): {head.username}"}
             )
+    role, agency = user.role, user.agency
     user.active = active
     if not active:
         db.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
-    db.commit()
+    _commit_one_head(db, role, agency)
 
 
 def reset_password(db: Session, user: User, password: str, now: datetime) -> None:

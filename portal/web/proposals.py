@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from portal.errors import Forbidden, InvalidInput, NotFound, TransitionRefused
-from portal.models import User
+from portal.models import AGENCY_ROLES, User
 from portal.reference import Lang, Reference
 from portal.services import proposals
 from portal.services.deadlines import WIB
@@ -125,7 +125,7 @@ def staff_list(request: Request, lang: LangDep, db: SessionDep, user: StaffUser,
         total=total,
         more=flt.page * proposals.PAGE_SIZE < total,
         aggregates=proposals.aggregates(db, flt.year),
-        opens=user.role in ("admin", "agency", "kepala_dinas"),
+        opens=user.role in ("admin", *AGENCY_ROLES),
     )
     return render(request, lang, "staff/proposals.html", context)
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from portal.errors import InvalidInput, NotFound, TransitionRefused
-from portal.models import FEEDBACKS, Photo, Report
+from portal.models import AGENCY_ROLES, FEEDBACKS, Photo, Report
 from portal.reference import Lang
 from portal.services import deadlines, proposals, reporter_keys, reports, visibility, workflow
 from portal.services.photos import NAME_RE
@@ -27,6 +27,7 @@ from portal.web.deps import (
     LangDep,
     NowDep,
     PublicWriteLimit,
+    RefDep,
     SessionDep,
     SettingsDep,
     SinkDep,
@@ -204,11 +205,12 @@ def reopen(
     lang: LangDep,
     db: SessionDep,
     sink: SinkDep,
+    ref: RefDep,
     now: NowDep,
     code: str,
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    step = partial(reports.reopen, db, code, reason, sink, now)
+    step = partial(reports.reopen, db, ref, code, reason, sink, now)
     return _citizen_step(request, lang, db, now, code, "reason", step)
 
 
@@ -241,13 +243,14 @@ def raise_privacy(
     return _citizen_step(request, lang, db, now, code, "privacy", step)
 
 
-STAFF_SEEING_CONFIDENTIAL = frozenset({"admin", "agency"})  # the roles whose pages show such reports
+# the roles whose pages show such reports (the agency's officers and head: those dispatched to it)
+STAFF_SEEING_CONFIDENTIAL = frozenset({"admin", *AGENCY_ROLES})
 
 
 def _photo_visible(request: Request, name: str) -> bool:
     """A photo is served publicly only while its report is not confidential (a report made confidential
     later keeps photo URLs that Open311 and pages already published: they stop working); otherwise only
-    to its reporter, admins, and the officers of the agency it was dispatched to."""
+    to its reporter, admins, and the officers and head of the agency it was dispatched to."""
     with runtime_from(request).sessions() as db:
         report = db.scalar(
             select(Report).join(Photo, Photo.report_id == Report.id).where(Photo.filename == name)

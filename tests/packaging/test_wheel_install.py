@@ -130,24 +130,23 @@ def test_alarm_rules_ship_in_the_wheel(installed: Path, tmp_path: Path) -> None:
 
 def test_portal_texts_ship_compiled_in_the_wheel(installed: Path, tmp_path: Path) -> None:
     """The wheel carries each language's catalogue and its compiled file (built by ``make locale``), and
-    the installed portal reads its texts from there (docs/portal.md, "Languages")."""
+    the installed portal reads its texts from the compiled file even when the ``.po`` is the newer file,
+    as pip leaves them: no Babel compiling catalogues in every worker at start (docs/portal.md,
+    "Languages"; review item 8)."""
     code = (
-        "from portal.i18n import LOCALE_DIR, catalogue_paths, translate;"
+        "import os, sys;"
+        "from portal.i18n import LOCALE_DIR, SOURCE_CHECKOUT, catalogue_paths, translate;"
         "from portal.reference import LANGS;"
         "print(LOCALE_DIR);"
         "print(all(p.is_file() for lang in LANGS for p in catalogue_paths(lang)));"
-        "print(translate('nav_report', 'en'))"
+        "[os.utime(po, (mo.stat().st_mtime + 60,) * 2) for po, mo in map(catalogue_paths, LANGS)];"
+        "print(translate('nav_report', 'en'));"
+        "print(SOURCE_CHECKOUT, 'babel.messages.pofile' in sys.modules)"
     )
-    out = subprocess.run(
-        [installed / "python", "-c", code],
-        cwd=tmp_path,
-        env=_env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split("\n")
+    out = _run_python(installed, tmp_path, code).split("\n")
     assert Path(out[0]).is_relative_to(installed.parent), out
     assert out[1] == "True", out
+    assert out[3] == "False False", out  # an installed package, and no .po was read
     with (ROOT / "portal/locale/en/LC_MESSAGES/messages.po").open("rb") as f:
         message = read_po(f).get("nav_report")
     assert message is not None and out[2] == message.string

@@ -3,7 +3,8 @@ server on a free loopback port, in a thread, that checks each request the way Tw
 the Account SID, HTTP basic auth, a form-encoded ``To`` in E.164, ``Body``, ``From`` or
 ``MessagingServiceSid``) and answers as Twilio answers: 201 with the message resource, or its error
 JSON. ``mode`` makes it misbehave: "down" (503), "slow" (hangs ``delay_s``, then 504: a provider that
-hangs and fails), "ratelimit" (429). ``in_flight``: requests being answered now.
+hangs and fails), "ratelimit" (429), "nosid" (takes the message, then answers 201 with a body that is not
+JSON, as a proxy or a provider hiccup might). ``in_flight``: requests being answered now.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ class FakeTwilio:
                 return None
 
             def _answer(self, status: int, body: dict[str, object]) -> None:
-                data = json.dumps(body).encode()
+                self._raw(status, json.dumps(body).encode())
+
+            def _raw(self, status: int, data: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -134,6 +137,8 @@ class FakeTwilio:
                 with fake.arrived:
                     fake.messages.append(Received(to, body, sender, sid))
                     fake.arrived.notify_all()
+                if fake.mode == "nosid":
+                    return self._raw(201, b"<html>queued</html>")
                 self._answer(
                     201, {"sid": sid, "status": "queued", "to": to, "body": body, "num_segments": "1"}
                 )

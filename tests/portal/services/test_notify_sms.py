@@ -4,6 +4,7 @@ workers, retried while the provider is down and never blocking a submission."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -132,6 +133,26 @@ def test_a_number_the_provider_refuses_is_given_up_at_once(
         assert row.attempts == 1 and row.failed_at is not None and "21211" in row.error
         assert row.reporter_key is None
     assert twilio.requests == 1 and twilio.messages == []
+
+
+def test_a_provider_answer_without_a_sid_counts_as_sent_and_is_never_retried(
+    settings: Settings, clock: FakeClock, twilio: FakeTwilio, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twilio took the message (201) but its body has no readable sid: sending again would deliver the
+    SMS twice (review item 5). Sent, with a warning."""
+    twilio.mode = "nosid"
+    with (
+        caplog.at_level(logging.WARNING, logger="portal.services.sms"),
+        portal_with_sms(settings, clock, twilio) as (app, client),
+    ):
+        code = submit_sms(client)
+        eventually_sync(lambda: outbox(app)[0].sent_at is not None, timeout=10)
+        [row] = outbox(app)
+        assert row.attempts == 1 and row.failed_at is None and row.error == ""
+        assert notifier_of(app).sent == 1 and notifier_of(app).failed == 0
+    [message] = twilio.messages
+    assert code in message.body and twilio.requests == 1
+    assert any("without a message sid" in r.getMessage() for r in caplog.records)
 
 
 def post_form(client: TestClient, lang: Lang = "id", **fields: str) -> Any:

@@ -7,29 +7,33 @@ from __future__ import annotations
 import html
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, event, select, update
 
 from bcc.cli import build_parser
 from portal.config import Settings, SettingsError
 from portal.errors import InvalidInput
 from portal.models import JobRun, Notification, Report, User
 from portal.runtime import runtime_of
-from portal.services import agency, deadlines, users
+from portal.services import agency, deadlines, evaluation, jobruns, users
 from tests.support.portal_app import (
     FakeClock,
     Login,
     add_user,
     csrf,
     login,
+    notifier_of,
+    portal_with_sms,
     portal_with_smtp,
     report_id,
     staff_client,
     submit,
 )
+from tests.support.sms import FakeTwilio
 from tests.support.smtp import Inbox, text_of
 from tests.support.wait import eventually_sync
 
@@ -132,6 +136,46 @@ def test_one_active_head_per_agency_refused_clearly_everywhere(
     admin.close()
 
 
+def test_reactivating_a_head_while_another_admin_activates_one_shows_the_error_not_a_500(
+    app: FastAPI, client: TestClient
+) -> None:
+    """The check before the commit sees no active head, but another admin activates one at that moment:
+    the database's unique index refuses the second, and the page says so as create_user does (it was a
+    500: review item 11). The other admin's commit happens on its own connection just before this
+    request's UPDATE reaches the database."""
+    with runtime_of(app).sessions() as db:
+        ref, now = runtime_of(app).reference, runtime_of(app).clock()
+        old = users.create_user(db, ref, "kadis.lama", "kepala_dinas", "p" * 16, now, agency=AGENCY)
+        users.set_active(db, old, False)
+        other = users.create_user(db, ref, "kadis.lain", "kepala_dinas", "p" * 16, now, agency=AGENCY)
+        users.set_active(db, other, False)
+        old_id, other_id = old.id, other.id
+    engine = runtime_of(app).engine
+    elsewhere = create_engine(engine.url)
+    raced: list[bool] = []
+
+    def other_admin(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if raced or not statement.lstrip().upper().startswith("UPDATE USERS"):
+            return
+        raced.append(True)
+        with elsewhere.begin() as c:
+            c.execute(update(User).where(User.id == other_id).values(active=True))
+
+    admin = staff_client(app, "admin")
+    event.listen(engine, "before_cursor_execute", other_admin)
+    try:
+        r = admin.post(f"/staf/akun/{old_id}/aktif?lang=en", data={"csrf_token": csrf(admin, "/staf")})
+    finally:
+        event.remove(engine, "before_cursor_execute", other_admin)
+        elsewhere.dispose()
+        admin.close()
+    assert raced and r.status_code == 409
+    assert "This agency already has an active head" in html.unescape(r.text)
+    with runtime_of(app).sessions() as db:
+        assert users.head_of(db, AGENCY).id == other_id  # type: ignore[union-attr]
+        assert not users.find_user(db, "kadis.lama").active
+
+
 # ---- dispatch ----------------------------------------------------------------------------------------------
 def test_officers_get_one_email_per_dispatch_in_their_language(
     settings: Settings, clock: FakeClock, inbox: tuple[Inbox, int]
@@ -167,6 +211,54 @@ def test_officers_get_one_email_per_dispatch_in_their_language(
         assert box.wait(3)[2]["To"] == "bpkad@example.id"
         eventually_sync(lambda: all(r.sent_at is not None for r in agency_rows(app)))
         assert len(agency_rows(app, "dispatched")) == 3 and len(box.messages) == 3
+
+
+def test_a_reopened_report_goes_back_to_the_agency_with_an_email_to_its_officers(
+    settings: Settings, clock: FakeClock, inbox: tuple[Inbox, int]
+) -> None:
+    """The reporter reopens a resolved report: it is dispatched to the agency again with a new response
+    deadline, and its officers are told once, as on a dispatch (review item 4)."""
+    box, port = inbox
+    with portal_with_smtp(settings, clock, port) as (app, client):
+        person(app, "agency", AGENCY, "satu@dinkes.example.id")
+        rid = dispatched(app, client)
+        assert box.wait(1)[0]["To"] == "satu@dinkes.example.id"
+        act(app, f"/staf/laporan/{rid}/tutup", resolution="resolved_direct")
+        clock.advance(days=2)
+        code = agency_rows(app)[0].code
+        r = client.post(
+            f"/laporan/{code}/buka",
+            data={"csrf_token": csrf(client), "reason": "Masih tutup."},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303, r.text
+        with runtime_of(app).sessions() as db:
+            report = db.get(Report, rid)
+            assert report is not None and report.status == "dispatched" and report.respond_due is not None
+            due = report.respond_due
+        again = box.wait(2)[1]
+        assert again["To"] == "satu@dinkes.example.id" and code in again["Subject"]
+        assert f"{due.astimezone(deadlines.WIB):%d-%m-%Y %H:%M} WIB" in text_of(again)  # the new deadline
+        # a second reopen is refused (not closed) and the periodic check writes no dispatch mail: once
+        r = client.post(f"/laporan/{code}/buka", data={"csrf_token": csrf(client), "reason": "Lagi."})
+        assert r.status_code == 409
+        jobs_of(app, clock).check()
+        eventually_sync(lambda: all(r.sent_at is not None for r in agency_rows(app)))
+        assert len(agency_rows(app, "dispatched")) == 2 and len(box.messages) == 2
+
+
+def test_a_portal_with_sms_but_no_smtp_writes_no_agency_email(
+    settings: Settings, clock: FakeClock, twilio: FakeTwilio
+) -> None:
+    """It could never go out: no outbox row, no failure counted (review item 2)."""
+    with portal_with_sms(settings, clock, twilio) as (app, client):
+        person(app, "agency", AGENCY, "satu@dinkes.example.id")
+        rid = dispatched(app, client)
+        with runtime_of(app).sessions() as db:
+            assert db.get(Report, rid).status == "dispatched"  # type: ignore[union-attr]
+        assert agency_rows(app) == []
+        notifier = notifier_of(app)
+        assert notifier.smtp is None and notifier.failed == 0
 
 
 # ---- escalation --------------------------------------------------------------------------------------------
@@ -297,6 +389,35 @@ def test_daily_digest_lists_overdue_and_due_reports_once_a_day(
     assert jobs.check() == 2 and len(agency_rows(app, "digest")) == 4
 
 
+def test_a_digest_claim_left_running_by_a_dead_worker_is_taken_over_once_stale(
+    app: FastAPI, client: TestClient, clock: FakeClock
+) -> None:
+    """A worker killed between its claim and its result left the day "running": no later check could
+    claim it, so the day had no digest (review item 10). Taken over once the claim is older than
+    ``jobruns.STALE``, by one worker, once."""
+    person(app, "agency", AGENCY, "satu@dinkes.example.id")
+    rid = dispatched(app, client)
+    with runtime_of(app).sessions() as db:
+        due = db.get(Report, rid).respond_due  # type: ignore[union-attr]
+    assert due is not None
+    clock.current = at_wib(due, 7, 0)
+    slot = clock.now().astimezone(deadlines.WIB).date().isoformat()
+    with runtime_of(app).sessions() as db:  # the dead worker's claim, a minute old
+        db.add(JobRun(job=agency.DIGEST_JOB, slot=slot, worker="worker-dead", result="running", detail="",
+                      started_at=clock.now() - timedelta(minutes=1)))  # fmt: skip
+        db.commit()
+    one, two = jobs_of(app, clock), jobs_of(app, clock)
+    assert one.check() == 0 and agency_rows(app, "digest") == []  # still fresh: its worker may be busy
+    clock.current = clock.now() - timedelta(minutes=1) + jobruns.STALE + timedelta(seconds=1)
+    assert one.check() == 1  # stale: taken over
+    assert two.check() == 0 and one.check() == 0  # and once
+    [row] = agency_rows(app, "digest")
+    assert row.recipient == "satu@dinkes.example.id"
+    with runtime_of(app).sessions() as db:
+        run = db.scalar(select(JobRun).where(JobRun.job == agency.DIGEST_JOB, JobRun.slot == slot))
+        assert run is not None and (run.result, run.worker) == ("ok", one.worker)
+
+
 # ---- the agency's page -------------------------------------------------------------------------------------
 def test_agency_page_shows_its_reports_rates_and_proposals_to_whom_it_may(
     app: FastAPI, client: TestClient, clock: FakeClock
@@ -334,6 +455,14 @@ def test_agency_page_shows_its_reports_rates_and_proposals_to_whom_it_may(
         assert [p.title for p in view.proposals] == ["Renovasi puskesmas"]
         text = html.unescape(r.text)
         assert "Ambulans rusak" in text and "Renovasi puskesmas" in text
+    # the page counts one agency in SQL: the same figures as the monthly evaluation's rows
+    with runtime_of(app).sessions() as db:
+        ref = runtime_of(app).reference
+        for month in (view.this_month, view.last_month):
+            whole = evaluation.agency_rates(evaluation.evaluate(db, ref, month))
+            assert [evaluation.agency_rate(db, ref, AGENCY, month)] == [
+                r for r in whole if r.agency == AGENCY
+            ]
     assert officer.get("/staf/dinas", follow_redirects=False).headers["location"] == "/staf/dinas/dinkes"
     # the council: totals only
     viewer = staff_client(app, "viewer")

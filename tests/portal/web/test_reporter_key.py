@@ -178,22 +178,33 @@ def test_confidential_photos_only_for_the_agency_the_report_was_dispatched_to(
     app: FastAPI, client: TestClient, clock: FakeClock
 ) -> None:
     """Any agency officer could load a confidential report's photo by its file name; now only the
-    officers of the agency it was dispatched to (as for the report's page), and admins."""
+    officers and the head (kepala_dinas) of the agency it was dispatched to (as for the report's page),
+    and admins. (The head, who may open the report, was refused its photos: review item 3.)"""
     code = submit(client, photos=[jpeg()], privacy="confidential", category="kesehatan")
     name = stored_photo(app, code)
     dinkes, bappeda = staff_client(app, "agency", "dinkes"), staff_client(app, "agency", "bappeda")
+    head, other_head = (
+        staff_client(app, "kepala_dinas", "dinkes"),
+        staff_client(app, "kepala_dinas", "bappeda"),
+    )
     try:
         assert dinkes.get(f"/foto/{name}").status_code == 404  # not dispatched yet
+        assert head.get(f"/foto/{name}").status_code == 404
         with runtime_of(app).sessions() as db:
             db.execute(
                 update(Report).where(Report.code == code).values(agency="dinkes", dispatched_at=clock.now())
             )
             db.commit()
+        assert (
+            head.get(f"/staf/laporan/{report_id(app, code)}").status_code == 200
+        )  # the head may open the report
         assert dinkes.get(f"/foto/{name}").status_code == 200
+        assert head.get(f"/foto/{name}").status_code == 200  # and now its photos
         assert bappeda.get(f"/foto/{name}").status_code == 404
+        assert other_head.get(f"/foto/{name}").status_code == 404
     finally:
-        dinkes.close()
-        bappeda.close()
+        for c in (dinkes, bappeda, head, other_head):
+            c.close()
 
 
 def stored_photo(app: FastAPI, code: str) -> str:
