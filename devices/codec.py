@@ -61,8 +61,10 @@ def _unpack(point: Point, registers: Sequence[int]) -> int | float:
     return value
 
 
-def decode_registers(point: Point, registers: Sequence[int]) -> Value:
-    """Engineering value of ``point`` from exactly ``point.register_count`` registers."""
+def decode_registers(point: Point, registers: Sequence[int]) -> Value | None:
+    """Engineering value of ``point`` from exactly ``point.register_count`` registers; ``None`` when the
+    device reports a float that is not a number (NaN, +-Inf): the point has no valid value in this
+    read (published as JSON ``null``, docs/mqtt.md), and the device's other points are unaffected."""
     if len(registers) != point.register_count:
         raise CodecError(f"{point.key}: expected {point.register_count} registers, got {len(registers)}")
     if point.bit is not None:
@@ -71,7 +73,7 @@ def decode_registers(point: Point, registers: Sequence[int]) -> Value:
     if point.enum is not None:
         return point.enum.get(int(raw), f"unknown_{int(raw)}")
     if isinstance(raw, float) and not math.isfinite(raw):
-        raise CodecError(f"{point.key}: device returned a non-finite float")
+        return None
     if point.scale == 1.0 and point.offset == 0.0 and not point.type.is_float:
         return int(raw)  # exact, even for 64-bit integers that a float would round
     value = raw * point.scale + point.offset
@@ -80,7 +82,7 @@ def decode_registers(point: Point, registers: Sequence[int]) -> Value:
     return float(value)
 
 
-BlockDecoder = Callable[[Sequence[int]], Value]
+BlockDecoder = Callable[[Sequence[int]], Value | None]
 
 
 def block_decoder(point: Point, offset: int, bits: bool) -> BlockDecoder:
@@ -96,7 +98,7 @@ def block_decoder(point: Point, offset: int, bits: bool) -> BlockDecoder:
         return lambda raw: (r - 0x10000) if (r := raw[offset] & 0xFFFF) & 0x8000 else r
     end = offset + point.register_count
 
-    def general(raw: Sequence[int]) -> Value:
+    def general(raw: Sequence[int]) -> Value | None:
         value = decode_registers(point, raw[offset:end])
         return bool_text(value) if isinstance(value, bool) else value
 

@@ -52,9 +52,14 @@ def decode_block(block: ReadBlock, raw: Sequence[int]) -> dict[str, Any]:
     return out
 
 
+UNPUBLISHED = object()  # a point no state has carried yet (``None`` is a value: "no valid value")
+
+
 def changed(numeric: bool, deadband: float, old: Any, new: Any) -> bool:
-    """Whether a point's value moved past its deadband (its settings looked up once: ``_rules``)."""
-    if old is None:
+    """Whether a point's value moved past its deadband (its settings looked up once: ``_rules``).
+    ``old`` is ``UNPUBLISHED`` for a point no state carried yet. ``None`` (the device reported NaN/Inf)
+    against a number is a change; ``None`` against ``None`` is not."""
+    if old is UNPUBLISHED:
         return True
     if numeric and isinstance(old, int | float) and isinstance(new, int | float):
         return abs(new - old) > deadband if deadband else new != old
@@ -67,6 +72,10 @@ def same_value(point: Point, requested: Any, reported: Any) -> bool:
         tolerance = abs(point.scale) / 2 if not point.type.is_float else 1e-6 * max(1.0, abs(requested))
         return abs(requested - reported) <= tolerance
     return bool(requested == reported)
+
+
+def _reported(value: Any) -> str:
+    return "no valid value (NaN/Inf)" if value is None else repr(value)
 
 
 class DeviceRunner:
@@ -167,7 +176,7 @@ class DeviceRunner:
         started = loop.time()
         try:
             values = await self.read_blocks(blocks, PRIORITY_POLL)
-        except (BusError, CodecError) as err:  # CodecError: a value its point cannot have (a NaN float)
+        except (BusError, CodecError) as err:  # CodecError: an answer too short for its points
             self._record_failure(err, interval)
             return False
         self.metrics.poll_latency.observe(loop.time() - started)
@@ -233,7 +242,7 @@ class DeviceRunner:
         rules, published = self._rules, self._published
         for k, v in values.items():
             numeric, deadband = rules[k]
-            if changed(numeric, deadband, published.get(k), v):
+            if changed(numeric, deadband, published.get(k, UNPUBLISHED), v):
                 self.publish_state(at_once)
                 return
 
@@ -288,11 +297,11 @@ class DeviceRunner:
             return CommandStatus.DEVICE_UNAVAILABLE, str(err), None
         except BusError as err:
             return CommandStatus.TIMEOUT, str(err), None
-        except CodecError as err:  # the read-back holds a value its point cannot have (a NaN float)
+        except CodecError as err:  # the read-back answer is too short for its points
             return CommandStatus.FAILED_READBACK, f"read-back: {err}", None
-        self.update(readback, time.time(), at_once=True)  # state before response
+        self.update(readback, time.time(), at_once=True)  # state before response (a NaN: null)
         wrong = [
-            f"{w.point.key}: requested {w.value!r}, device reports {readback[w.point.key]!r}"
+            f"{w.point.key}: requested {w.value!r}, device reports {_reported(readback[w.point.key])}"
             for w in cmd.writes
             if not same_value(w.point, w.value, readback[w.point.key])
         ]

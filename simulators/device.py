@@ -8,7 +8,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from devices.codec import Value, decode_registers, encode_registers, parse_bool
+from devices.codec import CodecError, Value, decode_registers, encode_registers, parse_bool
 from devices.models import DeviceProfile, Point, Table
 from devices.site import DeviceInstance
 from simulators.defaults import initial_values
@@ -138,13 +138,17 @@ class DeviceSim:
 
     # --- values -------------------------------------------------------------------------------
     def get_point(self, key: str) -> Value:
-        """Engineering value the device currently serves for ``key`` (decoded by ``devices.codec``)."""
+        """Engineering value the device currently serves for ``key`` (decoded by ``devices.codec``).
+        Raises CodecError for a float register holding NaN or Inf."""
         point = self.profile.point(key)
         if point.table.is_bit:
             return self.memory.get_bits(point.table, point.address)[0]
-        return decode_registers(
+        value = decode_registers(
             point, self.memory.get_registers(point.table, point.address, point.register_count)
         )
+        if value is None:  # a test set the register to NaN/Inf: no engineering value to give
+            raise CodecError(f"{key}: the device serves a non-finite float")
+        return value
 
     def set_point(self, key: str, value: object) -> Applied:
         """Change the served value of ``key`` (any table). Raises CodecError for invalid values."""

@@ -3,14 +3,16 @@ profile, random registers), and the synthetic profile takes the plain path."""
 
 from __future__ import annotations
 
+import math
 import random
+import struct
 from typing import Any
 
 import pytest
 
 from devices.codec import CodecError, bool_text, decode_registers
 from devices.loader import load_profiles
-from devices.models import DeviceProfile
+from devices.models import DataType, DeviceProfile
 from iot_gateway.device import decode_block
 from iot_gateway.planner import ReadBlock, plan_reads
 from simulators import synthetic
@@ -46,7 +48,7 @@ def test_block_decoders_match_point_by_point_decoding(model: str) -> None:
             raw = [rng.randint(0, top) for _ in range(block.count)]
             try:
                 want: Any = reference(block, raw)
-            except CodecError as err:  # e.g. a NaN float: the same refusal
+            except CodecError as err:  # the same refusal
                 want = type(err)
             try:
                 got: Any = decode_block(block, raw)
@@ -63,3 +65,31 @@ def test_synthetic_block_is_plain_and_a_short_answer_is_refused() -> None:
     assert decode_block(block, list(range(30))) == {f"tag_{i:03d}": i for i in range(30)}
     with pytest.raises(CodecError):
         decode_block(block, list(range(29)))
+
+
+@pytest.mark.parametrize("word_order", ["big", "little"])
+@pytest.mark.parametrize("kind", ["float32", "float64"])
+def test_a_non_finite_float_decodes_to_none_in_both_paths(kind: str, word_order: str) -> None:
+    """NaN, +Inf and -Inf: the point has no valid value (JSON null); the block's other points decode."""
+    meter = PROFILES["sdm630"]  # its voltages as points of the kind and word order under test
+    points = [
+        meter.point(f"voltage_l{n}").model_copy(
+            update={"key": key, "type": DataType(kind), "word_order": word_order, "address": 4 * n}
+        )
+        for n, key in ((1, "a"), (2, "b"))
+    ]
+    profile = meter.model_copy(update={"points": points})
+    (block,) = plan_reads(profile, profile.points)
+    fmt = ">d" if kind == "float64" else ">f"
+    for bad in (math.nan, math.inf, -math.inf):
+        raw = [0] * block.count
+        for key, offset, count, _ in block.layout:
+            raw[offset : offset + count] = words(fmt, bad if key == "a" else 2.5, word_order)
+        assert decode_block(block, raw) == reference(block, raw) == {"a": None, "b": 2.5}
+        assert decode_registers(profile.point("a"), raw[: profile.point("a").register_count]) is None
+
+
+def words(fmt: str, value: float, word_order: str) -> list[int]:
+    data = struct.pack(fmt, value)
+    out = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+    return out[::-1] if word_order == "little" else out

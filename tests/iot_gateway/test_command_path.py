@@ -257,8 +257,9 @@ SETPOINT_PROFILE = {
 async def test_a_read_back_its_point_cannot_have_is_answered_failed_readback(
     room_sim: SiteSimulator, mosquitto: MosquittoProcess
 ) -> None:
-    """The device takes the write and then reports NaN: the command is answered (failed_readback,
-    naming the problem) instead of the read-back's CodecError escaping its handler unanswered."""
+    """The device takes the write and then reports NaN: the command is answered failed_readback, naming
+    the point and that the device reports no valid value; the state published before the response
+    carries the point as null (what the device reported)."""
     written: list[bytes] = []
 
     def answer(tid: int, unit: int, pdu: bytes) -> bytes:
@@ -286,5 +287,8 @@ async def test_a_read_back_its_point_cannot_have_is_answered_failed_readback(
             await p.publish("bcc/wall/set", with_ts({"setpoint": 21.5, "transaction": "nan"}))
             resp = await p.wait_for("bcc/wall/response", since=mark)
             assert resp["status"] == "failed_readback", resp
-            assert "setpoint: device returned a non-finite float" in resp["error"], resp
+            assert resp["error"] == "setpoint: requested 21.5, device reports no valid value (NaN/Inf)", resp
+            assert resp["state"] == {"setpoint": None}, resp
             assert len(written) == 1
+            # Published before the response (the gateway hands the state over first).
+            assert [s["setpoint"] for s in p.all("bcc/wall", since=mark)] == [None]
