@@ -136,7 +136,8 @@ class Evaluator:
         for alarm in self._by_device.get(device, ()):
             rule = alarm.spec.rule
             if rule.kind == "stale":
-                if rule.point is None or rule.point in state:
+                # A point the device reports as null (NaN/Inf: no valid value) is not a fresh value.
+                if rule.point is None or state.get(rule.point) is not None:
                     alarm.last_seen = now
                     self._set(alarm, False, now, None)
             elif rule.kind in ("high", "low", "state") and rule.point is not None and rule.point in state:
@@ -286,6 +287,8 @@ class Evaluator:
     @staticmethod
     def _condition(alarm: Alarm, value: Any) -> bool:
         rule = alarm.spec.rule
+        if value is None:
+            return alarm.condition  # null: the device reports no valid value, neither raise nor clear
         if rule.kind == "state":
             on = value is True or value == "ON"
             return on == (rule.value == "ON")

@@ -335,3 +335,32 @@ def test_recorder_alarms_follow_the_recorders_status() -> None:
     events = status("rec_b", T0 + 130, state="offline", influxdb="unknown")
     events += status("rec_b", T0 + 141, state="offline", influxdb="unknown")
     assert kinds(events) == [(influx, "cleared")], "an offline recorder is recorder_offline's, not this one's"
+
+
+def test_a_null_value_neither_raises_nor_clears() -> None:
+    """null: the device reports no valid value for the point (a NaN float, docs/mqtt.md)."""
+    ev = evaluator(hot(), {**hot(), "id": "cold", "kind": "low", "limit": 18})
+    assert ev.on_state("env_front", {"temperature": None}, T0) == []  # no raise from nothing
+    assert kinds(ev.on_state("env_front", {"temperature": 28}, T0 + 1)) == [(HOT, "raised")]
+    assert ev.on_state("env_front", {"temperature": None}, T0 + 2) == []  # no clear either
+    assert ev.alarms[HOT].active and ev.alarms[HOT].value == 28  # the last value judged
+    relay = {"kind": "state", "severity": "low", "message": MSG, "devices": ["lights_a"], "point": "relay_1"}
+    ev = evaluator({**relay, "id": "off", "value": "OFF"}, {**relay, "id": "on", "value": "ON"})
+    assert ev.on_state("lights_a", {"relay_1": None}, T0) == []
+    assert kinds(ev.on_state("lights_a", {"relay_1": "ON"}, T0 + 1)) == [("on.lights_a", "raised")]
+    assert ev.on_state("lights_a", {"relay_1": None}, T0 + 2) == []
+
+
+def test_a_null_point_is_not_a_fresh_value_for_its_stale_rule() -> None:
+    """A stale rule on a point: states that carry the point as null do not keep it fresh (the device
+    has reported no valid value for after_s); a stale rule on the device counts every state."""
+    stale = {"kind": "stale", "severity": "medium", "message": MSG, "devices": ["env_front"], "after_s": 60}
+    ev = evaluator({**stale, "id": "point", "point": "temperature"}, {**stale, "id": "device"})
+    clock = Clock(ev)
+    clock.state(25)
+    for _ in range(61):
+        clock.now += 1
+        clock.events += ev.on_state("env_front", {"temperature": None}, clock.now) + ev.tick(clock.now)
+    assert kinds(clock.events) == [("point.env_front", "raised")]
+    clock.state(25)
+    assert kinds(clock.events)[-1] == ("point.env_front", "cleared")
