@@ -15,7 +15,7 @@ from iot_gateway.recorder.lineproto import iso_to_ns
 from iot_gateway.recorder.service import running_recorder
 from mosquitto import MosquittoProcess
 from simulators.site import SiteSimulator
-from tests.support.gateway import gateway_config, probe, running_gateway, with_ts
+from tests.support.gateway import gateway_config, probe, running_gateway, tuned_site, with_ts
 from tests.support.influx import influxql, recorder_config
 from tests.support.recorder import rows
 from tests.support.wait import eventually
@@ -116,3 +116,35 @@ async def test_bulk_telemetry_keeps_the_history_of_a_broker_outage(
         # instant between windows rather than asserting on one.
         telemetry = gw.telemetry
         await eventually(lambda: telemetry.pending == 0, timeout=10, step=0.005, what="an empty buffer")
+
+
+async def test_a_null_point_is_not_stored_and_the_others_are(
+    room_sim: SiteSimulator, mosquitto: MosquittoProcess, influxd: InfluxdProcess, tmp_path: Path
+) -> None:
+    """The meter reports NaN for voltage_l1: its states carry null there; the recorder stores their
+    other fields and neither a value nor a dead letter for voltage_l1."""
+    loaded = tuned_site(
+        room_sim.site_for_clients(), keep=["meter_main"], poll_s={"meter_main": {"default": 0.2}}
+    )
+    meter = room_sim.device("meter_main")
+    meter.set_registers("input_register", 0, [0x7FC0, 0])  # voltage_l1: NaN
+    async with (
+        running_recorder(recorder_config(loaded, mosquitto, influxd, tmp_path)) as rec,
+        probe(mosquitto) as p,
+        running_gateway(gateway_config(loaded, mosquitto)),
+    ):
+        await p.wait_for("bcc/meter_main", lambda s: s["voltage_l1"] is None, timeout=10)
+        meter.set_point("frequency", 49.5)  # two more states, each with the null
+        await p.wait_for("bcc/meter_main", lambda s: s["frequency"] == 49.5)
+        meter.set_point("frequency", 50.5)
+        await p.wait_for("bcc/meter_main", lambda s: s["frequency"] == 50.5)
+        states = p.all("bcc/meter_main")
+        assert len(states) >= 3 and all(s["voltage_l1"] is None for s in states)
+
+        def stored() -> int:
+            return rows(influxd.url, "sdm630", "frequency", "WHERE device = 'meter_main'")
+
+        await eventually(lambda: stored() == len(states), timeout=10, what="every state's line")
+        assert rows(influxd.url, "sdm630", "voltage_l1") == 0
+        assert rows(influxd.url, "sdm630", "voltage_l2", "WHERE device = 'meter_main'") == len(states)
+        assert rec.stats()["dead_lettered"] == 0

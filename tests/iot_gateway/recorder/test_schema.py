@@ -186,3 +186,16 @@ def test_alarm_events_become_the_alarm_timeline() -> None:
     for bad in ({**hot, "state": "burning"}, {**hot, "severity": "urgent"}, {**hot, "seq": "7"}, [hot]):
         refused = SCHEMA.convert("bcc/alarms/events", orjson.dumps(bad), 0)
         assert refused.problem and not refused.lines
+
+
+def test_a_null_point_is_skipped_and_a_state_of_nulls_writes_no_line() -> None:
+    """null: the device reports no valid value (a NaN float). Neither NaN nor null is written, and it
+    is not a bad value (nothing dead-lettered)."""
+    rec = SCHEMA.convert(
+        "bcc/meter_main", b'{"voltage_l1": null, "voltage_l2": 231.5, "ts": "2026-11-27T10:15:02Z"}', 0
+    )
+    assert rec.problem is None and len(rec.lines) == 1
+    assert "voltage_l2=231.5" in rec.lines[0][0] and "voltage_l1" not in rec.lines[0][0]
+    assert rec.lines[0][1] == 1
+    empty = SCHEMA.convert("bcc/meter_main", b'{"voltage_l1": null, "ts": "2026-11-27T10:15:02Z"}', 0)
+    assert empty.problem is None and empty.lines == []
