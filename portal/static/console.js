@@ -34,8 +34,9 @@
       var p = el.getAttribute("data-point");
       if (Object.prototype.hasOwnProperty.call(state, p)) {
         var unit = el.getAttribute("data-unit");
-        el.textContent = String(state[p]) + (unit ? " " + unit : "");
-        el.setAttribute("data-value", String(state[p]));
+        var v = state[p]; // null: the device reports no valid value (NaN/Inf, docs/mqtt.md)
+        el.textContent = v === null ? "\u2014" : String(v) + (unit ? " " + unit : "");
+        el.setAttribute("data-value", v === null ? "" : String(v));
       }
     });
     if (!state.ts) { return; } // a command's read-back carries no time of its own

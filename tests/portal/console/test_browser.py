@@ -114,3 +114,14 @@ async def test_console_in_chromium(stack: Stack, tmp_path: Path) -> None:
         for status in ("ok", "failed_readback", "device_unavailable"):
             assert STATUS_TEXT[status] in body  # by its name, never the key
         await page.screenshot(ARTIFACTS / "05-audit.png")
+
+        # A point the meter reports as NaN is null in its state: a dash, live and after a reload.
+        total = '.v[data-device="meter_main"][data-point="power_total"]'
+        await page.goto(f"{stack.url}/konsol")
+        await wait_text(page, total, " W")
+        sim.device("meter_main").set_registers("input_register", 52, [0x7FC0, 0])  # power_total: NaN
+        await wait_text(page, total, "\u2014")
+        assert await text_of(page, total) == "\u2014"
+        await page.goto(f"{stack.url}/konsol")
+        await wait_text(page, "#live", "langsung")
+        assert await text_of(page, total) == "\u2014"
