@@ -70,10 +70,10 @@ def decode_registers(point: Point, registers: Sequence[int]) -> Value | None:
     if point.bit is not None:
         return bool((registers[0] >> point.bit) & 1)
     raw = _unpack(point, registers)
-    if point.enum is not None:
-        return point.enum.get(int(raw), f"unknown_{int(raw)}")
     if isinstance(raw, float) and not math.isfinite(raw):
         return None
+    if point.enum is not None:
+        return point.enum.get(int(raw), f"unknown_{int(raw)}")
     if point.scale == 1.0 and point.offset == 0.0 and not point.type.is_float:
         return int(raw)  # exact, even for 64-bit integers that a float would round
     value = raw * point.scale + point.offset
