@@ -125,3 +125,6 @@ async def test_console_in_chromium(stack: Stack, tmp_path: Path) -> None:
         await page.goto(f"{stack.url}/konsol")
         await wait_text(page, "#live", "langsung")
         assert await text_of(page, total) == "\u2014"
+    async with stack.console() as c:  # the page as served, before any script runs
+        html = await c.open()
+    assert 'data-point="power_total" data-unit="W">\u2014</span>' in html
