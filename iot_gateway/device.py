@@ -21,7 +21,7 @@ import structlog
 from bcc_common.timefmt import iso_ms
 from bcc_contract.commands import CommandStatus
 from bcc_contract.topics import OFFLINE, ONLINE, Topics
-from devices.codec import OFF, ON, CodecError, bool_text, decode_registers
+from devices.codec import OFF, ON, bool_text, decode_registers
 from devices.models import DeviceProfile, Point
 from devices.site import DeviceInstance, GatewaySettings
 from iot_gateway.commands import Command
@@ -176,7 +176,7 @@ class DeviceRunner:
         started = loop.time()
         try:
             values = await self.read_blocks(blocks, PRIORITY_POLL)
-        except (BusError, CodecError) as err:  # CodecError: an answer too short for its points
+        except BusError as err:  # the hub hands over exactly the values asked for, or BadAnswer
             self._record_failure(err, interval)
             return False
         self.metrics.poll_latency.observe(loop.time() - started)
@@ -297,8 +297,6 @@ class DeviceRunner:
             return CommandStatus.DEVICE_UNAVAILABLE, str(err), None
         except BusError as err:
             return CommandStatus.TIMEOUT, str(err), None
-        except CodecError as err:  # the read-back answer is too short for its points
-            return CommandStatus.FAILED_READBACK, f"read-back: {err}", None
         self.update(readback, time.time(), at_once=True)  # state before response (a NaN: null)
         wrong = [
             f"{w.point.key}: requested {w.value!r}, device reports {_reported(readback[w.point.key])}"
