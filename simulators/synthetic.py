@@ -123,6 +123,8 @@ async def change_all(sim: SiteSimulator, period_s: float = 1.0) -> None:
             contiguous = holding and addresses[-1] - start + 1 == len(addresses)
             plans.append((dev, start, len(addresses), contiguous))
     slices = [plans[i::CHANGE_SLICES] for i in range(min(CHANGE_SLICES, len(plans)))]
+    if not slices:  # no read-only register anywhere: nothing to change (and no loop without an await)
+        return
     deadline = loop.time()
     while True:
         for part in slices:

@@ -29,3 +29,13 @@ async def test_every_readonly_register_changes_past_the_deadband_each_period() -
             assert synthetic.profile_dict(5)["points"][1]["deadband"] < synthetic.CHANGE_STEP
     finally:
         await sim.stop()
+
+
+async def test_a_site_without_readonly_registers_has_nothing_to_change() -> None:
+    """One tag per device is the writable ``tag_000`` only: change_all returns at once instead of
+    looping over no slices without ever giving the event loop back."""
+    sim = await start_site(synthetic.loaded_site(2, 1), physics=False, port=0)
+    try:
+        await asyncio.wait_for(synthetic.change_all(sim, period_s=0.05), 2)
+    finally:
+        await sim.stop()
