@@ -132,25 +132,31 @@ def _count(url: str, db: str = "bcc") -> int:
     return sum(int(row[1]) for s in series for row in s["values"])
 
 
-async def _wait_count(url: str, target: int, timeout_s: float, db: str = "bcc") -> tuple[int, float]:
+async def _poll_until(
+    read: Callable[[], float], target: float, timeout_s: float, step_s: float
+) -> tuple[float, float]:
+    """Call ``read`` (in a thread) every ``step_s`` until it gives at least ``target`` or ``timeout_s``
+    passed: (the last value, the time it was read)."""
     deadline = time.monotonic() + timeout_s
-    n = 0
+    value = 0.0
     while time.monotonic() < deadline:
-        n = await asyncio.to_thread(_count, url, db)
-        if n >= target:
+        value = await asyncio.to_thread(read)
+        if value >= target:
             break
-        await asyncio.sleep(0.2)  # poll period of the count
-    return n, time.monotonic()
+        await asyncio.sleep(step_s)
+    return value, time.monotonic()
+
+
+async def _wait_count(url: str, target: int, timeout_s: float, db: str = "bcc") -> tuple[int, float]:
+    """What count() in InfluxDB says once it reached ``target`` (polled every 200 ms), and when."""
+    n, at = await _poll_until(functools.partial(_count, url, db), target, timeout_s, 0.2)
+    return int(n), at
 
 
 async def _wait_written(port: int, values: int, timeout_s: float) -> float:
     """The time at which the recorder's written counter reached ``values`` (polled every 20 ms)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(_metric, port, "bcc_recorder_points_written_total") >= values:
-            break
-        await asyncio.sleep(0.02)
-    return time.monotonic()
+    read = functools.partial(_metric, port, "bcc_recorder_points_written_total")
+    return (await _poll_until(read, values, timeout_s, 0.02))[1]
 
 
 _HTTP = threading.local()
